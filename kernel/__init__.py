@@ -1,0 +1,1 @@
+"""Shared kernel: settings, logging, errors, UIDs and spool paths. No torch, no networking."""

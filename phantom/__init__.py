@@ -1,0 +1,1 @@
+"""Synthetic ultrasound DICOM studies with ground truth, for tests and demos. All labelled synthetic."""

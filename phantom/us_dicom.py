@@ -1,0 +1,205 @@
+"""Generate synthetic ultrasound DICOM instances (B-mode lymph-node phantom) with ground truth.
+
+Everything written here says it is synthetic: PatientName ``SYNTHETIC^PHANTOM`` and an
+ImageComments line. Output is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    generate_uid,
+)
+
+US_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.6.1")
+US_MULTIFRAME_STORAGE = UID("1.2.840.10008.5.1.4.1.1.3.1")
+SECONDARY_CAPTURE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.7")
+
+
+@dataclass(frozen=True)
+class NodeTruth:
+    """Ground truth of the synthetic node: centre and semi-axes in pixels, malignant flag."""
+
+    center_xy: tuple[float, float]
+    semi_axes_xy: tuple[float, float]
+    malignant: bool
+    mm_per_pixel: float | None
+
+
+def bmode_image(rows: int, cols: int, seed: int, malignant: bool) -> tuple[np.ndarray, np.ndarray, NodeTruth]:
+    """A speckled grey B-mode frame with one hypoechoic oval node; returns (image, mask, truth)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    depth = 1.0 - 0.5 * yy / rows
+    tissue = 110.0 * depth * rng.rayleigh(0.8, size=(rows, cols))
+    cx, cy = cols * rng.uniform(0.4, 0.6), rows * rng.uniform(0.4, 0.6)
+    ax = cols * rng.uniform(0.12, 0.2)
+    ay = ax * (rng.uniform(0.75, 0.95) if malignant else rng.uniform(0.4, 0.55))
+    inside = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1.0
+    node = 45.0 * rng.rayleigh(0.8, size=(rows, cols))
+    if not malignant:  # echogenic fatty hilum
+        hilum = ((xx - cx) / (ax * 0.45)) ** 2 + ((yy - cy) / (ay * 0.3)) ** 2 <= 1.0
+        node = np.where(hilum, 150.0 * rng.rayleigh(0.8, size=(rows, cols)), node)
+    image = np.where(inside, node, tissue)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    truth = NodeTruth((float(cx), float(cy)), (float(ax), float(ay)), malignant, None)
+    return image, inside.astype(np.uint8), truth
+
+
+def _region(cols: int, rows: int, mm_per_pixel: float) -> Dataset:
+    item = Dataset()
+    item.RegionSpatialFormat = 1
+    item.RegionDataType = 1
+    item.RegionFlags = 0
+    item.RegionLocationMinX0 = 0
+    item.RegionLocationMinY0 = 0
+    item.RegionLocationMaxX1 = cols - 1
+    item.RegionLocationMaxY1 = rows - 1
+    item.PhysicalUnitsXDirection = 3
+    item.PhysicalUnitsYDirection = 3
+    item.PhysicalDeltaX = mm_per_pixel / 10.0
+    item.PhysicalDeltaY = mm_per_pixel / 10.0
+    item.ReferencePixelX0 = 0
+    item.ReferencePixelY0 = 0
+    return item
+
+
+def _jpeg_frames(frames: np.ndarray) -> list[bytes]:
+    out = []
+    for frame in frames:
+        buffer = BytesIO()
+        mode = "RGB" if frame.ndim == 3 else "L"
+        Image.fromarray(frame, mode=mode).save(buffer, format="JPEG", quality=95)
+        out.append(buffer.getvalue())
+    return out
+
+
+def make_us_dataset(
+    *,
+    seed: int = 0,
+    rows: int = 256,
+    cols: int = 320,
+    frames: int = 1,
+    rgb: bool = False,
+    malignant: bool = False,
+    mm_per_pixel: float | None = 0.1,
+    transfer_syntax: UID = ExplicitVRLittleEndian,
+    sop_class_uid: UID | None = None,
+    study_instance_uid: str | None = None,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    instance_number: int = 1,
+    series_description: str = "SYNTHETIC B-MODE",
+) -> tuple[Dataset, np.ndarray, NodeTruth]:
+    """Build one synthetic ultrasound instance; returns (dataset, mask, truth)."""
+    image, mask, truth = bmode_image(rows, cols, seed, malignant)
+    truth = NodeTruth(truth.center_xy, truth.semi_axes_xy, malignant, mm_per_pixel)
+    stack = np.stack([np.roll(image, k, axis=1) for k in range(frames)])
+    if rgb:
+        stack = np.repeat(stack[..., None], 3, axis=-1)
+    if sop_class_uid is None:
+        sop_class_uid = US_MULTIFRAME_STORAGE if frames > 1 else US_IMAGE_STORAGE
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class_uid
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_instance_uid or generate_uid(entropy_srcs=["sop", str(seed)])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.StudyInstanceUID = study_instance_uid or generate_uid(entropy_srcs=["study", str(seed)])
+    ds.SeriesInstanceUID = series_instance_uid or generate_uid(entropy_srcs=["series", str(seed)])
+    now = datetime(2026, 1, 1, 12, 0, 0)
+    ds.PatientName = "SYNTHETIC^PHANTOM"
+    ds.PatientID = f"SYN{seed:06d}"
+    ds.PatientBirthDate = ""
+    ds.PatientSex = "O"
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
+    ds.AccessionNumber = f"A{seed:06d}"
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.StudyDescription = "SYNTHETIC LYMPH NODE PHANTOM"
+    ds.SeriesDescription = series_description
+    ds.Modality = "US"
+    ds.Manufacturer = "lnm-node phantom"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = instance_number
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "", "0001"] if sop_class_uid != SECONDARY_CAPTURE_STORAGE else ["DERIVED", "SECONDARY"]
+    ds.ImageComments = "SYNTHETIC PHANTOM - NOT A PATIENT"
+    ds.PatientOrientation = ""
+    ds.Laterality = ""
+    ds.BurnedInAnnotation = "NO"
+    if sop_class_uid == SECONDARY_CAPTURE_STORAGE:
+        ds.ConversionType = "WSD"
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 3 if rgb else 1
+    ds.PhotometricInterpretation = "RGB" if rgb else "MONOCHROME2"
+    if rgb:
+        ds.PlanarConfiguration = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+        ds.FrameTime = 40.0
+        ds.FrameIncrementPointer = (0x0018, 0x1063)
+        ds.CineRate = 25
+    if mm_per_pixel is not None:
+        ds.SequenceOfUltrasoundRegions = [_region(cols, rows, mm_per_pixel)]
+    pixels = stack if frames > 1 else stack[0]
+
+    if transfer_syntax == JPEGBaseline8Bit:
+        if rgb:
+            ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PixelData = encapsulate(_jpeg_frames(stack))
+        ds["PixelData"].VR = "OB"
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionRatio = 10
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+        ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    elif transfer_syntax in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
+        ds.set_pixel_data(pixels, ds.PhotometricInterpretation, 8)
+        ds.compress(transfer_syntax)
+    else:
+        ds.set_pixel_data(pixels, ds.PhotometricInterpretation, 8)
+        if transfer_syntax == ImplicitVRLittleEndian:
+            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    return ds, mask, truth
+
+
+def write_us_study(folder: Path, *, seed: int = 0, count: int = 1, **kwargs: object) -> list[Path]:
+    """Write ``count`` instances of one synthetic study into ``folder``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uid = generate_uid(entropy_srcs=["study", str(seed)])
+    series_uid = generate_uid(entropy_srcs=["series", str(seed)])
+    paths = []
+    for index in range(count):
+        ds, _, _ = make_us_dataset(
+            seed=seed * 1000 + index,
+            study_instance_uid=study_uid,
+            series_instance_uid=series_uid,
+            instance_number=index + 1,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        path = folder / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
