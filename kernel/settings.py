@@ -6,14 +6,15 @@ environment at import time.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _AE_RE = re.compile(r"^[\x20-\x7e]{1,16}$")
 
@@ -22,6 +23,16 @@ def _check_ae(value: str) -> str:
     if not _AE_RE.match(value) or value.strip() == "" or "\\" in value:
         raise ValueError(f"AE title {value!r} must be 1-16 printable characters, no backslash")
     return value.strip()
+
+
+def _split_list(value: Any) -> Any:
+    """Environment lists: a JSON array, or comma-separated text."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return value
 
 
 class Profile(StrEnum):
@@ -43,7 +54,7 @@ class Destination(BaseModel):
     _ae = field_validator("ae_title")(lambda cls, v: _check_ae(v))
 
     @classmethod
-    def parse(cls, text: str) -> "Destination":
+    def parse(cls, text: str) -> Destination:
         """Parse ``AE@HOST:PORT``."""
         match = re.match(r"^([^@]+)@(.+):(\d+)$", text.strip())
         if not match:
@@ -68,7 +79,7 @@ class Settings(BaseSettings):
     ae_title: str = "LNMNODE"
     bind_address: str = "127.0.0.1"
     port: int = Field(default=11112, ge=0, le=65535)
-    calling_ae_allowlist: list[str] = Field(default_factory=list)
+    calling_ae_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_associations: int = Field(default=10, ge=1, le=256)
     max_pdu_size: int = Field(default=16382, ge=0)
     max_instance_bytes: int = Field(default=2 * 1024**3, ge=1024)
@@ -76,7 +87,7 @@ class Settings(BaseSettings):
     network_timeout_seconds: float = Field(default=60.0, gt=0)
 
     # where results go
-    destinations: list[Destination] = Field(default_factory=list)
+    destinations: Annotated[list[Destination], NoDecode] = Field(default_factory=list)
 
     # study assembly
     quiet_seconds: float = Field(default=30.0, ge=0)
@@ -100,22 +111,22 @@ class Settings(BaseSettings):
     def _ae_title(cls, value: str) -> str:
         return _check_ae(value)
 
-    @field_validator("calling_ae_allowlist")
+    @field_validator("calling_ae_allowlist", mode="before")
     @classmethod
-    def _allowlist(cls, value: list[str]) -> list[str]:
-        return [_check_ae(v) for v in value]
+    def _allowlist(cls, value: Any) -> Any:
+        value = _split_list(value)
+        return [_check_ae(v) for v in value] if isinstance(value, list) else value
 
     @field_validator("destinations", mode="before")
     @classmethod
     def _destinations(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+        value = _split_list(value)
         if isinstance(value, list):
             return [Destination.parse(v) if isinstance(v, str) else v for v in value]
         return value
 
     @model_validator(mode="after")
-    def _derive(self) -> "Settings":
+    def _derive(self) -> Settings:
         self.home = self.home.expanduser().absolute()
         if not self.database_url:
             if self.profile is Profile.PRODUCTION:
@@ -133,7 +144,7 @@ class Settings(BaseSettings):
         """Effective settings with secrets (passwords in URLs) hidden, for the start-up log."""
         data = self.model_dump(mode="json")
         for key in ("database_url", "broker_url"):
-            data[key] = re.sub(r"//([^:/@]+):([^@]+)@", r"//\1:***@", data[key])
+            data[key] = re.sub(r"//([^:/@]*):([^@]+)@", r"//\1:***@", data[key])
         return data
 
 
@@ -145,3 +156,13 @@ def load_settings(**overrides: Any) -> Settings:
     if not os.access(settings.home, os.W_OK):
         raise ValueError(f"home folder {settings.home} is not writable")
     return settings
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``LNM_*`` variables that rebuild exactly ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for key, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"LNM_{key.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env

@@ -48,7 +48,7 @@ class Spool:
     root: Path
 
     @classmethod
-    def under(cls, home: Path) -> "Spool":
+    def under(cls, home: Path) -> Spool:
         spool = cls(Path(home) / "spool")
         for sub in ("incoming", "quarantine", "work", "outbox", "tmp"):
             (spool.root / sub).mkdir(parents=True, exist_ok=True)

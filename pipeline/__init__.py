@@ -1,0 +1,1 @@
+"""The path of a study after receive: assemble, queue, infer, encode, deliver."""

@@ -1,0 +1,228 @@
+"""`lnm-node`: run the node, look at it, send to it, evaluate its models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kernel.logging_setup import configure_logging
+from kernel.settings import Destination, Settings, load_settings
+
+app = typer.Typer(help="DICOM AI node for ultrasound lymph-node assessment (research use only).",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console()
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help="Folder for spool, database and queue.")]
+
+
+def _settings(home: Path | None, **overrides: object) -> Settings:
+    try:
+        return load_settings(home=home, **overrides)
+    except ValueError as exc:
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _print_settings(settings: Settings) -> None:
+    console.print_json(json.dumps(settings.redacted()))
+
+
+@app.command()
+def serve(
+    home: HomeOption = None,
+    ae_title: Annotated[str | None, typer.Option(help="Our AE title.")] = None,
+    port: Annotated[int | None, typer.Option(help="DICOM port (0: any free port).")] = None,
+    bind: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    pacs: Annotated[list[str] | None, typer.Option(help="Destination AE@HOST:PORT (repeatable).")] = None,
+    quiet_seconds: Annotated[float | None, typer.Option(help="Study complete after this quiet time.")] = None,
+) -> None:
+    """Run SCP, sweeper and worker together until SIGTERM."""
+    from pipeline.serve import serve as run
+
+    configure_logging()
+    settings = _settings(home, ae_title=ae_title, port=port, bind_address=bind,
+                         destinations=[Destination.parse(p) for p in pacs] if pacs else None,
+                         quiet_seconds=quiet_seconds)
+    _print_settings(settings)
+    run(settings)
+
+
+@app.command()
+def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Run only the Storage SCP (production: one process per host)."""
+    import threading
+
+    from dicom_node.scp import start_scp
+    from pipeline.serve import prepare
+
+    configure_logging()
+    settings = _settings(home, port=port)
+    _print_settings(settings)
+    ctx = prepare(settings)
+    server = start_scp(settings, ctx.spool, ctx.sessions)
+    stop = threading.Event()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+
+
+@app.command()
+def worker(home: HomeOption = None, concurrency: Annotated[int | None, typer.Option()] = None) -> None:
+    """Run a Celery worker for the node's jobs."""
+    from pipeline.worker import run_worker
+
+    configure_logging()
+    run_worker(_settings(home), concurrency)
+
+
+@app.command()
+def beat(home: HomeOption = None) -> None:
+    """Run the sweeper (study assembly and queue repair) until SIGTERM."""
+    import signal
+    import threading
+
+    from pipeline.celery_app import make_celery
+    from pipeline.serve import prepare
+    from pipeline.sweeper import run_sweeper
+
+    configure_logging()
+    settings = _settings(home)
+    ctx = prepare(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_sweeper(ctx, make_celery(settings), stop)
+
+
+@app.command()
+def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Studies, jobs and deliveries by state, and the recent jobs."""
+    from db import jobs
+    from db.session import make_sessionmaker
+
+    settings = _settings(home)
+    sessions = make_sessionmaker(settings.database_url)
+    with sessions() as session:
+        data = {"counts": jobs.counts(session), "jobs": jobs.job_rows(session, limit=50)}
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    for name, counts in data["counts"].items():
+        console.print(f"[bold]{name}[/bold]: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
+    table = Table("job", "study", "model", "state", "probability", "deliveries")
+    for row in data["jobs"]:
+        table.add_row(str(row["job_id"]), str(row["study_instance_uid"]), str(row["model"]), str(row["state"]),
+                      "" if row["probability"] is None else f"{row['probability']:.3f}",
+                      ", ".join(f"{d['destination']} {d['state']}" for d in row["deliveries"]))  # type: ignore[union-attr]
+    console.print(table)
+
+
+@app.command()
+def instances(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every received SOP Instance UID with its study UID and state."""
+    from db.instances import instance_rows
+    from db.session import make_sessionmaker
+
+    settings = _settings(home)
+    with make_sessionmaker(settings.database_url)() as session:
+        rows = instance_rows(session)
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("SOP Instance UID", "Study Instance UID", "state")
+    for row in rows:
+        table.add_row(str(row["sop_instance_uid"]), str(row["study_instance_uid"]), str(row["state"]))
+    console.print(table)
+
+
+@app.command()
+def send(
+    paths: Annotated[list[Path], typer.Argument(help="DICOM files or folders.")],
+    to: Annotated[str, typer.Option("--to", help="AE@HOST:PORT")],
+    calling_ae: Annotated[str, typer.Option(help="Our calling AE title.")] = "LNMSEND",
+) -> None:
+    """Send DICOM files to a peer with C-STORE (a modality's role, for tests and demos)."""
+    from dicom_node.send import send_paths
+
+    configure_logging(json_lines=False)
+    report = send_paths(Destination.parse(to), paths, calling_ae)
+    for result in report.results:
+        mark = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
+        console.print(f"{mark} {result}")
+    console.print(f"{report.sent} sent, {len(report.failed)} failed")
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def evaluate(
+    model_ref: Annotated[str, typer.Argument(help="key, key@version or 'default'.")],
+    dataset: Annotated[Path, typer.Argument(help="Image folder with labels.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    subset: Annotated[str | None, typer.Option(help="'holdout': only the model's held-out groups.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Run a registered model on an image-folder dataset; write metrics.json and plots."""
+    from training.evaluate import evaluate as run_evaluation
+
+    from inference.registry import Registry, default_models_dir
+
+    configure_logging(json_lines=False)
+    settings = _settings(home)
+    registry = Registry.load(settings.models_dir or default_models_dir())
+    spec = registry.get(model_ref, settings.default_model)
+    groups = None
+    if subset == "holdout":
+        holdout = json.loads((spec.weights_path.parent / "holdout.json").read_text())
+        groups = set(map(str, holdout["groups"]))
+    elif subset is not None:
+        raise typer.BadParameter("subset must be 'holdout'")
+    metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device)
+    console.print_json(json.dumps(metrics, default=str))
+
+
+@models_app.command("list")
+def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Registered models: key, version, family, backbone, inputs and outputs."""
+    from inference.registry import Registry, default_models_dir
+
+    settings = _settings(home)
+    registry = Registry.load(settings.models_dir or default_models_dir())
+    rows = [spec.model_dump(mode="json") for spec in registry.specs()]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("key", "version", "family", "backbone", "name")
+    for row in rows:
+        table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), row["name"])
+    console.print(table)
+
+
+@models_app.command("verify")
+def models_verify(home: HomeOption = None) -> None:
+    """Build every registered model, run a forward pass and Grad-CAM on the configured device."""
+    from inference.verify import verify_models
+
+    from inference.registry import Registry, default_models_dir
+
+    settings = _settings(home)
+    registry = Registry.load(settings.models_dir or default_models_dir())
+    results = verify_models(registry, settings.device)
+    for result in results:
+        console.print(result)
+    if not results:
+        console.print("[red]no registered models[/red]")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

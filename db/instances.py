@@ -1,0 +1,135 @@
+"""Named queries of the receive stage: record a received instance, list what was received.
+
+Upserts use ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL), so concurrent
+associations sending the same study or re-sending an instance never collide or duplicate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.models import AuditEvent, Instance, Series, Study, StudyState
+
+RECEIVE_ACTION = "receive"
+RECEIVE_ACTOR = "receive"
+
+
+@dataclass(frozen=True)
+class ReceivedInstance:
+    """What the receive stage knows about one stored instance."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    path: str
+    size_bytes: int
+    number_of_frames: int = 1
+    modality: str | None = None
+    series_description: str | None = None
+    calling_ae_title: str | None = None
+
+
+def _insert(session: Session, table: Any) -> Any:
+    """A dialect-specific INSERT that supports ``on_conflict_do_nothing``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"no upsert for database dialect {dialect!r}")
+
+
+def _insert_ignore(session: Session, table: Any, conflict: str, values: dict[str, Any]) -> int | None:
+    """Insert ``values`` unless ``conflict`` already exists; the new row's id or None."""
+    statement = (
+        _insert(session, table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[conflict])
+        .returning(table.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def record_instance(session: Session, item: ReceivedInstance, now: datetime | None = None) -> bool:
+    """Upsert the study and series, insert the instance; True when the instance is new.
+
+    A new instance updates ``Study.last_received_at``; if the study was already assembled
+    (``assembled_generation == generation``) its generation is bumped and its state set back to
+    RECEIVING, so the late instance leads to a new job version. A new study row gets a
+    "receive" audit event. The caller owns the transaction (commit or rollback).
+    """
+    now = now or datetime.now(UTC)
+    study_id = _insert_ignore(
+        session, Study, "study_instance_uid",
+        {"study_instance_uid": item.study_instance_uid, "state": StudyState.RECEIVING,
+         "first_received_at": now, "last_received_at": now, "generation": 0,
+         "assembled_generation": -1},
+    )
+    created = study_id is not None
+    if study_id is None:
+        study_id = session.execute(
+            select(Study.id).where(Study.study_instance_uid == item.study_instance_uid)
+        ).scalar_one()
+    series_id = _insert_ignore(
+        session, Series, "series_instance_uid",
+        {"study_id": study_id, "series_instance_uid": item.series_instance_uid,
+         "modality": item.modality, "series_description": item.series_description},
+    )
+    if series_id is None:
+        series_id = session.execute(
+            select(Series.id).where(Series.series_instance_uid == item.series_instance_uid)
+        ).scalar_one()
+    instance_id = _insert_ignore(
+        session, Instance, "sop_instance_uid",
+        {"study_id": study_id, "series_id": series_id,
+         "sop_instance_uid": item.sop_instance_uid, "sop_class_uid": item.sop_class_uid,
+         "transfer_syntax_uid": item.transfer_syntax_uid,
+         "number_of_frames": item.number_of_frames, "path": item.path,
+         "size_bytes": item.size_bytes, "calling_ae_title": item.calling_ae_title,
+         "received_at": now},
+    )
+    if instance_id is None:
+        return False
+    session.execute(update(Study).where(Study.id == study_id).values(last_received_at=now))
+    # one atomic statement: two late instances at once bump the generation only once
+    session.execute(
+        update(Study)
+        .where(Study.id == study_id, Study.assembled_generation == Study.generation)
+        .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
+    )
+    if created:
+        session.add(AuditEvent(
+            at=now, actor=RECEIVE_ACTOR, action=RECEIVE_ACTION, entity="study",
+            entity_id=str(study_id),
+            details={"calling_ae_title": item.calling_ae_title, "modality": item.modality},
+        ))
+    return True
+
+
+def instance_rows(session: Session) -> list[dict[str, Any]]:
+    """Every received instance, oldest first, with its study UID and state."""
+    rows = session.execute(
+        select(Instance.sop_instance_uid, Study.study_instance_uid, Instance.state,
+               Instance.sop_class_uid, Instance.received_at)
+        .join(Study, Instance.study_id == Study.id)
+        .order_by(Instance.received_at, Instance.id)
+    ).all()
+    return [
+        {"sop_instance_uid": r.sop_instance_uid, "study_instance_uid": r.study_instance_uid,
+         "state": str(r.state), "sop_class_uid": r.sop_class_uid, "received_at": r.received_at}
+        for r in rows
+    ]
+
+
+def study_counts_by_state(session: Session) -> dict[str, int]:
+    """How many studies are in each state (states with no study are left out)."""
+    rows = session.execute(select(Study.state, func.count(Study.id)).group_by(Study.state)).all()
+    return {str(state): count for state, count in rows}

@@ -1,0 +1,226 @@
+"""Named queries of the assemble, queue, infer, encode and deliver stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from db import audit
+from db.models import (
+    Delivery,
+    DeliveryState,
+    Instance,
+    Job,
+    JobState,
+    ModelVersion,
+    Study,
+    StudyState,
+    utcnow,
+)
+
+#: job states from which the worker may (re)start processing
+RESUMABLE = (JobState.QUEUED, JobState.RUNNING, JobState.INFERRED, JobState.ENCODED)
+FINAL = (JobState.DELIVERED, JobState.SKIPPED, JobState.FAILED_INPUT, JobState.FAILED)
+
+
+@dataclass(frozen=True)
+class StudyTiming:
+    """What the assembly rule needs to know about a study that is still receiving."""
+
+    study_id: int
+    first_received_at: datetime
+    last_received_at: datetime
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the node writes is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+
+
+def receiving_studies(session: Session) -> list[StudyTiming]:
+    rows = session.execute(
+        select(Study.id, Study.first_received_at, Study.last_received_at).where(
+            Study.state == StudyState.RECEIVING
+        )
+    ).all()
+    return [StudyTiming(r[0], _aware(r[1]), _aware(r[2])) for r in rows]
+
+
+def enabled_models(session: Session) -> list[ModelVersion]:
+    """Model versions new jobs run, oldest registration first."""
+    return list(
+        session.scalars(
+            select(ModelVersion).where(ModelVersion.enabled.is_(True)).order_by(ModelVersion.id)
+        )
+    )
+
+
+def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
+    """Mark a study READY and create one QUEUED job per enabled model for its generation.
+
+    Idempotent: a (study, model, version, generation) job is created once.
+    """
+    study = session.get(Study, study_id, with_for_update=True)
+    if study is None or study.state != StudyState.RECEIVING:
+        return []
+    created = []
+    for model in enabled_models(session):
+        exists = session.scalar(
+            select(Job.id).where(
+                Job.study_id == study.id,
+                Job.model_key == model.model_key,
+                Job.model_version == model.version,
+                Job.generation == study.generation,
+            )
+        )
+        if exists is None:
+            job = Job(
+                study_id=study.id,
+                model_key=model.model_key,
+                model_version=model.version,
+                generation=study.generation,
+                state=JobState.QUEUED,
+            )
+            session.add(job)
+            created.append(job)
+    study.state = StudyState.READY
+    study.assembled_generation = study.generation
+    session.flush()
+    audit.record(
+        session, "sweeper", "assemble", "study", study.id,
+        generation=study.generation, forced=forced, jobs=[j.id for j in created],
+    )
+    for job in created:
+        audit.record(session, "sweeper", "queue", "job", job.id, model=f"{job.model_key}@{job.model_version}")
+    return created
+
+
+def jobs_to_enqueue(session: Session, now: datetime, requeue_after: timedelta) -> list[int]:
+    """Jobs that need a (new) queue message.
+
+    QUEUED jobs never sent; unfinished jobs whose last message is older than ``requeue_after``
+    and that no worker holds (lost message, or a worker that died: its lease expired); jobs
+    with a delivery whose retry time has come.
+    """
+    resend_before = now - requeue_after
+    unheld = (Job.lease_until.is_(None)) | (Job.lease_until < now)
+    lost = select(Job.id).where(
+        Job.state.in_(RESUMABLE),
+        unheld,
+        (Job.enqueued_at.is_(None)) | (Job.enqueued_at < resend_before),
+    )
+    retry = (
+        select(Job.id)
+        .join(Delivery, Delivery.job_id == Job.id)
+        .where(
+            Job.state == JobState.ENCODED,
+            unheld,
+            Delivery.state == DeliveryState.RETRY,
+            Delivery.retry_at <= now,
+            (Job.enqueued_at.is_(None)) | (Job.enqueued_at < Delivery.retry_at),
+        )
+    )
+    return sorted(set(session.scalars(lost)) | set(session.scalars(retry)))
+
+
+def mark_enqueued(session: Session, job_ids: list[int], now: datetime) -> None:
+    if job_ids:
+        session.execute(update(Job).where(Job.id.in_(job_ids)).values(enqueued_at=now))
+
+
+def claim_job(session: Session, job_id: int, now: datetime, lease: timedelta) -> Job | None:
+    """Compare-and-set claim of a resumable job whose lease is free; commits.
+
+    Returns the job with a fresh lease (QUEUED becomes RUNNING; INFERRED and ENCODED stay, so
+    the work resumes where it stopped), or None when it is finished or held by another worker.
+    """
+    job = session.get(Job, job_id)
+    if job is None or job.state not in RESUMABLE:
+        return None
+    if job.lease_until is not None and _aware(job.lease_until) > now:
+        return None
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == job.state, Job.attempts == job.attempts)
+        .values(
+            state=JobState.RUNNING if job.state == JobState.QUEUED else job.state,
+            attempts=Job.attempts + 1,
+            lease_until=now + lease,
+            updated_at=now,
+        )
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        return None
+    audit.record(session, "worker", "claim", "job", job_id, attempt=job.attempts + 1)
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def release_job(session: Session, job: Job) -> None:
+    """Give the lease back (the caller commits)."""
+    job.lease_until = None
+
+
+def set_job_state(session: Session, job: Job, state: JobState, actor: str = "worker", **fields: object) -> None:
+    """Move a job to ``state`` (with extra column values) and audit it; caller commits."""
+    for key, value in fields.items():
+        setattr(job, key, value)
+    job.state = state
+    job.updated_at = utcnow()
+    audit.record(session, actor, state.value.lower(), "job", job.id, **{
+        k: v for k, v in fields.items() if isinstance(v, (str, int, float, type(None)))
+    })
+
+
+def study_instance_paths(session: Session, study_id: int) -> list[str]:
+    return list(session.scalars(select(Instance.path).where(Instance.study_id == study_id).order_by(Instance.id)))
+
+
+def delivery_for(session: Session, job_id: int, destination: str) -> Delivery:
+    """The delivery row of (job, destination), created PENDING when missing."""
+    delivery = session.scalar(
+        select(Delivery).where(Delivery.job_id == job_id, Delivery.destination == destination)
+    )
+    if delivery is None:
+        delivery = Delivery(job_id=job_id, destination=destination, state=DeliveryState.PENDING)
+        session.add(delivery)
+        session.flush()
+    return delivery
+
+
+def counts(session: Session) -> dict[str, dict[str, int]]:
+    """Studies, jobs and deliveries counted by state."""
+    result: dict[str, dict[str, int]] = {}
+    for name, model in (("studies", Study), ("jobs", Job), ("deliveries", Delivery)):
+        rows = session.execute(select(model.state, func.count()).group_by(model.state)).all()
+        result[name] = {str(state.value if hasattr(state, "value") else state): n for state, n in rows}
+    result["instances"] = {"RECEIVED": session.scalar(select(func.count()).select_from(Instance)) or 0}
+    return result
+
+
+def job_rows(session: Session, limit: int = 200) -> list[dict[str, object]]:
+    """Recent jobs with their study UID and deliveries, newest first."""
+    jobs = session.scalars(select(Job).order_by(Job.id.desc()).limit(limit))
+    rows = []
+    for job in jobs:
+        rows.append({
+            "job_id": job.id,
+            "study_instance_uid": job.study.study_instance_uid,
+            "model": f"{job.model_key}@{job.model_version}",
+            "generation": job.generation,
+            "state": job.state.value,
+            "attempts": job.attempts,
+            "probability": job.probability,
+            "reason": job.reason,
+            "deliveries": [
+                {"destination": d.destination, "state": d.state.value, "attempts": d.attempts,
+                 "last_error": d.last_error}
+                for d in job.deliveries
+            ],
+        })
+    return rows

@@ -1,0 +1,294 @@
+"""The receive stage: the C-STORE handler that stores an instance durably and records it.
+
+Bound to ``evt.EVT_C_STORE`` by :mod:`dicom_node.scp`. It never raises (pynetdicom would
+answer 0xC211) and never runs inference. For each request, in order:
+
+1. free disk under the spool below ``settings.min_free_disk_bytes``: 0xA700 (out of resources,
+   the sender retries); nothing is kept.
+2. more than ``settings.max_instance_bytes``: 0xC001 (a permanent "cannot understand" status;
+   retrying cannot help); the reason is quarantined without the bytes (they could fill the disk).
+3. the header (read without pixel data) does not parse: 0xC210.
+4. SOPClassUID, SOPInstanceUID, StudyInstanceUID or SeriesInstanceUID missing or not a UID, or
+   SOPClassUID / SOPInstanceUID differ from the presentation context / C-STORE command: 0xA900
+   (the dataset does not match its SOP class). A UID must be dotted digits of at most 64
+   characters; leading zeros in a component, seen in real scanner files, are tolerated.
+5. an image class a model may use (:data:`dicom_node.contexts.PROCESSABLE_SOP_CLASSES`) whose
+   first frame does not decode, or whose uncompressed pixel data is shorter than Rows x
+   Columns x samples x bits x frames declares: 0xC210.
+6. the received bytes (file meta + dataset: a DICOM Part 10 file) are written with
+   ``Spool.write_atomic`` to ``Spool.incoming_path(study, series, sop)``, then one short
+   transaction records them (:func:`db.instances.record_instance`); only after the commit is
+   0x0000 answered. A database error answers 0xA700 and rolls back, so nothing is
+   half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
+   error is logged and answered 0xA700.
+
+A re-sent SOP instance answers 0x0000, adds no row and keeps the first copy's bytes (as
+Orthanc does by default): the row and the file always describe the same instance, even when
+a sender reuses a SOP Instance UID for different content.
+
+Every refusal but "disk full" writes a quarantine record (reason, calling AE, SOP class,
+status; no patient identifiers) with the received bytes where there are any.
+
+The dataset arrives either in memory (``event.encoded_dataset()``) or, when pynetdicom's
+``_config.STORE_RECV_CHUNKED_DATASET`` is set (see :func:`dicom_node.scp.start_scp`), as a
+temporary Part 10 file (``event.dataset_path``); both are handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.pixels import pixel_array
+from pynetdicom.events import Event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.instances import ReceivedInstance, record_instance
+from dicom_node.contexts import is_processable
+from dicom_node.statuses import (
+    CANNOT_UNDERSTAND,
+    DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    INSTANCE_TOO_LARGE,
+    OUT_OF_RESOURCES,
+    SUCCESS,
+)
+from kernel.errors import InvalidInput
+from kernel.settings import Settings
+from kernel.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+
+Source = bytes | Path
+
+
+class InstanceRefused(InvalidInput):
+    """A received instance cannot be used; carries the DIMSE status to answer."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    """The header attributes the receive stage records."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    number_of_frames: int
+    modality: str | None
+    series_description: str | None
+
+
+def is_valid_uid(value: object) -> bool:
+    """Dotted digits, 1-64 characters (leading zeros tolerated, as found in the wild)."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and bool(_UID.match(value))
+
+
+def _open(source: Source) -> BinaryIO | Path:
+    return BytesIO(source) if isinstance(source, bytes) else source
+
+
+def _text(ds: Dataset, keyword: str, limit: int) -> str | None:
+    value = ds.get(keyword)
+    return str(value)[:limit] if value not in (None, "") else None
+
+
+def _frames(ds: Dataset) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> InstanceHeader:
+    """Parse the header (no pixel data) and check the UIDs; raises :class:`InstanceRefused`.
+
+    ``sop_class_uid`` is the presentation context's abstract syntax and ``sop_instance_uid``
+    the C-STORE command's Affected SOP Instance UID: the dataset must agree with both.
+    """
+    try:
+        ds = dcmread(_open(source), stop_before_pixels=True)
+        values = {keyword: ds.get(keyword) for keyword in _REQUIRED_UIDS}
+        transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
+        frames, modality = _frames(ds), _text(ds, "Modality", 16)
+        description = _text(ds, "SeriesDescription", 64)
+    except Exception as exc:  # pydicom raises many exception types on corrupt input
+        raise InstanceRefused(f"header does not parse: {type(exc).__name__}: {exc}",
+                              CANNOT_UNDERSTAND) from exc
+    for keyword, value in values.items():
+        if value is None:
+            raise InstanceRefused(f"{keyword} is missing", DATASET_DOES_NOT_MATCH_SOP_CLASS)
+        if not is_valid_uid(str(value)):
+            raise InstanceRefused(f"{keyword} is not a valid UID", DATASET_DOES_NOT_MATCH_SOP_CLASS)
+    if str(values["SOPClassUID"]) != sop_class_uid:
+        raise InstanceRefused(
+            f"SOPClassUID {values['SOPClassUID']} does not match the presentation context "
+            f"{sop_class_uid}", DATASET_DOES_NOT_MATCH_SOP_CLASS)
+    if str(values["SOPInstanceUID"]) != sop_instance_uid:
+        raise InstanceRefused("SOPInstanceUID does not match the C-STORE request",
+                              DATASET_DOES_NOT_MATCH_SOP_CLASS)
+    return InstanceHeader(
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid=sop_instance_uid,
+        study_instance_uid=str(values["StudyInstanceUID"]),
+        series_instance_uid=str(values["SeriesInstanceUID"]),
+        transfer_syntax_uid=transfer_syntax,
+        number_of_frames=frames,
+        modality=modality,
+        series_description=description,
+    )
+
+
+def check_pixels(source: Source) -> None:
+    """Decode the first frame (checks native pixel data length too); raises InstanceRefused."""
+    try:
+        ds = dcmread(_open(source))
+        if "PixelData" not in ds:
+            raise InstanceRefused("no pixel data (missing, or the stream is truncated)",
+                                  CANNOT_UNDERSTAND)
+        pixel_array(ds, index=0)
+    except InstanceRefused:
+        raise
+    except Exception as exc:  # decoder plugins raise RuntimeError, ValueError, ...
+        raise InstanceRefused(f"pixel data does not decode: {type(exc).__name__}: {exc}",
+                              CANNOT_UNDERSTAND) from exc
+
+
+def check_instance(source: Source, sop_class_uid: str, sop_instance_uid: str) -> InstanceHeader:
+    """All receive checks on one instance's Part 10 bytes; raises :class:`InstanceRefused`."""
+    header = read_header(source, sop_class_uid, sop_instance_uid)
+    if is_processable(sop_class_uid):
+        check_pixels(source)
+    return header
+
+
+class ReceiveHandler:
+    """The ``evt.EVT_C_STORE`` handler: store, record, then answer (see module docstring)."""
+
+    def __init__(self, settings: Settings, spool: Spool,
+                 sessions: sessionmaker[Session]) -> None:
+        self._settings = settings
+        self._spool = spool
+        self._sessions = sessions
+
+    def __call__(self, event: Event) -> int:
+        """Handle one C-STORE request; returns the DIMSE status, never raises."""
+        try:
+            return self._receive(event)
+        except Exception:  # the top of the handler: pynetdicom must never see an exception
+            logger.exception("receive failed unexpectedly; answering 0x%04X", OUT_OF_RESOURCES)
+            return OUT_OF_RESOURCES
+
+    def _receive(self, event: Event) -> int:
+        context = event.context
+        sop_class_uid = str(context.abstract_syntax)
+        sop_instance_uid = str(event.request.AffectedSOPInstanceUID)
+        details: dict[str, Any] = {
+            "calling_ae_title": event.assoc.requestor.ae_title,
+            "sop_class_uid": sop_class_uid,
+            "sop_instance_uid": sop_instance_uid,
+            "transfer_syntax_uid": str(context.transfer_syntax),
+        }
+        free = shutil.disk_usage(self._spool.root).free
+        if free < self._settings.min_free_disk_bytes:
+            logger.warning("refusing instance: %d bytes free under the spool, %d required",
+                           free, self._settings.min_free_disk_bytes)
+            return OUT_OF_RESOURCES
+
+        path = event.dataset_path if _chunked(event) else None
+        source: Source = path if path is not None else event.encoded_dataset(include_meta=True)
+        size = path.stat().st_size if path is not None else len(source)
+        if size > self._settings.max_instance_bytes:
+            return self._refuse(None, InstanceRefused(
+                f"instance of {size} bytes exceeds max_instance_bytes "
+                f"{self._settings.max_instance_bytes}", INSTANCE_TOO_LARGE), details)
+        try:
+            header = check_instance(source, sop_class_uid, sop_instance_uid)
+        except InstanceRefused as refused:
+            return self._refuse(source, refused, details)
+
+        target = self._spool.incoming_path(
+            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+        existed = target.exists()
+        if not existed:  # an instance already stored keeps its first bytes
+            try:
+                _write(self._spool, target, source)
+            except OSError as exc:
+                return self._refuse(source, InstanceRefused(
+                    f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES), details)
+        item = ReceivedInstance(
+            study_instance_uid=header.study_instance_uid,
+            series_instance_uid=header.series_instance_uid,
+            sop_instance_uid=header.sop_instance_uid,
+            sop_class_uid=header.sop_class_uid,
+            transfer_syntax_uid=header.transfer_syntax_uid,
+            path=str(target),
+            size_bytes=size,
+            number_of_frames=header.number_of_frames,
+            modality=header.modality,
+            series_description=header.series_description,
+            calling_ae_title=details["calling_ae_title"],
+        )
+        try:
+            with self._sessions() as session, session.begin():
+                new = record_instance(session, item)
+        except SQLAlchemyError as exc:
+            logger.error("database unavailable while recording an instance: %s",
+                         type(exc).__name__)
+            self._refuse(source, InstanceRefused(
+                f"database error: {type(exc).__name__}", OUT_OF_RESOURCES), details)
+            if not existed:
+                target.unlink(missing_ok=True)
+            return OUT_OF_RESOURCES
+        if not new and not existed:  # known under another study or series: first one wins
+            target.unlink(missing_ok=True)
+        logger.info("received %s (%s, %d bytes)%s", header.sop_instance_uid, sop_class_uid,
+                    size, "" if new else ", already known: kept the first copy")
+        return SUCCESS
+
+    def _refuse(self, source: Source | None, refused: InstanceRefused,
+                details: dict[str, Any]) -> int:
+        """Quarantine the bytes with the reason; returns the status to answer."""
+        logger.warning("refusing instance with 0x%04X: %s", refused.status, refused.reason)
+        record = {**details, "status": f"0x{refused.status:04X}"}
+        try:
+            self._spool.quarantine(source, refused.reason, record)
+        except OSError as exc:  # the answer matters more than the record
+            logger.error("could not quarantine a refused instance: %s", exc)
+        return refused.status
+
+
+def _chunked(event: Event) -> bool:
+    """True when pynetdicom wrote the dataset to a temporary file."""
+    try:
+        return isinstance(event.dataset_path, Path)
+    except AttributeError:
+        return False
+
+
+def _write(spool: Spool, target: Path, source: Source) -> None:
+    if isinstance(source, bytes):
+        spool.write_bytes_atomic(target, source)
+        return
+
+    def copy(handle: BinaryIO) -> None:
+        with open(source, "rb") as original:
+            shutil.copyfileobj(original, handle, 1024 * 1024)
+
+    spool.write_atomic(target, copy)

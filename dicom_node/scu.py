@@ -1,0 +1,129 @@
+"""The Storage SCU: C-STORE files to a peer over one association, and C-ECHO.
+
+Presentation contexts are built from the files themselves
+(:func:`dicom_node.contexts.scu_contexts`). Policy travels in exceptions: an association that
+cannot be made or is aborted raises :class:`~kernel.errors.TransientError` (retry later); a
+store answered with a failure status raises :class:`~kernel.errors.PeerRejected`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import Verification
+
+from dicom_node.contexts import read_file_uids, scu_contexts
+from dicom_node.statuses import SOP_CLASS_NOT_SUPPORTED, is_failure
+from kernel.errors import InvalidInput, PeerRejected, TransientError
+from kernel.settings import Destination
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The outcome of one file: the peer's status, or ``None`` and an error when not sent."""
+
+    path: Path
+    sop_instance_uid: str | None
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the peer stored the instance (success or warning)."""
+        return self.status is not None and not is_failure(self.status)
+
+
+def _associate(destination: Destination, contexts: list[PresentationContext],
+               calling_ae_title: str, timeout: float) -> Association:
+    ae = AE(ae_title=calling_ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae.connection_timeout = timeout
+    assoc = ae.associate(destination.host, destination.port, contexts=contexts,
+                         ae_title=destination.ae_title)
+    if not assoc.is_established:
+        outcome = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
+        raise TransientError(f"association with {destination} {outcome}")
+    return assoc
+
+
+def store_files(destination: Destination, paths: list[Path], calling_ae_title: str,
+                timeout: float = 30, stop_on_failure: bool = False) -> list[StoreResult]:
+    """C-STORE each readable DICOM file over one association; one result per path, in order.
+
+    Files that are not DICOM get ``status=None`` and an error. With ``stop_on_failure`` the
+    first failure status ends the sending (later files are not in the results).
+    Raises TransientError when the association cannot be made or is lost.
+    """
+    results: list[StoreResult] = []
+    readable: list[tuple[Path, str, str, str]] = []
+    for path in paths:
+        try:
+            sop_class, sop_instance, syntax = read_file_uids(path)
+        except InvalidInput as exc:
+            results.append(StoreResult(path, None, None, str(exc)))
+            continue
+        readable.append((path, sop_class, sop_instance, syntax))
+    if not readable:
+        return results
+    contexts = scu_contexts((sop_class, syntax) for _, sop_class, _, syntax in readable)
+    assoc = _associate(destination, contexts, calling_ae_title, timeout)
+    try:
+        for path, _, sop_instance, _ in readable:
+            try:
+                answer = assoc.send_c_store(dcmread(path))
+            except ValueError as exc:  # no accepted presentation context for this file
+                results.append(StoreResult(path, sop_instance, SOP_CLASS_NOT_SUPPORTED, str(exc)))
+                if stop_on_failure:
+                    break
+                continue
+            if "Status" not in answer:
+                raise TransientError(f"association with {destination} lost while storing")
+            results.append(StoreResult(path, sop_instance, int(answer.Status)))
+            if stop_on_failure and is_failure(int(answer.Status)):
+                break
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return results
+
+
+def send_instances(destination: Destination, paths: list[Path], calling_ae_title: str,
+                   timeout: float = 30) -> dict[str, int]:
+    """Send ``paths`` over one association; SOP Instance UID -> status of each.
+
+    Raises TransientError (association refused, aborted or timed out), PeerRejected (a store
+    answered with a failure status; sending stops there) or InvalidInput (a path is not a
+    DICOM file; nothing is sent then).
+    """
+    for path in paths:
+        read_file_uids(path)
+    results = store_files(destination, paths, calling_ae_title, timeout, stop_on_failure=True)
+    statuses: dict[str, int] = {}
+    for result in results:
+        if result.status is None or result.sop_instance_uid is None:
+            raise InvalidInput(f"{result.path} cannot be sent: {result.error}")
+        if is_failure(result.status):
+            raise PeerRejected(f"{destination} refused {result.sop_instance_uid}", result.status)
+        statuses[result.sop_instance_uid] = result.status
+    return statuses
+
+
+def echo(destination: Destination, calling_ae_title: str, timeout: float = 30) -> int:
+    """C-ECHO ``destination``; returns its status, raises TransientError when unreachable."""
+    assoc = _associate(destination, [build_context(Verification)], calling_ae_title, timeout)
+    try:
+        answer = assoc.send_c_echo()
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    if "Status" not in answer:
+        raise TransientError(f"no C-ECHO answer from {destination}")
+    return int(answer.Status)

@@ -1,0 +1,215 @@
+"""A clean header of the source image for the encoders: valid values only, no pixels.
+
+highdicom copies the Patient and Study modules from the source into every object it builds, so
+one defective scanner header (dates with dots, missing Type 2 attributes, identity removed
+without a method...) would make every output fail dciodvfy. The encoders build from the header
+returned here instead: an allow-list of attributes, each checked against its VR (PS3.5 6.2),
+Type 2 attributes present (empty when unknown). UIDs are kept as they are: they link the
+outputs to the source study.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import UID
+
+logger = logging.getLogger(__name__)
+
+RETIRED_CLASS_MAP: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.6": "1.2.840.10008.5.1.4.1.1.6.1",  # US Image (retired)
+    "1.2.840.10008.5.1.4.1.1.3": "1.2.840.10008.5.1.4.1.1.3.1",  # US Multi-frame (retired)
+}
+"""Retired US storage classes and their current equivalents (PS3.4 B.5, PS3.3 A.6/A.7)."""
+
+DEIDENTIFICATION_UNKNOWN = "Not stated by the source instance"
+
+_PATIENT_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+_STUDY_TYPE2 = ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+_OPTIONAL_UIDS = ("FrameOfReferenceUID",)
+_STRINGS = {
+    # keyword: maximum length (LO 64, SH 16, CS 16)
+    "IssuerOfPatientID": 64,
+    "StudyDescription": 64,
+    "Manufacturer": 64,
+    "ManufacturerModelName": 64,
+    "DeviceSerialNumber": 64,
+    "InstitutionName": 64,
+    "StationName": 16,
+    "Modality": 16,
+}
+_IMAGE_INTEGERS = (
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PlanarConfiguration",
+)
+_DATE = re.compile(r"^\d{8}$")
+_TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
+_AGE = re.compile(r"^\d{3}[DWMY]$")
+_CONTROL = re.compile(r"[\x00-\x1f\\]")
+
+
+def clean_date(value: object) -> str:
+    """A DA value (YYYYMMDD), converting ``YYYY.MM.DD``/``YYYY-MM-DD``; "" when unusable."""
+    text = str(value or "").strip()
+    candidate = text.replace(".", "").replace("-", "") if len(text) == 10 else text
+    return candidate if _DATE.match(candidate) else ""
+
+
+def clean_time(value: object) -> str:
+    """A TM value (HHMMSS.FFFFFF), removing ``:`` separators; "" when unusable."""
+    text = str(value or "").strip().replace(":", "")
+    return text if _TIME.match(text) else ""
+
+
+def clean_string(value: object, max_length: int) -> str:
+    """A single-valued string without control characters or backslash, cut to ``max_length``."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) and hasattr(value, "__iter__"):
+        value = next(iter(value), "")
+    return _CONTROL.sub(" ", str(value)).strip()[:max_length]
+
+
+def clean_person_name(value: object) -> str:
+    """A PN value: control characters removed, each component group cut to 64 characters."""
+    text = _CONTROL.sub("", str(value or "")).strip()
+    return "=".join(group[:64] for group in text.split("="))
+
+
+def clean_sex(value: object) -> str:
+    """PatientSex: M, F or O (PS3.3 C.7.1.1); "" otherwise."""
+    text = str(value or "").strip().upper()
+    return text if text in {"M", "F", "O"} else ""
+
+
+def _integer(value: object) -> int | None:
+    try:
+        return int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+
+
+def current_sop_class(sop_class_uid: str) -> UID:
+    """The current SOP class for a retired US storage class (the class itself otherwise)."""
+    return UID(RETIRED_CLASS_MAP.get(str(sop_class_uid), str(sop_class_uid)))
+
+
+def clean_source(source: Dataset) -> Dataset:
+    """A new header-only dataset holding the valid parts of ``source`` that outputs copy.
+
+    Parameters
+    ----------
+    source
+        The source image as received (tolerated as it is; never modified).
+
+    Returns
+    -------
+    pydicom.dataset.Dataset
+        Patient (PS3.3 C.7.1.1) and General Study (C.7.2.1) attributes with valid values and
+        every Type 2 attribute present; the UIDs, General Equipment and Image Pixel
+        description needed to reference the source. A retired US SOP class is replaced by
+        its current equivalent (highdicom only knows current IODs); use
+        :func:`restore_source_class` on each output to reference the true class.
+    """
+    clean = Dataset()
+    if "SpecificCharacterSet" in source:
+        clean.SpecificCharacterSet = source.SpecificCharacterSet
+    for keyword in _UIDS:
+        clean.add_new(keyword, "UI", str(source.get(keyword, "")))
+    clean.SOPClassUID = current_sop_class(clean.SOPClassUID)
+    for keyword in _OPTIONAL_UIDS:
+        if source.get(keyword):
+            clean.add_new(keyword, "UI", str(source.get(keyword)))
+
+    clean.PatientName = clean_person_name(source.get("PatientName"))
+    clean.PatientID = clean_string(source.get("PatientID"), 64)
+    clean.PatientBirthDate = clean_date(source.get("PatientBirthDate"))
+    clean.PatientSex = clean_sex(source.get("PatientSex"))
+    age = str(source.get("PatientAge", "") or "")
+    if _AGE.match(age):
+        clean.PatientAge = age
+    if str(source.get("PatientIdentityRemoved", "")).upper() == "YES":
+        clean.PatientIdentityRemoved = "YES"
+        method = clean_string(source.get("DeidentificationMethod"), 64)
+        clean.DeidentificationMethod = method or DEIDENTIFICATION_UNKNOWN
+
+    clean.StudyDate = clean_date(source.get("StudyDate"))
+    clean.StudyTime = clean_time(source.get("StudyTime"))
+    clean.ReferringPhysicianName = clean_person_name(source.get("ReferringPhysicianName"))
+    clean.StudyID = clean_string(source.get("StudyID"), 16)
+    clean.AccessionNumber = clean_string(source.get("AccessionNumber"), 16)
+
+    for keyword, length in _STRINGS.items():
+        value = clean_string(source.get(keyword), length)
+        if value:
+            setattr(clean, keyword, value)
+    versions = source.get("SoftwareVersions")
+    if versions:
+        values = [
+            clean_string(v, 64) for v in (versions if isinstance(versions, list) else [versions])
+        ]
+        values = [v for v in values if v]
+        if values:
+            clean.SoftwareVersions = values if len(values) > 1 else values[0]
+    if not clean.get("Modality"):
+        clean.Modality = "US"
+
+    for keyword in _IMAGE_INTEGERS:
+        value = _integer(source.get(keyword))
+        if value is not None:
+            setattr(clean, keyword, value)
+    clean.NumberOfFrames = max(1, _integer(source.get("NumberOfFrames")) or 1)
+    clean.PhotometricInterpretation = clean_string(
+        source.get("PhotometricInterpretation", "MONOCHROME2"), 16
+    )
+    for keyword in ("Laterality", "ImageLaterality"):
+        value = str(source.get(keyword, "") or "").strip().upper()
+        if value in {"R", "L"}:
+            setattr(clean, keyword, value)
+    if "SequenceOfUltrasoundRegions" in source:
+        clean.SequenceOfUltrasoundRegions = source.SequenceOfUltrasoundRegions
+    logger.debug("cleaned source header (%d attributes)", len(clean))
+    return clean
+
+
+def source_laterality(source: Dataset) -> str | None:
+    """``"right"``/``"left"`` from (Image)Laterality of the source, else ``None``."""
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = str(source.get(keyword, "") or "").strip().upper()
+        if value in {"R", "L"}:
+            return "right" if value == "R" else "left"
+    return None
+
+
+def _walk(dataset: Dataset) -> Iterator[Dataset]:
+    yield dataset
+    for element in dataset:
+        if element.VR == "SQ" and isinstance(element.value, Sequence):
+            for item in element.value:
+                yield from _walk(item)
+
+
+def restore_source_class(output: Dataset, source: Dataset) -> None:
+    """Make references in ``output`` to ``source`` carry the source's true SOP class.
+
+    Needed only when :func:`clean_source` replaced a retired class; changes
+    ReferencedSOPClassUID wherever ReferencedSOPInstanceUID is the source's.
+    """
+    true_class = str(source.SOPClassUID)
+    if current_sop_class(true_class) == true_class:
+        return
+    instance = str(source.SOPInstanceUID)
+    for item in _walk(output):
+        if item.get("ReferencedSOPInstanceUID") == instance and "ReferencedSOPClassUID" in item:
+            item.ReferencedSOPClassUID = true_class

@@ -1,0 +1,323 @@
+"""Model registry: a model exists because a validated, frozen spec names it.
+
+A models folder holds one sub-folder per packaged model (``<folder>/<key>/`` with
+``spec.json``, the weights file and the model card). The packaged models live in
+``inference/models/`` (package data); a site may point ``settings.models_dir`` elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from enum import StrEnum
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from kernel.errors import NodeError
+from kernel.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SPEC_FILE = "spec.json"
+_KEY_RE = r"^[a-z0-9][a-z0-9._-]*$"
+_FILE_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class RegistryError(NodeError):
+    """A model reference cannot be resolved or a packaged model is unusable (a deployment fault)."""
+
+
+class WeightsMismatch(RegistryError):
+    """A weights file's sha256 differs from the one its spec was registered with."""
+
+
+class Family(StrEnum):
+    """Model families: what kind of input a model consumes."""
+
+    IMAGE = "image"
+    DUAL = "dual"
+    VIDEO = "video"
+    CEUS = "ceus"
+    SEGCLS = "segcls"
+
+
+class SelectionRule(StrEnum):
+    """How the input of a named model input is chosen from a study (see ``inference.selection``)."""
+
+    BMODE = "bmode"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Code(_Frozen):
+    """A coded concept (value, scheme designator, meaning), e.g. (59441001, SCT, "Lymph node")."""
+
+    value: str = Field(min_length=1)
+    scheme: str = Field(min_length=1)
+    meaning: str = Field(min_length=1)
+
+
+class TensorContract(_Frozen):
+    """What the network receives for one input: channels, frames, square size, value range.
+
+    ``range`` is the grey value range the image is brought to before ``to_model_input``.
+    """
+
+    channels: int = Field(ge=1)
+    frames: int = Field(ge=1)
+    size: int = Field(ge=16)
+    range: tuple[float, float]
+
+    @model_validator(mode="after")
+    def _check_range(self) -> TensorContract:
+        if not self.range[0] < self.range[1]:
+            raise ValueError(f"range {self.range} must be (low, high) with low < high")
+        return self
+
+
+class ModelInput(_Frozen):
+    """A named model input: the rule that selects it from a study, and its tensor contract."""
+
+    name: str = Field(pattern=_KEY_RE)
+    rule: SelectionRule
+    contract: TensorContract
+
+
+class SegmentOutput(_Frozen):
+    """One segment the network outputs, with the codes the SEG describes it with."""
+
+    number: int = Field(ge=1)
+    label: str = Field(min_length=1)
+    category: Code
+    type: Code
+
+
+class ProbabilityOutput(_Frozen):
+    """The class probability the network outputs (sigmoid of its class logit).
+
+    The threshold that turns it into a call is ``ModelSpec.threshold``.
+    """
+
+    name: str = Field(min_length=1)
+    meaning: Code
+
+
+class MeasurementOutput(_Frozen):
+    """A measurement derived from the segmentation, with its UCUM unit."""
+
+    name: str = Field(pattern=_KEY_RE)
+    unit: str = Field(min_length=1)
+
+
+class HeatmapOutput(_Frozen):
+    """The saliency map: the method and the network layer it hooks."""
+
+    method: str = Field(pattern=r"^gradcam$")
+    layer: str = Field(min_length=1)
+
+
+class ModelOutputs(_Frozen):
+    """Everything a model produces, named."""
+
+    segments: list[SegmentOutput]
+    probability: ProbabilityOutput
+    measurements: list[MeasurementOutput]
+    heatmap: HeatmapOutput
+
+    @model_validator(mode="after")
+    def _unique(self) -> ModelOutputs:
+        numbers = [s.number for s in self.segments]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"segment numbers {numbers} must be unique")
+        return self
+
+
+class ModelSpec(_Frozen):
+    """A registered model: identity, inputs, outputs, weights and the evidence behind it.
+
+    Every field but ``metrics`` must be filled by the packager. ``weights_path`` and
+    ``card_path`` resolve against the folder the spec was loaded from (:meth:`load`).
+    """
+
+    key: str = Field(pattern=_KEY_RE, max_length=64)
+    version: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64)
+    family: Family
+    backbone: str = Field(min_length=1)
+    architecture: str = Field(pattern=_KEY_RE)
+    in_channels: int = Field(ge=1)
+    input_size: int = Field(ge=16)
+    inputs: list[ModelInput] = Field(min_length=1)
+    outputs: ModelOutputs
+    threshold: float = Field(gt=0.0, lt=1.0)
+    weights: str = Field(pattern=_FILE_RE)
+    weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    card: str = Field(pattern=_FILE_RE)
+    trained_on: str = Field(min_length=1)
+    evaluated_on: str = Field(min_length=1)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    intended_use: str = Field(min_length=1)
+
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        try:
+            Version(self.version)
+        except InvalidVersion as error:
+            raise ValueError(f"version {self.version!r} is not a PEP 440 version") from error
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"input names {names} must be unique")
+        channels = sum(i.contract.channels * i.contract.frames for i in self.inputs)
+        if channels != self.in_channels:
+            raise ValueError(
+                f"inputs carry {channels} channels but in_channels is {self.in_channels}"
+            )
+        for model_input in self.inputs:
+            if model_input.contract.size != self.input_size:
+                raise ValueError(
+                    f"input {model_input.name!r} has size {model_input.contract.size}, "
+                    f"input_size is {self.input_size}"
+                )
+        return self
+
+    @property
+    def ref(self) -> str:
+        """``key@version``, the form jobs record."""
+        return f"{self.key}@{self.version}"
+
+    @property
+    def folder(self) -> Path:
+        """The folder this spec was loaded from."""
+        if self._folder is None:
+            raise RegistryError(
+                f"model {self.ref} was not loaded from a folder; use ModelSpec.load"
+            )
+        return self._folder
+
+    @property
+    def weights_path(self) -> Path:
+        """The weights file, resolved against the spec's folder."""
+        return self.folder / self.weights
+
+    @property
+    def card_path(self) -> Path:
+        """The model card, resolved against the spec's folder."""
+        return self.folder / self.card
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelSpec:
+        """Read and validate ``<folder>/spec.json``; file paths then resolve against ``folder``."""
+        path = folder / SPEC_FILE
+        try:
+            spec = cls.model_validate_json(path.read_bytes())
+        except OSError as error:
+            raise RegistryError(f"cannot read model spec {path}: {error}") from error
+        except ValidationError as error:
+            raise RegistryError(f"invalid model spec {path}: {error}") from error
+        spec._folder = folder.absolute()
+        return spec
+
+    def save(self, folder: Path) -> Path:
+        """Write ``<folder>/spec.json`` (for packaging); returns its path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / SPEC_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def verify_weights(spec: ModelSpec) -> Path:
+    """Check the weights file exists and matches ``spec.weights_sha256``; returns its path."""
+    path = spec.weights_path
+    if not path.is_file():
+        raise RegistryError(f"model {spec.ref}: weights file {path} is missing")
+    actual = sha256_file(path)
+    if actual != spec.weights_sha256:
+        raise WeightsMismatch(
+            f"model {spec.ref}: weights {path.name} have sha256 {actual}, "
+            f"the spec registers {spec.weights_sha256}; repackage the model or restore the file"
+        )
+    return path
+
+
+def default_models_dir() -> Path:
+    """The folder of the models packaged with the node (``inference/models``)."""
+    return Path(str(files("inference") / "models"))
+
+
+def _version_key(spec: ModelSpec) -> Any:
+    return Version(spec.version)
+
+
+class Registry:
+    """The registered models of one models folder, by key and version."""
+
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._specs: dict[tuple[str, str], ModelSpec] = {}
+        for spec in specs:
+            ident = (spec.key, spec.version)
+            if ident in self._specs:
+                raise RegistryError(f"model {spec.ref} is registered twice")
+            self._specs[ident] = spec
+
+    @classmethod
+    def load(cls, folder: Path) -> Registry:
+        """Read every ``<folder>/<key>/spec.json``; an absent folder gives an empty registry."""
+        if not folder.is_dir():
+            logger.warning("models folder %s does not exist: no models registered", folder)
+            return cls([])
+        specs = [ModelSpec.load(p.parent) for p in sorted(folder.glob(f"*/{SPEC_FILE}"))]
+        logger.info("registered %d model(s) from %s", len(specs), folder)
+        return cls(specs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        """The registry of ``settings.models_dir``, or of the packaged models when unset."""
+        return cls.load(settings.models_dir or default_models_dir())
+
+    def specs(self) -> list[ModelSpec]:
+        """All registered specs, sorted by key then version."""
+        return sorted(self._specs.values(), key=lambda s: (s.key, _version_key(s)))
+
+    def get(self, ref: str, default_key: str) -> ModelSpec:
+        """Resolve ``"key"`` (its highest version), ``"key@version"`` or ``"default"``.
+
+        ``default_key`` (normally ``settings.default_model``) may itself be ``key@version``.
+        """
+        text = ref.strip()
+        if text == "default":
+            text = default_key.strip()
+        key, _, version = text.partition("@")
+        if not re.match(_KEY_RE, key):
+            raise RegistryError(f"model reference {ref!r} is not 'key', 'key@version' or 'default'")
+        if version:
+            spec = self._specs.get((key, version))
+            if spec is None:
+                raise RegistryError(
+                    f"model {key}@{version} is not registered; known: {self._known()}"
+                )
+            return spec
+        versions = [s for (k, _), s in self._specs.items() if k == key]
+        if not versions:
+            raise RegistryError(f"model {key!r} is not registered; known: {self._known()}")
+        return max(versions, key=_version_key)
+
+    def _known(self) -> str:
+        return ", ".join(s.ref for s in self.specs()) or "none"
+
+    def __len__(self) -> int:
+        return len(self._specs)

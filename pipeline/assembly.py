@@ -1,0 +1,32 @@
+"""Study completeness: a pure rule, the clock passed in.
+
+DICOM has no "study complete" message. A study is complete when no instance arrived for
+``quiet`` (MONAI's gateway uses 5 s, mercure and Orthanc 60 s), or is forced complete when it
+has been receiving for longer than ``max_wait`` (a modality that never stops trickling).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from db.jobs import StudyTiming
+
+
+@dataclass(frozen=True)
+class AssemblyDecision:
+    study_id: int
+    forced: bool
+
+
+def decide_assembly(
+    studies: list[StudyTiming], now: datetime, quiet: timedelta, max_wait: timedelta
+) -> list[AssemblyDecision]:
+    """Which receiving studies are complete at ``now``."""
+    decisions = []
+    for study in studies:
+        if now - study.last_received_at >= quiet:
+            decisions.append(AssemblyDecision(study.study_id, forced=False))
+        elif now - study.first_received_at >= max_wait:
+            decisions.append(AssemblyDecision(study.study_id, forced=True))
+    return decisions

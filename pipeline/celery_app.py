@@ -1,0 +1,66 @@
+"""The Celery application: built from settings, tasks are thin and carry job ids only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+
+from kernel.settings import Settings
+from pipeline.context import NodeContext
+
+PROCESS_JOB = "lnm.process_job"
+QUEUE = "lnm"
+
+
+def broker_options(settings: Settings) -> dict[str, object]:
+    """Transport options: a folder queue for the embedded profile, visibility timeout for Redis."""
+    if settings.broker_url.startswith("filesystem://"):
+        folder = Path(settings.home) / "queue"
+        for sub in ("messages", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "messages"),
+            "data_folder_out": str(folder / "messages"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        }
+    return {"visibility_timeout": settings.redis_visibility_timeout_seconds}
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings`` with the node's tasks registered."""
+    app = Celery("lnm_node", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=max(5, settings.task_time_limit_seconds - 30),
+        task_ignore_result=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    holder: dict[str, NodeContext] = {}
+
+    def context() -> NodeContext:
+        if "ctx" not in holder:
+            holder["ctx"] = NodeContext.build(settings, migrate=False)
+        return holder["ctx"]
+
+    @app.task(name=PROCESS_JOB, bind=True, acks_late=True)
+    def process_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
+        from pipeline.process import process_job
+
+        return process_job(context(), int(job_id)).value
+
+    return app
+
+
+def enqueue(app: Celery, job_id: int) -> None:
+    """Send the hint that ``job_id`` has work; the database stays the truth."""
+    app.send_task(PROCESS_JOB, args=[job_id], queue=QUEUE)

@@ -1,0 +1,39 @@
+"""The infer stage: selected frames of a study -> a prediction file in the job's work folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from db import jobs
+from db.models import Job, JobState
+from inference.prediction import Prediction
+from pipeline.context import NodeContext
+
+log = logging.getLogger(__name__)
+
+
+def infer(ctx: NodeContext, job: Job) -> Prediction:
+    """Run the job's model version on its study; idempotent (an existing prediction is reused)."""
+    from inference.runner import run_model
+
+    from inference.registry import Registry, default_models_dir
+
+    work = ctx.spool.work_dir(job.id)
+    if job.state != JobState.RUNNING and (work / "prediction.json").exists():
+        return Prediction.load(work)
+    registry = Registry.load(ctx.settings.models_dir or default_models_dir())
+    spec = registry.get(f"{job.model_key}@{job.model_version}", ctx.settings.default_model)
+    network = ctx.model_cache.get(spec, ctx.settings.device)
+    with ctx.sessions() as session:
+        paths = [Path(p) for p in jobs.study_instance_paths(session, job.study_id)]
+    prediction = run_model(spec, network, paths, ctx.settings.device)
+    prediction.save(work)
+    with ctx.sessions.begin() as session:
+        row = session.get(Job, job.id)
+        jobs.set_job_state(
+            session, row, JobState.INFERRED,
+            probability=prediction.probability, weights_sha256=spec.weights_sha256,
+        )
+    log.info("inferred", extra={"job_id": job.id, "model": f"{spec.key}@{spec.version}"})
+    return prediction

@@ -1,0 +1,59 @@
+"""The sweeper: assembles quiet studies into jobs and (re)sends queue hints. Safe to run anywhere, any time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery import Celery
+
+from db import jobs
+from pipeline.assembly import decide_assembly
+from pipeline.celery_app import enqueue
+from pipeline.context import NodeContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    assembled: int
+    jobs_created: int
+    enqueued: int
+
+
+def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
+    """One pass: assemble complete studies, then enqueue jobs that need a message."""
+    settings = ctx.settings
+    now = ctx.clock()
+    with ctx.sessions() as session:
+        decisions = decide_assembly(
+            jobs.receiving_studies(session), now,
+            quiet=timedelta(seconds=settings.quiet_seconds),
+            max_wait=timedelta(seconds=settings.max_wait_seconds),
+        )
+    created = 0
+    for decision in decisions:
+        with ctx.sessions.begin() as session:
+            created += len(jobs.assemble_study(session, decision.study_id, decision.forced))
+        log.info("assembled", extra={"study_id": decision.study_id, "forced": decision.forced})
+    with ctx.sessions.begin() as session:
+        due = jobs.jobs_to_enqueue(session, now, timedelta(seconds=settings.requeue_after_seconds))
+    for job_id in due:
+        enqueue(app, job_id)
+        with ctx.sessions.begin() as session:
+            jobs.mark_enqueued(session, [job_id], now)
+        log.info("enqueued", extra={"job_id": job_id})
+    return SweepResult(len(decisions), created, len(due))
+
+
+def run_sweeper(ctx: NodeContext, app: Celery, stop: threading.Event) -> None:
+    """Sweep every ``sweep_interval_seconds`` until ``stop`` is set; errors are logged, not fatal."""
+    while not stop.is_set():
+        try:
+            sweep(ctx, app)
+        except Exception:  # a sweep that fails (DB restarting, broker down) is retried next tick
+            log.exception("sweep failed")
+        stop.wait(ctx.settings.sweep_interval_seconds)

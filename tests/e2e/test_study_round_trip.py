@@ -1,0 +1,102 @@
+"""End to end: a modality sends a study to the node (DCMTK storescu), the node runs the default
+model and a real Orthanc PACS receives a SEG, an SR and a heatmap that pass the validators."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
+
+from inference.encode.validate import dciodvfy_errors, dsrdump_errors
+from phantom.us_dicom import write_us_study
+from tests.support.network import wait_until
+from tests.support.node import start_node
+from tests.support.orthanc import start_orthanc
+from tests.support.paths import SHARED_DATA
+
+pytestmark = pytest.mark.e2e
+
+SEG, SR_3D, SC = "1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.7"
+
+
+def storescu(port: int, files: list[Path]) -> str:
+    """Send with DCMTK storescu (Nagle off) and return its verbose output; fail on any refusal."""
+    if shutil.which("storescu") is None:
+        pytest.skip("DCMTK storescu is not installed")
+    out = subprocess.run(
+        ["storescu", "-v", "-aec", "LNMNODE", "-aet", "US_MODALITY", "127.0.0.1", str(port), *map(str, files)],
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "TCP_NODELAY": "1"},
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "Success" in text and "Failed" not in text and "Refused" not in text, text
+    return text
+
+
+def real_files() -> list[Path]:
+    """Every real scanner file of ../shared/data/us-dicom, when present (manifest.csv lists them)."""
+    manifest = SHARED_DATA / "us-dicom" / "manifest.csv"
+    if not manifest.exists():
+        return []
+    import csv
+
+    return [SHARED_DATA / "us-dicom" / row["file"] for row in csv.DictReader(manifest.open())]
+
+
+@pytest.fixture
+def pacs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    orthanc = start_orthanc(tmp_path / "orthanc")
+    yield orthanc
+    orthanc.stop()
+
+
+def test_node_study_round_trip_outputs_reach_pacs_and_validate(tmp_path: Path, pacs) -> None:  # type: ignore[no-untyped-def]
+    node = start_node(tmp_path / "node", "--pacs", pacs.destination, "--quiet-seconds", "2")
+    try:
+        grey = write_us_study(tmp_path / "grey", seed=11, count=2, transfer_syntax=ExplicitVRLittleEndian)
+        colour = write_us_study(tmp_path / "jpeg", seed=12, count=1, rgb=True, transfer_syntax=JPEGBaseline8Bit)
+        no_calibration = write_us_study(tmp_path / "nocal", seed=13, count=1, mm_per_pixel=None)
+        real = real_files()
+        sent = grey + colour + no_calibration + real
+        storescu(node.port, sent)
+        studies = {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in sent}
+
+        received = node.cli_json("instances")
+        assert {row["sop_instance_uid"] for row in received} >= {
+            pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in sent
+        }
+
+        def all_delivered() -> bool:
+            status = node.cli_json("status")
+            states = status["counts"]["jobs"]
+            failed = {k: v for k, v in states.items() if k.startswith("FAILED")}
+            assert not failed, f"jobs failed: {status['jobs']}\n{node.log()[-4000:]}"
+            return states.get("DELIVERED", 0) == len(studies)
+
+        wait_until(all_delivered, timeout=600, interval=2, what="every study's job to be delivered")
+    finally:
+        assert node.stop() == 0, node.log()[-4000:]
+
+    by_class: dict[str, list[Path]] = {}
+    for index, instance_id in enumerate(pacs.instance_ids()):
+        path = tmp_path / "fetched" / f"{index}.dcm"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(pacs.get_bytes(f"/instances/{instance_id}/file"))
+        sop_class = str(pydicom.dcmread(path, stop_before_pixels=True).SOPClassUID)
+        by_class.setdefault(sop_class, []).append(path)
+
+    assert len(by_class.get(SR_3D, [])) == len(studies)
+    assert len(by_class.get(SC, [])) == len(studies)
+    assert 1 <= len(by_class.get(SEG, [])) <= len(studies)
+    for path in by_class[SR_3D] + by_class[SC] + by_class.get(SEG, []):
+        assert dciodvfy_errors(path) == [], path
+    for path in by_class[SR_3D]:
+        assert dsrdump_errors(path) == [], path
+        sr = pydicom.dcmread(path)
+        assert sr.StudyInstanceUID in studies
+        assert "ynet-busi" in str(sr.ContentSequence) or "Y-Net" in str(sr.ContentSequence)

@@ -1,0 +1,125 @@
+"""The encoders' outputs under the real validators: dciodvfy, dsrdump and pixelmed.
+
+dciodvfy must report zero errors on every SEG, SR and heatmap, dsrdump must parse the SR and
+pixelmed's SR validator must report zero errors (one run: it takes seconds).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import JPEGBaseline8Bit, RLELossless
+
+from inference.encode.outputs import build_outputs
+from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_sr_errors
+from inference.prediction import Call
+from inference.regions import tissue_box
+
+pytestmark = pytest.mark.integration
+
+SHARED_US = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "us-dicom"
+REAL_FILES = sorted(SHARED_US.resolve().glob("*/*.dcm")) if SHARED_US.is_dir() else []
+PHANTOMS = {
+    "grey": {},
+    "rgb": {"rgb": True},
+    "jpeg": {"rgb": True, "transfer_syntax": JPEGBaseline8Bit},
+    "rle": {"transfer_syntax": RLELossless},
+    "uncalibrated": {"mm_per_pixel": None},
+    "cine": {"frames": 3},
+    "retired-class": {"sop_class_uid": "1.2.840.10008.5.1.4.1.1.6"},
+}
+_ILLEGAL_ROOT = re.compile(r'Illegal root for UID - "([0-9.]+)"')
+
+
+def _need(program: str) -> None:
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed")
+
+
+def _write(outputs, folder: Path) -> dict[str, Path]:
+    paths = {}
+    for role, dataset in outputs.items():
+        path = folder / f"{role}.dcm"
+        dataset.save_as(path, enforce_file_format=True)
+        paths[role] = path
+    return paths
+
+
+def _errors_not_from_source(errors: list[str], source) -> list[str]:
+    """Drop errors about the source's own UIDs (an illegal root we must keep to stay linked)."""
+    own = {
+        str(source.get(k, "")) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    }
+    kept = []
+    for error in errors:
+        match = _ILLEGAL_ROOT.search(error)
+        if match and match.group(1) in own:
+            continue
+        kept.append(error)
+    return kept
+
+
+def _elliptical_mask(source) -> np.ndarray:
+    x0, y0, x1, y1 = tissue_box(source)
+    yy, xx = np.mgrid[0 : int(source.Rows), 0 : int(source.Columns)]
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return ((xx - cx) / max((x1 - x0) / 6, 2)) ** 2 + ((yy - cy) / max((y1 - y0) / 8, 2)) ** 2 <= 1
+
+
+@pytest.mark.parametrize("kind", list(PHANTOMS))
+def test_outputs_phantom_source_dciodvfy_zero_errors(phantom, make_prediction, tmp_path, kind):
+    _need("dciodvfy")
+    source, mask = phantom(seed=8, **PHANTOMS[kind])
+    paths = _write(build_outputs(make_prediction(source, mask), source, 31), tmp_path)
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+
+
+def test_outputs_nothing_segmented_dciodvfy_and_dsrdump_clean(phantom, make_prediction, tmp_path):
+    _need("dciodvfy")
+    _need("dsrdump")
+    source, _ = phantom(seed=8)
+    prediction = make_prediction(source, None, probability=0.1, call=Call.ABSENT)
+    paths = _write(build_outputs(prediction, source, 32), tmp_path)
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+    assert dsrdump_errors(paths["sr"]) == []
+
+
+@pytest.mark.parametrize("kind", ["grey", "cine"])
+def test_outputs_sr_dsrdump_parses_without_error(phantom, make_prediction, tmp_path, kind):
+    _need("dsrdump")
+    source, mask = phantom(seed=8, **PHANTOMS[kind])
+    paths = _write(build_outputs(make_prediction(source, mask), source, 33), tmp_path)
+    assert dsrdump_errors(paths["sr"]) == []
+
+
+def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path):
+    _need("java")
+    if not Path("/usr/share/java/pixelmed.jar").is_file():
+        pytest.skip("pixelmed-apps is not installed")
+    source, mask = phantom(seed=8)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 34), tmp_path)
+    assert pixelmed_sr_errors(paths["sr"]) == []
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not REAL_FILES, reason=f"real US files not found under {SHARED_US}")
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
+def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, path):
+    _need("dciodvfy")
+    _need("dsrdump")
+    source = pydicom.dcmread(path)
+    frames = int(source.get("NumberOfFrames", 1) or 1)
+    prediction = make_prediction(source, _elliptical_mask(source), frame_index=frames // 2)
+    outputs = build_outputs(prediction, source, 35)
+    assert ("seg" in outputs) == (frames == 1)
+    paths = _write(outputs, tmp_path)
+    for role, output_path in paths.items():
+        assert _errors_not_from_source(dciodvfy_errors(output_path), source) == [], role
+    assert dsrdump_errors(paths["sr"]) == []

@@ -1,0 +1,60 @@
+"""The node as a real process (`lnm-node serve`), for integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.network import free_port, port_open, wait_until
+
+
+@dataclass
+class NodeProcess:
+    home: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    ae_title: str = "LNMNODE"
+
+    def cli_json(self, *args: str) -> object:
+        """Run an `lnm-node ... --json --home HOME` command and parse its output."""
+        out = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args, "--json", "--home", str(self.home)],
+            env=self.env, capture_output=True, check=True, timeout=120,
+        )
+        return json.loads(out.stdout)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait: the node must shut down cleanly by itself."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return (self.home / "node.log").read_text(errors="replace")
+
+
+def start_node(home: Path, *extra: str, env: dict[str, str] | None = None) -> NodeProcess:
+    """Start `lnm-node serve` on a free loopback port; wait until it answers."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    with open(home / "node.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--port", str(port), *extra],
+            stdout=log, stderr=subprocess.STDOUT, env=full_env,
+        )
+    node = NodeProcess(home, port, process, full_env)
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"node exited early:\n{node.log()}")
+        return port_open(port)
+
+    wait_until(listening, timeout=120, what="the node's DICOM port")
+    return node

@@ -1,0 +1,97 @@
+"""Job queries on SQLite and on the real PostgreSQL server of this machine."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from db import jobs, model_versions
+from db.models import AuditEvent, Job, JobState, Study, StudyState
+from db.session import make_sessionmaker
+from tests.support.databases import database_url
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request, tmp_path: Path):  # type: ignore[no-untyped-def]
+    with database_url(request.param, tmp_path) as url:
+        factory = make_sessionmaker(url)
+        yield factory
+        factory.kw["bind"].dispose()
+
+
+def _study_with_model(sessions) -> int:  # type: ignore[no-untyped-def]
+    with sessions.begin() as session:
+        row, _ = model_versions.register_version(session, "ynet-busi", "1.0.0", "segcls", "0" * 64, {})
+        model_versions.enable(session, row, actor="test")
+        study = Study(study_instance_uid="1.2.3", first_received_at=NOW, last_received_at=NOW)
+        session.add(study)
+        session.flush()
+        return study.id
+
+
+def test_assemble_study_twice_creates_one_job(sessions) -> None:  # type: ignore[no-untyped-def]
+    study_id = _study_with_model(sessions)
+    with sessions.begin() as session:
+        assert len(jobs.assemble_study(session, study_id, forced=False)) == 1
+    with sessions.begin() as session:
+        assert jobs.assemble_study(session, study_id, forced=False) == []
+        assert session.get(Study, study_id).state == StudyState.READY
+        actions = set(session.scalars(select(AuditEvent.action)))
+    assert {"assemble", "queue", "enable", "register"} <= actions
+
+
+def test_assemble_study_new_generation_creates_new_job_version(sessions) -> None:  # type: ignore[no-untyped-def]
+    study_id = _study_with_model(sessions)
+    with sessions.begin() as session:
+        jobs.assemble_study(session, study_id, forced=False)
+        study = session.get(Study, study_id)
+        study.generation += 1  # a late instance arrived
+        study.state = StudyState.RECEIVING
+    with sessions.begin() as session:
+        created = jobs.assemble_study(session, study_id, forced=False)
+        assert [job.generation for job in created] == [1]
+
+
+def test_claim_job_held_lease_is_refused_then_expired_lease_is_taken(sessions) -> None:  # type: ignore[no-untyped-def]
+    study_id = _study_with_model(sessions)
+    with sessions.begin() as session:
+        job_id = jobs.assemble_study(session, study_id, forced=False)[0].id
+    lease = timedelta(minutes=30)
+    with sessions() as session:
+        job = jobs.claim_job(session, job_id, NOW, lease)
+        assert job is not None and job.state == JobState.RUNNING and job.attempts == 1
+    with sessions() as session:
+        assert jobs.claim_job(session, job_id, NOW + timedelta(minutes=1), lease) is None
+    with sessions() as session:
+        again = jobs.claim_job(session, job_id, NOW + timedelta(minutes=31), lease)
+        assert again is not None and again.attempts == 2
+
+
+def test_jobs_to_enqueue_new_lost_and_held_jobs(sessions) -> None:  # type: ignore[no-untyped-def]
+    study_id = _study_with_model(sessions)
+    requeue = timedelta(minutes=5)
+    with sessions.begin() as session:
+        job_id = jobs.assemble_study(session, study_id, forced=False)[0].id
+        assert jobs.jobs_to_enqueue(session, NOW, requeue) == [job_id]
+        jobs.mark_enqueued(session, [job_id], NOW)
+    with sessions.begin() as session:
+        assert jobs.jobs_to_enqueue(session, NOW + timedelta(minutes=1), requeue) == []
+        assert jobs.jobs_to_enqueue(session, NOW + timedelta(minutes=6), requeue) == [job_id]
+    with sessions() as session:
+        jobs.claim_job(session, job_id, NOW + timedelta(minutes=6), timedelta(minutes=30))
+    with sessions.begin() as session:
+        assert jobs.jobs_to_enqueue(session, NOW + timedelta(minutes=20), requeue) == []
+        assert jobs.jobs_to_enqueue(session, NOW + timedelta(minutes=40), requeue) == [job_id]
+
+
+def test_counts_by_state_after_assembly(sessions) -> None:  # type: ignore[no-untyped-def]
+    study_id = _study_with_model(sessions)
+    with sessions.begin() as session:
+        jobs.assemble_study(session, study_id, forced=False)
+    with sessions() as session:
+        counts = jobs.counts(session)
+    assert counts["studies"] == {"READY": 1} and counts["jobs"] == {"QUEUED": 1}
+    assert session.scalar(select(Job.state)) == JobState.QUEUED

@@ -1,0 +1,184 @@
+"""Tests for inference.encode.outputs: roles, deterministic identity, links between outputs."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+import highdicom as hd
+import numpy as np
+import pytest
+from pydicom.uid import JPEGBaseline8Bit
+
+from inference.encode.outputs import NOTE_NO_SEGMENTATION, build_outputs
+from inference.measure import NOTE_NO_REGIONS, measure_axes
+from inference.prediction import Call
+
+SOURCES = {
+    "grey": {},
+    "rgb": {"rgb": True},
+    "jpeg": {"rgb": True, "transfer_syntax": JPEGBaseline8Bit},
+    "uncalibrated": {"mm_per_pixel": None},
+    "cine": {"frames": 3},
+}
+
+
+def _items(dataset):
+    for item in dataset.get("ContentSequence", []):
+        yield item
+        yield from _items(item)
+
+
+def _num(sr, code_value):
+    for item in _items(sr):
+        if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == code_value:
+            return float(item.MeasuredValueSequence[0].NumericValue)
+    return None
+
+
+def _comments(sr):
+    return [
+        i.TextValue
+        for i in _items(sr)
+        if i.ValueType == "TEXT" and i.ConceptNameCodeSequence[0].CodeValue == "121106"
+    ]
+
+
+def _bytes(dataset) -> BytesIO:
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_build_outputs_phantom_roundtrip_read_by_highdicom(phantom, make_prediction, kind):
+    source, mask = phantom(seed=5, **SOURCES[kind])
+    outputs = build_outputs(make_prediction(source, mask), source, job_id=11)
+    expected = {"sr", "heatmap"} if kind == "cine" else {"seg", "sr", "heatmap"}
+    assert set(outputs) == expected
+    if "seg" in outputs:
+        seg = hd.seg.segread(_bytes(outputs["seg"]))
+        assert seg.number_of_segments == 1
+    sr = hd.sr.srread(_bytes(outputs["sr"]))
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
+    image = hd.imread(_bytes(outputs["heatmap"]))
+    assert image.BurnedInAnnotation == "YES"
+
+
+def test_build_outputs_twice_same_uids_and_numbers(phantom, make_prediction):
+    source, mask = phantom(seed=5)
+    first = build_outputs(make_prediction(source, mask), source, job_id=12)
+    second = build_outputs(make_prediction(source, mask), source, job_id=12)
+    for role in first:
+        for keyword in ("SeriesInstanceUID", "SOPInstanceUID", "SeriesNumber", "InstanceNumber"):
+            assert first[role][keyword].value == second[role][keyword].value
+
+
+def test_build_outputs_other_job_other_uids(phantom, make_prediction):
+    source, mask = phantom(seed=5)
+    first = build_outputs(make_prediction(source, mask), source, job_id=12)
+    other = build_outputs(make_prediction(source, mask), source, job_id=13)
+    assert {d.SOPInstanceUID for d in first.values()}.isdisjoint(
+        d.SOPInstanceUID for d in other.values()
+    )
+
+
+def test_build_outputs_series_numbers_from_base_and_descriptions(phantom, make_prediction):
+    source, mask = phantom(seed=5)
+    outputs = build_outputs(make_prediction(source, mask), source, 14, series_number_base=500)
+    assert [outputs[r].SeriesNumber for r in ("seg", "sr", "heatmap")] == [501, 502, 503]
+    for dataset in outputs.values():
+        assert "Tiny Y-Net" in dataset.SeriesDescription
+        assert "0.1.0" in dataset.SeriesDescription
+        assert dataset.SeriesInstanceUID != source.SeriesInstanceUID
+
+
+def test_build_outputs_every_output_air_equipment(phantom, make_prediction):
+    source, mask = phantom(seed=5)
+    for dataset in build_outputs(make_prediction(source, mask), source, 15).values():
+        purposes = [
+            item.PurposeOfReferenceCodeSequence[0].CodeValue
+            for item in dataset.ContributingEquipmentSequence
+        ]
+        assert "Newcode1" in purposes
+
+
+def test_build_outputs_sr_mm_equal_measure_axes(phantom, make_prediction, roundtrip):
+    source, mask = phantom(seed=6)
+    expected, note = measure_axes(mask, source)
+    assert note is None
+    sr = roundtrip(build_outputs(make_prediction(source, mask), source, 16)["sr"])
+    assert _num(sr, "103339001") == pytest.approx(expected.long_axis_mm, rel=1e-9)
+    assert _num(sr, "103340004") == pytest.approx(expected.short_axis_mm, rel=1e-9)
+
+
+def test_build_outputs_prediction_measurements_used_as_given(phantom, make_prediction, roundtrip):
+    source, mask = phantom(seed=6)
+    measured, _ = measure_axes(mask, source)
+    prediction = make_prediction(source, mask, measurements=measured)
+    sr = roundtrip(build_outputs(prediction, source, 16)["sr"])
+    assert _num(sr, "103339001") == pytest.approx(measured.long_axis_mm, rel=1e-9)
+
+
+def test_build_outputs_no_calibration_sr_says_why(phantom, make_prediction, roundtrip):
+    source, mask = phantom(seed=6, mm_per_pixel=None)
+    sr = roundtrip(build_outputs(make_prediction(source, mask), source, 17)["sr"])
+    assert _num(sr, "103339001") is None
+    assert NOTE_NO_REGIONS in _comments(sr)
+
+
+def test_build_outputs_mask_none_sr_probability_and_call_only(phantom, make_prediction, roundtrip):
+    source, _ = phantom(seed=6)
+    prediction = make_prediction(source, None, probability=0.2, call=Call.ABSENT)
+    outputs = build_outputs(prediction, source, 18)
+    assert set(outputs) == {"sr", "heatmap"}
+    sr = roundtrip(outputs["sr"])
+    assert _num(sr, "111047") == pytest.approx(0.2)
+    assert not [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert NOTE_NO_SEGMENTATION in _comments(sr)
+
+
+def test_build_outputs_empty_mask_no_seg(phantom, make_prediction):
+    source, mask = phantom(seed=6)
+    outputs = build_outputs(make_prediction(source, np.zeros_like(mask)), source, 19)
+    assert "seg" not in outputs
+
+
+def test_build_outputs_seg_and_sr_share_tracking_uid_seg_is_evidence(
+    phantom, make_prediction, roundtrip
+):
+    source, mask = phantom(seed=6)
+    outputs = build_outputs(make_prediction(source, mask), source, 20)
+    seg, sr = roundtrip(outputs["seg"]), roundtrip(outputs["sr"])
+    segment_uid = seg.SegmentSequence[0].TrackingUID
+    uids = [i.UID for i in _items(sr) if i.ValueType == "UIDREF"]
+    assert segment_uid in uids
+    evidence = [
+        instance.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for instance in series.ReferencedSOPSequence
+    ]
+    assert seg.SOPInstanceUID in evidence and source.SOPInstanceUID in evidence
+
+
+def test_build_outputs_notes_in_sr(phantom, make_prediction, roundtrip):
+    source, mask = phantom(seed=6)
+    prediction = make_prediction(source, mask, notes=["input cropped to the tissue region"])
+    sr = roundtrip(build_outputs(prediction, source, 21)["sr"])
+    assert "input cropped to the tissue region" in _comments(sr)
+
+
+def test_build_outputs_cine_outline_on_prediction_frame(phantom, make_prediction, roundtrip):
+    source, mask = phantom(seed=6, frames=3)
+    sr = roundtrip(build_outputs(make_prediction(source, mask, frame_index=2), source, 22)["sr"])
+    (scoord,) = [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert int(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedFrameNumber) == 3
+
+
+def test_build_outputs_retired_source_class_referenced_as_is(phantom, make_prediction):
+    source, mask = phantom(seed=6, sop_class_uid="1.2.840.10008.5.1.4.1.1.6")
+    outputs = build_outputs(make_prediction(source, mask), source, 23)
+    seg = outputs["seg"]
+    referenced = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]
+    assert referenced.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.6"

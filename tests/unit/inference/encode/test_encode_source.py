@@ -1,0 +1,114 @@
+"""Tests for inference.encode.source: a defective scanner header becomes a clean one."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset
+
+from inference.encode.source import (
+    DEIDENTIFICATION_UNKNOWN,
+    clean_date,
+    clean_source,
+    clean_time,
+    restore_source_class,
+    source_laterality,
+)
+
+RETIRED_US = "1.2.840.10008.5.1.4.1.1.6"
+
+
+def _defective() -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = RETIRED_US
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.StudyInstanceUID = "1.2.3"
+    ds.SeriesInstanceUID = "1.2.3.5"
+    ds.Modality = "US"
+    ds.PatientName = "Doe^Jane"
+    ds.StudyDate = "1994.11.05"
+    ds.StudyTime = "11:20:00"
+    ds.PatientSex = "X"
+    ds.PatientIdentityRemoved = "YES"
+    ds.Rows, ds.Columns = 120, 256
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "RGB"
+    ds.PixelAspectRatio = [4, 3]
+    return ds
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("19941105", "19941105"),
+        ("1994.11.05", "19941105"),
+        ("1994-11-05", "19941105"),
+        ("5/11/94", ""),
+        (None, ""),
+    ],
+)
+def test_clean_date_formats_yyyymmdd_or_empty(value, expected):
+    assert clean_date(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("11:20:00", "112000"), ("112000.123", "112000.123"), ("noon", "")]
+)
+def test_clean_time_formats_hhmmss_or_empty(value, expected):
+    assert clean_time(value) == expected
+
+
+def test_clean_source_defective_header_fixed():
+    clean = clean_source(_defective())
+    assert clean.StudyDate == "19941105"
+    assert clean.StudyTime == "112000"
+    assert clean.PatientSex == ""
+    assert clean.DeidentificationMethod == DEIDENTIFICATION_UNKNOWN
+    assert "PixelAspectRatio" not in clean
+
+
+def test_clean_source_missing_type2_present_empty():
+    clean = clean_source(_defective())
+    for keyword in (
+        "PatientID",
+        "PatientBirthDate",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+    ):
+        assert keyword in clean and clean[keyword].value in ("", None)
+
+
+def test_clean_source_uids_kept_retired_class_mapped():
+    source = _defective()
+    clean = clean_source(source)
+    assert clean.StudyInstanceUID == source.StudyInstanceUID
+    assert clean.SOPInstanceUID == source.SOPInstanceUID
+    assert clean.SOPClassUID == "1.2.840.10008.5.1.4.1.1.6.1"
+
+
+def test_clean_source_source_not_modified():
+    source = _defective()
+    clean_source(source)
+    assert source.StudyDate == "1994.11.05"
+
+
+def test_restore_source_class_reference_gets_retired_class():
+    source = _defective()
+    output = Dataset()
+    item = Dataset()
+    item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    item.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    other = Dataset()
+    other.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    other.ReferencedSOPInstanceUID = "9.9"
+    output.ReferencedImageSequence = [item, other]
+    restore_source_class(output, source)
+    assert output.ReferencedImageSequence[0].ReferencedSOPClassUID == RETIRED_US
+    assert output.ReferencedImageSequence[1].ReferencedSOPClassUID.endswith("6.1")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("R", "right"), ("L", "left"), ("", None)])
+def test_source_laterality_code_to_word(value, expected):
+    ds = Dataset()
+    ds.ImageLaterality = value
+    assert source_laterality(ds) == expected

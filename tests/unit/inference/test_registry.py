@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from inference.registry import (
+    ModelSpec,
+    Registry,
+    RegistryError,
+    WeightsMismatch,
+    default_models_dir,
+    verify_weights,
+)
+from kernel.settings import Settings
+
+
+def test_registry_load_folder_registers_every_spec(models_dir: Path) -> None:
+    registry = Registry.load(models_dir)
+
+    assert [s.ref for s in registry.specs()] == ["tiny-ynet@0.1.0", "tiny-ynet@0.2.0"]
+    assert len(registry) == 2
+
+
+def test_registry_load_missing_folder_is_empty(tmp_path: Path) -> None:
+    assert len(Registry.load(tmp_path / "absent")) == 0
+
+
+def test_registry_get_key_returns_highest_version(models_dir: Path) -> None:
+    assert Registry.load(models_dir).get("tiny-ynet", "other").version == "0.2.0"
+
+
+def test_registry_get_key_at_version_returns_that_version(models_dir: Path) -> None:
+    assert Registry.load(models_dir).get("tiny-ynet@0.1.0", "other").version == "0.1.0"
+
+
+def test_registry_get_default_uses_default_key(models_dir: Path) -> None:
+    registry = Registry.load(models_dir)
+
+    assert registry.get("default", "tiny-ynet").version == "0.2.0"
+    assert registry.get("default", "tiny-ynet@0.1.0").version == "0.1.0"
+
+
+@pytest.mark.parametrize("ref", ["unknown", "tiny-ynet@9.9", "Bad Ref!", "default"])
+def test_registry_get_unknown_ref_raises_with_known_models(models_dir: Path, ref: str) -> None:
+    with pytest.raises(RegistryError, match="not registered|not 'key'"):
+        Registry.load(models_dir).get(ref, "missing-default")
+
+
+def test_registry_duplicate_version_raises(tiny_spec: ModelSpec) -> None:
+    with pytest.raises(RegistryError, match="registered twice"):
+        Registry([tiny_spec, tiny_spec])
+
+
+def test_registry_from_settings_reads_models_dir(models_dir: Path) -> None:
+    settings = Settings(models_dir=models_dir, home=models_dir / "home")
+
+    assert len(Registry.from_settings(settings)) == 2
+
+
+def test_default_models_dir_is_package_folder() -> None:
+    assert default_models_dir().parts[-2:] == ("inference", "models")
+
+
+def test_spec_paths_resolve_against_its_folder(models_dir: Path, tiny_spec: ModelSpec) -> None:
+    assert tiny_spec.weights_path == (models_dir / "tiny-ynet" / "weights.pt").absolute()
+    assert tiny_spec.card_path.read_text().startswith("# Tiny Y-Net")
+
+
+def test_spec_not_loaded_from_folder_paths_raise(make_spec_fields: Callable[..., dict]) -> None:
+    spec = ModelSpec.model_validate(make_spec_fields())
+
+    with pytest.raises(RegistryError, match="not loaded from a folder"):
+        _ = spec.weights_path
+
+
+def test_spec_is_frozen(tiny_spec: ModelSpec) -> None:
+    with pytest.raises(ValueError, match="frozen"):
+        tiny_spec.threshold = 0.1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"family": "xray"}, "family"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"weights_sha256": "abc"}, "weights_sha256"),
+        ({"weights": "../escape.pt"}, "weights"),
+        ({"version": "latest"}, "PEP 440"),
+        ({"in_channels": 3}, "in_channels"),
+        (
+            {
+                "input_size": 128,
+                "inputs": [
+                    {
+                        "name": "bmode",
+                        "rule": "bmode",
+                        "contract": {"channels": 1, "frames": 1, "size": 64, "range": [0, 1]},
+                    }
+                ],
+            },
+            "input_size",
+        ),
+        ({"inputs": []}, "inputs"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_spec_invalid_fields_raise(
+    make_spec_fields: Callable[..., dict], overrides: dict, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        ModelSpec.model_validate(make_spec_fields(**overrides))
+
+
+def test_spec_missing_required_field_raises(make_spec_fields: Callable[..., dict]) -> None:
+    fields = make_spec_fields()
+    del fields["intended_use"]
+
+    with pytest.raises(ValueError, match="intended_use"):
+        ModelSpec.model_validate(fields)
+
+
+def test_spec_load_invalid_json_raises_registry_error(tmp_path: Path) -> None:
+    (tmp_path / "spec.json").write_text('{"key": "x"}')
+
+    with pytest.raises(RegistryError, match="invalid model spec"):
+        ModelSpec.load(tmp_path)
+
+
+def test_spec_save_load_round_trip_is_equal(tmp_path: Path, tiny_spec: ModelSpec) -> None:
+    tiny_spec.save(tmp_path)
+
+    assert ModelSpec.load(tmp_path).model_dump() == tiny_spec.model_dump()
+
+
+def test_verify_weights_matching_sha_returns_path(tiny_spec: ModelSpec) -> None:
+    assert verify_weights(tiny_spec) == tiny_spec.weights_path
+
+
+def test_verify_weights_sha_mismatch_raises(tmp_path: Path, models_dir: Path) -> None:
+    folder = tmp_path / "tiny-ynet"
+    shutil.copytree(models_dir / "tiny-ynet", folder)
+    with (folder / "weights.pt").open("ab") as handle:
+        handle.write(b"tampered")
+
+    with pytest.raises(WeightsMismatch, match="sha256"):
+        verify_weights(ModelSpec.load(folder))
+
+
+def test_verify_weights_missing_file_raises(tmp_path: Path, models_dir: Path) -> None:
+    folder = tmp_path / "tiny-ynet"
+    shutil.copytree(models_dir / "tiny-ynet", folder)
+    (folder / "weights.pt").unlink()
+
+    with pytest.raises(RegistryError, match="missing"):
+        verify_weights(ModelSpec.load(folder))

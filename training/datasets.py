@@ -1,0 +1,173 @@
+"""Read an image folder (``labels.csv`` + images + optional masks) into rows and model-grid arrays.
+
+The folder format is the node's "image folder": ``labels.csv`` with columns ``image`` (path
+relative to the folder), optional ``mask``, optional ``malignant`` (0/1), optional ``group``
+(near-duplicates share one; defaults to the image path) and optional ``label_conflict`` (0/1).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from inference.transforms import to_grey_unit
+
+logger = logging.getLogger(__name__)
+
+LABELS_FILE = "labels.csv"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image of an image folder; paths are absolute."""
+
+    image: Path
+    mask: Path | None
+    malignant: int | None
+    group: str
+    label_conflict: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingArrays:
+    """Images and masks on the model grid (N,S,S uint8 grey and N,S,S {0,1}), labels and groups."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    malignant: np.ndarray
+    groups: np.ndarray
+    names: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if not (len(self.masks) == len(self.malignant) == len(self.groups) == len(self.names) == n):
+            raise ValueError(
+                "TrainingArrays: images, masks, malignant, groups, names differ in length"
+            )
+
+    @property
+    def size(self) -> int:
+        """The model grid's side in pixels."""
+        return int(self.images.shape[-1])
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> TrainingArrays:
+        """The arrays restricted to ``indices`` (in that order)."""
+        index = np.asarray(indices, dtype=np.int64)
+        return TrainingArrays(
+            self.images[index],
+            self.masks[index],
+            self.malignant[index],
+            self.groups[index],
+            self.names[index],
+        )
+
+
+def _optional_int(text: str | None) -> int | None:
+    text = (text or "").strip()
+    return int(float(text)) if text else None
+
+
+def read_image_folder(path: Path) -> list[Row]:
+    """Rows of ``path/labels.csv``; raises ``FileNotFoundError``/``ValueError`` on a bad folder."""
+    folder = Path(path)
+    labels = folder / LABELS_FILE
+    if not labels.is_file():
+        raise FileNotFoundError(f"{labels} not found: an image folder needs a labels.csv")
+    rows: list[Row] = []
+    with labels.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "image" not in reader.fieldnames:
+            raise ValueError(f"{labels}: the column 'image' is required")
+        for record in reader:
+            image = (record.get("image") or "").strip()
+            if not image:
+                raise ValueError(f"{labels}: a row has an empty 'image'")
+            mask = (record.get("mask") or "").strip()
+            rows.append(
+                Row(
+                    image=folder / image,
+                    mask=folder / mask if mask else None,
+                    malignant=_optional_int(record.get("malignant")),
+                    group=(record.get("group") or "").strip() or image,
+                    label_conflict=_optional_int(record.get("label_conflict")) == 1,
+                )
+            )
+    return rows
+
+
+def usable_rows(rows: Iterable[Row]) -> list[Row]:
+    """Rows fit for training and evaluation: those of groups with conflicting labels are dropped."""
+    kept, dropped = [], 0
+    for row in rows:
+        if row.label_conflict:
+            dropped += 1
+        else:
+            kept.append(row)
+    if dropped:
+        logger.info("excluded %d rows of groups with conflicting labels", dropped)
+    return kept
+
+
+def load_grey(path: Path) -> np.ndarray:
+    """An image file as float32 grey in [0, 1] (H,W), through ``to_grey_unit``."""
+    with Image.open(path) as image:
+        if image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
+            image = image.convert("RGB")
+        array = np.asarray(image)
+    if array.dtype == np.int32:  # PIL mode "I": 16-bit PNGs arrive as int32
+        array = array.clip(0, 65535).astype(np.uint16)
+    return to_grey_unit(array)
+
+
+def load_mask(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
+    """A mask file as uint8 {0,1} (H,W); any non-zero pixel is foreground. None gives zeros."""
+    if path is None:
+        return np.zeros(shape, np.uint8)
+    with Image.open(path) as image:
+        array = np.asarray(image)
+    if array.ndim == 3:
+        array = array[..., :3].max(axis=-1)
+    mask = (array > 0).astype(np.uint8)
+    if mask.shape != shape:
+        raise ValueError(f"{path}: mask {mask.shape} does not match its image {shape}")
+    return mask
+
+
+def resize_grey(grey: np.ndarray, size: int) -> np.ndarray:
+    """Grey [0,1] (H,W) to uint8 (size,size) with the bilinear resampling of ``to_model_input``."""
+    tensor = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
+    resized = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
+    return (resized[0, 0].numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Mask {0,1} (H,W) to {0,1} (size,size): bilinear then > 0.5, as predictions go back."""
+    tensor = torch.from_numpy(mask.astype(np.float32))[None, None]
+    resized = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
+    return (resized[0, 0].numpy() > 0.5).astype(np.uint8)
+
+
+def arrays_from_rows(rows: Sequence[Row], size: int, root: Path | None = None) -> TrainingArrays:
+    """Load and resize every row to the model grid; ``malignant`` None becomes -1."""
+    images = np.zeros((len(rows), size, size), np.uint8)
+    masks = np.zeros((len(rows), size, size), np.uint8)
+    for index, row in enumerate(rows):
+        grey = load_grey(row.image)
+        images[index] = resize_grey(grey, size)
+        masks[index] = resize_mask(load_mask(row.mask, grey.shape), size)
+    names = [str(row.image.relative_to(root)) if root else row.image.name for row in rows]
+    return TrainingArrays(
+        images=images,
+        masks=masks,
+        malignant=np.array([-1 if r.malignant is None else r.malignant for r in rows], np.int8),
+        groups=np.array([r.group for r in rows], dtype=str),
+        names=np.array(names, dtype=str),
+    )

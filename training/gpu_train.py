@@ -1,0 +1,118 @@
+"""Entry point run on the GPU machine: hold out 20% of groups, then fit on the rest within a budget.
+
+``python -m training.gpu_train --data .devdata/busi-256.npz --out $OUT --budget-s 330``
+writes ``holdout.json``, ``best.pt``, ``fit.json`` (and the caller tees the log) into ``--out``;
+checkpoints go to ``--work``. Imports no pydantic, pydicom or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.fit import BEST_FILE, SUMMARY_FILE, FitConfig, fit
+from training.pack import load_packed
+from training.splits import holdout_indices
+
+logger = logging.getLogger(__name__)
+
+
+def write_holdout(path: Path, groups: list[str], seed: int, fraction: float, source: str) -> None:
+    """``holdout.json``: the held-out group ids and how they were drawn."""
+    path.write_text(
+        json.dumps(
+            {"seed": seed, "fraction": fraction, "source": source, "groups": sorted(groups)},
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def _calibrated_epochs(development, work: Path, config: FitConfig, budget_s: float) -> int:
+    """Epochs that fit ``budget_s``, from two timed warm-up epochs (the second one counts)."""
+    probe = fit(development, work / "probe", replace(config, epochs=2, resume=False))
+    epoch_s = max(float(probe.history[-1]["seconds"]), 1e-3)
+    epochs = int(budget_s / (epoch_s * 1.15))
+    logger.info("one epoch takes %.2fs: planning %d epochs in %.0fs", epoch_s, epochs, budget_s)
+    return max(2, min(epochs, 400))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, split, fit; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/lnm-fit"))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--holdout-fraction", type=float, default=0.2)
+    parser.add_argument("--epochs", type=int, default=None, help="default: fill --budget-s")
+    parser.add_argument("--budget-s", type=float, default=300.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="keep the first N images (dry run)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    started = time.monotonic()
+    torch.backends.cudnn.benchmark = True
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.work.exists():
+        shutil.rmtree(args.work)
+    arrays, conflict = load_packed(args.data)
+    logger.info("%d images, %d in conflicting-label groups excluded", len(conflict), conflict.sum())
+    arrays = arrays.subset(np.flatnonzero(~conflict))
+    if args.limit:
+        arrays = arrays.subset(np.arange(min(args.limit, len(arrays.images))))
+    kept, held = holdout_indices(
+        arrays.groups.tolist(), arrays.malignant.tolist(), args.holdout_fraction, args.seed
+    )
+    held_groups = sorted(set(arrays.groups[held].tolist()))
+    write_holdout(
+        args.out / "holdout.json", held_groups, args.seed, args.holdout_fraction, args.data.name
+    )
+    logger.info(
+        "hold-out: %d images in %d groups; development: %d images",
+        len(held),
+        len(held_groups),
+        len(kept),
+    )
+    development = arrays.subset(kept)
+    config = FitConfig(
+        epochs=args.epochs or 2,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        device=args.device,
+        num_workers=args.workers,
+    )
+    if args.epochs is None:
+        spent = time.monotonic() - started
+        probe_started = time.monotonic()
+        epochs = _calibrated_epochs(development, args.work, config, args.budget_s * 0.9)
+        remaining = args.budget_s - (time.monotonic() - probe_started) - spent
+        config = replace(config, epochs=epochs, max_seconds=max(remaining, 10.0))
+    result = fit(development, args.work / "main", config)
+    for name in (BEST_FILE, SUMMARY_FILE):
+        shutil.copy2(args.work / "main" / name, args.out / name)
+    logger.info(
+        "best epoch %d of %d, threshold %.3f, validation %s; %.0fs in all",
+        result.best_epoch,
+        len(result.history),
+        result.threshold,
+        {k: round(v, 4) for k, v in result.validation.items() if isinstance(v, float)},
+        time.monotonic() - started,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,243 @@
+"""Classification, calibration, decision-curve and segmentation metrics with defined degenerate cases.
+
+Every function returns plain Python numbers; an undefined value (one class only, a zero
+denominator) is ``None``, never a crash or a NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.metrics import DiceMetric
+from scipy.stats import norm
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    cohen_kappa_score,
+    confusion_matrix,
+    roc_curve,
+)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return float(numerator) / float(denominator) if denominator else None
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _two_classes(y_true: np.ndarray) -> bool:
+    return bool(np.any(y_true == 1) and np.any(y_true == 0))
+
+
+def _midrank(x: np.ndarray) -> np.ndarray:
+    """Mid-ranks (1-based, ties share their mean rank), as in Sun & Xu's fast DeLong."""
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    n = len(x)
+    ranks = np.zeros(n, dtype=float)
+    i = 0
+    while i < n:
+        j = i
+        while j < n and sorted_x[j] == sorted_x[i]:
+            j += 1
+        ranks[i:j] = 0.5 * (i + j - 1) + 1
+        i = j
+    out = np.empty(n, dtype=float)
+    out[order] = ranks
+    return out
+
+
+def delong_auc(y_true: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
+    """(AUC, DeLong variance) by the fast algorithm of Sun & Xu (IEEE SPL 2014).
+
+    Raises ``ValueError`` unless both classes are present.
+    """
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(scores, dtype=float)
+    positives, negatives = s[y == 1], s[y == 0]
+    m, n = len(positives), len(negatives)
+    if m == 0 or n == 0:
+        raise ValueError("DeLong AUC needs at least one positive and one negative case")
+    tx, ty = _midrank(positives), _midrank(negatives)
+    tz = _midrank(np.concatenate([positives, negatives]))
+    auc = (tz[:m].sum() - m * (m + 1) / 2.0) / (m * n)
+    v01 = (tz[:m] - tx) / n  # structural components of the positives
+    v10 = 1.0 - (tz[m:] - ty) / m  # structural components of the negatives
+    s01 = float(np.var(v01, ddof=1)) if m > 1 else 0.0
+    s10 = float(np.var(v10, ddof=1)) if n > 1 else 0.0
+    return float(auc), s01 / m + s10 / n
+
+
+def auc_with_ci(
+    y_true: Sequence[int], scores: Sequence[float], level: float = 0.95
+) -> tuple[float | None, float | None, float | None]:
+    """(AUC, low, high): DeLong normal interval clipped to [0, 1]; all None with one class."""
+    y = np.asarray(y_true).astype(int)
+    if not _two_classes(y):
+        return None, None, None
+    auc, variance = delong_auc(y, scores)
+    half = float(norm.ppf(0.5 + level / 2.0)) * math.sqrt(max(variance, 0.0))
+    return auc, max(0.0, auc - half), min(1.0, auc + half)
+
+
+def youden_threshold(y_true: Sequence[int], scores: Sequence[float], default: float = 0.5) -> float:
+    """The score threshold maximising sensitivity + specificity - 1 (``default`` with one class)."""
+    y = np.asarray(y_true).astype(int)
+    if not _two_classes(y):
+        return float(default)
+    fpr, tpr, thresholds = roc_curve(y, np.asarray(scores, dtype=float))
+    finite = np.isfinite(thresholds)
+    best = int(np.argmax(np.where(finite, tpr - fpr, -np.inf)))
+    return float(min(thresholds[best], 1.0))
+
+
+def binary_metrics(y_true: Sequence[int], scores: Sequence[float], threshold: float) -> dict:
+    """Confusion-matrix figures at ``score >= threshold``: accuracy ... kappa; undefined -> None."""
+    y = np.asarray(y_true).astype(int)
+    predicted = (np.asarray(scores, dtype=float) >= threshold).astype(int)
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
+    sensitivity, specificity = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+    ppv, npv = _ratio(tp, tp + fp), _ratio(tn, tn + fn)
+    lr_pos = lr_neg = None
+    if sensitivity is not None and specificity is not None:
+        lr_pos = _ratio(sensitivity, 1.0 - specificity)
+        lr_neg = _ratio(1.0 - sensitivity, specificity)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    kappa = None
+    if len(y) and len(set(y.tolist()) | set(predicted.tolist())) > 1:
+        kappa = _finite(float(cohen_kappa_score(y, predicted)))
+    return {
+        "n": len(y),
+        "n_positive": int((y == 1).sum()),
+        "n_negative": int((y == 0).sum()),
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "threshold": float(threshold),
+        "accuracy": float(accuracy_score(y, predicted)) if len(y) else None,
+        "sensitivity": sensitivity,
+        "specificity": specificity,
+        "ppv": ppv,
+        "npv": npv,
+        "lr_pos": lr_pos,
+        "lr_neg": lr_neg,
+        "f1": f1,
+        "kappa": kappa,
+    }
+
+
+def brier_score(y_true: Sequence[int], scores: Sequence[float]) -> float | None:
+    """Mean squared error of the probabilities (None when there are no cases)."""
+    y = np.asarray(y_true).astype(int)
+    if len(y) == 0:
+        return None
+    return float(brier_score_loss(y, np.asarray(scores, dtype=float), pos_label=1))
+
+
+def calibration_table(y_true: Sequence[int], scores: Sequence[float], bins: int = 10) -> list[dict]:
+    """Equal-width probability bins: count, mean predicted probability, observed positive fraction.
+
+    Empty bins are omitted.
+    """
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(scores, dtype=float)
+    if len(y) == 0:
+        return []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1], right=True), 0, bins - 1)
+    observed, predicted = (
+        calibration_curve(y, p, n_bins=bins, strategy="uniform")
+        if _two_classes(y)
+        else (None, None)
+    )
+    table, filled = [], 0
+    for b in range(bins):
+        members = index == b
+        if not members.any():
+            continue
+        row = {
+            "bin_low": float(edges[b]),
+            "bin_high": float(edges[b + 1]),
+            "n": int(members.sum()),
+            "mean_predicted": float(p[members].mean()),
+            "observed_fraction": float(y[members].mean()),
+        }
+        if observed is not None:  # sklearn's figures for the same bins, as a cross-check
+            row["observed_fraction"] = float(observed[filled])
+            row["mean_predicted"] = float(predicted[filled])
+        table.append(row)
+        filled += 1
+    return table
+
+
+def net_benefit(
+    y_true: Sequence[int], scores: Sequence[float], thresholds: Sequence[float]
+) -> list[dict]:
+    """Decision-curve net benefit of the model, of treating all and of treating none per threshold.
+
+    NB = TP/n - FP/n * t/(1-t) (Vickers & Elkin 2006); thresholds must lie in (0, 1).
+    """
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(scores, dtype=float)
+    n = len(y)
+    prevalence = float(y.mean()) if n else 0.0
+    curve = []
+    for t in thresholds:
+        if not 0.0 < t < 1.0:
+            raise ValueError(f"decision-curve thresholds must lie in (0, 1), got {t}")
+        odds = t / (1.0 - t)
+        predicted = p >= t
+        tp = int(np.sum(predicted & (y == 1)))
+        fp = int(np.sum(predicted & (y == 0)))
+        curve.append(
+            {
+                "threshold": float(t),
+                "model": (tp - fp * odds) / n if n else None,
+                "treat_all": prevalence - (1.0 - prevalence) * odds if n else None,
+                "treat_none": 0.0,
+            }
+        )
+    return curve
+
+
+def dice_scores(predicted: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> list[float]:
+    """Per-image Dice (MONAI ``DiceMetric``); both masks empty counts as 1, one empty as 0."""
+    metric = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
+    scores = []
+    for pred, ref in zip(predicted, reference, strict=True):
+        if pred.shape != ref.shape:
+            raise ValueError(f"dice_scores: shapes differ {pred.shape} vs {ref.shape}")
+        a = torch.from_numpy(np.asarray(pred) > 0).float()[None, None]
+        b = torch.from_numpy(np.asarray(ref) > 0).float()[None, None]
+        scores.append(float(metric(a, b).item()))
+    return scores
+
+
+def dice_summary(scores: Sequence[float]) -> dict:
+    """``dice_mean``/``dice_median``/``dice_n`` of per-image Dice scores (None when empty)."""
+    values = np.asarray(scores, dtype=float)
+    if len(values) == 0:
+        return {"dice_mean": None, "dice_median": None, "dice_n": 0}
+    return {
+        "dice_mean": float(values.mean()),
+        "dice_median": float(np.median(values)),
+        "dice_n": len(values),
+    }
+
+
+def classification_summary(
+    y_true: Sequence[int], scores: Sequence[float], threshold: float
+) -> dict:
+    """AUC with its 95% DeLong CI, the figures of ``binary_metrics`` and the Brier score."""
+    auc, low, high = auc_with_ci(y_true, scores)
+    summary = {"auc": auc, "auc_ci_low": low, "auc_ci_high": high}
+    summary.update(binary_metrics(y_true, scores, threshold))
+    summary["brier"] = brier_score(y_true, scores)
+    return summary

@@ -1,0 +1,209 @@
+"""Package trained weights as a registered model folder: weights.pt, spec.json (sha256), card.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from inference.registry import ModelSpec, sha256_file
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "weights.pt"
+CARD_FILE = "card.md"
+INTENDED_USE = (
+    "Research use only. Not a medical device; not for diagnosis or any clinical decision."
+)
+CARD_FIGURES = (
+    ("n", "images evaluated"),
+    ("auc", "AUC"),
+    ("accuracy", "accuracy"),
+    ("sensitivity", "sensitivity"),
+    ("specificity", "specificity"),
+    ("ppv", "PPV"),
+    ("npv", "NPV"),
+    ("f1", "F1"),
+    ("kappa", "Cohen's kappa"),
+    ("brier", "Brier score"),
+    ("dice_mean", "Dice mean (lesion images)"),
+    ("dice_median", "Dice median (lesion images)"),
+)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a card and spec say about a model besides its key and version."""
+
+    name: str
+    input_size: int
+    threshold: float
+    trained_on: str
+    evaluated_on: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    training: str = ""
+    evaluation: str = ""
+    limitations: tuple[str, ...] = ()
+    intended_use: str = INTENDED_USE
+    family: str = "segcls"
+    architecture: str = "ynet"
+    backbone: str = "basicunet"
+
+
+def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict:
+    size = facts.input_size
+    finite = {
+        k: float(v)
+        for k, v in facts.metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    return {
+        "key": key,
+        "version": version,
+        "name": facts.name,
+        "family": facts.family,
+        "backbone": facts.backbone,
+        "architecture": facts.architecture,
+        "in_channels": 1,
+        "input_size": size,
+        "inputs": [
+            {
+                "name": "bmode",
+                "rule": "bmode",
+                "contract": {"channels": 1, "frames": 1, "size": size, "range": [0.0, 1.0]},
+            }
+        ],
+        "outputs": {
+            "segments": [
+                {
+                    "number": 1,
+                    "label": "lesion",
+                    "category": {
+                        "value": "49755003",
+                        "scheme": "SCT",
+                        "meaning": "Morphologically Abnormal Structure",
+                    },
+                    "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+                }
+            ],
+            "probability": {
+                "name": "probability of malignancy",
+                "meaning": {"value": "111047", "scheme": "DCM", "meaning": "Probability of cancer"},
+            },
+            "measurements": [
+                {"name": "long_axis", "unit": "mm"},
+                {"name": "short_axis", "unit": "mm"},
+            ],
+            "heatmap": {"method": "gradcam", "layer": "unet.down_4"},
+        },
+        "threshold": facts.threshold,
+        "weights": WEIGHTS_FILE,
+        "weights_sha256": sha256,
+        "card": CARD_FILE,
+        "trained_on": facts.trained_on,
+        "evaluated_on": facts.evaluated_on,
+        "metrics": finite,
+        "intended_use": facts.intended_use,
+    }
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return str(int(value)) if float(value).is_integer() and abs(value) > 1 else f"{value:.3f}"
+
+
+def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
+    """The model card in Markdown: intended use, training data, evaluation, limitations."""
+    m = facts.metrics
+    lines = [
+        f"# {spec.name} ({spec.ref})",
+        "",
+        "## Intended use",
+        "",
+        facts.intended_use,
+        "",
+        "## Model",
+        "",
+        (
+            f"Architecture `{spec.architecture}` (backbone `{spec.backbone}`), one grey input at "
+            f"{spec.input_size}x{spec.input_size}; outputs a lesion mask and a probability of "
+            f"malignancy, called positive at >= {spec.threshold:.3f}. Weights sha256 "
+            f"`{spec.weights_sha256}`."
+        ),
+        "",
+        "## Training data",
+        "",
+        facts.trained_on,
+        "",
+        facts.training,
+        "",
+        "## Evaluation",
+        "",
+        facts.evaluated_on,
+        "",
+        facts.evaluation,
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
+    for key, label in CARD_FIGURES:
+        if key in m:
+            text = _figure(m[key])
+            if key == "auc" and m.get("auc_ci_low") is not None:
+                text += f" (95% CI {_figure(m['auc_ci_low'])}-{_figure(m['auc_ci_high'])}, DeLong)"
+            lines.append(f"| {label} | {text} |")
+    lines += ["", "## Limitations", ""] + [f"- {item}" for item in facts.limitations] + [""]
+    return "\n".join(lines)
+
+
+def package_model(
+    state_dict_path: Path, out_dir: Path, key: str, version: str, facts: ModelFacts | dict
+) -> Path:
+    """Write ``out_dir/{weights.pt,spec.json,card.md}``; returns ``out_dir``.
+
+    The weights are re-saved as a plain fp32 state_dict; the spec is validated by
+    ``inference.registry.ModelSpec`` and records the weights' sha256.
+    """
+    facts = facts if isinstance(facts, ModelFacts) else ModelFacts(**facts)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = torch.load(state_dict_path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    weights = out_dir / WEIGHTS_FILE
+    temporary = weights.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, weights)
+    spec = ModelSpec.model_validate(_spec_fields(key, version, facts, sha256_file(weights)))
+    spec.save(out_dir)
+    (out_dir / CARD_FILE).write_text(render_card(spec, facts))
+    logger.info("packaged %s into %s", spec.ref, out_dir)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.package WEIGHTS OUT_DIR --key K --version V --facts FACTS.json``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("weights", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--facts", type=Path, required=True, help="JSON of ModelFacts fields")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    facts = json.loads(args.facts.read_text())
+    facts["limitations"] = tuple(facts.get("limitations", ()))
+    print(package_model(args.weights, args.out_dir, args.key, args.version, facts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
