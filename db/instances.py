@@ -47,7 +47,9 @@ def _insert(session: Session, table: Any) -> Any:
     raise NotImplementedError(f"no upsert for database dialect {dialect!r}")
 
 
-def _insert_ignore(session: Session, table: Any, conflict: str, values: dict[str, Any]) -> int | None:
+def _insert_ignore(
+    session: Session, table: Any, conflict: str, values: dict[str, Any]
+) -> int | None:
     """Insert ``values`` unless ``conflict`` already exists; the new row's id or None."""
     statement = (
         _insert(session, table)
@@ -68,10 +70,17 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
     """
     now = now or datetime.now(UTC)
     study_id = _insert_ignore(
-        session, Study, "study_instance_uid",
-        {"study_instance_uid": item.study_instance_uid, "state": StudyState.RECEIVING,
-         "first_received_at": now, "last_received_at": now, "generation": 0,
-         "assembled_generation": -1},
+        session,
+        Study,
+        "study_instance_uid",
+        {
+            "study_instance_uid": item.study_instance_uid,
+            "state": StudyState.RECEIVING,
+            "first_received_at": now,
+            "last_received_at": now,
+            "generation": 0,
+            "assembled_generation": -1,
+        },
     )
     created = study_id is not None
     if study_id is None:
@@ -79,22 +88,36 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             select(Study.id).where(Study.study_instance_uid == item.study_instance_uid)
         ).scalar_one()
     series_id = _insert_ignore(
-        session, Series, "series_instance_uid",
-        {"study_id": study_id, "series_instance_uid": item.series_instance_uid,
-         "modality": item.modality, "series_description": item.series_description},
+        session,
+        Series,
+        "series_instance_uid",
+        {
+            "study_id": study_id,
+            "series_instance_uid": item.series_instance_uid,
+            "modality": item.modality,
+            "series_description": item.series_description,
+        },
     )
     if series_id is None:
         series_id = session.execute(
             select(Series.id).where(Series.series_instance_uid == item.series_instance_uid)
         ).scalar_one()
     instance_id = _insert_ignore(
-        session, Instance, "sop_instance_uid",
-        {"study_id": study_id, "series_id": series_id,
-         "sop_instance_uid": item.sop_instance_uid, "sop_class_uid": item.sop_class_uid,
-         "transfer_syntax_uid": item.transfer_syntax_uid,
-         "number_of_frames": item.number_of_frames, "path": item.path,
-         "size_bytes": item.size_bytes, "calling_ae_title": item.calling_ae_title,
-         "received_at": now},
+        session,
+        Instance,
+        "sop_instance_uid",
+        {
+            "study_id": study_id,
+            "series_id": series_id,
+            "sop_instance_uid": item.sop_instance_uid,
+            "sop_class_uid": item.sop_class_uid,
+            "transfer_syntax_uid": item.transfer_syntax_uid,
+            "number_of_frames": item.number_of_frames,
+            "path": item.path,
+            "size_bytes": item.size_bytes,
+            "calling_ae_title": item.calling_ae_title,
+            "received_at": now,
+        },
     )
     if instance_id is None:
         return False
@@ -106,25 +129,40 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
         .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
     )
     if created:
-        session.add(AuditEvent(
-            at=now, actor=RECEIVE_ACTOR, action=RECEIVE_ACTION, entity="study",
-            entity_id=str(study_id),
-            details={"calling_ae_title": item.calling_ae_title, "modality": item.modality},
-        ))
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=RECEIVE_ACTOR,
+                action=RECEIVE_ACTION,
+                entity="study",
+                entity_id=str(study_id),
+                details={"calling_ae_title": item.calling_ae_title, "modality": item.modality},
+            )
+        )
     return True
 
 
 def instance_rows(session: Session) -> list[dict[str, Any]]:
     """Every received instance, oldest first, with its study UID and state."""
     rows = session.execute(
-        select(Instance.sop_instance_uid, Study.study_instance_uid, Instance.state,
-               Instance.sop_class_uid, Instance.received_at)
+        select(
+            Instance.sop_instance_uid,
+            Study.study_instance_uid,
+            Instance.state,
+            Instance.sop_class_uid,
+            Instance.received_at,
+        )
         .join(Study, Instance.study_id == Study.id)
         .order_by(Instance.received_at, Instance.id)
     ).all()
     return [
-        {"sop_instance_uid": r.sop_instance_uid, "study_instance_uid": r.study_instance_uid,
-         "state": str(r.state), "sop_class_uid": r.sop_class_uid, "received_at": r.received_at}
+        {
+            "sop_instance_uid": r.sop_instance_uid,
+            "study_instance_uid": r.study_instance_uid,
+            "state": str(r.state),
+            "sop_class_uid": r.sop_class_uid,
+            "received_at": r.received_at,
+        }
         for r in rows
     ]
 

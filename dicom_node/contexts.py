@@ -120,8 +120,11 @@ def register_retired_storage_classes() -> None:
     pynetdicom keeps this registry process-wide; registering again is harmless.
     """
     register_uid(US_IMAGE_STORAGE_RETIRED, "UltrasoundImageStorageRetired", StorageServiceClass)
-    register_uid(US_MULTIFRAME_IMAGE_STORAGE_RETIRED, "UltrasoundMultiFrameImageStorageRetired",
-                 StorageServiceClass)
+    register_uid(
+        US_MULTIFRAME_IMAGE_STORAGE_RETIRED,
+        "UltrasoundMultiFrameImageStorageRetired",
+        StorageServiceClass,
+    )
 
 
 def storage_contexts() -> list[PresentationContext]:
@@ -157,8 +160,7 @@ def read_file_uids(path: Path) -> tuple[str, str, str]:
     with those three UIDs.
     """
     try:
-        ds = dcmread(path, stop_before_pixels=True,
-                     specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
         return str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID)
     except Exception as exc:  # pydicom raises many exception types for non-DICOM files
         raise InvalidInput(f"{path.name} is not a DICOM file: {type(exc).__name__}: {exc}") from exc

@@ -129,8 +129,9 @@ def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> In
         frames, modality = _frames(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
     except Exception as exc:  # pydicom raises many exception types on corrupt input
-        raise InstanceRefused(f"header does not parse: {type(exc).__name__}: {exc}",
-                              CANNOT_UNDERSTAND) from exc
+        raise InstanceRefused(
+            f"header does not parse: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
+        ) from exc
     for keyword, value in values.items():
         if value is None:
             raise InstanceRefused(f"{keyword} is missing", DATASET_DOES_NOT_MATCH_SOP_CLASS)
@@ -139,10 +140,13 @@ def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> In
     if str(values["SOPClassUID"]) != sop_class_uid:
         raise InstanceRefused(
             f"SOPClassUID {values['SOPClassUID']} does not match the presentation context "
-            f"{sop_class_uid}", DATASET_DOES_NOT_MATCH_SOP_CLASS)
+            f"{sop_class_uid}",
+            DATASET_DOES_NOT_MATCH_SOP_CLASS,
+        )
     if str(values["SOPInstanceUID"]) != sop_instance_uid:
-        raise InstanceRefused("SOPInstanceUID does not match the C-STORE request",
-                              DATASET_DOES_NOT_MATCH_SOP_CLASS)
+        raise InstanceRefused(
+            "SOPInstanceUID does not match the C-STORE request", DATASET_DOES_NOT_MATCH_SOP_CLASS
+        )
     return InstanceHeader(
         sop_class_uid=sop_class_uid,
         sop_instance_uid=sop_instance_uid,
@@ -160,14 +164,16 @@ def check_pixels(source: Source) -> None:
     try:
         ds = dcmread(_open(source))
         if "PixelData" not in ds:
-            raise InstanceRefused("no pixel data (missing, or the stream is truncated)",
-                                  CANNOT_UNDERSTAND)
+            raise InstanceRefused(
+                "no pixel data (missing, or the stream is truncated)", CANNOT_UNDERSTAND
+            )
         pixel_array(ds, index=0)
     except InstanceRefused:
         raise
     except Exception as exc:  # decoder plugins raise RuntimeError, ValueError, ...
-        raise InstanceRefused(f"pixel data does not decode: {type(exc).__name__}: {exc}",
-                              CANNOT_UNDERSTAND) from exc
+        raise InstanceRefused(
+            f"pixel data does not decode: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
+        ) from exc
 
 
 def check_instance(source: Source, sop_class_uid: str, sop_instance_uid: str) -> InstanceHeader:
@@ -181,8 +187,7 @@ def check_instance(source: Source, sop_class_uid: str, sop_instance_uid: str) ->
 class ReceiveHandler:
     """The ``evt.EVT_C_STORE`` handler: store, record, then answer (see module docstring)."""
 
-    def __init__(self, settings: Settings, spool: Spool,
-                 sessions: sessionmaker[Session]) -> None:
+    def __init__(self, settings: Settings, spool: Spool, sessions: sessionmaker[Session]) -> None:
         self._settings = settings
         self._spool = spool
         self._sessions = sessions
@@ -207,31 +212,44 @@ class ReceiveHandler:
         }
         free = shutil.disk_usage(self._spool.root).free
         if free < self._settings.min_free_disk_bytes:
-            logger.warning("refusing instance: %d bytes free under the spool, %d required",
-                           free, self._settings.min_free_disk_bytes)
+            logger.warning(
+                "refusing instance: %d bytes free under the spool, %d required",
+                free,
+                self._settings.min_free_disk_bytes,
+            )
             return OUT_OF_RESOURCES
 
         path = event.dataset_path if _chunked(event) else None
         source: Source = path if path is not None else event.encoded_dataset(include_meta=True)
         size = path.stat().st_size if path is not None else len(source)
         if size > self._settings.max_instance_bytes:
-            return self._refuse(None, InstanceRefused(
-                f"instance of {size} bytes exceeds max_instance_bytes "
-                f"{self._settings.max_instance_bytes}", INSTANCE_TOO_LARGE), details)
+            return self._refuse(
+                None,
+                InstanceRefused(
+                    f"instance of {size} bytes exceeds max_instance_bytes "
+                    f"{self._settings.max_instance_bytes}",
+                    INSTANCE_TOO_LARGE,
+                ),
+                details,
+            )
         try:
             header = check_instance(source, sop_class_uid, sop_instance_uid)
         except InstanceRefused as refused:
             return self._refuse(source, refused, details)
 
         target = self._spool.incoming_path(
-            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid)
+            header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
+        )
         existed = target.exists()
         if not existed:  # an instance already stored keeps its first bytes
             try:
                 _write(self._spool, target, source)
             except OSError as exc:
-                return self._refuse(source, InstanceRefused(
-                    f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES), details)
+                return self._refuse(
+                    source,
+                    InstanceRefused(f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES),
+                    details,
+                )
         item = ReceivedInstance(
             study_instance_uid=header.study_instance_uid,
             series_instance_uid=header.series_instance_uid,
@@ -249,21 +267,29 @@ class ReceiveHandler:
             with self._sessions() as session, session.begin():
                 new = record_instance(session, item)
         except SQLAlchemyError as exc:
-            logger.error("database unavailable while recording an instance: %s",
-                         type(exc).__name__)
-            self._refuse(source, InstanceRefused(
-                f"database error: {type(exc).__name__}", OUT_OF_RESOURCES), details)
+            logger.error("database unavailable while recording an instance: %s", type(exc).__name__)
+            self._refuse(
+                source,
+                InstanceRefused(f"database error: {type(exc).__name__}", OUT_OF_RESOURCES),
+                details,
+            )
             if not existed:
                 target.unlink(missing_ok=True)
             return OUT_OF_RESOURCES
         if not new and not existed:  # known under another study or series: first one wins
             target.unlink(missing_ok=True)
-        logger.info("received %s (%s, %d bytes)%s", header.sop_instance_uid, sop_class_uid,
-                    size, "" if new else ", already known: kept the first copy")
+        logger.info(
+            "received %s (%s, %d bytes)%s",
+            header.sop_instance_uid,
+            sop_class_uid,
+            size,
+            "" if new else ", already known: kept the first copy",
+        )
         return SUCCESS
 
-    def _refuse(self, source: Source | None, refused: InstanceRefused,
-                details: dict[str, Any]) -> int:
+    def _refuse(
+        self, source: Source | None, refused: InstanceRefused, details: dict[str, Any]
+    ) -> int:
         """Quarantine the bytes with the reason; returns the status to answer."""
         logger.warning("refusing instance with 0x%04X: %s", refused.status, refused.reason)
         record = {**details, "status": f"0x{refused.status:04X}"}

@@ -39,8 +39,9 @@ def build_ae(settings: Settings) -> AE:
     return ae
 
 
-def start_scp(settings: Settings, spool: Spool, sessions: sessionmaker[Session],
-              chunked: bool = True) -> ThreadedAssociationServer:
+def start_scp(
+    settings: Settings, spool: Spool, sessions: sessionmaker[Session], chunked: bool = True
+) -> ThreadedAssociationServer:
     """Start listening on ``settings.bind_address:settings.port`` and return the server.
 
     Port 0 binds an ephemeral port: read it from ``server.server_address[1]``. Stop with
@@ -56,6 +57,5 @@ def start_scp(settings: Settings, spool: Spool, sessions: sessionmaker[Session],
         block=False,
         evt_handlers=[(evt.EVT_C_STORE, handler)],
     )
-    logger.info("storage SCP %s listening on %s:%d", settings.ae_title,
-                *server.server_address[:2])
+    logger.info("storage SCP %s listening on %s:%d", settings.ae_title, *server.server_address[:2])
     return server

@@ -41,21 +41,31 @@ class StoreResult:
         return self.status is not None and not is_failure(self.status)
 
 
-def _associate(destination: Destination, contexts: list[PresentationContext],
-               calling_ae_title: str, timeout: float) -> Association:
+def _associate(
+    destination: Destination,
+    contexts: list[PresentationContext],
+    calling_ae_title: str,
+    timeout: float,
+) -> Association:
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
-    assoc = ae.associate(destination.host, destination.port, contexts=contexts,
-                         ae_title=destination.ae_title)
+    assoc = ae.associate(
+        destination.host, destination.port, contexts=contexts, ae_title=destination.ae_title
+    )
     if not assoc.is_established:
         outcome = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
         raise TransientError(f"association with {destination} {outcome}")
     return assoc
 
 
-def store_files(destination: Destination, paths: list[Path], calling_ae_title: str,
-                timeout: float = 30, stop_on_failure: bool = False) -> list[StoreResult]:
+def store_files(
+    destination: Destination,
+    paths: list[Path],
+    calling_ae_title: str,
+    timeout: float = 30,
+    stop_on_failure: bool = False,
+) -> list[StoreResult]:
     """C-STORE each readable DICOM file over one association; one result per path, in order.
 
     Files that are not DICOM get ``status=None`` and an error. With ``stop_on_failure`` the
@@ -95,8 +105,9 @@ def store_files(destination: Destination, paths: list[Path], calling_ae_title: s
     return results
 
 
-def send_instances(destination: Destination, paths: list[Path], calling_ae_title: str,
-                   timeout: float = 30) -> dict[str, int]:
+def send_instances(
+    destination: Destination, paths: list[Path], calling_ae_title: str, timeout: float = 30
+) -> dict[str, int]:
     """Send ``paths`` over one association; SOP Instance UID -> status of each.
 
     Raises TransientError (association refused, aborted or timed out), PeerRejected (a store

@@ -36,9 +36,10 @@ def collect_files(paths_or_folders: Iterable[Path]) -> list[Path]:
     for item in map(Path, paths_or_folders):
         if item.is_dir():
             files.extend(
-                path for path in sorted(item.rglob("*"))
-                if path.is_file() and not any(part.startswith(".")
-                                              for part in path.relative_to(item).parts)
+                path
+                for path in sorted(item.rglob("*"))
+                if path.is_file()
+                and not any(part.startswith(".") for part in path.relative_to(item).parts)
             )
         elif item.is_file():
             files.append(item)
@@ -47,8 +48,12 @@ def collect_files(paths_or_folders: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def send_paths(destination: Destination, paths_or_folders: Iterable[Path],
-               calling_ae_title: str, timeout: float = 30) -> SendReport:
+def send_paths(
+    destination: Destination,
+    paths_or_folders: Iterable[Path],
+    calling_ae_title: str,
+    timeout: float = 30,
+) -> SendReport:
     """Send every DICOM file found to ``destination`` over one association.
 
     Non-DICOM files are reported (status None), refusals are reported with the peer's status;

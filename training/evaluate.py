@@ -124,7 +124,7 @@ def evaluate(
     all_dice = dice_summary(dice)
     metrics.update(
         model=model_ref,
-        dataset=str(dataset_dir),
+        dataset=dataset_dir.name,
         subset="groups" if subset_groups is not None else "all",
         n=len(rows),
         n_labelled=len(labelled),

@@ -101,7 +101,8 @@ def binary_metrics(y_true: Sequence[int], scores: Sequence[float], threshold: fl
     """Confusion-matrix figures at ``score >= threshold``: accuracy ... kappa; undefined -> None."""
     y = np.asarray(y_true).astype(int)
     predicted = (np.asarray(scores, dtype=float) >= threshold).astype(int)
-    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
+    counts = confusion_matrix(y, predicted, labels=[0, 1]).ravel() if len(y) else np.zeros(4)
+    tn, fp, fn, tp = (int(v) for v in counts)
     sensitivity, specificity = _ratio(tp, tp + fn), _ratio(tn, tn + fp)
     ppv, npv = _ratio(tp, tp + fp), _ratio(tn, tn + fn)
     lr_pos = lr_neg = None

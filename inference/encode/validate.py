@@ -29,9 +29,9 @@ def _program(name: str, package: str) -> str:
 
 
 def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    if not Path(command[-1]).is_file():
+        raise FileNotFoundError(f"no file to validate at {command[-1]}")
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def dciodvfy_errors(path: Path | str, timeout: float = 60.0) -> list[str]:
@@ -62,8 +62,8 @@ def dsrdump_errors(path: Path | str, timeout: float = 60.0) -> list[str]:
 def pixelmed_sr_errors(path: Path | str, timeout: float = 300.0) -> list[str]:
     """The errors of pixelmed's DicomSRValidator (SR IOD and templates such as TID 1500).
 
-    pixelmed exits 0 even when it crashes: an exception trace or an absent verdict is
-    reported as an error. Several seconds per file.
+    pixelmed exits 0 even when it crashes: an exception trace, an unrecognised IOD or an
+    unfinished run is reported as an error too. Several seconds per file.
 
     Raises
     ------
@@ -85,11 +85,9 @@ def pixelmed_sr_errors(path: Path | str, timeout: float = 300.0) -> list[str]:
     output = result.stdout + "\n" + result.stderr
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error")]
-    if "Exception" in output:
-        errors += [line for line in lines if "Exception" in line]
-    if (
-        not any(line.startswith(("IOD validation", "Content validation")) for line in lines)
-        and not errors
-    ):
-        errors.append("pixelmed produced no verdict: " + " | ".join(lines[-3:]))
+    errors += [line for line in lines if "Exception" in line or "unrecognized" in line]
+    if not any(line.startswith("Found") and line.endswith("IOD") for line in lines):
+        errors.append("pixelmed recognised no SR IOD: " + " | ".join(lines[-3:]))
+    elif not any(line.startswith("IOD validation complete") for line in lines):
+        errors.append("pixelmed did not complete: " + " | ".join(lines[-3:]))
     return errors

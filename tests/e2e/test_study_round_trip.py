@@ -3,9 +3,7 @@ model and a real Orthanc PACS receives a SEG, an SR and a heatmap that pass the 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import re
 from pathlib import Path
 
 import pydicom
@@ -14,6 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors
 from phantom.us_dicom import write_us_study
+from tests.integration.dicom_node.helpers import run_storescu
 from tests.support.network import wait_until
 from tests.support.node import start_node
 from tests.support.orthanc import start_orthanc
@@ -24,18 +23,11 @@ pytestmark = pytest.mark.e2e
 SEG, SR_3D, SC = "1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.7"
 
 
-def storescu(port: int, files: list[Path]) -> str:
-    """Send with DCMTK storescu (Nagle off) and return its verbose output; fail on any refusal."""
-    if shutil.which("storescu") is None:
-        pytest.skip("DCMTK storescu is not installed")
-    out = subprocess.run(
-        ["storescu", "-v", "-aec", "LNMNODE", "-aet", "US_MODALITY", "127.0.0.1", str(port), *map(str, files)],
-        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "TCP_NODELAY": "1"},
-    )
-    text = out.stdout + out.stderr
-    assert out.returncode == 0, text
-    assert "Success" in text and "Failed" not in text and "Refused" not in text, text
-    return text
+def storescu(port: int, files: list[Path]) -> None:
+    """Send with DCMTK storescu; every file must be answered Success."""
+    outcomes = run_storescu(port, files, calling_ae="US_MODALITY")
+    refused = {str(path): outcome for path, outcome in outcomes.items() if not outcome.startswith("Success")}
+    assert not refused, refused
 
 
 def real_files() -> list[Path]:
@@ -46,6 +38,16 @@ def real_files() -> list[Path]:
     import csv
 
     return [SHARED_DATA / "us-dicom" / row["file"] for row in csv.DictReader(manifest.open())]
+
+
+def own_errors(errors: list[str], source_uids: set[str]) -> list[str]:
+    """dciodvfy errors of our own making.
+
+    One public test file carries UIDs with an illegal root ("999.999..."); our outputs must
+    reference its study, series and instance by those UIDs, so that error is inherited, not ours.
+    """
+    inherited = re.compile(r'Illegal root for UID - "([^"]+)"')
+    return [e for e in errors if not ((m := inherited.search(e)) and m.group(1) in source_uids)]
 
 
 @pytest.fixture
@@ -93,8 +95,12 @@ def test_node_study_round_trip_outputs_reach_pacs_and_validate(tmp_path: Path, p
     assert len(by_class.get(SR_3D, [])) == len(studies)
     assert len(by_class.get(SC, [])) == len(studies)
     assert 1 <= len(by_class.get(SEG, [])) <= len(studies)
+    source_uids = set()
+    for sent_path in sent:
+        header = pydicom.dcmread(sent_path, stop_before_pixels=True)
+        source_uids |= {header.StudyInstanceUID, header.SeriesInstanceUID, header.SOPInstanceUID}
     for path in by_class[SR_3D] + by_class[SC] + by_class.get(SEG, []):
-        assert dciodvfy_errors(path) == [], path
+        assert own_errors(dciodvfy_errors(path), source_uids) == [], path
     for path in by_class[SR_3D]:
         assert dsrdump_errors(path) == [], path
         sr = pydicom.dcmread(path)

@@ -28,11 +28,17 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
     """Start SCPs with settings overrides; ``sessions=`` replaces the database."""
     servers: list[ThreadedAssociationServer] = []
 
-    def start(sessions: sessionmaker[Session] | None = None, chunked: bool = True,
-              **overrides: Any) -> Node:
+    def start(
+        sessions: sessionmaker[Session] | None = None, chunked: bool = True, **overrides: Any
+    ) -> Node:
         home = tmp_path / f"home{len(servers)}"
-        values: dict[str, Any] = {"home": home, "port": 0, "ae_title": "LNMNODE",
-                                  "min_free_disk_bytes": 0, "network_timeout_seconds": 10}
+        values: dict[str, Any] = {
+            "home": home,
+            "port": 0,
+            "ae_title": "LNMNODE",
+            "min_free_disk_bytes": 0,
+            "network_timeout_seconds": 10,
+        }
         values.update(overrides)
         settings = load_settings(**values)
         spool = Spool.under(settings.home)

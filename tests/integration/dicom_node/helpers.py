@@ -89,9 +89,11 @@ STORESCU_PROPOSE = {
 }
 
 
-def run_storescu(port: int, files: list[Path], called_ae: str = "LNMNODE",
-                 calling_ae: str = CALLING_AE) -> dict[Path, str]:
-    """Send ``files`` with DCMTK storescu (one run per transfer syntax); file -> outcome.
+def run_storescu(
+    port: int, files: list[Path], called_ae: str = "LNMNODE", calling_ae: str = CALLING_AE
+) -> dict[Path, str]:
+    """Send ``files`` with DCMTK storescu (one run per transfer syntax); file -> outcome,
+    in the order the files were sent.
 
     storescu can exit 0 although stores were refused, so the outcome is read from its ``-v``
     output: the text of "Received Store Response (...)", the error line for the file, or the
@@ -105,10 +107,29 @@ def run_storescu(port: int, files: list[Path], called_ae: str = "LNMNODE",
         groups.setdefault(read_file_uids(path)[2], []).append(path)
     outcomes: dict[Path, str] = {}
     for syntax, group in groups.items():
-        command = [executable, "-v", "-R", STORESCU_PROPOSE[syntax], "-aet", calling_ae,
-                   "-aec", called_ae, "-to", "20", "127.0.0.1", str(port), *map(str, group)]
-        run = subprocess.run(command, env={**os.environ, "TCP_NODELAY": "1"},
-                             capture_output=True, text=True, timeout=120, check=False)
+        command = [
+            executable,
+            "-v",
+            "-R",
+            STORESCU_PROPOSE[syntax],
+            "-aet",
+            calling_ae,
+            "-aec",
+            called_ae,
+            "-to",
+            "20",
+            "127.0.0.1",
+            str(port),
+            *map(str, group),
+        ]
+        run = subprocess.run(
+            command,
+            env={**os.environ, "TCP_NODELAY": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         current: Path | None = None
         fatal = "not sent"
         for line in (run.stdout + run.stderr).splitlines():

@@ -33,19 +33,26 @@ def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[session
 
 def _item(sop: str, study: str = "1.2.3", series: str = "1.2.3.1") -> ReceivedInstance:
     return ReceivedInstance(
-        study_instance_uid=study, series_instance_uid=series, sop_instance_uid=sop,
-        sop_class_uid="1.2.840.10008.5.1.4.1.1.6.1", transfer_syntax_uid="1.2.840.10008.1.2.1",
-        path=f"/spool/{sop}.dcm", size_bytes=1000, modality="US", calling_ae_title="MODALITY")
+        study_instance_uid=study,
+        series_instance_uid=series,
+        sop_instance_uid=sop,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.6.1",
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        path=f"/spool/{sop}.dcm",
+        size_bytes=1000,
+        modality="US",
+        calling_ae_title="MODALITY",
+    )
 
 
-def _record(sessions: sessionmaker[Session], item: ReceivedInstance,
-            now: datetime = T0) -> bool:
+def _record(sessions: sessionmaker[Session], item: ReceivedInstance, now: datetime = T0) -> bool:
     with sessions() as session, session.begin():
         return record_instance(session, item, now=now)
 
 
 def test_record_instance_new_study_creates_rows_and_one_audit_event(
-        sessions: sessionmaker[Session]) -> None:
+    sessions: sessionmaker[Session],
+) -> None:
     assert _record(sessions, _item("1.2.3.1.1")) is True
     assert _record(sessions, _item("1.2.3.1.2"), T0 + timedelta(seconds=5)) is True
     with sessions() as session:
@@ -57,21 +64,23 @@ def test_record_instance_new_study_creates_rows_and_one_audit_event(
         assert session.scalar(select(func.count(Instance.id))) == 2
         events = session.execute(select(AuditEvent)).scalars().all()
         assert [(e.action, e.entity, e.entity_id) for e in events] == [
-            ("receive", "study", str(study.id))]
+            ("receive", "study", str(study.id))
+        ]
 
 
-def test_record_instance_same_sop_twice_false_and_one_row(
-        sessions: sessionmaker[Session]) -> None:
+def test_record_instance_same_sop_twice_false_and_one_row(sessions: sessionmaker[Session]) -> None:
     assert _record(sessions, _item("1.2.3.1.1")) is True
     assert _record(sessions, _item("1.2.3.1.1"), T0 + timedelta(minutes=1)) is False
     with sessions() as session:
         assert session.scalar(select(func.count(Instance.id))) == 1
-        assert session.execute(select(Study.last_received_at)).scalar_one().replace(
-            tzinfo=UTC) == T0
+        assert (
+            session.execute(select(Study.last_received_at)).scalar_one().replace(tzinfo=UTC) == T0
+        )
 
 
 def test_record_instance_after_assembly_bumps_generation_once(
-        sessions: sessionmaker[Session]) -> None:
+    sessions: sessionmaker[Session],
+) -> None:
     _record(sessions, _item("1.2.3.1.1"))
     with sessions() as session, session.begin():
         session.execute(update(Study).values(assembled_generation=0, state=StudyState.READY))
@@ -80,21 +89,28 @@ def test_record_instance_after_assembly_bumps_generation_once(
     with sessions() as session:
         study = session.execute(select(Study)).scalar_one()
         assert (study.generation, study.assembled_generation, study.state) == (
-            1, 0, StudyState.RECEIVING)
+            1,
+            0,
+            StudyState.RECEIVING,
+        )
 
 
 def test_instance_rows_and_counts_two_studies_listed(sessions: sessionmaker[Session]) -> None:
     _record(sessions, _item("1.2.3.1.1"))
-    _record(sessions, _item("1.2.4.1.1", study="1.2.4", series="1.2.4.1"),
-            T0 + timedelta(seconds=1))
+    _record(
+        sessions, _item("1.2.4.1.1", study="1.2.4", series="1.2.4.1"), T0 + timedelta(seconds=1)
+    )
     with sessions() as session, session.begin():
-        session.execute(update(Study).where(Study.study_instance_uid == "1.2.4")
-                        .values(state=StudyState.READY))
+        session.execute(
+            update(Study).where(Study.study_instance_uid == "1.2.4").values(state=StudyState.READY)
+        )
     with sessions() as session:
         rows = instance_rows(session)
         counts = study_counts_by_state(session)
     assert [(r["sop_instance_uid"], r["study_instance_uid"], r["state"]) for r in rows] == [
-        ("1.2.3.1.1", "1.2.3", "RECEIVED"), ("1.2.4.1.1", "1.2.4", "RECEIVED")]
+        ("1.2.3.1.1", "1.2.3", "RECEIVED"),
+        ("1.2.4.1.1", "1.2.4", "RECEIVED"),
+    ]
     assert rows[0]["sop_class_uid"] == "1.2.840.10008.5.1.4.1.1.6.1"
     assert rows[0]["received_at"].replace(tzinfo=UTC) == T0
     assert counts == {"RECEIVING": 1, "READY": 1}

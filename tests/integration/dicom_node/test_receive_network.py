@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,10 @@ from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from db.instances import instance_rows, study_counts_by_state
-from db.models import Study, StudyState
-from dicom_node.contexts import read_file_uids
+from db.models import AuditEvent, Study, StudyState
 from dicom_node.scu import send_instances
 from phantom.us_dicom import make_us_dataset
 from tests.integration.dicom_node.helpers import CALLING_AE, Node, run_storescu
@@ -24,8 +24,11 @@ pytestmark = pytest.mark.integration
 
 def _elements(ds: Dataset) -> dict[BaseTag, DataElement]:
     """The elements without group lengths and trailing padding (senders may drop both)."""
-    return {element.tag: element for element in ds
-            if element.tag.element != 0x0000 and element.tag != 0xFFFCFFFC}
+    return {
+        element.tag: element
+        for element in ds
+        if element.tag.element != 0x0000 and element.tag != 0xFFFCFFFC
+    }
 
 
 def assert_stored(node: Node, files: list[Path]) -> None:
@@ -35,7 +38,8 @@ def assert_stored(node: Node, files: list[Path]) -> None:
     for path in files:
         sent = dcmread(path)
         stored_path = node.spool.incoming_path(
-            sent.StudyInstanceUID, sent.SeriesInstanceUID, sent.SOPInstanceUID)
+            sent.StudyInstanceUID, sent.SeriesInstanceUID, sent.SOPInstanceUID
+        )
         assert stored_path.is_file(), path.name
         stored = dcmread(stored_path)
         syntax = sent.file_meta.TransferSyntaxUID
@@ -53,7 +57,8 @@ def assert_stored(node: Node, files: list[Path]) -> None:
 
 
 def test_scp_pynetdicom_phantom_every_syntax_stored(
-        node: Node, phantom_files: dict[str, Path]) -> None:
+    node: Node, phantom_files: dict[str, Path]
+) -> None:
     files = list(phantom_files.values())
     statuses = send_instances(node.destination, files, CALLING_AE)
     assert sorted(statuses.values()) == [0] * len(files)
@@ -61,7 +66,8 @@ def test_scp_pynetdicom_phantom_every_syntax_stored(
 
 
 def test_scp_in_memory_mode_phantom_every_syntax_stored(
-        make_node: Callable[..., Node], phantom_files: dict[str, Path]) -> None:
+    make_node: Callable[..., Node], phantom_files: dict[str, Path]
+) -> None:
     node = make_node(chunked=False)
     files = list(phantom_files.values())
     assert set(send_instances(node.destination, files, CALLING_AE).values()) == {0}
@@ -69,7 +75,8 @@ def test_scp_in_memory_mode_phantom_every_syntax_stored(
 
 
 def test_scp_storescu_phantom_every_syntax_stored(
-        node: Node, phantom_files: dict[str, Path]) -> None:
+    node: Node, phantom_files: dict[str, Path]
+) -> None:
     files = list(phantom_files.values())
     outcomes = run_storescu(node.port, files)
     assert outcomes == {path: "Success" for path in files}
@@ -99,12 +106,12 @@ def test_scp_pynetdicom_real_files_stored(node: Node, real_files: list[Path]) ->
 def test_scp_storescu_real_files_stored(node: Node, real_files: list[Path]) -> None:
     outcomes = run_storescu(node.port, real_files)
     assert outcomes == {path: "Success" for path in real_files}
-    sent_first = sorted(real_files, key=lambda p: read_file_uids(p)[2])  # storescu's order
-    assert_stored(node, first_per_instance(sent_first))
+    assert_stored(node, first_per_instance(list(outcomes)))  # outcomes are in sending order
 
 
 def test_scp_resend_same_instance_success_one_row(
-        node: Node, phantom_files: dict[str, Path]) -> None:
+    node: Node, phantom_files: dict[str, Path]
+) -> None:
     file = phantom_files["jpeg_baseline_colour"]
     assert list(send_instances(node.destination, [file], CALLING_AE).values()) == [0]
     assert list(send_instances(node.destination, [file], CALLING_AE).values()) == [0]
@@ -117,9 +124,13 @@ def test_scp_resend_same_instance_success_one_row(
 def test_scp_late_instance_after_assembly_new_generation(node: Node, tmp_path: Path) -> None:
     paths = []
     for index in range(2):
-        ds, _, _ = make_us_dataset(seed=900 + index, rows=48, cols=64,
-                                   study_instance_uid="1.2.826.0.1.3680043.8.498.1",
-                                   series_instance_uid="1.2.826.0.1.3680043.8.498.1.1")
+        ds, _, _ = make_us_dataset(
+            seed=900 + index,
+            rows=48,
+            cols=64,
+            study_instance_uid="1.2.826.0.1.3680043.8.498.1",
+            series_instance_uid="1.2.826.0.1.3680043.8.498.1.1",
+        )
         paths.append(tmp_path / f"{index}.dcm")
         ds.save_as(paths[-1], enforce_file_format=True)
     send_instances(node.destination, paths[:1], CALLING_AE)
@@ -130,3 +141,32 @@ def test_scp_late_instance_after_assembly_new_generation(node: Node, tmp_path: P
         study = session.execute(select(Study)).scalar_one()
         assert (study.generation, study.state) == (1, StudyState.RECEIVING)
         assert study_counts_by_state(session) == {"RECEIVING": 1}
+
+
+def test_scp_concurrent_associations_same_new_study_one_study_row(
+    node: Node, tmp_path: Path
+) -> None:
+    study, series = "1.2.826.0.1.3680043.8.498.2", "1.2.826.0.1.3680043.8.498.2.1"
+    batches: list[list[Path]] = []
+    for sender in range(4):
+        batch = []
+        for index in range(3):
+            ds, _, _ = make_us_dataset(
+                seed=1000 + 10 * sender + index,
+                rows=32,
+                cols=32,
+                study_instance_uid=study,
+                series_instance_uid=series,
+            )
+            batch.append(tmp_path / f"{sender}-{index}.dcm")
+            ds.save_as(batch[-1], enforce_file_format=True)
+        batches.append(batch)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(
+            pool.map(lambda batch: send_instances(node.destination, batch, CALLING_AE), batches)
+        )
+    assert [sorted(a.values()) for a in answers] == [[0, 0, 0]] * 4
+    with node.sessions() as session:
+        assert len(instance_rows(session)) == 12
+        assert session.scalar(select(func.count(Study.id))) == 1
+        assert session.scalar(select(func.count(AuditEvent.id))) == 1

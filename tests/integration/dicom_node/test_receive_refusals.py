@@ -75,7 +75,8 @@ def _only_quarantine_record(node: Node) -> dict[str, object]:
 
 
 def test_scp_missing_study_uid_refused_a900_quarantined(
-        node: Node, stored_first: Path, tmp_path: Path) -> None:
+    node: Node, stored_first: Path, tmp_path: Path
+) -> None:
     ds = _phantom(1)
     del ds.StudyInstanceUID
     assert _send_one(node, _write(tmp_path, "no-study", ds)) == 0xA900
@@ -86,7 +87,8 @@ def test_scp_missing_study_uid_refused_a900_quarantined(
 
 
 def test_scp_garbage_jpeg_fragment_refused_c210_quarantined(
-        node: Node, stored_first: Path, tmp_path: Path) -> None:
+    node: Node, stored_first: Path, tmp_path: Path
+) -> None:
     ds = _phantom(2, transfer_syntax=JPEGBaseline8Bit)
     ds.PixelData = encapsulate([b"\xff\xd8" + b"not a jpeg" * 100])
     assert _send_one(node, _write(tmp_path, "garbage", ds)) == statuses.CANNOT_UNDERSTAND
@@ -97,16 +99,20 @@ def test_scp_garbage_jpeg_fragment_refused_c210_quarantined(
 
 
 def test_scp_truncated_file_refused_c210_quarantined(
-        node: Node, stored_first: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    node: Node, stored_first: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     whole = _write(tmp_path, "whole", _phantom(3, frames=3))
     truncated = tmp_path / "truncated.dcm"
     truncated.write_bytes(whole.read_bytes()[:-5000])
     # send the raw bytes as they are (pynetdicom would otherwise parse and re-encode them)
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
     ae = AE(ae_title=CALLING_AE)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="LNMNODE", contexts=[
-        build_context(_phantom(3, frames=3).SOPClassUID, [ExplicitVRLittleEndian])])
+    assoc = ae.associate(
+        "127.0.0.1",
+        node.port,
+        ae_title="LNMNODE",
+        contexts=[build_context(_phantom(3, frames=3).SOPClassUID, [ExplicitVRLittleEndian])],
+    )
     assert assoc.is_established
     answer = assoc.send_c_store(truncated)
     assoc.release()
@@ -118,14 +124,19 @@ def test_scp_truncated_file_refused_c210_quarantined(
 
 
 def test_scp_ct_image_context_rejected_not_stored(
-        node: Node, stored_first: Path, tmp_path: Path) -> None:
+    node: Node, stored_first: Path, tmp_path: Path
+) -> None:
     ds = _phantom(4)
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
     ct = _write(tmp_path, "ct", ds)
     us = _write(tmp_path, "us", _phantom(5))
     ae = AE(ae_title=CALLING_AE)
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="LNMNODE", contexts=[
-        build_context(CTImageStorage), build_context(UltrasoundImageStorage)])
+    assoc = ae.associate(
+        "127.0.0.1",
+        node.port,
+        ae_title="LNMNODE",
+        contexts=[build_context(CTImageStorage), build_context(UltrasoundImageStorage)],
+    )
     assert assoc.is_established
     [rejected] = assoc.rejected_contexts
     assert (rejected.abstract_syntax, rejected.result) == (CTImageStorage, 0x03)
@@ -139,7 +150,8 @@ def test_scp_ct_image_context_rejected_not_stored(
 
 
 def test_scp_unknown_calling_ae_with_allowlist_rejected_113(
-        make_node: Callable[..., Node], phantom_files: dict[str, Path]) -> None:
+    make_node: Callable[..., Node], phantom_files: dict[str, Path]
+) -> None:
     node = make_node(calling_ae_allowlist=[CALLING_AE])
     ae = AE(ae_title="INTRUDER")
     ae.add_requested_context("1.2.840.10008.1.1")
@@ -162,7 +174,8 @@ def test_scp_wrong_called_ae_rejected_117(node: Node, stored_first: Path) -> Non
 
 
 def test_scp_instance_too_large_refused_c001_reason_kept(
-        make_node: Callable[..., Node], phantom_files: dict[str, Path]) -> None:
+    make_node: Callable[..., Node], phantom_files: dict[str, Path]
+) -> None:
     node = make_node(max_instance_bytes=4096)
     assert _send_one(node, phantom_files["explicit_le"]) == statuses.INSTANCE_TOO_LARGE
     record = _only_quarantine_record(node)
@@ -173,7 +186,8 @@ def test_scp_instance_too_large_refused_c001_reason_kept(
 
 
 def test_scp_disk_below_minimum_refused_a700_nothing_kept(
-        make_node: Callable[..., Node], phantom_files: dict[str, Path]) -> None:
+    make_node: Callable[..., Node], phantom_files: dict[str, Path]
+) -> None:
     node = make_node(min_free_disk_bytes=10**18)
     assert _send_one(node, phantom_files["explicit_le"]) == statuses.OUT_OF_RESOURCES
     assert node.spool.quarantined() == []
@@ -182,10 +196,12 @@ def test_scp_disk_below_minimum_refused_a700_nothing_kept(
 
 
 def test_scp_database_unavailable_refused_a700_no_success(
-        make_node: Callable[..., Node], phantom_files: dict[str, Path]) -> None:
+    make_node: Callable[..., Node], phantom_files: dict[str, Path]
+) -> None:
     # a PostgreSQL URL on a loopback port nothing listens on: every connection is refused
-    closed = sessionmaker(make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none"),
-                          expire_on_commit=False)
+    closed = sessionmaker(
+        make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none"), expire_on_commit=False
+    )
     node = make_node(sessions=closed)
     file = phantom_files["jpeg_ls"]
     assert _send_one(node, file) == statuses.OUT_OF_RESOURCES
@@ -197,7 +213,8 @@ def test_scp_database_unavailable_refused_a700_no_success(
 
 
 def test_scp_spool_write_fails_refused_a700_quarantined(
-        node: Node, phantom_files: dict[str, Path]) -> None:
+    node: Node, phantom_files: dict[str, Path]
+) -> None:
     incoming = node.spool.root / "incoming"
     incoming.rmdir()
     incoming.write_text("a file where the incoming folder should be")  # every write fails

@@ -37,7 +37,8 @@ def _garbage_jpeg(folder: Path) -> Path:
 
 
 def test_send_instances_phantom_files_returns_uid_to_success(
-        node: Node, phantom_files: dict[str, Path]) -> None:
+    node: Node, phantom_files: dict[str, Path]
+) -> None:
     files = [phantom_files["rle"], phantom_files["jpeg_2000"]]
     result = send_instances(node.destination, files, CALLING_AE)
     assert result == {dcmread(p).SOPInstanceUID: statuses.SUCCESS for p in files}
@@ -50,14 +51,16 @@ def test_send_instances_closed_port_raises_transient(phantom_files: dict[str, Pa
 
 
 def test_send_instances_calling_ae_not_allowed_raises_transient(
-        make_node: Callable[..., Node], phantom_files: dict[str, Path]) -> None:
+    make_node: Callable[..., Node], phantom_files: dict[str, Path]
+) -> None:
     node = make_node(calling_ae_allowlist=["OTHER"])
     with pytest.raises(TransientError, match="rejected"):
         send_instances(node.destination, [phantom_files["rle"]], CALLING_AE)
 
 
 def test_send_instances_store_refused_raises_peer_rejected_with_status(
-        node: Node, phantom_files: dict[str, Path], tmp_path: Path) -> None:
+    node: Node, phantom_files: dict[str, Path], tmp_path: Path
+) -> None:
     files = [_garbage_jpeg(tmp_path), phantom_files["rle"]]
     with pytest.raises(PeerRejected) as caught:
         send_instances(node.destination, files, CALLING_AE)
@@ -82,7 +85,8 @@ def test_echo_closed_port_raises_transient() -> None:
 
 
 def test_send_paths_folder_with_mixed_files_reports_each_file(
-        node: Node, phantom_files: dict[str, Path], tmp_path: Path) -> None:
+    node: Node, phantom_files: dict[str, Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "study"
     (folder / "sub").mkdir(parents=True)
     good = folder / "sub" / "a.dcm"

@@ -123,3 +123,13 @@ def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, pat
     for role, output_path in paths.items():
         assert _errors_not_from_source(dciodvfy_errors(output_path), source) == [], role
     assert dsrdump_errors(paths["sr"]) == []
+
+
+def test_dciodvfy_errors_defective_file_errors_reported(phantom, tmp_path):
+    _need("dciodvfy")
+    source, _ = phantom(seed=8)
+    del source.PatientID  # Type 2 attribute missing: an IOD error
+    path = tmp_path / "defective.dcm"
+    source.save_as(path, enforce_file_format=True)
+    errors = dciodvfy_errors(path)
+    assert any("PatientID" in error for error in errors)

@@ -27,9 +27,13 @@ def test_storage_contexts_every_class_offers_every_syntax() -> None:
 
 
 def test_is_processable_us_and_secondary_capture_true_others_false() -> None:
-    for uid in (UltrasoundImageStorage, UltrasoundMultiFrameImageStorage,
-                "1.2.840.10008.5.1.4.1.1.6", "1.2.840.10008.5.1.4.1.1.3",
-                SecondaryCaptureImageStorage):
+    for uid in (
+        UltrasoundImageStorage,
+        UltrasoundMultiFrameImageStorage,
+        "1.2.840.10008.5.1.4.1.1.6",
+        "1.2.840.10008.5.1.4.1.1.3",
+        SecondaryCaptureImageStorage,
+    ):
         assert contexts.is_processable(uid)
     assert not contexts.is_processable("1.2.840.10008.5.1.4.1.1.88.33")  # Comprehensive SR
     assert not contexts.is_processable(CTImageStorage)
@@ -38,11 +42,13 @@ def test_is_processable_us_and_secondary_capture_true_others_false() -> None:
 
 
 def test_scu_contexts_uncompressed_pair_offers_both_little_endians() -> None:
-    built = contexts.scu_contexts([
-        (UltrasoundImageStorage, ImplicitVRLittleEndian),
-        (UltrasoundImageStorage, ImplicitVRLittleEndian),
-        (UltrasoundImageStorage, JPEGBaseline8Bit),
-    ])
+    built = contexts.scu_contexts(
+        [
+            (UltrasoundImageStorage, ImplicitVRLittleEndian),
+            (UltrasoundImageStorage, ImplicitVRLittleEndian),
+            (UltrasoundImageStorage, JPEGBaseline8Bit),
+        ]
+    )
     assert len(built) == 2
     assert built[0].transfer_syntax == [ImplicitVRLittleEndian, ExplicitVRLittleEndian]
     assert built[1].transfer_syntax == [JPEGBaseline8Bit]
@@ -58,7 +64,10 @@ def test_read_file_uids_phantom_file_returns_uids(tmp_path: Path) -> None:
     ds, _, _ = make_us_dataset(seed=1, rows=32, cols=32, transfer_syntax=JPEGBaseline8Bit)
     ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
     assert contexts.read_file_uids(tmp_path / "a.dcm") == (
-        UltrasoundImageStorage, ds.SOPInstanceUID, JPEGBaseline8Bit)
+        UltrasoundImageStorage,
+        ds.SOPInstanceUID,
+        JPEGBaseline8Bit,
+    )
 
 
 def test_read_file_uids_not_dicom_raises_invalid_input(tmp_path: Path) -> None:

@@ -21,8 +21,14 @@ from dicom_node.receive import InstanceRefused, check_instance, is_valid_uid
 from dicom_node.statuses import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
 from phantom.us_dicom import make_us_dataset
 
-SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, JPEGBaseline8Bit,
-            JPEGLSLossless, JPEG2000Lossless]
+SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+]
 
 
 def _bytes(ds: Dataset) -> bytes:
@@ -37,8 +43,9 @@ def _phantom(**kwargs: object) -> Dataset:
 
 
 def _check(ds: Dataset, data: bytes | None = None) -> object:
-    return check_instance(data if data is not None else _bytes(ds), ds.SOPClassUID,
-                          ds.SOPInstanceUID)
+    return check_instance(
+        data if data is not None else _bytes(ds), ds.SOPClassUID, ds.SOPInstanceUID
+    )
 
 
 @pytest.mark.parametrize("syntax", SYNTAXES, ids=lambda uid: uid.name)
@@ -96,8 +103,9 @@ def test_check_instance_garbage_jpeg_fragment_refused_c210() -> None:
     assert caught.value.status == CANNOT_UNDERSTAND
 
 
-@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless],
-                         ids=lambda uid: uid.name)
+@pytest.mark.parametrize(
+    "syntax", [ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless], ids=lambda uid: uid.name
+)
 def test_check_instance_truncated_stream_refused_c210(syntax: str) -> None:
     ds = _phantom(transfer_syntax=syntax, frames=3)
     data = _bytes(ds)
@@ -135,10 +143,17 @@ def test_check_instance_image_class_without_pixels_refused_c210() -> None:
     assert caught.value.status == CANNOT_UNDERSTAND
 
 
-@pytest.mark.parametrize(("value", "valid"), [
-    ("1.2.840.10008.5.1.4.1.1.6.1", True),
-    ("1.2.840.113619.2.01.5", True),  # leading zero: seen in the wild, tolerated
-    ("1.2.abc", False), ("", False), ("1." + "2" * 63, False), ("1..2", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.6.1", True),
+        ("1.2.840.113619.2.01.5", True),  # leading zero: seen in the wild, tolerated
+        ("1.2.abc", False),
+        ("", False),
+        ("1." + "2" * 63, False),
+        ("1..2", False),
+        (None, False),
+    ],
+)
 def test_is_valid_uid_cases_expected(value: object, valid: bool) -> None:
     assert is_valid_uid(value) is valid

@@ -20,3 +20,10 @@ def test_validator_not_installed_raises_named_error(monkeypatch, tmp_path, funct
     monkeypatch.setattr(validate.shutil, "which", lambda name: None)
     with pytest.raises(ValidatorMissing, match=program):
         function(tmp_path / "x.dcm")
+
+
+def test_dciodvfy_errors_missing_file_raises(tmp_path):
+    if validate.shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy is not installed")
+    with pytest.raises(FileNotFoundError):
+        validate.dciodvfy_errors(tmp_path / "absent.dcm")
