@@ -164,8 +164,8 @@ def calibration_table(y_true: Sequence[int], scores: Sequence[float], bins: int 
         if not members.any():
             continue
         row = {
-            "bin_low": float(edges[b]),
-            "bin_high": float(edges[b + 1]),
+            "bin_low": round(float(edges[b]), 10),
+            "bin_high": round(float(edges[b + 1]), 10),
             "n": int(members.sum()),
             "mean_predicted": float(p[members].mean()),
             "observed_fraction": float(y[members].mean()),

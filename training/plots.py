@@ -62,7 +62,8 @@ def roc_plot(
         xlim=(0, 1),
         ylim=(0, 1.01),
     )
-    axes.legend(loc="lower right", fontsize=8)
+    if auc is not None:
+        axes.legend(loc="lower right", fontsize=8)
     return _save(figure, path)
 
 

@@ -36,13 +36,16 @@ def holdout_indices(
     """(kept, held-out) indices; about ``fraction`` of the groups are held out, stratified by label.
 
     The held-out part is the first fold of a ``StratifiedGroupKFold`` with ``round(1/fraction)``
-    folds, so ``fraction`` is honoured to the nearest 1/k.
+    folds (fewer when there are fewer groups or cases), so ``fraction`` is honoured to the
+    nearest 1/k.
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     if len(set(groups)) < 2:
         raise ValueError("a hold-out split needs at least two groups")
-    k = max(2, min(round(1.0 / fraction), len(set(groups))))
+    classes = [-1 if label is None else int(label) for label in labels]
+    smallest_class = int(np.unique(classes, return_counts=True)[1].min())
+    k = max(2, min(round(1.0 / fraction), len(set(groups)), smallest_class))
     kept, held = next(iter(_folds(groups, labels, k, seed)))
     return np.sort(kept), np.sort(held)
 

@@ -12,11 +12,10 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit
 
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors
 from phantom.us_dicom import write_us_study
-from tests.integration.dicom_node.helpers import run_storescu
 from tests.support.network import wait_until
 from tests.support.node import start_node
 from tests.support.orthanc import start_orthanc
-from tests.support.paths import SHARED_DATA
+from tests.support.storescu import run_storescu, shared_us_files
 
 pytestmark = pytest.mark.e2e
 
@@ -28,16 +27,6 @@ def storescu(port: int, files: list[Path]) -> None:
     outcomes = run_storescu(port, files, calling_ae="US_MODALITY")
     refused = {str(path): outcome for path, outcome in outcomes.items() if not outcome.startswith("Success")}
     assert not refused, refused
-
-
-def real_files() -> list[Path]:
-    """Every real scanner file of ../shared/data/us-dicom, when present (manifest.csv lists them)."""
-    manifest = SHARED_DATA / "us-dicom" / "manifest.csv"
-    if not manifest.exists():
-        return []
-    import csv
-
-    return [SHARED_DATA / "us-dicom" / row["file"] for row in csv.DictReader(manifest.open())]
 
 
 def own_errors(errors: list[str], source_uids: set[str]) -> list[str]:
@@ -63,7 +52,7 @@ def test_node_study_round_trip_outputs_reach_pacs_and_validate(tmp_path: Path, p
         grey = write_us_study(tmp_path / "grey", seed=11, count=2, transfer_syntax=ExplicitVRLittleEndian)
         colour = write_us_study(tmp_path / "jpeg", seed=12, count=1, rgb=True, transfer_syntax=JPEGBaseline8Bit)
         no_calibration = write_us_study(tmp_path / "nocal", seed=13, count=1, mm_per_pixel=None)
-        real = real_files()
+        real = shared_us_files()
         sent = grey + colour + no_calibration + real
         storescu(node.port, sent)
         studies = {pydicom.dcmread(p, stop_before_pixels=True).StudyInstanceUID for p in sent}

@@ -15,12 +15,8 @@ from dicom_node.scp import start_scp
 from kernel.settings import load_settings
 from kernel.spool import Spool
 from phantom.us_dicom import make_us_dataset
-from tests.integration.dicom_node.helpers import (
-    PHANTOM_VARIANTS,
-    SHARED_US_DICOM,
-    Node,
-    shared_us_files,
-)
+from tests.integration.dicom_node.helpers import PHANTOM_VARIANTS, Node
+from tests.support.storescu import SHARED_US_DICOM, shared_us_files
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from db.instances import instance_rows, study_counts_by_state
 from db.models import AuditEvent, Study, StudyState
 from dicom_node.scu import send_instances
 from phantom.us_dicom import make_us_dataset
-from tests.integration.dicom_node.helpers import CALLING_AE, Node, run_storescu
+from tests.integration.dicom_node.helpers import CALLING_AE, Node
+from tests.support.storescu import run_storescu
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,8 @@ from db.session import make_engine
 from dicom_node import statuses
 from dicom_node.scu import echo, send_instances, store_files
 from phantom.us_dicom import make_us_dataset
-from tests.integration.dicom_node.helpers import CALLING_AE, Node, run_storescu
+from tests.integration.dicom_node.helpers import CALLING_AE, Node
+from tests.support.storescu import run_storescu
 
 pytestmark = pytest.mark.integration
 

@@ -26,13 +26,20 @@ def write_image_folder(folder: Path, count: int = TINY_COUNT, size: int = TINY_S
         writer.writerow(["image", "mask", "malignant", "group", "label_conflict"])
         for index in range(count):
             malignant = index % 2
-            image, mask, _ = bmode_image(size, size + 8 * (index % 3), seed=index, malignant=bool(malignant))
+            image, mask, _ = bmode_image(
+                size, size + 8 * (index % 3), seed=index, malignant=bool(malignant)
+            )
             Image.fromarray(image).save(folder / "images" / f"case{index:02d}.png")
             Image.fromarray(mask * 255).save(folder / "masks" / f"case{index:02d}_mask.png")
-            writer.writerow([
-                f"images/case{index:02d}.png", f"masks/case{index:02d}_mask.png", malignant,
-                f"g{index // 2 if index < 8 else index}", 0,
-            ])
+            writer.writerow(
+                [
+                    f"images/case{index:02d}.png",
+                    f"masks/case{index:02d}_mask.png",
+                    malignant,
+                    f"g{index // 2 if index < 8 else index}",
+                    0,
+                ]
+            )
     return folder
 
 
@@ -47,7 +54,9 @@ def busi_dev() -> Path:
     """The real busi-dev folder; skips when ../shared/data is absent."""
     folder = SHARED_DATA / "busi-dev"
     if not (folder / "labels.csv").is_file():
-        pytest.skip(f"shared data absent: {folder} not found (needs ../shared/data beside the repo)")
+        pytest.skip(
+            f"shared data absent: {folder} not found (needs ../shared/data beside the repo)"
+        )
     return folder
 
 

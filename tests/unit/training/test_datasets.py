@@ -46,7 +46,9 @@ def test_read_image_folder_no_image_column_raises(tmp_path: Path) -> None:
 
 
 def test_usable_rows_label_conflict_rows_dropped(tmp_path: Path) -> None:
-    (tmp_path / "labels.csv").write_text("image,malignant,group,label_conflict\na,0,g,1\nb,1,g,1\nc,0,h,0\n")
+    (tmp_path / "labels.csv").write_text(
+        "image,malignant,group,label_conflict\na,0,g,1\nb,1,g,1\nc,0,h,0\n"
+    )
     kept = usable_rows(read_image_folder(tmp_path))
     assert [r.image.name for r in kept] == ["c"]
 

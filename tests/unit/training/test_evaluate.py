@@ -1,0 +1,71 @@
+"""Tests of training.evaluate: metrics.json with every key, the figures, subsets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from inference.networks.ynet import YNet
+from training.evaluate import evaluate
+
+REQUIRED = (
+    "n",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "lr_pos",
+    "lr_neg",
+    "f1",
+    "kappa",
+    "threshold",
+    "dice_mean",
+    "dice_median",
+    "brier",
+    "calibration",
+    "decision_curve",
+)
+FIGURES = ("roc.png", "calibration.png", "decision_curve.png", "cases.png")
+
+
+def _network() -> YNet:
+    torch.manual_seed(0)
+    return YNet()
+
+
+def test_evaluate_tiny_folder_writes_metrics_and_figures(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    metrics = evaluate(_network(), image_folder, tmp_path / "eval", size=64, sheet_cases=4)
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key in REQUIRED:
+        assert key in written, key
+    assert written == json.loads(json.dumps(metrics))
+    assert written["n"] == 12 and written["threshold"] == 0.5 and written["dice_n"] == 12
+    for name in FIGURES:
+        assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert len((tmp_path / "eval" / "cases.csv").read_text().splitlines()) == 13
+
+
+def test_evaluate_subset_groups_only_those_rows(image_folder: Path, tmp_path: Path) -> None:
+    metrics = evaluate(
+        _network(),
+        image_folder,
+        tmp_path / "eval",
+        subset_groups={"g0", "g1"},
+        threshold=0.3,
+        size=64,
+    )
+    assert metrics["n"] == 4 and metrics["subset"] == "groups" and metrics["threshold"] == 0.3
+
+
+def test_evaluate_one_class_subset_auc_none_no_crash(image_folder: Path, tmp_path: Path) -> None:
+    metrics = evaluate(_network(), image_folder, tmp_path / "eval", subset_groups={"g8"}, size=64)
+    assert metrics["n"] == 1 and metrics["auc"] is None and metrics["auc_ci_low"] is None
+    assert (tmp_path / "eval" / "roc.png").is_file()
