@@ -3,88 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from io import BytesIO
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from inference.prediction import Call, Prediction
-from phantom.us_dicom import make_us_dataset
-
-
-def _roundtrip(dataset: Dataset) -> Dataset:
-    """Write ``dataset`` to bytes (as a DICOM file) and read it back."""
-    buffer = BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
-    return pydicom.dcmread(BytesIO(buffer.getvalue()))
-
-
-def gaussian_heatmap(
-    shape: tuple[int, int], center: tuple[float, float], sigma: float
-) -> np.ndarray:
-    """A [0, 1] blob on the frame grid, standing in for Grad-CAM."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-    d2 = (xx - center[0]) ** 2 + (yy - center[1]) ** 2
-    return np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
-
-
-def _prediction_for(
-    source: Dataset,
-    mask: np.ndarray | None,
-    *,
-    probability: float = 0.8,
-    call: Call = Call.PRESENT,
-    frame_index: int = 0,
-    notes: list[str] | None = None,
-    **overrides: Any,
-) -> Prediction:
-    """A Prediction on ``source`` (heatmap centred on the mask, or on the image)."""
-    shape = (int(source.Rows), int(source.Columns))
-    if mask is not None and np.asarray(mask).any():
-        rows, cols = np.nonzero(mask)
-        center = (float(cols.mean()), float(rows.mean()))
-    else:
-        center = (shape[1] / 2, shape[0] / 2)
-    fields: dict[str, Any] = {
-        "model_key": "tiny-ynet",
-        "model_version": "0.1.0",
-        "model_name": "Tiny Y-Net",
-        "source_path": Path("source.dcm"),
-        "source_sop_instance_uid": str(source.SOPInstanceUID),
-        "frame_index": frame_index,
-        "probability": probability,
-        "threshold": 0.5,
-        "call": call,
-        "mask": None if mask is None else np.asarray(mask).astype(bool),
-        "heatmap": gaussian_heatmap(shape, center, min(shape) / 8),
-        "notes": list(notes or []),
-    }
-    fields.update(overrides)
-    return Prediction(**fields)
+from inference.prediction import Prediction
+from tests.support.predictions import phantom_source, prediction_for, roundtrip
 
 
 @pytest.fixture
 def phantom() -> Callable[..., tuple[Dataset, np.ndarray]]:
     """Build a phantom source (read back from bytes, as the node receives it) and its mask."""
-
-    def build(**kwargs: Any) -> tuple[Dataset, np.ndarray]:
-        dataset, mask, _ = make_us_dataset(**kwargs)
-        return _roundtrip(dataset), mask
-
-    return build
+    return phantom_source
 
 
-@pytest.fixture
-def roundtrip() -> Callable[[Dataset], Dataset]:
+@pytest.fixture(name="roundtrip")
+def roundtrip_fixture() -> Callable[[Dataset], Dataset]:
     """Write a dataset to bytes and read it back with pydicom."""
-    return _roundtrip
+    return roundtrip
 
 
 @pytest.fixture
 def make_prediction() -> Callable[..., Prediction]:
-    """Build a Prediction on a source (see ``_prediction_for``)."""
-    return _prediction_for
+    """Build a Prediction on a source (see ``tests.support.predictions.prediction_for``)."""
+    return prediction_for
+
