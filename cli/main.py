@@ -217,12 +217,14 @@ def models_verify(home: HomeOption = None) -> None:
     settings = _settings(home)
     registry = Registry.load(settings.models_dir or default_models_dir())
     results = verify_models(registry, settings.device)
+    table = Table("model", "ok", "forward s", "Grad-CAM s", "error")
     for result in results:
-        console.print(result)
-    if not results:
-        console.print("[red]no registered models[/red]")
+        table.add_row(result.ref, "yes" if result.ok else "[red]no[/red]",
+                      f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", result.error or "")
+    console.print(table)
+    if not results or not all(result.ok for result in results):
+        console.print("[red]verification failed[/red]" if results else "[red]no registered models[/red]")
         raise typer.Exit(1)
-
 
 if __name__ == "__main__":
     app()

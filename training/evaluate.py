@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import Progress
 from torch import nn
 
@@ -97,7 +98,7 @@ def evaluate(
         )
     sheet_at = _sheet_indices(rows, sheet_cases)
     probabilities, predicted, reference, sheet = [], [], [], []
-    with Progress(disable=not Progress().console.is_terminal) as progress:
+    with Progress(disable=not Console().is_terminal) as progress:
         task = progress.add_task("evaluate", total=len(rows))
         for index, row in enumerate(rows):
             grey = load_grey(row.image)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from monai.data import DataLoader, Dataset
 from monai.losses import DiceCELoss
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
@@ -155,7 +156,7 @@ def _progress() -> Progress:
         TextColumn("{task.completed}/{task.total} epochs"),
         TextColumn("{task.fields[status]}"),
         TimeRemainingColumn(),
-        disable=not Progress().console.is_terminal,
+        disable=not Console().is_terminal,
     )
 
 

@@ -55,7 +55,7 @@ def test_ynet_busi_holdout_evaluation_reproduces_documented_cases(
 ) -> None:
     spec = _spec()
     groups = json.loads((spec.folder / "holdout.json").read_text())["groups"]
-    known = {g for g in groups} & {r.group for r in read_image_folder(busi_dev)}
+    known = set(groups) & {r.group for r in read_image_folder(busi_dev)}
     assert known == set(groups)
     subset = sorted(groups)[:4]
     metrics = evaluate(spec, busi_dev, tmp_path / "eval", subset_groups=subset, sheet_cases=2)

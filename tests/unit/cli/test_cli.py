@@ -1,0 +1,56 @@
+"""The `lnm-node` command line, driven through typer's runner (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.support.models import package_model
+
+runner = CliRunner()
+
+
+def test_models_list_json_packaged_default_model_listed(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["models", "list", "--json", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    default = next(row for row in rows if row["key"] == "ynet-busi")
+    assert default["family"] == "segcls" and default["inputs"][0]["rule"] == "bmode"
+
+
+def test_models_verify_tiny_registry_passes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    package_model(tmp_path / "models" / "tiny-ynet")
+    monkeypatch.setenv("LNM_MODELS_DIR", str(tmp_path / "models"))
+    result = runner.invoke(app, ["models", "verify", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 0, result.output
+    assert "tiny-ynet@0.1.0" in result.output
+
+
+def test_models_verify_tampered_weights_fails(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    spec = package_model(tmp_path / "models" / "tiny-ynet")
+    spec.weights_path.write_bytes(spec.weights_path.read_bytes() + b"x")
+    monkeypatch.setenv("LNM_MODELS_DIR", str(tmp_path / "models"))
+    result = runner.invoke(app, ["models", "verify", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 1
+
+
+def test_status_json_fresh_home_counts_nothing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--json", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"]["studies"] == {} and data["counts"]["jobs"] == {} and data["jobs"] == []
+
+
+def test_instances_json_fresh_home_is_empty_list(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["instances", "--json", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []
+
+
+def test_serve_invalid_ae_title_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--home", str(tmp_path), "--ae-title", "WAY_TOO_LONG_AE_TITLE"])
+    assert result.exit_code == 2
+    assert "AE title" in result.output
