@@ -14,14 +14,11 @@ log = logging.getLogger(__name__)
 
 
 def infer(ctx: NodeContext, job: Job) -> Prediction:
-    """Run the job's model version on its study; idempotent (an existing prediction is reused)."""
+    """Run the job's model version on its study and write the prediction; a rerun overwrites it."""
+    from inference.registry import Registry, default_models_dir
     from inference.runner import run_model
 
-    from inference.registry import Registry, default_models_dir
-
     work = ctx.spool.work_dir(job.id)
-    if job.state != JobState.RUNNING and (work / "prediction.json").exists():
-        return Prediction.load(work)
     registry = Registry.load(ctx.settings.models_dir or default_models_dir())
     spec = registry.get(f"{job.model_key}@{job.model_version}", ctx.settings.default_model)
     network = ctx.model_cache.get(spec, ctx.settings.device)
