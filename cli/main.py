@@ -10,13 +10,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.admin import register as register_admin
+from cli.audit import audit_app
+from cli.deid import deidentify
+from cli.jobs import jobs_app
+from cli.phantom import phantom
 from kernel.logging_setup import configure_logging
-from kernel.settings import Destination, Settings, load_settings
+from kernel.settings import Destination, Settings, load_settings, parse_destination
 
 app = typer.Typer(help="DICOM AI node for ultrasound lymph-node assessment (research use only).",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(audit_app, name="audit")
+app.command("deidentify")(deidentify)
+app.command("phantom")(phantom)
+register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = Console()
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="Folder for spool, database and queue.")]
@@ -42,16 +52,40 @@ def serve(
     bind: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     pacs: Annotated[list[str] | None, typer.Option(help="Destination AE@HOST:PORT (repeatable).")] = None,
     quiet_seconds: Annotated[float | None, typer.Option(help="Study complete after this quiet time.")] = None,
+    http_port: Annotated[int | None, typer.Option(help="Serve the status page and /metrics on this port.")] = None,
 ) -> None:
     """Run SCP, sweeper and worker together until SIGTERM."""
     from pipeline.serve import serve as run
 
     configure_logging()
     settings = _settings(home, ae_title=ae_title, port=port, bind_address=bind,
-                         destinations=[Destination.parse(p) for p in pacs] if pacs else None,
-                         quiet_seconds=quiet_seconds)
+                         destinations=[parse_destination(p) for p in pacs] if pacs else None,
+                         quiet_seconds=quiet_seconds, http_port=http_port)
     _print_settings(settings)
     run(settings)
+
+
+@app.command("web-user")
+def web_user(
+    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ -).")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Print a status-page user entry NAME:HASH for LNM_WEB_USERS (only the hash is kept)."""
+    import re
+    import sys
+
+    from web.passwords import hash_password
+
+    if not re.match(r"^[A-Za-z0-9._-]{1,64}$", name):
+        raise typer.BadParameter("the name may hold letters, digits, '.', '_' and '-' (1-64)")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < 8:
+        console.print("[red]the password needs at least 8 characters[/red]")
+        raise typer.Exit(2)
+    print(f"{name}:{hash_password(password)}")
 
 
 @app.command()
@@ -77,12 +111,17 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
 
 
 @app.command()
-def worker(home: HomeOption = None, concurrency: Annotated[int | None, typer.Option()] = None) -> None:
+def worker(
+    home: HomeOption = None,
+    concurrency: Annotated[int | None, typer.Option()] = None,
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
+) -> None:
     """Run a Celery worker for the node's jobs."""
     from pipeline.worker import run_worker
 
     configure_logging()
-    run_worker(_settings(home), concurrency)
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    run_worker(_settings(home), concurrency, names)
 
 
 @app.command()
@@ -172,9 +211,8 @@ def evaluate(
     home: HomeOption = None,
 ) -> None:
     """Run a registered model on an image-folder dataset; write metrics.json and plots."""
-    from training.evaluate import evaluate as run_evaluation
-
     from inference.registry import Registry, default_models_dir
+    from training.evaluate import evaluate as run_evaluation
 
     configure_logging(json_lines=False)
     settings = _settings(home)
@@ -210,9 +248,8 @@ def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("
 @models_app.command("verify")
 def models_verify(home: HomeOption = None) -> None:
     """Build every registered model, run a forward pass and Grad-CAM on the configured device."""
-    from inference.verify import verify_models
-
     from inference.registry import Registry, default_models_dir
+    from inference.verify import verify_models
 
     settings = _settings(home)
     registry = Registry.load(settings.models_dir or default_models_dir())

@@ -61,13 +61,19 @@ def enabled_models(session: Session) -> list[ModelVersion]:
 def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
     """Mark a study READY and create one QUEUED job per enabled model for its generation.
 
+    Shadow model versions get a job too, flagged ``shadow`` (never delivered).
+
     Idempotent: a (study, model, version, generation) job is created once.
     """
     study = session.get(Study, study_id, with_for_update=True)
     if study is None or study.state != StudyState.RECEIVING:
         return []
     created = []
-    for model in enabled_models(session):
+    live = [(model, False) for model in enabled_models(session)]
+    shadows = [(model, True) for model in session.scalars(
+        select(ModelVersion).where(ModelVersion.shadow.is_(True), ModelVersion.retired.is_(False),
+                                   ModelVersion.enabled.is_(False)).order_by(ModelVersion.id))]
+    for model, shadow in live + shadows:
         exists = session.scalar(
             select(Job.id).where(
                 Job.study_id == study.id,
@@ -83,6 +89,7 @@ def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
                 model_version=model.version,
                 generation=study.generation,
                 state=JobState.QUEUED,
+                shadow=shadow,
             )
             session.add(job)
             created.append(job)
@@ -94,7 +101,8 @@ def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
         generation=study.generation, forced=forced, jobs=[j.id for j in created],
     )
     for job in created:
-        audit.record(session, "sweeper", "queue", "job", job.id, model=f"{job.model_key}@{job.model_version}")
+        audit.record(session, "sweeper", "queue", "job", job.id, model=f"{job.model_key}@{job.model_version}",
+                     shadow=job.shadow)
     return created
 
 

@@ -42,3 +42,104 @@ def enable(session: Session, row: ModelVersion, actor: str) -> None:
 
 def version_rows(session: Session) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).order_by(ModelVersion.model_key, ModelVersion.id)))
+
+
+class VersionError(ValueError):
+    """A promotion, rollback, retirement or shadowing that cannot be done (the message says why)."""
+
+
+def find_version(session: Session, model_key: str, version: str) -> ModelVersion:
+    """The row of ``model_key@version``; raises ``VersionError`` when it is not registered."""
+    row = session.scalar(
+        select(ModelVersion).where(ModelVersion.model_key == model_key, ModelVersion.version == version)
+    )
+    if row is None:
+        raise VersionError(f"model {model_key}@{version} is not registered in the database")
+    return row
+
+
+def promote(session: Session, row: ModelVersion, actor: str) -> ModelVersion | None:
+    """Make ``row`` the live version of its key (no longer shadow); returns the one it replaces.
+
+    New jobs get it at the next assembly; jobs already created keep their version.
+    """
+    if row.retired:
+        raise VersionError(f"model {row.model_key}@{row.version} is retired and cannot be promoted")
+    previous = next(
+        (r for r in session.scalars(select(ModelVersion).where(
+            ModelVersion.model_key == row.model_key, ModelVersion.enabled.is_(True))) if r.id != row.id),
+        None,
+    )
+    row.shadow = False
+    enable(session, row, actor)
+    audit.record(
+        session, actor, "promote", "model_version", row.id,
+        model=f"{row.model_key}@{row.version}",
+        replaced=None if previous is None else f"{previous.model_key}@{previous.version}",
+    )
+    return previous
+
+
+def _promotion_history(session: Session, model_key: str) -> list[str]:
+    """Versions of ``model_key`` in the order they were enabled (newest last), from the audit log."""
+    from db.models import AuditEvent
+
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.entity == "model_version", AuditEvent.action == "enable")
+        .order_by(AuditEvent.id)
+    )
+    history = []
+    for event in events:
+        key, _, version = str(event.details.get("model", "")).partition("@")
+        if key == model_key:
+            history.append(version)
+    return history
+
+
+def rollback(session: Session, model_key: str, actor: str) -> ModelVersion:
+    """Re-enable the version enabled before the live one (skipping retired ones); returns it."""
+    live = session.scalar(
+        select(ModelVersion).where(ModelVersion.model_key == model_key, ModelVersion.enabled.is_(True))
+    )
+    if live is None:
+        raise VersionError(f"no version of {model_key} is enabled: nothing to roll back")
+    for version in reversed(_promotion_history(session, model_key)):
+        if version == live.version:
+            continue
+        candidate = find_version(session, model_key, version)
+        if not candidate.retired:
+            enable(session, candidate, actor)
+            audit.record(
+                session, actor, "rollback", "model_version", candidate.id,
+                model=f"{model_key}@{version}", replaced=f"{model_key}@{live.version}",
+            )
+            return candidate
+    raise VersionError(f"{model_key}@{live.version} has no earlier enabled version to roll back to")
+
+
+def retire(session: Session, row: ModelVersion, actor: str) -> None:
+    """Disable ``row`` for good (neither live nor shadow, never promoted again)."""
+    row.retired, row.enabled, row.shadow = True, False, False
+    audit.record(session, actor, "retire", "model_version", row.id, model=f"{row.model_key}@{row.version}")
+
+
+def set_shadow(session: Session, row: ModelVersion, shadow: bool, actor: str) -> None:
+    """Run ``row`` beside the live version on new studies, its results kept from PACS (or stop)."""
+    if shadow and (row.retired or row.enabled):
+        state = "retired" if row.retired else "the live version"
+        raise VersionError(f"model {row.model_key}@{row.version} is {state}; it cannot be a shadow")
+    row.shadow = shadow
+    audit.record(
+        session, actor, "shadow" if shadow else "unshadow", "model_version", row.id,
+        model=f"{row.model_key}@{row.version}",
+    )
+
+
+def shadow_models(session: Session) -> list[ModelVersion]:
+    """Shadow versions (run beside the live ones, never delivered), oldest registration first."""
+    return list(
+        session.scalars(
+            select(ModelVersion).where(ModelVersion.shadow.is_(True), ModelVersion.retired.is_(False))
+            .order_by(ModelVersion.id)
+        )
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -123,6 +124,10 @@ class ModelVersion(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: a shadow version runs beside the enabled one on live studies; its results go to no PACS
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    #: retired for good: never enabled or shadowed again
+    retired: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Job(Base):
@@ -145,6 +150,8 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: a worker holds the job until then; expired leases mean the worker died
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: a job of a shadow model version: inferred and encoded, never delivered
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     study: Mapped[Study] = relationship(back_populates="jobs")
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="job")
@@ -178,3 +185,33 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PathologyOutcome(StrEnum):
+    METASTATIC = "metastatic"
+    BENIGN = "benign"
+    UNKNOWN = "unknown"
+
+
+class LabelLevel(StrEnum):
+    STUDY = "study"
+    SERIES = "series"
+    INSTANCE = "instance"
+
+
+class PathologyLabel(Base):
+    """A pathology outcome for a study, series or instance, imported by an admin."""
+
+    __tablename__ = "pathology_label"
+    __table_args__ = (UniqueConstraint("level", "uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[LabelLevel] = mapped_column(_enum(LabelLevel))
+    uid: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[PathologyOutcome] = mapped_column(_enum(PathologyOutcome))
+    node_station: Mapped[str | None] = mapped_column(String(32))
+    outcome_date: Mapped[date | None] = mapped_column(Date)
+    #: the study the UID resolved to when imported (None: not received yet)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("study.id"), index=True)
+    source: Mapped[str] = mapped_column(String(255))
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

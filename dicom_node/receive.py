@@ -12,9 +12,17 @@ answer 0xC211) and never runs inference. For each request, in order:
    SOPClassUID / SOPInstanceUID differ from the presentation context / C-STORE command: 0xA900
    (the dataset does not match its SOP class). A UID must be dotted digits of at most 64
    characters; leading zeros in a component, seen in real scanner files, are tolerated.
+   A dataset encoded otherwise than its transfer syntax says, truncated (the last element
+   shorter than its length field), or with sequences nested deeper than
+   :data:`dicom_node.integrity.MAX_SEQUENCE_DEPTH`: 0xC210. A deflated dataset is inflated
+   as a stream first: beyond ``settings.max_instance_bytes`` 0xC001, corrupt 0xC210.
 5. an image class a model may use (:data:`dicom_node.contexts.PROCESSABLE_SOP_CLASSES`) whose
-   first frame does not decode, or whose uncompressed pixel data is shorter than Rows x
-   Columns x samples x bits x frames declares: 0xC210.
+   Rows x Columns x samples x frames exceeds ``settings.max_pixel_samples`` or whose image
+   attributes are impossible (checked before any decoding, so the work is bounded), whose
+   encapsulated pixel data has fewer fragments than frames or a first codestream of another
+   kind or size than the header declares, whose first frame does not decode (PALETTE COLOR
+   through its palette), or whose uncompressed pixel data is shorter than Rows x Columns x
+   samples x bits x frames declares: 0xC210.
 6. the received bytes (file meta + dataset: a DICOM Part 10 file) are written with
    ``Spool.write_atomic`` to ``Spool.incoming_path(study, series, sop)``, then one short
    transaction records them (:func:`db.instances.record_instance`); only after the commit is
@@ -46,13 +54,22 @@ from typing import Any, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.pixels import pixel_array
+from pydicom.pixels import apply_color_lut, pixel_array
 from pynetdicom.events import Event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.instances import ReceivedInstance, record_instance
 from dicom_node.contexts import is_processable
+from dicom_node.integrity import (
+    TooLarge,
+    check_complete,
+    check_depth,
+    check_encoding,
+    check_fragments,
+    check_inflated_size,
+    check_pixel_bounds,
+)
 from dicom_node.statuses import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
@@ -124,10 +141,15 @@ def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> In
     """
     try:
         ds = dcmread(_open(source), stop_before_pixels=True)
+        check_encoding(ds)
+        check_complete(ds)
+        check_depth(ds)
         values = {keyword: ds.get(keyword) for keyword in _REQUIRED_UIDS}
         transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
         frames, modality = _frames(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
+    except InvalidInput as exc:
+        raise InstanceRefused(f"header does not parse: {exc}", CANNOT_UNDERSTAND) from exc
     except Exception as exc:  # pydicom raises many exception types on corrupt input
         raise InstanceRefused(
             f"header does not parse: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
@@ -159,28 +181,65 @@ def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> In
     )
 
 
-def check_pixels(source: Source) -> None:
-    """Decode the first frame (checks native pixel data length too); raises InstanceRefused."""
+#: default of ``settings.max_pixel_samples`` for callers without settings
+DEFAULT_MAX_PIXEL_SAMPLES = 1 << 30
+
+
+def check_pixels(source: Source, max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES) -> None:
+    """Bound, then decode the first frame (checks native pixel data length too); raises
+    InstanceRefused."""
     try:
         ds = dcmread(_open(source))
         if "PixelData" not in ds:
             raise InstanceRefused(
                 "no pixel data (missing, or the stream is truncated)", CANNOT_UNDERSTAND
             )
-        pixel_array(ds, index=0)
+        check_complete(ds)
+        check_pixel_bounds(ds, max_pixel_samples)
     except InstanceRefused:
         raise
+    except InvalidInput as exc:
+        raise InstanceRefused(str(exc), CANNOT_UNDERSTAND) from exc
+    except Exception as exc:  # pydicom raises many exception types on corrupt input
+        raise InstanceRefused(
+            f"pixel data does not decode: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
+        ) from exc
+    try:
+        check_fragments(ds)
+        frame = pixel_array(ds, index=0)
+        if str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":
+            apply_color_lut(frame, ds)
+    except InvalidInput as exc:
+        raise InstanceRefused(f"pixel data does not decode: {exc}", CANNOT_UNDERSTAND) from exc
     except Exception as exc:  # decoder plugins raise RuntimeError, ValueError, ...
         raise InstanceRefused(
             f"pixel data does not decode: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
         ) from exc
 
 
-def check_instance(source: Source, sop_class_uid: str, sop_instance_uid: str) -> InstanceHeader:
-    """All receive checks on one instance's Part 10 bytes; raises :class:`InstanceRefused`."""
+def check_instance(
+    source: Source,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    *,
+    transfer_syntax_uid: str | None = None,
+    max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES,
+    max_inflated_bytes: int = 2 * 1024**3,
+) -> InstanceHeader:
+    """All receive checks on one instance's Part 10 bytes; raises :class:`InstanceRefused`.
+
+    ``transfer_syntax_uid`` (the presentation context's) enables the streamed inflation check
+    of a deflated dataset, bounded by ``max_inflated_bytes``.
+    """
+    try:
+        check_inflated_size(source, transfer_syntax_uid or "", max_inflated_bytes)
+    except TooLarge as exc:
+        raise InstanceRefused(str(exc), INSTANCE_TOO_LARGE) from exc
+    except (InvalidInput, OSError) as exc:
+        raise InstanceRefused(str(exc), CANNOT_UNDERSTAND) from exc
     header = read_header(source, sop_class_uid, sop_instance_uid)
     if is_processable(sop_class_uid):
-        check_pixels(source)
+        check_pixels(source, max_pixel_samples)
     return header
 
 
@@ -233,7 +292,14 @@ class ReceiveHandler:
                 details,
             )
         try:
-            header = check_instance(source, sop_class_uid, sop_instance_uid)
+            header = check_instance(
+                source,
+                sop_class_uid,
+                sop_instance_uid,
+                transfer_syntax_uid=str(context.transfer_syntax),
+                max_pixel_samples=self._settings.max_pixel_samples,
+                max_inflated_bytes=self._settings.max_instance_bytes,
+            )
         except InstanceRefused as refused:
             return self._refuse(source, refused, details)
 

@@ -1,9 +1,18 @@
 """The Storage SCP: a non-blocking pynetdicom server that receives into the spool.
 
-Association policy is pynetdicom's own: the called AE title must be ours
-(``require_called_aet``: rejected (1,1,7)), the calling AE must be in the allowlist when one
-is set (``require_calling_aet``: rejected (1,1,3)), and at most ``max_associations`` run at
-once (rejected (2,3,2)). C-ECHO is answered by pynetdicom's default handler.
+Association policy, in the order a request meets it:
+
+- DICOM TLS when ``settings.tls_certificate`` is set (:mod:`dicom_node.tls`): a connection
+  without a completed handshake (plain TCP, no or an untrusted client certificate) is closed
+  before any PDU is read.
+- the calling AE must match an entry of ``settings.calling_ae_allowlist`` when one is set;
+  an entry ``AE@ADDRESS`` (or ``AE@NETWORK``) also pins the host the AE may call from
+  (:class:`CallingPolicy`): rejected (1,1,3) otherwise.
+- the called AE title must be ours (``require_called_aet``): rejected (1,1,7).
+- at most ``max_associations`` run at once: rejected (2,3,2).
+
+C-ECHO is answered by pynetdicom's default handler. We offer ``max_pdu_size`` as our maximum
+PDU length (0: unlimited).
 """
 
 from __future__ import annotations
@@ -11,16 +20,45 @@ from __future__ import annotations
 import logging
 
 from pynetdicom import AE, _config, evt
+from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.contexts import register_retired_storage_classes, storage_contexts
 from dicom_node.receive import ReceiveHandler
-from kernel.settings import Settings
+from dicom_node.tls import server_context, start_tls_server
+from kernel.settings import CallingAE, Settings
 from kernel.spool import Spool
 
 logger = logging.getLogger(__name__)
+
+#: A-ASSOCIATE-RJ: rejected permanent, by the service user, calling AE title not recognised
+CALLING_AE_NOT_RECOGNISED = (0x01, 0x01, 0x03)
+
+
+class CallingPolicy:
+    """``evt.EVT_REQUESTED`` handler: reject (1,1,3) a calling AE the allowlist does not permit
+    from the address it calls from. Runs before pynetdicom's own negotiation."""
+
+    def __init__(self, rules: list[CallingAE]) -> None:
+        self._rules = list(rules)
+
+    def permits(self, ae_title: str, address: str) -> bool:
+        """True when an entry allows ``ae_title`` from ``address`` (always, with no entries)."""
+        return not self._rules or any(rule.permits(ae_title, address) for rule in self._rules)
+
+    def __call__(self, event: Event) -> None:
+        """Reject the association being requested unless it is permitted."""
+        assoc = event.assoc
+        calling = str(assoc.requestor.primitive.calling_ae_title).strip()
+        address = str(assoc.requestor.address)
+        if self.permits(calling, address):
+            return
+        logger.warning("rejecting association: calling AE %r not allowed from %s", calling, address)
+        assoc.acse.send_reject(*CALLING_AE_NOT_RECOGNISED)
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
 
 
 def build_ae(settings: Settings) -> AE:
@@ -30,7 +68,7 @@ def build_ae(settings: Settings) -> AE:
     ae.supported_contexts = storage_contexts()
     ae.add_supported_context(Verification)
     ae.require_called_aet = True
-    ae.require_calling_aet = list(settings.calling_ae_allowlist)
+    ae.require_calling_aet = sorted({rule.ae_title for rule in settings.calling_ae_rules()})
     ae.maximum_associations = settings.max_associations
     ae.maximum_pdu_size = settings.max_pdu_size
     ae.acse_timeout = settings.network_timeout_seconds
@@ -50,12 +88,23 @@ def start_scp(
     pynetdicom switch; measured: far lower peak memory for large cines at the same speed).
     """
     _config.STORE_RECV_CHUNKED_DATASET = chunked
-    handler = ReceiveHandler(settings, spool, sessions)
+    handlers = [
+        (evt.EVT_C_STORE, ReceiveHandler(settings, spool, sessions)),
+        (evt.EVT_REQUESTED, CallingPolicy(settings.calling_ae_rules())),
+    ]
     ae = build_ae(settings)
-    server = ae.start_server(
-        (settings.bind_address, settings.port),
-        block=False,
-        evt_handlers=[(evt.EVT_C_STORE, handler)],
+    address = (settings.bind_address, settings.port)
+    server: ThreadedAssociationServer
+    if settings.tls_certificate is not None:
+        server = start_tls_server(
+            ae, address, server_context(settings), handlers, settings.network_timeout_seconds
+        )
+    else:
+        server = ae.start_server(address, block=False, evt_handlers=handlers)
+    logger.info(
+        "storage SCP %s listening on %s:%d%s",
+        settings.ae_title,
+        *server.server_address[:2],
+        " (DICOM TLS)" if settings.tls_certificate is not None else "",
     )
-    logger.info("storage SCP %s listening on %s:%d", settings.ae_title, *server.server_address[:2])
     return server

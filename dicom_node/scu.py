@@ -4,11 +4,16 @@ Presentation contexts are built from the files themselves
 (:func:`dicom_node.contexts.scu_contexts`). Policy travels in exceptions: an association that
 cannot be made or is aborted raises :class:`~kernel.errors.TransientError` (retry later); a
 store answered with a failure status raises :class:`~kernel.errors.PeerRejected`.
+
+DICOM TLS: pass ``tls`` (an ``ssl.SSLContext``, see :func:`dicom_node.tls.client_context`);
+the peer's certificate is verified against the destination's host name. A destination marked
+``tls`` is never reached over plain TCP.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +51,19 @@ def _associate(
     contexts: list[PresentationContext],
     calling_ae_title: str,
     timeout: float,
+    tls: ssl.SSLContext | None = None,
 ) -> Association:
+    if destination.tls and tls is None:
+        raise ValueError(f"{destination} needs DICOM TLS: pass an SSL context (tls=...)")
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
     assoc = ae.associate(
-        destination.host, destination.port, contexts=contexts, ae_title=destination.ae_title
+        destination.host,
+        destination.port,
+        contexts=contexts,
+        ae_title=destination.ae_title,
+        tls_args=(tls, destination.host) if tls is not None else None,
     )
     if not assoc.is_established:
         outcome = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
@@ -65,12 +77,14 @@ def store_files(
     calling_ae_title: str,
     timeout: float = 30,
     stop_on_failure: bool = False,
+    tls: ssl.SSLContext | None = None,
 ) -> list[StoreResult]:
     """C-STORE each readable DICOM file over one association; one result per path, in order.
 
     Files that are not DICOM get ``status=None`` and an error. With ``stop_on_failure`` the
     first failure status ends the sending (later files are not in the results).
-    Raises TransientError when the association cannot be made or is lost.
+    Raises TransientError when the association cannot be made (refused, TLS handshake
+    failed) or is lost.
     """
     results: list[StoreResult] = []
     readable: list[tuple[Path, str, str, str]] = []
@@ -84,7 +98,7 @@ def store_files(
     if not readable:
         return results
     contexts = scu_contexts((sop_class, syntax) for _, sop_class, _, syntax in readable)
-    assoc = _associate(destination, contexts, calling_ae_title, timeout)
+    assoc = _associate(destination, contexts, calling_ae_title, timeout, tls)
     try:
         for path, _, sop_instance, _ in readable:
             try:
@@ -106,7 +120,11 @@ def store_files(
 
 
 def send_instances(
-    destination: Destination, paths: list[Path], calling_ae_title: str, timeout: float = 30
+    destination: Destination,
+    paths: list[Path],
+    calling_ae_title: str,
+    timeout: float = 30,
+    tls: ssl.SSLContext | None = None,
 ) -> dict[str, int]:
     """Send ``paths`` over one association; SOP Instance UID -> status of each.
 
@@ -116,7 +134,9 @@ def send_instances(
     """
     for path in paths:
         read_file_uids(path)
-    results = store_files(destination, paths, calling_ae_title, timeout, stop_on_failure=True)
+    results = store_files(
+        destination, paths, calling_ae_title, timeout, stop_on_failure=True, tls=tls
+    )
     statuses: dict[str, int] = {}
     for result in results:
         if result.status is None or result.sop_instance_uid is None:
@@ -127,9 +147,14 @@ def send_instances(
     return statuses
 
 
-def echo(destination: Destination, calling_ae_title: str, timeout: float = 30) -> int:
+def echo(
+    destination: Destination,
+    calling_ae_title: str,
+    timeout: float = 30,
+    tls: ssl.SSLContext | None = None,
+) -> int:
     """C-ECHO ``destination``; returns its status, raises TransientError when unreachable."""
-    assoc = _associate(destination, [build_context(Verification)], calling_ae_title, timeout)
+    assoc = _associate(destination, [build_context(Verification)], calling_ae_title, timeout, tls)
     try:
         answer = assoc.send_c_echo()
     finally:

@@ -1,4 +1,8 @@
-"""Grad-CAM of a segmentation + classification network's class logit (MONAI ``GradCAM``).
+"""Grad-CAM of a network's class logit, for every model family (MONAI ``GradCAM``).
+
+The explained input is the network's first forward argument; the others (Doppler, CEUS key
+frames) are bound as constants. A network returning ``(segmentation, class)`` is explained
+through its class logit. A clip ``[B,C,T,H,W]`` gets the map of its key (middle) frame.
 
 MONAI's ``ModelWithHooks`` registers its hooks for good; a worker reuses one cached network
 for many jobs, so the hooks here are removed after every map. MONAI's default
@@ -8,6 +12,7 @@ post-processing maps (min, max) to (1, 0); here high attention is 1.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import torch
 from monai.transforms import ScaleIntensity
@@ -20,16 +25,22 @@ logger = logging.getLogger(__name__)
 
 
 class ClassLogit(nn.Module):
-    """Exposes the class logit ``[B,1]`` of a network whose forward returns ``(seg, cls)``."""
+    """Exposes the class logit ``[B,1]`` of ``network(x, *others)`` as a function of ``x`` alone.
 
-    def __init__(self, network: nn.Module) -> None:
+    A network returning ``(segmentation, class)`` gives its second output; one returning a
+    tensor gives that tensor.
+    """
+
+    def __init__(self, network: nn.Module, others: Sequence[torch.Tensor | None] = ()) -> None:
         super().__init__()
         self.network = network
+        self.others = tuple(o.detach() if o is not None else None for o in others)
         # MONAI restores the wrapper's mode recursively after each map: mirror the network's
         self.training = network.training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)[1]
+        output = self.network(x, *self.others)
+        return output[1] if isinstance(output, tuple | list) else output
 
 
 class _RemovableHooks(ModelWithHooks):
@@ -61,14 +72,26 @@ def _to_unit(maps: torch.Tensor) -> torch.Tensor:
     return torch.stack(unit)
 
 
-def gradcam(network: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+def key_frame(maps: torch.Tensor) -> torch.Tensor:
+    """The middle frame ``[B,1,H,W]`` of clip maps ``[B,1,T,H,W]``, rescaled to [0, 1]."""
+    return _to_unit(maps[:, :, maps.shape[2] // 2])
+
+
+def gradcam(
+    network: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    others: Sequence[torch.Tensor | None] = (),
+) -> torch.Tensor:
     """Grad-CAM of ``network``'s class logit at ``layer``: ``[B,1,H,W]`` in [0, 1] on x's grid.
 
-    ``network`` returns ``(segmentation_logits, class_logits [B,1])``; ``layer`` is a module
-    name inside it (``YNet.gradcam_layer``). Parameter gradients are freed afterwards and the
-    network's train/eval mode is left as it was.
+    ``x`` is the first forward argument (the input explained), ``others`` the rest in forward
+    order (e.g. the Doppler image, ``None`` for a single-input dual model). ``layer`` is a
+    module name inside ``network`` (its ``gradcam_layer``). For a clip ``x [B,C,T,H,W]`` the
+    map of the key (middle) frame is returned. Parameter gradients are freed afterwards and
+    the network's train/eval mode is left as it was.
     """
-    wrapper = ClassLogit(network)
+    wrapper = ClassLogit(network, others)
     hooks = _RemovableHooks(wrapper, f"network.{layer}")
     try:
         cam = GradCAM(nn_module=hooks, target_layers=f"network.{layer}", postprocessing=_to_unit)
@@ -77,4 +100,7 @@ def gradcam(network: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     finally:
         hooks.remove()
         network.zero_grad(set_to_none=True)
-    return convert_to_tensor(maps, track_meta=False).detach().float().clamp(0.0, 1.0)
+    maps = convert_to_tensor(maps, track_meta=False).detach().float()
+    if maps.ndim == 5:
+        maps = key_frame(maps)
+    return maps.clamp(0.0, 1.0)

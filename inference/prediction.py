@@ -74,7 +74,7 @@ class Prediction:
         return path
 
     @classmethod
-    def load(cls, folder: Path) -> "Prediction":
+    def load(cls, folder: Path) -> Prediction:
         meta = json.loads((folder / "prediction.json").read_text())
         arrays = np.load(folder / "prediction.npz")
         measurements = meta.pop("measurements")

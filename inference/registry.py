@@ -50,6 +50,9 @@ class SelectionRule(StrEnum):
     """How the input of a named model input is chosen from a study (see ``inference.selection``)."""
 
     BMODE = "bmode"
+    DOPPLER = "doppler"
+    CINE = "cine"
+    CEUS = "ceus"
 
 
 class _Frozen(BaseModel):
@@ -139,11 +142,58 @@ class ModelOutputs(_Frozen):
         return self
 
 
+# The inputs each family takes, in forward order: (rule, frames allowed) per input. A family
+# with several layouts lists each (the dual family's single-input variant takes B-mode only).
+_FAMILY_LAYOUTS: dict[Family, tuple[tuple[tuple[SelectionRule, str], ...], ...]] = {
+    Family.IMAGE: (((SelectionRule.BMODE, "one"),),),
+    Family.SEGCLS: (((SelectionRule.BMODE, "one"),),),
+    Family.DUAL: (
+        ((SelectionRule.BMODE, "one"), (SelectionRule.DOPPLER, "one")),
+        ((SelectionRule.BMODE, "one"),),
+    ),
+    Family.VIDEO: (((SelectionRule.CINE, "several"),),),
+    Family.CEUS: (((SelectionRule.BMODE, "one"), (SelectionRule.CEUS, "several")),),
+}
+
+
+def _check_family_inputs(family: Family, inputs: list[ModelInput], in_channels: int) -> None:
+    """Raise ``ValueError`` unless ``inputs`` follow one of the family's layouts.
+
+    ``in_channels`` is the channel count of the first input (the one Grad-CAM explains) per
+    frame: a video's frames are a separate axis, every other input is one frame.
+    """
+    rules = [(i.rule, "one" if i.contract.frames == 1 else "several") for i in inputs]
+    layouts = _FAMILY_LAYOUTS[family]
+    if tuple(rules) not in layouts:
+        wanted = " or ".join(
+            "[" + ", ".join(f"{rule.value} ({frames} frame(s))" for rule, frames in layout) + "]"
+            for layout in layouts
+        )
+        found = ", ".join(f"{i.rule.value} ({i.contract.frames} frame(s))" for i in inputs)
+        raise ValueError(f"family {family.value} takes inputs {wanted}, not [{found}]")
+    if inputs[0].contract.channels != in_channels:
+        raise ValueError(
+            f"in_channels is {in_channels} but the first input {inputs[0].name!r} carries "
+            f"{inputs[0].contract.channels} channel(s) per frame"
+        )
+    for model_input in inputs:
+        if model_input.rule is SelectionRule.DOPPLER and model_input.contract.channels != 3:
+            raise ValueError(f"Doppler input {model_input.name!r} must carry 3 (colour) channels")
+        if model_input.rule is SelectionRule.CEUS and model_input.contract.channels != 1:
+            raise ValueError(f"CEUS input {model_input.name!r} must carry 1 channel per frame")
+
+
 class ModelSpec(_Frozen):
     """A registered model: identity, inputs, outputs, weights and the evidence behind it.
 
     Every field but ``metrics`` must be filled by the packager. ``weights_path`` and
     ``card_path`` resolve against the folder the spec was loaded from (:meth:`load`).
+
+    ``inputs`` are the network's forward arguments in order, laid out per family: image and
+    segcls take one B-mode frame; dual takes B-mode then Doppler (3 channels), or B-mode
+    alone for its single-input variant; video takes one cine input of several frames
+    (tensor ``[B,C,T,H,W]``); ceus takes B-mode then the CEUS key frames (1 channel each,
+    stacked as channels ``[B,T,H,W]``). ``in_channels`` is the first input's channels per frame.
     """
 
     key: str = Field(pattern=_KEY_RE, max_length=64)
@@ -176,11 +226,7 @@ class ModelSpec(_Frozen):
         names = [i.name for i in self.inputs]
         if len(set(names)) != len(names):
             raise ValueError(f"input names {names} must be unique")
-        channels = sum(i.contract.channels * i.contract.frames for i in self.inputs)
-        if channels != self.in_channels:
-            raise ValueError(
-                f"inputs carry {channels} channels but in_channels is {self.in_channels}"
-            )
+        _check_family_inputs(self.family, self.inputs, self.in_channels)
         for model_input in self.inputs:
             if model_input.contract.size != self.input_size:
                 raise ValueError(

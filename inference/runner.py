@@ -1,10 +1,22 @@
-"""Run one registered image model on one study: select, decode, crop, infer, explain, measure."""
+"""Run one registered model of any family on one study: select, decode, crop, infer, explain.
+
+Every input of the spec is selected by its rule (``inference.selection``), each frame cropped to
+its ultrasound tissue region and brought to the model grid with ``inference.transforms``. The
+tensors follow the family conventions, passed positionally in the order of ``spec.inputs``:
+
+- image / segcls: ``[1,C,S,S]``; dual: B-mode ``[1,C,S,S]`` and Doppler ``[1,3,S,S]``;
+- video: a clip ``[1,C,T,S,S]`` of T frames sampled evenly over the cine;
+- ceus: B-mode ``[1,1,S,S]`` and T CEUS key frames stacked as channels ``[1,T,S,S]``.
+
+The first input is the one explained (Grad-CAM) and the Prediction's source; its key frame is
+the frame the outputs show. Only a segcls network's segmentation becomes a mask, measured in mm.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,30 +28,15 @@ from inference.gradcam import gradcam
 from inference.measure import largest_component, measure_axes
 from inference.prediction import Call, Prediction
 from inference.regions import tissue_box, tissue_regions
-from inference.registry import ModelInput, ModelSpec, RegistryError
-from inference.selection import select_input
+from inference.registry import Family, ModelInput, ModelSpec, RegistryError
+from inference.selection import CeusRule, InputSelection, read_headers, select_model_input
 from inference.transforms import to_grey_unit, to_model_input, to_source_grid
 
 logger = logging.getLogger(__name__)
 
 MASK_THRESHOLD = 0.5
 NOTE_NO_TISSUE_REGION = "no ultrasound tissue region: the model saw the whole image"
-
-
-def image_input(spec: ModelSpec) -> ModelInput:
-    """The spec's one single-frame grey [0, 1] input, or :class:`RegistryError` if it has other."""
-    if len(spec.inputs) != 1:
-        raise RegistryError(
-            f"model {spec.ref}: the image runner takes one input, not {len(spec.inputs)}"
-        )
-    model_input = spec.inputs[0]
-    contract = model_input.contract
-    if (contract.channels, contract.frames, contract.range) != (1, 1, (0.0, 1.0)):
-        raise RegistryError(
-            f"model {spec.ref}: the image runner feeds 1 channel, 1 frame, range (0, 1); "
-            f"input {model_input.name!r} asks for {contract}"
-        )
-    return model_input
+NOTE_NO_SEGMENTATION_FAMILY = "model family {family!r} does not segment: no outline, no measurement"
 
 
 def _into_frame(
@@ -61,45 +58,130 @@ def _crop_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[i
     return x0, y0, x1, y1
 
 
+def frame_planes(
+    frame: np.ndarray, box: tuple[int, int, int, int], model_input: ModelInput
+) -> torch.Tensor:
+    """One decoded frame, cropped to ``box``, as ``[1,C,S,S]`` for ``model_input``'s contract.
+
+    One channel: grey (colour reduced to luma). Three channels: R, G, B (a grey frame is
+    repeated). Each plane is brought to [0, 1] (``to_grey_unit``), then to the contract's
+    range, then onto the model grid (``to_model_input``).
+    """
+    contract = model_input.contract
+    x0, y0, x1, y1 = box
+    crop = np.asarray(frame)[y0:y1, x0:x1]
+    if contract.channels == 1:
+        planes = [to_grey_unit(crop)]
+    elif contract.channels == 3:
+        colour = crop[..., :3] if crop.ndim == 3 else np.repeat(crop[..., None], 3, axis=-1)
+        planes = [to_grey_unit(colour[..., channel]) for channel in range(3)]
+    else:
+        raise RegistryError(
+            f"input {model_input.name!r}: {contract.channels} channels per frame; "
+            "the runner feeds 1 (grey) or 3 (RGB)"
+        )
+    low, high = contract.range
+    tensors = [to_model_input(low + (high - low) * plane, contract.size) for plane in planes]
+    return torch.cat(tensors, dim=1)
+
+
+def input_tensor(
+    selection: InputSelection, model_input: ModelInput, family: Family
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """The network tensor of one selected input, and the crop box used (source pixels).
+
+    A video input is ``[1,C,T,S,S]``; any other stacks its frames' channels ``[1,C*T,S,S]``.
+    """
+    first = selection.frames[0]
+    shape = (int(first.shape[0]), int(first.shape[1]))
+    box = _crop_box(tissue_box(selection.dataset), shape)
+    frames = [frame_planes(frame, box, model_input) for frame in selection.frames]
+    if family is Family.VIDEO:
+        return torch.stack(frames, dim=2), box
+    return torch.cat(frames, dim=1), box
+
+
+def split_outputs(family: Family, output: object) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(segmentation logits or None, class logits)`` of a network output of ``family``."""
+    if family is Family.SEGCLS:
+        if not (isinstance(output, tuple | list) and len(output) == 2):
+            raise RegistryError("a segcls network must return (segmentation, class) logits")
+        return output[0], output[1]
+    if isinstance(output, tuple | list):
+        return None, output[-1]
+    if not isinstance(output, torch.Tensor):
+        raise RegistryError(f"a {family.value} network must return class logits")
+    return None, output
+
+
+def _notes(spec: ModelSpec, selections: Sequence[InputSelection]) -> list[str]:
+    notes: list[str] = []
+    explained = selections[0]
+    if not tissue_regions(explained.dataset):
+        notes.append(NOTE_NO_TISSUE_REGION)
+    for selection in selections:
+        count = frame_count(selection.dataset)
+        if len(selection.frame_indices) > 1:
+            unique = len(set(selection.frame_indices))
+            notes.append(
+                f"input {selection.name!r}: {len(selection.frame_indices)} frames sampled from "
+                f"a cine of {count} frames ({unique} distinct)"
+            )
+        elif count > 1:
+            notes.append(f"cine of {count} frames: frame {selection.key_frame + 1} was used")
+    notes.extend(selection.note for selection in selections if selection.note)
+    if len(selections) > 1:
+        notes.append(f"inputs: {', '.join(f'{s.name} ({s.rule.value})' for s in selections)}")
+    if spec.family is not Family.SEGCLS:
+        notes.append(NOTE_NO_SEGMENTATION_FAMILY.format(family=spec.family.value))
+    return notes
+
+
 def run_model(
-    spec: ModelSpec, network: nn.Module, paths: Iterable[Path], device: str | torch.device
+    spec: ModelSpec,
+    network: nn.Module,
+    paths: Iterable[Path],
+    device: str | torch.device,
+    *,
+    ceus: CeusRule | None = None,
 ) -> Prediction:
     """Run ``network`` (loaded for ``spec``, on ``device``) on the study made of ``paths``.
 
-    Raises :class:`kernel.errors.InvalidInput` when the study holds no usable input.
+    ``ceus`` is the rule that tells CEUS instances (the settings' one; its defaults otherwise).
+    Raises :class:`inference.selection.MissingInput` (an ``InvalidInput``) naming the input
+    when the study does not hold one of the spec's inputs.
     """
     started = time.perf_counter()
-    model_input = image_input(spec)
-    selection = select_input(paths, model_input.rule)
-    header, frame = selection.dataset, selection.frame
-    shape = (int(frame.shape[0]), int(frame.shape[1]))
-    notes: list[str] = []
-
-    box = _crop_box(tissue_box(header), shape)
-    if not tissue_regions(header):
-        notes.append(NOTE_NO_TISSUE_REGION)
-    count = frame_count(header)
-    if count > 1:
-        notes.append(f"cine of {count} frames: frame {selection.frame_index + 1} was used")
+    headers = read_headers(paths)
+    selections = [select_model_input(headers, item, ceus=ceus) for item in spec.inputs]
+    built = [
+        input_tensor(selection, item, spec.family)
+        for selection, item in zip(selections, spec.inputs, strict=True)
+    ]
+    tensors = [tensor.to(device) for tensor, _ in built]
+    explained, box = selections[0], built[0][1]
+    key = explained.frames[explained.key_position]
+    shape = (int(key.shape[0]), int(key.shape[1]))
     x0, y0, x1, y1 = box
     crop_shape = (y1 - y0, x1 - x0)
-    x = to_model_input(to_grey_unit(frame[y0:y1, x0:x1]), spec.input_size).to(device)
 
     with torch.inference_mode():
-        seg_logits, cls_logits = network(x)
+        seg_logits, cls_logits = split_outputs(spec.family, network(*tensors))
         probability = float(torch.sigmoid(cls_logits).flatten()[0])
-        seg_probability = torch.sigmoid(seg_logits)
-    heat = gradcam(network, x, spec.outputs.heatmap.layer)
-
-    crop_mask = to_source_grid(seg_probability, crop_shape) > MASK_THRESHOLD
-    component = largest_component(_into_frame(crop_mask, box, shape))
-    mask = component if component.any() else None
+        seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)
+    heat = gradcam(network, tensors[0], spec.outputs.heatmap.layer, tensors[1:])
     crop_heat = np.clip(to_source_grid(heat, crop_shape), 0.0, 1.0)
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)
 
-    measurements, note = measure_axes(component, header)
-    if note is not None:
-        notes.append(note)
+    notes = _notes(spec, selections)
+    mask, measurements = None, None
+    if seg_probability is not None:
+        crop_mask = to_source_grid(seg_probability[:, :1], crop_shape) > MASK_THRESHOLD
+        component = largest_component(_into_frame(crop_mask, box, shape))
+        mask = component if component.any() else None
+        measurements, note = measure_axes(component, explained.dataset)
+        if note is not None:
+            notes.append(note)
 
     call = Call.PRESENT if probability >= spec.threshold else Call.ABSENT
     logger.info(
@@ -113,9 +195,9 @@ def run_model(
         model_key=spec.key,
         model_version=spec.version,
         model_name=spec.name,
-        source_path=selection.path,
-        source_sop_instance_uid=str(header.SOPInstanceUID),
-        frame_index=selection.frame_index,
+        source_path=explained.path,
+        source_sop_instance_uid=str(explained.dataset.SOPInstanceUID),
+        frame_index=explained.key_frame,
         probability=probability,
         threshold=spec.threshold,
         call=call,

@@ -1,4 +1,4 @@
-"""Self-test of every registered model: weights, forward pass and Grad-CAM on a dummy input."""
+"""Self-test of every registered model: weights, forward pass and Grad-CAM on dummy inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from inference.gradcam import gradcam
 from inference.loading import load_network
-from inference.registry import ModelSpec, Registry, RegistryError
+from inference.registry import Family, ModelInput, ModelSpec, Registry, RegistryError
 from inference.transforms import to_model_input
 
 logger = logging.getLogger(__name__)
@@ -29,34 +29,70 @@ class VerifyResult:
     load_seconds: float = 0.0
     forward_seconds: float = 0.0
     gradcam_seconds: float = 0.0
-    segmentation_shape: tuple[int, ...] = ()
+    segmentation_shape: tuple[int, ...] = ()  # () for families without segmentation
     classification_shape: tuple[int, ...] = ()
     heatmap_shape: tuple[int, ...] = ()
 
 
-def dummy_input(spec: ModelSpec) -> torch.Tensor:
-    """A seeded random input honouring the spec's contract, through ``to_model_input``."""
+def _dummy_tensor(
+    model_input: ModelInput, size: int, video: bool, rng: np.random.Generator
+) -> torch.Tensor:
+    """One input's seeded random planes through ``to_model_input``, laid out per family.
+
+    A video input is ``[1,C,T,S,S]``; any other stacks its frames' channels: ``[1,C*T,S,S]``.
+    """
+    contract = model_input.contract
+    low, high = contract.range
+    frames = []
+    for _ in range(contract.frames):
+        planes = [
+            to_model_input(
+                rng.uniform(low, high, size=(contract.size,) * 2).astype(np.float32), size
+            )
+            for _ in range(contract.channels)
+        ]
+        frames.append(torch.cat(planes, dim=1))
+    if video:
+        return torch.stack(frames, dim=2)
+    return torch.cat(frames, dim=1)
+
+
+def dummy_input(spec: ModelSpec) -> tuple[torch.Tensor, ...]:
+    """Seeded random inputs honouring the spec's contracts, one per input in forward order.
+
+    Shapes follow the family conventions: ``[1,C,S,S]`` per image, ``[1,C,T,S,S]`` for a cine,
+    ``[1,T,S,S]`` for CEUS key frames.
+    """
     rng = np.random.default_rng(DUMMY_SEED)
-    planes = []
-    for model_input in spec.inputs:
-        low, high = model_input.contract.range
-        for _ in range(model_input.contract.channels * model_input.contract.frames):
-            grey = rng.uniform(low, high, size=(model_input.contract.size,) * 2)
-            planes.append(to_model_input(grey.astype(np.float32), spec.input_size))
-    return torch.cat(planes, dim=1)
+    video = spec.family is Family.VIDEO
+    return tuple(_dummy_tensor(i, spec.input_size, video, rng) for i in spec.inputs)
+
+
+def _split_outputs(spec: ModelSpec, output: object) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(segmentation logits or None, class logits)`` of a forward output of ``spec``'s family."""
+    if spec.family is Family.SEGCLS:
+        if not (isinstance(output, tuple) and len(output) == 2):
+            raise TypeError("a segcls network must return (segmentation, class) logits")
+        return output[0], output[1]
+    if not isinstance(output, torch.Tensor):
+        raise TypeError(
+            f"a {spec.family.value} network must return class logits, not {type(output)}"
+        )
+    return None, output
 
 
 def _check_shapes(
-    spec: ModelSpec, seg: torch.Tensor, cls: torch.Tensor, heat: torch.Tensor
+    spec: ModelSpec, seg: torch.Tensor | None, cls: torch.Tensor, heat: torch.Tensor
 ) -> None:
     size = spec.input_size
-    if tuple(seg.shape) != (1, len(spec.outputs.segments), size, size):
+    if seg is not None and tuple(seg.shape) != (1, len(spec.outputs.segments), size, size):
         raise ValueError(f"segmentation logits have shape {tuple(seg.shape)}")
     if tuple(cls.shape) != (1, 1):
         raise ValueError(f"class logits have shape {tuple(cls.shape)}, expected (1, 1)")
     if tuple(heat.shape) != (1, 1, size, size):
         raise ValueError(f"Grad-CAM map has shape {tuple(heat.shape)}")
-    if not (torch.isfinite(seg).all() and torch.isfinite(cls).all() and torch.isfinite(heat).all()):
+    outputs = [cls, heat] if seg is None else [seg, cls, heat]
+    if not all(torch.isfinite(t).all() for t in outputs):
         raise ValueError("non-finite values in the outputs")
 
 
@@ -66,14 +102,14 @@ def verify_model(spec: ModelSpec, device: str | torch.device) -> VerifyResult:
         started = time.perf_counter()
         network = load_network(spec, device)
         loaded = time.perf_counter()
-        x = dummy_input(spec).to(device)
+        inputs = tuple(t.to(device) for t in dummy_input(spec))
         with torch.inference_mode():
-            seg, cls = network(x)
+            seg, cls = _split_outputs(spec, network(*inputs))
         forwarded = time.perf_counter()
-        heat = gradcam(network, x, spec.outputs.heatmap.layer)
+        heat = gradcam(network, inputs[0], spec.outputs.heatmap.layer, inputs[1:])
         explained = time.perf_counter()
         _check_shapes(spec, seg, cls, heat)
-    except (RegistryError, RuntimeError, ValueError, OSError) as error:
+    except (RegistryError, RuntimeError, ValueError, TypeError, OSError) as error:
         logger.error("model %s failed verification: %s", spec.ref, error)
         return VerifyResult(ref=spec.ref, ok=False, error=str(error))
     result = VerifyResult(
@@ -82,7 +118,7 @@ def verify_model(spec: ModelSpec, device: str | torch.device) -> VerifyResult:
         load_seconds=loaded - started,
         forward_seconds=forwarded - loaded,
         gradcam_seconds=explained - forwarded,
-        segmentation_shape=tuple(seg.shape),
+        segmentation_shape=() if seg is None else tuple(seg.shape),
         classification_shape=tuple(cls.shape),
         heatmap_shape=tuple(heat.shape),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -28,6 +29,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+_WARNING_ORIGIN = re.compile(r"^(?P<where>\S.*?:\d+): (?P<category>\w+):")
+
+
+class WarningTextFilter(logging.Filter):
+    """Withhold the text of captured Python warnings (logger ``py.warnings``, which Celery
+    turns on): libraries quote data values in them (highdicom quotes a one-component
+    PatientName), so only the category and the place that warned are logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "py.warnings":
+            match = _WARNING_ORIGIN.match(record.getMessage())
+            where = f"{match['category']} at {match['where']}" if match else "a Python warning"
+            record.msg, record.args = f"{where} (text withheld: it may quote data values)", ()
+        return True
+
+
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     """Configure the root logger once, from an entry point."""
     handler = logging.StreamHandler(sys.stderr)
@@ -35,7 +52,9 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(WarningTextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings go through the filter above, not raw to stderr
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)

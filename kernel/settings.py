@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +19,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _AE_RE = re.compile(r"^[\x20-\x7e]{1,16}$")
+_WEB_USER_RE = re.compile(
+    r"^[A-Za-z0-9._-]{1,64}:scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
+)
 
 
 def _check_ae(value: str) -> str:
@@ -43,26 +48,106 @@ class Profile(StrEnum):
 
 
 class Destination(BaseModel):
-    """A DICOM peer results are sent to (C-STORE)."""
+    """A DICOM peer results are sent to (C-STORE), over DICOM TLS when ``tls``."""
 
     model_config = {"frozen": True}
 
     ae_title: str
     host: str
     port: int = Field(ge=1, le=65535)
+    tls: bool = False
 
     _ae = field_validator("ae_title")(lambda cls, v: _check_ae(v))
 
     @classmethod
     def parse(cls, text: str) -> Destination:
-        """Parse ``AE@HOST:PORT``."""
-        match = re.match(r"^([^@]+)@(.+):(\d+)$", text.strip())
+        """Parse ``AE@HOST:PORT``, or ``AE@HOST:PORT+tls`` for a DICOM TLS peer."""
+        match = re.match(r"^([^@]+)@(.+):(\d+)(\+tls)?$", text.strip())
         if not match:
-            raise ValueError(f"destination {text!r} is not of the form AE@HOST:PORT")
-        return cls(ae_title=match.group(1), host=match.group(2), port=int(match.group(3)))
+            raise ValueError(f"destination {text!r} is not of the form AE@HOST:PORT[+tls]")
+        return cls(
+            ae_title=match.group(1),
+            host=match.group(2),
+            port=int(match.group(3)),
+            tls=match.group(4) is not None,
+        )
 
     def __str__(self) -> str:
-        return f"{self.ae_title}@{self.host}:{self.port}"
+        return f"{self.ae_title}@{self.host}:{self.port}{'+tls' if self.tls else ''}"
+
+
+class StowDestination(BaseModel):
+    """A DICOMweb origin results are stored to with STOW-RS (PS3.18 10.5), written
+    ``stow+http://HOST:PORT/ROOT`` (or ``stow+https://...``)."""
+
+    model_config = {"frozen": True}
+
+    url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
+
+    @classmethod
+    def parse(cls, text: str) -> StowDestination:
+        """Parse ``stow+http(s)://HOST:PORT/ROOT``; the stored URL has no trailing slash."""
+        text = text.strip()
+        if not text.startswith("stow+"):
+            raise ValueError(f"destination {text!r} is not of the form stow+http://HOST:PORT/ROOT")
+        return cls(url=text.removeprefix("stow+").rstrip("/"))
+
+    def __str__(self) -> str:
+        return f"stow+{self.url}"
+
+
+def parse_destination(text: str) -> Destination | StowDestination:
+    """``AE@HOST:PORT[+tls]`` (C-STORE) or ``stow+http://HOST:PORT/ROOT`` (STOW-RS)."""
+    if text.strip().startswith("stow+"):
+        return StowDestination.parse(text)
+    return Destination.parse(text)
+
+
+@dataclass(frozen=True)
+class CallingAE:
+    """One calling-AE allowlist entry: ``AE`` (from any host) or ``AE@ADDRESS`` / ``AE@NETWORK``.
+
+    The host part is an IP address (``US1@10.1.2.3``) or network (``US1@10.1.2.0/24``); host
+    names are refused (a DNS answer is no proof of origin). The last ``@`` separates the two.
+    """
+
+    ae_title: str
+    network: IPv4Network | IPv6Network | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> CallingAE:
+        """Parse one entry; raises ``ValueError`` naming the entry and the expected form."""
+        title, at, host = text.strip().rpartition("@")
+        if not at:
+            return cls(_check_ae(host))
+        try:
+            network = ip_network(host.strip(), strict=False)
+        except ValueError as exc:
+            raise ValueError(
+                f"calling AE {text!r}: after '@' comes an IP address or network "
+                "(US1@10.1.2.3 or US1@10.1.2.0/24), not a host name"
+            ) from exc
+        return cls(_check_ae(title), network)
+
+    def permits(self, ae_title: str, address: str) -> bool:
+        """True when ``ae_title`` calling from ``address`` matches this entry."""
+        if ae_title.strip() != self.ae_title:
+            return False
+        if self.network is None:
+            return True
+        try:
+            peer = ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(peer, IPv6Address) and peer.ipv4_mapped is not None:
+            peer = peer.ipv4_mapped
+        return peer in self.network
+
+    def __str__(self) -> str:
+        if self.network is None:
+            return self.ae_title
+        single = self.network.num_addresses == 1
+        return f"{self.ae_title}@{self.network.network_address if single else self.network}"
 
 
 class Settings(BaseSettings):
@@ -83,11 +168,23 @@ class Settings(BaseSettings):
     max_associations: int = Field(default=10, ge=1, le=256)
     max_pdu_size: int = Field(default=16382, ge=0)
     max_instance_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    # refuse an image whose Rows x Columns x samples x frames exceeds this, before decoding
+    max_pixel_samples: int = Field(default=1 << 30, ge=1)
     min_free_disk_bytes: int = Field(default=512 * 1024**2, ge=0)
     network_timeout_seconds: float = Field(default=60.0, gt=0)
 
+    # DICOM TLS (PS3.15 B.12): the SCP speaks TLS only when a certificate is set
+    tls_certificate: Path | None = None
+    tls_private_key: Path | None = None
+    tls_ca_certificates: Path | None = None
+    tls_require_client_certificate: bool = True
+
     # where results go
-    destinations: Annotated[list[Destination], NoDecode] = Field(default_factory=list)
+    destinations: Annotated[list[Destination | StowDestination], NoDecode] = Field(
+        default_factory=list
+    )
+    #: delivery attempts per destination before it is dead-lettered (FAILED)
+    max_delivery_attempts: int = Field(default=8, ge=1, le=100)
 
     # study assembly
     quiet_seconds: float = Field(default=30.0, ge=0)
@@ -100,29 +197,95 @@ class Settings(BaseSettings):
     broker_url: str = ""
     task_time_limit_seconds: int = Field(default=1800, ge=10)
     redis_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    #: the queue jobs go to unless ``queue_routes`` names another for their model
+    default_queue: str = Field(default="lnm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    #: model key or family -> queue (``ynet=gpu,tiny-ynet=cpu`` or a JSON object); key wins
+    queue_routes: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     # inference
     device: str = "cpu"
     models_dir: Path | None = None
     default_model: str = "ynet-busi"
 
+    # input selection: an instance is contrast-enhanced ultrasound (CEUS) when ``ceus_pattern``
+    # (a regular expression) matches the value of ``ceus_tag`` (a DICOM keyword or "GGGG,EEEE")
+    ceus_tag: str = Field(
+        default="SeriesDescription", pattern=r"^([A-Za-z]+|[0-9A-Fa-f]{4},[0-9A-Fa-f]{4})$"
+    )
+    ceus_pattern: str = r"(?i)\b(CEUS|contrast)\b"
+
+    # status web page and /metrics (served by `serve` when http_port is set; 0: any free port)
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    http_bind_address: str = "127.0.0.1"
+    #: ``NAME:HASH`` entries (``lnm-node web-user NAME`` makes one); empty: nobody can log in
+    web_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: signs session cookies; empty: a random key per start (sessions end at a restart)
+    web_session_secret: str = ""
+    web_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+
     @field_validator("ae_title")
     @classmethod
     def _ae_title(cls, value: str) -> str:
         return _check_ae(value)
 
+    @field_validator("ceus_pattern")
+    @classmethod
+    def _ceus_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"ceus_pattern {value!r} is not a regular expression: {error}") from error
+        return value
+
+    @field_validator("web_users", mode="before")
+    @classmethod
+    def _web_users(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            names = []
+            for entry in value:
+                if not isinstance(entry, str) or not _WEB_USER_RE.match(entry.strip()):
+                    shown = entry.partition(":")[0] if isinstance(entry, str) else type(entry).__name__
+                    raise ValueError(
+                        f"web_users entry for {shown!r} is not NAME:scrypt$N$R$P$SALT$HASH; "
+                        "make one with `lnm-node web-user NAME`"
+                    )
+                names.append(entry.partition(":")[0])
+            if len(set(names)) != len(names):
+                raise ValueError("web_users names a user twice")
+            return [entry.strip() for entry in value]
+        return value
+
     @field_validator("calling_ae_allowlist", mode="before")
     @classmethod
     def _allowlist(cls, value: Any) -> Any:
         value = _split_list(value)
-        return [_check_ae(v) for v in value] if isinstance(value, list) else value
+        return [str(CallingAE.parse(v)) for v in value] if isinstance(value, list) else value
+
+    @field_validator("queue_routes", mode="before")
+    @classmethod
+    def _queue_routes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                value = json.loads(text)
+            else:
+                pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+                if any(not sep for _, sep, _ in pairs):
+                    raise ValueError(f"queue_routes {text!r} is not of the form MODEL=QUEUE,...")
+                value = {k.strip(): v.strip() for k, _, v in pairs}
+        if isinstance(value, dict):
+            for model, queue in value.items():
+                if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", str(queue)) or not str(model).strip():
+                    raise ValueError(f"queue_routes entry {model!r}={queue!r}: bad model or queue name")
+        return value
 
     @field_validator("destinations", mode="before")
     @classmethod
     def _destinations(cls, value: Any) -> Any:
         value = _split_list(value)
         if isinstance(value, list):
-            return [Destination.parse(v) if isinstance(v, str) else v for v in value]
+            return [parse_destination(v) if isinstance(v, str) else v for v in value]
         return value
 
     @model_validator(mode="after")
@@ -138,13 +301,38 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if self.task_time_limit_seconds >= self.redis_visibility_timeout_seconds:
             raise ValueError("task_time_limit_seconds must stay below the Redis visibility timeout")
+        self._check_tls()
         return self
+
+    def _check_tls(self) -> None:
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("tls_certificate and tls_private_key are set together or not at all")
+        for name in ("tls_certificate", "tls_private_key", "tls_ca_certificates"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name} {path} is not a readable file")
+        if (
+            self.tls_certificate is not None
+            and self.tls_require_client_certificate
+            and self.tls_ca_certificates is None
+        ):
+            raise ValueError(
+                "tls_require_client_certificate needs tls_ca_certificates (the CA that signs "
+                "client certificates); or set tls_require_client_certificate=false"
+            )
+
+    def calling_ae_rules(self) -> list[CallingAE]:
+        """The calling-AE allowlist, parsed (empty: every calling AE is allowed)."""
+        return [CallingAE.parse(entry) for entry in self.calling_ae_allowlist]
 
     def redacted(self) -> dict[str, Any]:
         """Effective settings with secrets (passwords in URLs) hidden, for the start-up log."""
         data = self.model_dump(mode="json")
         for key in ("database_url", "broker_url"):
             data[key] = re.sub(r"//([^:/@]*):([^@]+)@", r"//\1:***@", data[key])
+        data["web_users"] = [entry.partition(":")[0] + ":***" for entry in self.web_users]
+        if self.web_session_secret:
+            data["web_session_secret"] = "***"
         return data
 
 

@@ -17,10 +17,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     UID,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
     generate_uid,
@@ -203,3 +205,127 @@ def write_us_study(folder: Path, *, seed: int = 0, count: int = 1, **kwargs: obj
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+# --- Variants real scanners send that make_us_dataset does not write --------------------------
+
+#: variant name -> what it exercises (see :func:`make_us_variant`)
+US_VARIANTS: dict[str, str] = {
+    "rgb_planar1": "RGB, PlanarConfiguration 1 (colour-by-plane), explicit VR little endian",
+    "ybr_full": "YBR_FULL, uncompressed",
+    "big_endian": "explicit VR big endian (retired transfer syntax, older scanners)",
+    "jpeg_lossless": "JPEG lossless, first-order prediction (process 14, SV1), MONOCHROME2",
+    "monochrome1": "MONOCHROME1 (inverted grey)",
+    "palette16": "PALETTE COLOR with 16-bit LUTs",
+    "palette16_segmented": "PALETTE COLOR with 16-bit segmented LUTs",
+}
+
+
+def _marker(code: int, payload: bytes) -> bytes:
+    return bytes([0xFF, code]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def jpeg_lossless_frame(image: np.ndarray) -> bytes:
+    """Encode one 8-bit grey frame as JPEG lossless (ISO 10918-1 process 14, predictor 1).
+
+    Huffman table: the 17 difference categories as 5-bit codes (a valid, simple table).
+    """
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError("jpeg_lossless_frame encodes 8-bit grey frames only")
+    rows, cols = image.shape
+    pixels = image.astype(np.int32)
+    prediction = np.empty_like(pixels)
+    prediction[0, 0] = 128
+    prediction[0, 1:] = pixels[0, :-1]
+    prediction[1:, 0] = pixels[:-1, 0]
+    prediction[1:, 1:] = pixels[1:, :-1]
+    bits: list[str] = []
+    for diff in (pixels - prediction).ravel().tolist():
+        size = abs(diff).bit_length()
+        bits.append(format(size, "05b"))
+        if size:
+            bits.append(format(diff if diff > 0 else diff - 1 + (1 << size), f"0{size}b"))
+    stream = "".join(bits)
+    stream += "1" * (-len(stream) % 8)
+    data = bytearray()
+    for start in range(0, len(stream), 8):
+        byte = int(stream[start : start + 8], 2)
+        data.append(byte)
+        if byte == 0xFF:
+            data.append(0x00)
+    counts = bytes([0, 0, 0, 0, 17] + [0] * 11)
+    return b"".join(
+        [
+            b"\xff\xd8",
+            _marker(0xC3, bytes([8]) + rows.to_bytes(2, "big") + cols.to_bytes(2, "big")
+                    + bytes([1, 1, 0x11, 0])),
+            _marker(0xC4, bytes([0x00]) + counts + bytes(range(17))),
+            _marker(0xDA, bytes([1, 1, 0x00, 1, 0, 0])),
+            bytes(data),
+            b"\xff\xd9",
+        ]
+    )
+
+
+def _palette(index: int) -> np.ndarray:
+    """16-bit (R, G, B) of the variants' palette: red and green rise, blue falls."""
+    return np.array([index * 257, index * 257, (255 - index) * 257], dtype=np.uint16)
+
+
+def _segmented(start: int, end: int) -> bytes:
+    """A segmented LUT (PS3.3 C.7.9.2): one discrete entry, then a linear run of 255."""
+    words = [0, 1, start, 1, 255, end]
+    return np.array(words, dtype="<u2").tobytes()
+
+
+def _set_palette(ds: Dataset, segmented: bool) -> None:
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    for channel, (start, end) in zip(("Red", "Green", "Blue"), ((0, 65535), (0, 65535), (65535, 0))):
+        setattr(ds, f"{channel}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        if segmented:
+            setattr(ds, f"Segmented{channel}PaletteColorLookupTableData", _segmented(start, end))
+        else:
+            column = {"Red": 0, "Green": 1, "Blue": 2}[channel]
+            table = np.array([_palette(i)[column] for i in range(256)], dtype="<u2")
+            setattr(ds, f"{channel}PaletteColorLookupTableData", table.tobytes())
+
+
+def palette_colours(indices: np.ndarray) -> np.ndarray:
+    """The RGB (16-bit) the palette variants map ``indices`` to, for tests to compare with."""
+    table = np.stack([_palette(i) for i in range(256)])
+    return table[indices]
+
+
+def make_us_variant(variant: str, **kwargs: object) -> tuple[Dataset, np.ndarray, NodeTruth]:
+    """One instance in a form of :data:`US_VARIANTS`, built from :func:`make_us_dataset`.
+
+    ``kwargs`` go to :func:`make_us_dataset` (seed, rows, cols, UIDs; single frame). The
+    pixel content is the same B-mode frame; each variant changes only how it is stored.
+    Save with ``save_as(path, enforce_file_format=True)``; ``big_endian`` datasets carry
+    their encoding and are written big endian.
+    """
+    if variant not in US_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {sorted(US_VARIANTS)}")
+    rgb = variant in ("rgb_planar1", "ybr_full")
+    ds, mask, truth = make_us_dataset(rgb=rgb, **kwargs)  # type: ignore[arg-type]
+    image = ds.pixel_array
+    if variant == "rgb_planar1":
+        ds.PixelData = np.ascontiguousarray(image.transpose(2, 0, 1)).tobytes()
+        ds.PlanarConfiguration = 1
+    elif variant == "ybr_full":
+        from pydicom.pixels import convert_color_space
+
+        ds.PixelData = convert_color_space(image, "RGB", "YBR_FULL").astype(np.uint8).tobytes()
+        ds.PhotometricInterpretation = "YBR_FULL"
+    elif variant == "big_endian":
+        ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    elif variant == "jpeg_lossless":
+        ds.PixelData = encapsulate([jpeg_lossless_frame(image)])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    elif variant == "monochrome1":
+        ds.PixelData = (255 - image).astype(np.uint8).tobytes()
+        ds.PhotometricInterpretation = "MONOCHROME1"
+    else:
+        _set_palette(ds, segmented=variant == "palette16_segmented")
+    return ds, mask, truth

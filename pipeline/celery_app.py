@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from celery import Celery
+from kombu import Queue
 
 from kernel.settings import Settings
 from pipeline.context import NodeContext
+from pipeline.routing import known_queues
 
 PROCESS_JOB = "lnm.process_job"
+#: the default queue name (``Settings.default_queue``); ``queue_routes`` adds others
 QUEUE = "lnm"
 
 
@@ -35,7 +38,8 @@ def make_celery(settings: Settings) -> Celery:
     app.conf.update(
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
-        task_default_queue=QUEUE,
+        task_default_queue=settings.default_queue,
+        task_queues=[Queue(name) for name in known_queues(settings)],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -61,6 +65,7 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def enqueue(app: Celery, job_id: int) -> None:
-    """Send the hint that ``job_id`` has work; the database stays the truth."""
-    app.send_task(PROCESS_JOB, args=[job_id], queue=QUEUE)
+def enqueue(app: Celery, job_id: int, queue: str | None = None) -> None:
+    """Send the hint that ``job_id`` has work (on ``queue``, else the default queue); the
+    database stays the truth."""
+    app.send_task(PROCESS_JOB, args=[job_id], queue=queue or app.conf.task_default_queue)

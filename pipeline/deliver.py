@@ -1,4 +1,4 @@
-"""The deliver stage: outbox -> C-STORE to every destination, one Delivery row each."""
+"""The deliver stage: outbox -> C-STORE or STOW-RS to every destination, one Delivery row each."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from pathlib import Path
 from db import audit, jobs
 from db.models import DeliveryState, Job, JobState
 from kernel.errors import PeerRejected, TransientError
+from kernel.settings import Destination, StowDestination
 from pipeline.context import NodeContext
 
 log = logging.getLogger(__name__)
-
-#: attempts before a delivery is dead-lettered (FAILED)
-MAX_DELIVERY_ATTEMPTS = 8
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -22,48 +20,86 @@ def retry_delay(attempt: int) -> timedelta:
     return timedelta(seconds=min(3600, 10 * 2 ** max(0, attempt - 1)))
 
 
-def deliver(ctx: NodeContext, job: Job, files: dict[str, str]) -> bool:
-    """Send the job's outputs to every configured destination; True when all are SENT."""
-    from dicom_node.scu import send_instances
+def send(ctx: NodeContext, destination: Destination | StowDestination, paths: list[Path]) -> None:
+    """Store ``paths`` at ``destination``: STOW-RS for a DICOMweb origin, else C-STORE.
 
+    Raises TransientError (retry later) or PeerRejected (the peer refused an instance).
+    """
+    if isinstance(destination, StowDestination):
+        from dicom_node.stow import stow_instances
+
+        stow_instances(destination, paths, timeout=ctx.settings.network_timeout_seconds)
+        return
+    from dicom_node.scu import send_instances
+    from dicom_node.tls import client_context_for
+
+    send_instances(destination, paths, ctx.settings.ae_title,
+                   tls=client_context_for(ctx.settings, destination))
+
+
+def deliver_to(
+    ctx: NodeContext, job_id: int, destination: Destination | StowDestination, paths: list[Path],
+    actor: str = "worker",
+) -> DeliveryState:
+    """One attempt to send a job's outputs to one destination; records and audits the outcome
+    (SENT, RETRY with backoff, or FAILED: refused, or ``max_delivery_attempts`` reached)."""
+    error: str | None = None
+    permanent = False
+    try:
+        send(ctx, destination, paths)
+    except PeerRejected as exc:
+        error = str(exc)
+        permanent = exc.status >= 0xC000 or 0xA900 <= exc.status <= 0xA9FF
+    except TransientError as exc:
+        error = str(exc)
+    with ctx.sessions.begin() as session:
+        delivery = jobs.delivery_for(session, job_id, str(destination))
+        delivery.attempts += 1
+        now = ctx.clock()
+        if error is None:
+            delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.SENT, now, None
+            audit.record(session, actor, "deliver", "delivery", delivery.id, destination=str(destination))
+            log.info("delivered", extra={"job_id": job_id, "destination": str(destination)})
+            return DeliveryState.SENT
+        delivery.last_error = error
+        if permanent or delivery.attempts >= ctx.settings.max_delivery_attempts:
+            delivery.state = DeliveryState.FAILED
+            audit.record(session, actor, "deliver_failed", "delivery", delivery.id, error=error)
+        else:
+            delivery.state = DeliveryState.RETRY
+            delivery.retry_at = now + retry_delay(delivery.attempts)
+            audit.record(session, actor, "deliver_retry", "delivery", delivery.id, error=error)
+        state = delivery.state
+    log.warning("delivery failed", extra={"job_id": job_id, "destination": str(destination), "error": error})
+    return state
+
+
+def deliver(ctx: NodeContext, job: Job, files: dict[str, str]) -> bool:
+    """Send the job's outputs to every configured destination; True when all are SENT.
+
+    When every destination is SENT the job becomes DELIVERED; when every one is final and one
+    is dead-lettered (FAILED) the job becomes FAILED (``lnm-node jobs requeue`` resends it).
+    """
+    if job.shadow:  # a shadow model version's results stay on the node (issue 5)
+        with ctx.sessions.begin() as session:
+            jobs.set_job_state(session, session.get(Job, job.id), JobState.SKIPPED,
+                               reason="shadow model version: not delivered")
+        log.info("shadow job not delivered", extra={"job_id": job.id})
+        return True
     paths = [Path(files[role]) for role in sorted(files)]
-    all_sent = True
+    states: list[DeliveryState] = []
     for destination in ctx.settings.destinations:
         with ctx.sessions.begin() as session:
-            delivery = jobs.delivery_for(session, job.id, str(destination))
-            if delivery.state in (DeliveryState.SENT, DeliveryState.FAILED):
-                all_sent &= delivery.state == DeliveryState.SENT
-                continue
-            delivery_id = delivery.id
-        error: str | None = None
-        permanent = False
-        try:
-            send_instances(destination, paths, ctx.settings.ae_title)
-        except PeerRejected as exc:
-            error = str(exc)
-            permanent = exc.status >= 0xC000 or 0xA900 <= exc.status <= 0xA9FF
-        except TransientError as exc:
-            error = str(exc)
-        with ctx.sessions.begin() as session:
-            delivery = jobs.delivery_for(session, job.id, str(destination))
-            delivery.attempts += 1
-            now = ctx.clock()
-            if error is None:
-                delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.SENT, now, None
-                audit.record(session, "worker", "deliver", "delivery", delivery_id, destination=str(destination))
-                log.info("delivered", extra={"job_id": job.id, "destination": str(destination)})
-                continue
-            all_sent = False
-            delivery.last_error = error
-            if permanent or delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
-                delivery.state = DeliveryState.FAILED
-                audit.record(session, "worker", "deliver_failed", "delivery", delivery_id, error=error)
-            else:
-                delivery.state = DeliveryState.RETRY
-                delivery.retry_at = now + retry_delay(delivery.attempts)
-                audit.record(session, "worker", "deliver_retry", "delivery", delivery_id, error=error)
-            log.warning("delivery failed", extra={"job_id": job.id, "destination": str(destination), "error": error})
+            state = jobs.delivery_for(session, job.id, str(destination)).state
+        if state not in (DeliveryState.SENT, DeliveryState.FAILED):
+            state = deliver_to(ctx, job.id, destination, paths)
+        states.append(state)
+    all_sent = all(state == DeliveryState.SENT for state in states)
     if all_sent:
         with ctx.sessions.begin() as session:
             jobs.set_job_state(session, session.get(Job, job.id), JobState.DELIVERED)
+    elif all(state in (DeliveryState.SENT, DeliveryState.FAILED) for state in states):
+        with ctx.sessions.begin() as session:
+            jobs.set_job_state(session, session.get(Job, job.id), JobState.FAILED,
+                               reason="delivery dead-lettered")
     return all_sent

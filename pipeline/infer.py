@@ -17,6 +17,7 @@ def infer(ctx: NodeContext, job: Job) -> Prediction:
     """Run the job's model version on its study and write the prediction; a rerun overwrites it."""
     from inference.registry import Registry, default_models_dir
     from inference.runner import run_model
+    from inference.selection import CeusRule
 
     work = ctx.spool.work_dir(job.id)
     registry = Registry.load(ctx.settings.models_dir or default_models_dir())
@@ -24,7 +25,8 @@ def infer(ctx: NodeContext, job: Job) -> Prediction:
     network = ctx.model_cache.get(spec, ctx.settings.device)
     with ctx.sessions() as session:
         paths = [Path(p) for p in jobs.study_instance_paths(session, job.study_id)]
-    prediction = run_model(spec, network, paths, ctx.settings.device)
+    ceus = CeusRule.from_settings(ctx.settings)
+    prediction = run_model(spec, network, paths, ctx.settings.device, ceus=ceus)
     prediction.save(work)
     with ctx.sessions.begin() as session:
         row = session.get(Job, job.id)

@@ -9,11 +9,13 @@ from enum import StrEnum
 from db import jobs
 from db.models import Job, JobState
 from inference.prediction import Prediction
+from inference.selection import MissingInput
 from kernel.errors import InvalidInput
 from pipeline.context import NodeContext
 from pipeline.deliver import deliver
 from pipeline.encode import encode
 from pipeline.infer import infer
+from pipeline.skip import NOT_RUN, encode_not_run
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ class Outcome(StrEnum):
     NOT_CLAIMED = "not_claimed"
     DELIVERED = "delivered"
     DELIVERY_PENDING = "delivery_pending"
+    SKIPPED = "skipped"
     FAILED_INPUT = "failed_input"
     FAILED = "failed"
 
@@ -53,8 +56,14 @@ def process_job(ctx: NodeContext, job_id: int) -> Outcome:
 
 def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
     work = ctx.spool.work_dir(job.id)
+    if job.state == JobState.ENCODED and (job.outputs or {}).get(NOT_RUN):  # skipped: send its SR
+        return _deliver_not_run(ctx, job, dict(job.outputs["files"]), job.outputs[NOT_RUN])
     if job.state in (JobState.RUNNING, JobState.QUEUED):
-        prediction = infer(ctx, job)
+        try:
+            prediction = infer(ctx, job)
+        except MissingInput as exc:  # the model is skipped, and its SR says why
+            log.info("job skipped: input missing", extra={"job_id": job.id, "reason": str(exc)})
+            return _deliver_not_run(ctx, job, encode_not_run(ctx, job, str(exc)), str(exc))
     else:
         prediction = Prediction.load(work)
     if job.state == JobState.ENCODED:
@@ -62,6 +71,15 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
     else:
         files = encode(ctx, job, prediction)
     return Outcome.DELIVERED if deliver(ctx, job, files) else Outcome.DELIVERY_PENDING
+
+
+def _deliver_not_run(ctx: NodeContext, job: Job, files: dict[str, str], reason: str) -> Outcome:
+    """Deliver a skipped job's "not run" SR; once every destination has it, the job is SKIPPED."""
+    if not deliver(ctx, job, files):
+        return Outcome.DELIVERY_PENDING
+    with ctx.sessions.begin() as session:
+        jobs.set_job_state(session, session.get(Job, job.id), JobState.SKIPPED, reason=reason[:2000])
+    return Outcome.SKIPPED
 
 
 def _finish(ctx: NodeContext, job_id: int, state: JobState, reason: str) -> None:

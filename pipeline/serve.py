@@ -54,6 +54,18 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+    http = None
+    if settings.http_port is not None:
+        from web.server import start_http_server
+
+        try:
+            http = start_http_server(settings, ctx.sessions, ctx.spool)
+        except (OSError, RuntimeError):
+            server.shutdown()
+            worker.terminate()
+            worker.wait(timeout=30)
+            raise
+        print(f"lnm-node status page: {http.url}", flush=True)
     sweeper = threading.Thread(target=run_sweeper, args=(ctx, app, stop), name="sweeper", daemon=True)
     sweeper.start()
     try:
@@ -63,6 +75,8 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
                 worker = start_worker_process(settings)
     finally:
         server.shutdown()
+        if http is not None:
+            http.stop()
         sweeper.join(timeout=10)
         worker.terminate()
         try:

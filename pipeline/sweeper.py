@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from celery import Celery
 
-from db import jobs
+from db import jobs, jobs_admin
 from pipeline.assembly import decide_assembly
 from pipeline.celery_app import enqueue
 from pipeline.context import NodeContext
+from pipeline.routing import queue_for
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,14 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
         log.info("assembled", extra={"study_id": decision.study_id, "forced": decision.forced})
     with ctx.sessions.begin() as session:
         due = jobs.jobs_to_enqueue(session, now, timedelta(seconds=settings.requeue_after_seconds))
+        models = jobs_admin.job_models(session, due)
     for job_id in due:
-        enqueue(app, job_id)
+        model_key, family = models.get(job_id, ("", None))
+        queue = queue_for(settings, model_key, family)
+        enqueue(app, job_id, queue)
         with ctx.sessions.begin() as session:
             jobs.mark_enqueued(session, [job_id], now)
-        log.info("enqueued", extra={"job_id": job_id})
+        log.info("enqueued", extra={"job_id": job_id, "queue": queue})
     return SweepResult(len(decisions), created, len(due))
 
 

@@ -8,15 +8,18 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 need_apt=0
-for tool in storescu dciodvfy Orthanc java; do
+for tool in storescu dciodvfy Orthanc java chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
 done
 [ -f /usr/share/java/pixelmed.jar ] || need_apt=1
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need_apt=1
 if [ "$need_apt" = "1" ]; then
   $SUDO apt-get update -qq
   # dcmtk: storescu/dsrdump; dicom3tools: dciodvfy; orthanc: the test PACS; pixelmed-apps: SR validator
+  # chromium + chromium-driver: the status page's browser tests (headless)
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    dcmtk dicom3tools orthanc pixelmed-apps default-jre-headless >/dev/null
+    dcmtk dicom3tools orthanc orthanc-dicomweb pixelmed-apps default-jre-headless \
+    chromium chromium-driver >/dev/null
 fi
 
 python3 -m pip install --disable-pip-version-check -q -e '.[test]'

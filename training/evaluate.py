@@ -32,6 +32,8 @@ from training.plots import (
     decision_curve_plot,
     roc_plot,
 )
+from training.report import write_report
+from training.trainer import split_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def evaluate(
     the image grid. Rows of conflicting-label groups are excluded. ``threshold`` defaults to the
     spec's (0.5 for a bare network); ``size`` to the spec's input size (256 for a bare network).
     Writes ``metrics.json``, ``cases.csv``, ``roc.png``, ``calibration.png``,
-    ``decision_curve.png`` and ``cases.png`` into ``out_dir``.
+    ``decision_curve.png``, ``cases.png`` and the one-page ``report.html`` into ``out_dir``.
     """
     if isinstance(network_or_spec, ModelSpec):
         spec = network_or_spec
@@ -103,9 +105,12 @@ def evaluate(
         for index, row in enumerate(rows):
             grey = load_grey(row.image)
             truth = load_mask(row.mask, grey.shape)
-            seg_logits, cls_logits = network(to_model_input(grey, size).to(device))
+            seg_logits, cls_logits = split_outputs(network(to_model_input(grey, size).to(device)))
             probability = float(torch.sigmoid(cls_logits.float())[0, 0])
-            mask = to_source_grid(torch.sigmoid(seg_logits.float()), grey.shape) > 0.5
+            if seg_logits is None:  # a classifier: no mask, no Dice
+                mask = np.zeros(grey.shape, bool)
+            else:
+                mask = to_source_grid(torch.sigmoid(seg_logits.float()), grey.shape) > 0.5
             probabilities.append(probability)
             predicted.append(mask)
             reference.append(truth)
@@ -114,15 +119,16 @@ def evaluate(
                     SheetCase(grey, truth, mask, probability, row.malignant, row.image.name)
                 )
             progress.advance(task)
-    dice = dice_scores(predicted, reference)
+    segmenter = seg_logits is not None
+    dice = dice_scores(predicted, reference) if segmenter else [float("nan")] * len(rows)
     lesion = [i for i, truth in enumerate(reference) if truth.any()]
     labelled = [i for i, row in enumerate(rows) if row.malignant is not None]
     y = np.array([rows[i].malignant for i in labelled], dtype=int)
     p = np.array([probabilities[i] for i in labelled], dtype=float)
     metrics = classification_summary(y, p, threshold)
     metrics.pop("n")
-    lesion_dice = dice_summary([dice[i] for i in lesion])
-    all_dice = dice_summary(dice)
+    lesion_dice = dice_summary([dice[i] for i in lesion] if segmenter else [])
+    all_dice = dice_summary(dice if segmenter else [])
     metrics.update(
         model=model_ref,
         dataset=dataset_dir.name,
@@ -161,6 +167,7 @@ def evaluate(
     calibration_plot(metrics["calibration"], out_dir / "calibration.png")
     decision_curve_plot(metrics["decision_curve"], out_dir / "decision_curve.png")
     contact_sheet(sheet, out_dir / "cases.png")
+    write_report(metrics, out_dir)
     logger.info(
         "evaluated %s on %d images: auc %s dice_mean %s",
         model_ref,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.datasets import TrainingArrays, arrays_from_rows, read_image_folder
+from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +21,12 @@ def pack_image_folder(folder: Path, out_path: Path, size: int) -> Path:
 
     Conflicting-label rows are kept and flagged (``label_conflict``); consumers drop them.
     """
-    rows = read_image_folder(folder)
-    arrays = arrays_from_rows(rows, size, root=Path(folder))
+    return pack_rows(read_image_folder(folder), Path(folder), out_path, size)
+
+
+def pack_rows(rows: list[Row], root: Path, out_path: Path, size: int) -> Path:
+    """Write ``out_path`` (.npz) with ``rows`` (paths under ``root``) at ``size``; returns the path."""
+    arrays = arrays_from_rows(rows, size, root=Path(root))
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(

@@ -54,6 +54,7 @@ class ModelFacts:
     family: str = "segcls"
     architecture: str = "ynet"
     backbone: str = "basicunet"
+    heatmap_layer: str = "unet.down_4"
 
 
 def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict:
@@ -80,7 +81,7 @@ def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict
             }
         ],
         "outputs": {
-            "segments": [
+            "segments": [] if facts.family == "image" else [
                 {
                     "number": 1,
                     "label": "lesion",
@@ -100,7 +101,7 @@ def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict
                 {"name": "long_axis", "unit": "mm"},
                 {"name": "short_axis", "unit": "mm"},
             ],
-            "heatmap": {"method": "gradcam", "layer": "unet.down_4"},
+            "heatmap": {"method": "gradcam", "layer": facts.heatmap_layer},
         },
         "threshold": facts.threshold,
         "weights": WEIGHTS_FILE,

@@ -62,3 +62,10 @@ def group_kfold(rows: Sequence[T], k: int, seed: int) -> list[tuple[list[int], l
     """``k`` (train, test) index pairs from ``StratifiedGroupKFold``; groups never straddle."""
     folds = _folds([r.group for r in rows], [r.malignant for r in rows], k, seed)
     return [(train.tolist(), test.tolist()) for train, test in folds]
+
+
+def fold_test_indices(
+    groups: Sequence[str], labels: Sequence[int | None], k: int, seed: int
+) -> list[np.ndarray]:
+    """Test indices of each of ``k`` label-stratified group folds (groups never straddle)."""
+    return [np.sort(test) for _, test in _folds(groups, labels, k, seed)]

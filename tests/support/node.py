@@ -39,14 +39,17 @@ class NodeProcess:
         return (self.home / "node.log").read_text(errors="replace")
 
 
-def start_node(home: Path, *extra: str, env: dict[str, str] | None = None) -> NodeProcess:
-    """Start `lnm-node serve` on a free loopback port; wait until it answers."""
+def start_node(
+    home: Path, *extra: str, env: dict[str, str] | None = None, command: str = "serve"
+) -> NodeProcess:
+    """Start `lnm-node serve` (or ``command``, e.g. "scp") on a free loopback port; wait until
+    it answers. The log appends to HOME/node.log, so a restarted node keeps the earlier lines."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     full_env = {**os.environ, **(env or {})}
-    with open(home / "node.log", "wb") as log:
+    with open(home / "node.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--port", str(port), *extra],
+            [sys.executable, "-m", "cli.main", command, "--home", str(home), "--port", str(port), *extra],
             stdout=log, stderr=subprocess.STDOUT, env=full_env,
         )
     node = NodeProcess(home, port, process, full_env)

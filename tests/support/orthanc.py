@@ -13,6 +13,8 @@ import pytest
 
 from tests.support.network import free_port, wait_until
 
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
 
 @dataclass
 class Orthanc:
@@ -33,6 +35,11 @@ class Orthanc:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=30) as reply:
             return reply.read()
 
+    @property
+    def dicomweb_root(self) -> str:
+        """The DICOMweb root (started with ``dicomweb=True``)."""
+        return f"http://127.0.0.1:{self.http_port}/dicom-web"
+
     def instance_ids(self) -> list[str]:
         return list(self.get_json("/instances"))  # type: ignore[arg-type]
 
@@ -44,12 +51,19 @@ class Orthanc:
             self.process.kill()
 
 
-def start_orthanc(folder: Path, dicom_port: int | None = None) -> Orthanc:
-    """Start Orthanc with its storage in ``folder`` (on ``dicom_port`` or a free one); skip when not installed."""
+def start_orthanc(
+    folder: Path, dicom_port: int | None = None, dicomweb: bool = False, http_port: int | None = None
+) -> Orthanc:
+    """Start Orthanc with its storage in ``folder`` (on ``dicom_port`` or a free one); skip when not installed.
+
+    With ``dicomweb`` its DICOMweb plugin is loaded (root ``/dicom-web/``): skip when missing.
+    """
     binary = shutil.which("Orthanc")
     if binary is None:
         pytest.skip("Orthanc is not installed (Debian package orthanc)")
-    dicom_port, http_port = dicom_port or free_port(), free_port()
+    if dicomweb and not DICOMWEB_PLUGIN.is_file():
+        pytest.skip(f"Orthanc's DICOMweb plugin is not installed ({DICOMWEB_PLUGIN}; Debian orthanc-dicomweb)")
+    dicom_port, http_port = dicom_port or free_port(), http_port or free_port()
     config = {
         "Name": "lnm-test-pacs",
         "StorageDirectory": str(folder / "storage"),
@@ -60,7 +74,8 @@ def start_orthanc(folder: Path, dicom_port: int | None = None) -> Orthanc:
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "DicomCheckCalledAet": False,
-        "Plugins": [],
+        "Plugins": [str(DICOMWEB_PLUGIN)] if dicomweb else [],
+        "DicomWeb": {"Enable": dicomweb, "Root": "/dicom-web/"},
         "StableAge": 1,
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,13 @@ from inference.registry import (
     ModelSpec,
     Registry,
     RegistryError,
+    SelectionRule,
     WeightsMismatch,
     default_models_dir,
     verify_weights,
 )
 from kernel.settings import Settings
+from training.package_families import NetworkFacts, family_spec_fields
 
 
 def test_registry_load_folder_registers_every_spec(models_dir: Path) -> None:
@@ -156,3 +158,76 @@ def test_verify_weights_missing_file_raises(tmp_path: Path, models_dir: Path) ->
 
     with pytest.raises(RegistryError, match="missing"):
         verify_weights(ModelSpec.load(folder))
+
+
+def test_selection_rule_names_every_modality() -> None:
+    assert {rule.value for rule in SelectionRule} >= {"bmode", "doppler", "cine", "ceus"}
+
+
+def _facts(family: str, **extra: object) -> NetworkFacts:
+    return NetworkFacts(
+        name="test",
+        family=family,
+        architecture="any",
+        backbone="any",
+        input_size=64,
+        heatmap_layer="features",
+        threshold=0.5,
+        trained_on="nothing",
+        evaluated_on="nothing",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "extra", "shapes"),
+    [
+        ("image", {}, [("bmode", 1, 1)]),
+        ("dual", {}, [("bmode", 1, 1), ("doppler", 3, 1)]),
+        ("dual", {"single_input": True}, [("bmode", 1, 1)]),
+        ("video", {}, [("cine", 1, 16)]),
+        ("ceus", {}, [("bmode", 1, 1), ("ceus", 1, 5)]),
+        ("segcls", {}, [("bmode", 1, 1)]),
+    ],
+)
+def test_spec_family_layouts_validate(family: str, extra: dict, shapes: list) -> None:
+    fields = family_spec_fields("k", "0.1.0", _facts(family, **extra), "0" * 64)
+
+    spec = ModelSpec.model_validate(fields)
+
+    found = [(i.rule.value, i.contract.channels, i.contract.frames) for i in spec.inputs]
+    assert found == shapes
+    assert spec.in_channels == 1
+
+
+def _with_input(fields: dict, index: int, **contract: object) -> dict:
+    inputs = [dict(i, contract=dict(i["contract"])) for i in fields["inputs"]]
+    inputs[index]["contract"].update(contract)
+    return dict(fields, inputs=inputs)
+
+
+@pytest.mark.parametrize(
+    ("family", "change", "message"),
+    [
+        ("dual", lambda f: _with_input(f, 1, channels=1), "3 \\(colour\\) channels"),
+        ("video", lambda f: _with_input(f, 0, frames=1), "family video takes inputs"),
+        ("ceus", lambda f: _with_input(f, 1, channels=2), "1 channel per frame"),
+        ("ceus", lambda f: dict(f, inputs=f["inputs"][::-1]), "family ceus takes inputs"),
+        (
+            "image",
+            lambda f: dict(f, inputs=[f["inputs"][0], dict(f["inputs"][0], name="other")]),
+            "family image takes inputs",
+        ),
+        ("dual", lambda f: dict(f, in_channels=3), "first input 'bmode' carries 1"),
+        (
+            "image",
+            lambda f: dict(f, inputs=[dict(f["inputs"][0], rule="doppler")]),
+            "family image takes inputs",
+        ),
+    ],
+)
+def test_spec_family_layout_violations_raise(family: str, change: Callable, message: str) -> None:
+    fields = change(family_spec_fields("k", "0.1.0", _facts(family), "0" * 64))
+
+    with pytest.raises(ValueError, match=message):
+        ModelSpec.model_validate(fields)

@@ -12,10 +12,13 @@ from torch import nn
 
 from inference.loading import load_network
 from inference.prediction import Call, Prediction
-from inference.registry import HeatmapOutput, ModelSpec, RegistryError
-from inference.runner import NOTE_NO_TISSUE_REGION, run_model
+from inference.registry import Family, HeatmapOutput, ModelSpec, RegistryError
+from inference.runner import NOTE_NO_TISSUE_REGION, frame_planes, run_model, split_outputs
+from inference.selection import MissingInput, sample_frame_indices
 from kernel.errors import InvalidInput
+from phantom.study import write_phantom_study
 from phantom.us_dicom import write_us_study
+from tests.support.family_models import family_spec, package_family_model
 
 ROWS, COLS = 96, 128
 
@@ -170,14 +173,14 @@ def test_run_model_no_image_in_study_raises_invalid_input(
         run_model(toy_spec, _ConstantNet(seg=0.0, cls=0.0), [], "cpu")
 
 
-def test_run_model_multi_channel_spec_raises_registry_error(
+def test_run_model_two_channel_input_raises_registry_error(
     tmp_path: Path, make_spec_fields: Callable[..., dict]
 ) -> None:
-    fields = make_spec_fields(in_channels=3)
-    fields["inputs"][0]["contract"]["channels"] = 3
+    fields = make_spec_fields(in_channels=2)
+    fields["inputs"][0]["contract"]["channels"] = 2
     spec = ModelSpec.model_validate(fields)
 
-    with pytest.raises(RegistryError, match="image runner"):
+    with pytest.raises(RegistryError, match=r"1 \(grey\) or 3 \(RGB\)"):
         run_model(spec, _ConstantNet(seg=0.0, cls=0.0), _study(tmp_path), "cpu")
 
 
@@ -207,3 +210,170 @@ def test_run_model_real_palette_file_on_its_grid(
 
     assert prediction.heatmap.shape == (350, 800)
     assert 0.0 <= prediction.probability <= 1.0
+
+
+# --- every model family: stand-in networks following the forward conventions, then real ones ---
+
+
+class _StandIn(nn.Module):
+    """A network of any family: records its inputs' shapes; class logit from the first input.
+
+    ``features`` (Conv2d, or Conv3d for a clip) is the Grad-CAM layer; the logit also depends
+    on the other inputs so that they are really used.
+    """
+
+    def __init__(self, family: str, channels: int) -> None:
+        super().__init__()
+        conv = nn.Conv3d if family == "video" else nn.Conv2d
+        torch.manual_seed(0)
+        self.features = conv(channels, 2, kernel_size=1)
+        self.family = family
+        self.seen: list[tuple[tuple[int, ...], ...]] = []
+
+    def forward(self, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(tuple(t.shape) for t in (x, *others)))
+        features = torch.relu(self.features(x))
+        logit = features.mean(dim=tuple(range(1, features.ndim)))[:, None]
+        for other in others:
+            logit = logit + 0.01 * other.mean(dim=tuple(range(1, other.ndim)))[:, None]
+        return logit
+
+
+FAMILY_SHAPES = {
+    "image": ((1, 1, 64, 64),),
+    "dual": ((1, 1, 64, 64), (1, 3, 64, 64)),
+    "video": ((1, 1, 16, 64, 64),),
+    "ceus": ((1, 1, 64, 64), (1, 5, 64, 64)),
+}
+
+
+@pytest.fixture(scope="module")
+def family_study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("family-study")
+    paths, _ = write_phantom_study(
+        folder, 4, True, rows=ROWS, cols=COLS, cine_frames=20, ceus_frames=12
+    )
+    return {path.stem: path for path in paths}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_SHAPES))
+def test_run_model_stand_in_family_tensors_follow_conventions(
+    family_study: dict[str, Path], family: str
+) -> None:
+    spec = family_spec(family, "features")
+    network = _StandIn(family, 1)
+
+    prediction = run_model(spec, network, list(family_study.values()), "cpu")
+
+    assert network.seen[0] == FAMILY_SHAPES[family]
+    assert prediction.heatmap.shape == (ROWS, COLS) and prediction.heatmap.dtype == np.float32
+    assert 0.0 <= prediction.heatmap.min() and prediction.heatmap.max() <= 1.0
+    assert prediction.mask is None and prediction.measurements is None
+    assert f"model family {family!r} does not segment" in " ".join(prediction.notes)
+    source = "cine" if family == "video" else "bmode"
+    assert prediction.source_path == family_study[source]
+    assert prediction.frame_index == (sample_frame_indices(20, 16)[8] if family == "video" else 0)
+
+
+def test_run_model_stand_in_dual_doppler_tensor_carries_colour(
+    family_study: dict[str, Path],
+) -> None:
+    spec = family_spec("dual", "features")
+    captured: list[torch.Tensor] = []
+
+    class _Capture(_StandIn):
+        def forward(self, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+            captured.extend(others)
+            return super().forward(x, *others)
+
+    run_model(spec, _Capture("dual", 1), list(family_study.values()), "cpu")
+
+    doppler = captured[0][0]
+    assert not torch.equal(doppler[0], doppler[2])  # red and blue planes differ: colour kept
+
+
+def test_run_model_video_heatmap_from_key_frame_of_clip(family_study: dict[str, Path]) -> None:
+    spec = family_spec("video", "features")
+
+    prediction = run_model(spec, _StandIn("video", 1), [family_study["cine"]], "cpu")
+
+    assert prediction.source_path == family_study["cine"]
+    assert prediction.heatmap.shape == (ROWS, COLS)
+    assert any("16 frames sampled from a cine of 20 frames" in n for n in prediction.notes)
+
+
+@pytest.mark.parametrize(
+    ("family", "missing", "message"),
+    [
+        ("dual", "doppler", "no colour Doppler image"),
+        ("video", "cine", "no grey-scale cine"),
+        ("ceus", "ceus", "no contrast-enhanced"),
+    ],
+)
+def test_run_model_missing_input_raises_missing_input_naming_it(
+    family_study: dict[str, Path], family: str, missing: str, message: str
+) -> None:
+    spec = family_spec(family, "features")
+    paths = [path for stem, path in family_study.items() if stem != missing]
+
+    with pytest.raises(MissingInput, match=message) as info:
+        run_model(spec, _StandIn(family, 1), paths, "cpu")
+
+    assert info.value.input_name == spec.inputs[-1].name
+
+
+def test_run_model_segcls_on_phantom_study_takes_bmode_not_doppler(
+    family_study: dict[str, Path], toy_spec: ModelSpec
+) -> None:
+    paths = [family_study[s] for s in ("doppler", "ceus", "cine", "bmode")]
+
+    prediction = run_model(toy_spec, _ConstantNet(seg=10.0, cls=0.0), paths, "cpu")
+
+    assert prediction.source_path == family_study["bmode"]
+    assert prediction.mask is not None and prediction.measurements is not None
+
+
+def test_frame_planes_grey_frame_three_channels_repeated() -> None:
+    spec = family_spec("dual", "features")
+    grey = np.tile(np.arange(64, dtype=np.uint8), (48, 1))
+
+    planes = frame_planes(grey, (0, 0, 64, 48), spec.inputs[1])
+
+    assert planes.shape == (1, 3, 64, 64)
+    assert torch.equal(planes[0, 0], planes[0, 1]) and torch.equal(planes[0, 1], planes[0, 2])
+
+
+def test_split_outputs_segcls_needs_pair_others_take_logits() -> None:
+    logits = torch.zeros(1, 1)
+
+    assert split_outputs(Family.IMAGE, logits)[0] is None
+    assert split_outputs(Family.SEGCLS, (torch.zeros(1, 1, 4, 4), logits))[1] is logits
+    with pytest.raises(RegistryError, match="segcls"):
+        split_outputs(Family.SEGCLS, logits)
+
+
+@pytest.fixture(scope="module")
+def family_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelSpec]:
+    root = tmp_path_factory.mktemp("family-models")
+    return {
+        family: package_family_model(root / family, family)
+        for family in ("segcls", "image", "dual", "video", "ceus")
+    }
+
+
+@pytest.mark.parametrize("family", ["segcls", "image", "dual", "video", "ceus"])
+def test_run_model_real_family_network_prediction_on_source_grid(
+    family_study: dict[str, Path], family_models: dict[str, ModelSpec], family: str
+) -> None:
+    spec = family_models[family]
+    network = load_network(spec, "cpu")
+    paths = list(family_study.values())
+
+    first = run_model(spec, network, paths, "cpu")
+    second = run_model(spec, network, paths[::-1], "cpu")
+
+    assert first.heatmap.shape == (ROWS, COLS)
+    assert 0.0 <= first.probability <= 1.0 and first.probability == second.probability
+    np.testing.assert_array_equal(first.heatmap, second.heatmap)
+    assert (first.mask is not None) == (family == "segcls")
+    assert (first.model_key, first.model_version) == (spec.key, spec.version)

@@ -1,0 +1,58 @@
+"""`lnm-node phantom OUT --studies N`: write synthetic lymph-node studies for demos and tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console()
+TRUTH_FILE = ".truth.json"
+"""Ground truth beside each study; hidden, so ``lnm-node send OUT`` does not send it."""
+
+
+def phantom(
+    out: Annotated[Path, typer.Argument(help="Folder to write the studies into.")],
+    studies: Annotated[int, typer.Option("--studies", min=1, help="How many studies.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the first study.")] = 0,
+    doppler: Annotated[bool, typer.Option("--doppler/--no-doppler")] = True,
+    cine: Annotated[bool, typer.Option("--cine/--no-cine")] = True,
+    ceus: Annotated[bool, typer.Option("--ceus/--no-ceus")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the ground truth as JSON.")
+    ] = False,
+) -> None:
+    """Write N synthetic studies (B-mode, colour Doppler, cine, CEUS), benign and malignant in turn.
+
+    Every instance is labelled synthetic (PatientName SYNTHETIC^PHANTOM). Study k is
+    ``OUT/study-<seed+k>/`` with its ground truth in ``.truth.json``.
+    """
+    from phantom.study import write_phantom_study
+
+    rows = []
+    for index in range(studies):
+        study_seed = seed + index
+        folder = out / f"study-{study_seed:04d}"
+        paths, truth = write_phantom_study(
+            folder,
+            study_seed,
+            malignant=index % 2 == 1,
+            with_doppler=doppler,
+            with_cine=cine,
+            with_ceus=ceus,
+        )
+        (folder / TRUTH_FILE).write_text(truth.to_json() + "\n")
+        rows.append({"folder": str(folder), "files": len(paths), **json.loads(truth.to_json())})
+        if not as_json:
+            console.print(
+                f"{folder}: {len(paths)} file(s), {'malignant' if truth.malignant else 'benign'}, "
+                f"long {truth.long_axis_mm:.1f} mm, short {truth.short_axis_mm:.1f} mm, "
+                f"S/L {truth.short_to_long_ratio:.2f}"
+            )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(f"{studies} synthetic stud{'y' if studies == 1 else 'ies'} in {out}")

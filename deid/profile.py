@@ -1,0 +1,146 @@
+"""PS3.15 E.1-1 Basic Application Level Confidentiality Profile on a pydicom dataset.
+
+The table of attributes and actions is dicom-anonymizer's transcription of the standard
+(``dicomfields_2026c``); its per-VR dummy and empty values are reused. Here the actions are
+applied at every depth (sequences included), private elements are removed everywhere, and UIDs
+are remapped deterministically (:class:`UidMap`) so a study stays a study across files and runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+
+from dicomanonymizer import simpledicomanonymizer as actions
+from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_selector
+from highdicom.sr import CodedConcept
+from pydicom import Dataset, Sequence
+from pydicom.dataelem import DataElement
+from pydicom.multival import MultiValue
+
+TABLE_VERSION = "dicomfields_2026c"
+
+#: table category -> the action applied here (the library's reading of each combination)
+_CATEGORY_ACTION = {
+    "D_TAGS": "D", "Z_TAGS": "Z", "X_TAGS": "X", "U_TAGS": "U", "Z_D_TAGS": "D",
+    "X_Z_TAGS": "X/Z", "X_D_TAGS": "D", "X_Z_D_TAGS": "D", "X_Z_U_STAR_TAGS": "U*",
+}
+BASIC_PROFILE = CodedConcept("113100", "DCM", "Basic Application Confidentiality Profile")
+CLEAN_PIXEL_DATA = CodedConcept("113101", "DCM", "Clean Pixel Data Option")
+#: dummy values of dates and times that must stay present (D); Z empties them
+_DUMMY_TIME = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}
+
+
+@dataclass(frozen=True)
+class ProfileTable:
+    """Tag -> action, exact tags and masked (repeating group) ones."""
+
+    exact: dict[int, str]
+    masked: tuple[tuple[int, int, int, int, str], ...]
+
+    @classmethod
+    def load(cls, version: str = TABLE_VERSION) -> ProfileTable:
+        exact: dict[int, str] = {}
+        masked: list[tuple[int, int, int, int, str]] = []
+        for category, tags in dicom_anonymization_database_selector(version).items():
+            action = _CATEGORY_ACTION.get(category)
+            if action is None:
+                continue
+            for tag in tags:
+                if len(tag) == 2:
+                    exact[(tag[0] << 16) | tag[1]] = action
+                else:
+                    masked.append((tag[0], tag[1], tag[2], tag[3], action))
+        return cls(exact, tuple(masked))
+
+    def action(self, tag: int) -> str | None:
+        """The action of ``tag``, or None (keep)."""
+        found = self.exact.get(tag)
+        if found is not None:
+            return found
+        group, element = tag >> 16, tag & 0xFFFF
+        for g, e, gmask, emask, action in self.masked:
+            if group & gmask == g & gmask and element & emask == e & emask:
+                return action
+        return None
+
+
+@dataclass
+class UidMap:
+    """Old UID -> new UID: ``2.25.`` + a keyed hash of the old one (same secret, same UID)."""
+
+    secret: str
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, uid: str) -> str:
+        uid = str(uid).strip()
+        if not uid:
+            return uid
+        if uid not in self.mapping:
+            digest = hmac.new(self.secret.encode(), uid.encode(), hashlib.sha256).digest()
+            self.mapping[uid] = f"2.25.{int.from_bytes(digest[:16], 'big')}"  # PS3.5 B.2 form
+        return self.mapping[uid]
+
+    def pseudonym(self, value: str) -> str:
+        """A stable stand-in for an identifier (such as Patient ID), 16 hex characters."""
+        digest = hmac.new(self.secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+        return f"DEID{digest[:12].upper()}"
+
+
+def _remap(element: DataElement, uids: UidMap) -> None:
+    if isinstance(element.value, MultiValue | list):
+        element.value = [uids(v) for v in element.value]
+    elif element.value:
+        element.value = uids(element.value)
+
+
+def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable, clean_pixels: bool) -> None:
+    """De-identify ``ds`` in place (file meta included) and record the method used."""
+    patient_id = str(ds.get("PatientID", "") or "")
+
+    def clean(dataset: Dataset, element: DataElement) -> None:
+        if element.tag.is_private:
+            return
+        action = table.action(int(element.tag))
+        if action is None:
+            return
+        if action == "X":
+            del dataset[element.tag]
+        elif element.VR == "SQ":
+            if action == "Z":
+                element.value = Sequence()
+            elif action == "X/Z":  # type 3 sequences: an empty one would be invalid
+                del dataset[element.tag]
+            # D, U and U* sequences stay; their items are cleaned as the walk goes down
+        elif element.VR == "UI":
+            if action == "Z":
+                element.value = ""
+            else:
+                _remap(element, uids)
+        elif element.VR in _DUMMY_TIME:
+            element.value = _DUMMY_TIME[element.VR] if action == "D" else ""
+        elif action in ("Z", "X/Z"):
+            actions.empty_element(element)
+        elif action == "D":
+            actions.replace_element(element)
+        else:  # U* on a non-UI element
+            actions.empty_element(element)
+
+    ds.walk(clean)
+    ds.remove_private_tags()
+    if patient_id:
+        ds.PatientID = uids.pseudonym(patient_id)
+    ds.PatientIdentityRemoved = "YES"
+    methods = [BASIC_PROFILE] + ([CLEAN_PIXEL_DATA] if clean_pixels else [])
+    ds.DeidentificationMethod = "; ".join(code.meaning for code in methods)[:64]
+    ds.DeidentificationMethodCodeSequence = methods
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                        "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID",
+                        "PrivateInformation"):
+            if keyword in meta:
+                del meta[keyword]
+        if "SOPInstanceUID" in ds:
+            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID

@@ -1,0 +1,158 @@
+"""The SR of a model that was not run on a study (an input was missing), and why.
+
+A TID 1500 Measurement Report like the one of a run, with one measurement group that names the
+algorithm (name = model key, version) and the finding (lymph node) but holds no measurement,
+no evaluation and no outline; its comments say that the model was not run and why. It is built
+from a study header (any instance of the study: patient and study modules), which is listed as
+evidence and, when it is an image, in the image library.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import highdicom as hd
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from inference.encode import codes as c
+from inference.encode.equipment import MANUFACTURER, add_air_equipment, algorithm_device_uid
+from inference.encode.outputs import output_identity, tracking_uid
+from inference.encode.seg import OutputIdentity
+from inference.encode.source import clean_source, restore_source_class
+from inference.encode.sr import SRClass
+
+logger = logging.getLogger(__name__)
+
+NOT_RUN_TRACKING_ID = "Model not run"
+NOT_RUN_TEXT = "Model {key} {version} ({name}) was not run on this study."
+
+
+def not_run_comments(model_key: str, model_name: str, model_version: str, reason: str) -> list[str]:
+    """The two comments of a "not run" report: that the model was not run, and why."""
+    return [
+        NOT_RUN_TEXT.format(key=model_key, version=model_version, name=model_name),
+        f"Reason: {reason}"[:1024],
+    ]
+
+
+def _observation_context(
+    model_key: str, model_name: str, model_version: str
+) -> hd.sr.ObservationContext:
+    """The algorithm as the observing device (the same identity a run's SR gives)."""
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=algorithm_device_uid(model_key, model_version),
+        name=model_name[:64] or model_key,
+        manufacturer_name=MANUFACTURER,
+        model_name=f"{model_key} {model_version}"[:64],
+    )
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.cid270.Device, observer_identifying_attributes=device
+        )
+    )
+
+
+def _is_image(dataset: Dataset) -> bool:
+    return bool(dataset.get("Rows")) and bool(dataset.get("Columns"))
+
+
+def build_not_run_sr(
+    *,
+    model_key: str,
+    model_name: str,
+    model_version: str,
+    reason: str,
+    source: Dataset,
+    identity: OutputIdentity,
+    tracking: str,
+    sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
+) -> hd.sr.Comprehensive3DSR | hd.sr.ComprehensiveSR:
+    """A TID 1500 report saying model ``model_key`` ``model_version`` was not run, and why.
+
+    Parameters
+    ----------
+    model_key, model_name, model_version
+        The registered model (the algorithm identification names key and version).
+    reason
+        Why it was not run (e.g. which input is missing from the study).
+    source
+        The CLEAN header of an instance of the study (``clean_source``).
+    identity
+        UIDs, numbers and SeriesDescription of the SR.
+    tracking
+        The tracking UID of the (absent) finding.
+    sr_class
+        Comprehensive 3D SR (default) or Comprehensive SR.
+    """
+    algorithm = hd.sr.AlgorithmIdentification(
+        name=model_key, version=model_version, family=c.ALGORITHM_FAMILY_AI
+    )
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking, identifier=NOT_RUN_TRACKING_ID),
+        finding_type=c.LYMPH_NODE,
+        algorithm_id=algorithm,
+    )
+    for comment in not_run_comments(model_key, model_name, model_version, reason):
+        group[0].ContentSequence.append(
+            hd.sr.TextContentItem(
+                name=c.COMMENT,
+                value=comment,
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        )
+    measurement_report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(model_key, model_name, model_version),
+        procedure_reported=c.PROCEDURE_REPORTED,
+        imaging_measurements=[group],
+        title=c.REPORT_TITLE,
+        referenced_images=[source] if _is_image(source) else None,
+    )
+    sr_type = (
+        hd.sr.Comprehensive3DSR if sr_class is SRClass.COMPREHENSIVE_3D else hd.sr.ComprehensiveSR
+    )
+    return sr_type(
+        evidence=[source],
+        content=measurement_report,
+        series_instance_uid=identity.series_instance_uid,
+        series_number=identity.series_number,
+        sop_instance_uid=identity.sop_instance_uid,
+        instance_number=identity.instance_number,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=identity.series_description[:64],
+    )
+
+
+def build_not_run_outputs(
+    *,
+    model_key: str,
+    model_name: str,
+    model_version: str,
+    reason: str,
+    source: Dataset,
+    job_id: int,
+    series_number_base: int = 9000,
+    sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
+) -> dict[str, Dataset]:
+    """The outputs of a job whose model was not run: ``{"sr": the "not run" report}``.
+
+    ``source`` is any instance of the study as received (header enough); UIDs derive from
+    ``job_id`` like a run's, and the SR carries the IHE AIR Contributing Equipment item.
+    """
+    clean = clean_source(source)
+    identity = output_identity("sr", job_id, model_name, model_version, series_number_base)
+    sr = build_not_run_sr(
+        model_key=model_key,
+        model_name=model_name,
+        model_version=model_version,
+        reason=reason,
+        source=clean,
+        identity=identity,
+        tracking=tracking_uid(job_id),
+        sr_class=sr_class,
+    )
+    restore_source_class(sr, source)
+    add_air_equipment(sr, model_key, model_name, model_version)
+    logger.info("built a 'not run' SR for job %s", job_id)
+    return {"sr": sr}

@@ -1,0 +1,62 @@
+"""deploy/: the env example lists every setting; compose and systemd name real roles and settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kernel.settings import Settings
+
+DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
+yaml = pytest.importorskip("yaml")
+
+
+def test_env_example_every_setting_listed_and_generated_text_current() -> None:
+    from deploy.env_example import env_example
+
+    text = (DEPLOY / "lnm-node.env.example").read_text()
+    listed = set(re.findall(r"^#? ?LNM_([A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    assert listed == {name.upper() for name in Settings.model_fields}, (
+        "regenerate: python deploy/env_example.py > deploy/lnm-node.env.example")
+    assert set(re.findall(r"^#? ?LNM_([A-Z0-9_]+)=", env_example(), flags=re.MULTILINE)) == listed
+
+
+def test_env_example_production_values_valid_settings(tmp_path: Path) -> None:
+    values = dict(re.findall(r"^LNM_([A-Z0-9_]+)=(.*)$", (DEPLOY / "lnm-node.env.example").read_text(), re.MULTILINE))
+    settings = Settings(**{k.lower(): v for k, v in values.items() if k != "HOME"}, home=tmp_path)
+    assert settings.profile.value == "production"
+    assert settings.queue_routes["segcls"] == "gpu" and settings.default_queue == "cpu"
+    assert [str(d) for d in settings.destinations] == ["ORTHANC@orthanc:4242", "stow+http://orthanc:8042/dicom-web"]
+
+
+def test_compose_file_roles_gpu_runtime_and_known_settings() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"scp", "sweeper", "worker-gpu", "worker-cpu", "redis", "postgres", "orthanc"} <= set(services)
+    assert services["scp"]["command"] == ["scp"] and services["sweeper"]["command"] == ["beat"]
+    assert services["worker-gpu"]["command"][:3] == ["worker", "--queues", "gpu"]
+    assert services["worker-cpu"]["command"][:3] == ["worker", "--queues", "cpu"]
+    devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    fields = {name.upper() for name in Settings.model_fields}
+    for name in ("scp", "sweeper", "worker-gpu", "worker-cpu"):
+        service = services[name]
+        assert "spool:/var/lib/lnm-node" in service["volumes"]
+        for key in service["environment"]:
+            assert key.startswith("LNM_") and key[4:] in fields, f"{name}: {key} is not a setting"
+
+
+def test_systemd_units_run_existing_commands() -> None:
+    from typer.main import get_command
+
+    from cli.main import app
+
+    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+    units = sorted((DEPLOY / "systemd").glob("*.service"))
+    assert {u.name for u in units} == {"lnm-scp.service", "lnm-sweeper.service", "lnm-worker@.service"}
+    for unit in units:
+        start = re.search(r"^ExecStart=\S+/lnm-node (\w+)", unit.read_text(), re.MULTILINE)
+        assert start is not None and start.group(1) in commands, unit.name
+        assert "KillSignal=SIGTERM" in unit.read_text()

@@ -1,0 +1,151 @@
+"""The admin commands (labels, dataset, train, compare, cv-summary, models ...) through typer's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cli.main import app
+from db.models import AuditEvent, ModelVersion, PathologyLabel, Study
+from db.session import make_sessionmaker
+from inference.registry import Registry
+from tests.support.models import package_model
+from tests.unit.training.conftest import write_image_folder
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home whose registry holds tiny-ynet 0.1.0 and 0.2.0."""
+    package_model(tmp_path / "models" / "tiny-ynet-0.1.0", seed=0)
+    package_model(tmp_path / "models" / "tiny-ynet-0.2.0", seed=1, version="0.2.0")
+    monkeypatch.setenv("LNM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("LNM_DEFAULT_MODEL", "tiny-ynet")
+    return tmp_path / "home"
+
+
+def _invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_labels_import_matches_received_study_reports_counts(node: Path, tmp_path: Path) -> None:
+    _invoke("status", "--home", str(node))
+    sessions = make_sessionmaker(_database_url(node))
+    with sessions.begin() as session:
+        session.add(Study(study_instance_uid="1.2.3"))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("study_instance_uid,outcome,node_station,date\n1.2.3,metastatic,IV,2026-01-01\n"
+                      "1.2.9,benign,,\n")  # fmt: skip
+    assert "2 labels imported: 1 matched, 1 unmatched" in _invoke(
+        "labels", "import", str(labels), "--home", str(node)
+    )
+    with sessions() as session:
+        rows = session.scalars(select(PathologyLabel).order_by(PathologyLabel.id)).all()
+        assert [r.study_id is not None for r in rows] == [True, False]
+
+
+def test_labels_import_bad_row_exits_1_naming_row(node: Path, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("study_instance_uid,outcome\n1.2.3,benign\n1.2.4,perhaps\n")
+    result = runner.invoke(app, ["labels", "import", str(labels), "--home", str(node)])
+    assert result.exit_code == 1 and "row 3" in result.output
+
+
+def _database_url(home: Path) -> str:
+    from kernel.settings import load_settings
+
+    return load_settings(home=home).database_url
+
+
+def test_models_promote_rollback_retire_audited(node: Path) -> None:
+    home = ["--home", str(node)]
+    _invoke("models", "promote", "tiny-ynet@0.1.0", *home)
+    assert "was tiny-ynet@0.1.0" in _invoke("models", "promote", "tiny-ynet@0.2.0", *home)
+    assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    _invoke("models", "retire", "tiny-ynet@0.2.0", *home)
+    refused = runner.invoke(app, ["models", "promote", "tiny-ynet@0.2.0", *home])
+    assert refused.exit_code == 1 and "retired" in refused.output
+    sessions = make_sessionmaker(_database_url(node))
+    with sessions() as session:
+        live = session.scalars(select(ModelVersion).where(ModelVersion.enabled.is_(True))).all()
+        assert [r.version for r in live] == ["0.1.0"]
+        actions = [e.action for e in session.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    assert actions.count("promote") == 2 and "rollback" in actions and "retire" in actions
+    shown = json.loads(_invoke("models", "show", "tiny-ynet", "--json", *home))
+    states = {v["version"]: (v["enabled"], v["retired"]) for v in shown["versions"]}
+    assert states == {"0.1.0": (True, False), "0.2.0": (False, True)}
+
+
+def test_models_shadow_live_version_refused_candidate_flagged(node: Path) -> None:
+    home = ["--home", str(node)]
+    _invoke("models", "promote", "tiny-ynet@0.1.0", *home)
+    assert runner.invoke(app, ["models", "shadow", "tiny-ynet@0.1.0", *home]).exit_code == 1
+    _invoke("models", "shadow", "tiny-ynet@0.2.0", *home)
+    with make_sessionmaker(_database_url(node))() as session:
+        row = session.scalars(select(ModelVersion).where(ModelVersion.version == "0.2.0")).one()
+        assert row.shadow and not row.enabled
+
+
+def test_models_rollback_without_history_exits_1(node: Path) -> None:
+    _invoke("models", "promote", "tiny-ynet@0.2.0", "--home", str(node))
+    result = runner.invoke(app, ["models", "rollback", "tiny-ynet", "--home", str(node)])
+    assert result.exit_code == 1 and "no earlier enabled version" in result.output
+
+
+def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path: Path) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    _invoke(
+        "dataset",
+        "build",
+        "--image-folder",
+        str(folder),
+        "--out",
+        str(tmp_path / "ds"),
+        "--folds",
+        "2",
+    )
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["n"] == 12 and {r["fold"] for r in manifest["rows"]} == {0, 1}
+    out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
+                  "--epochs", "1", "--size", "64", "--batch-size", "4", "--package", "0.3.0",
+                  "--models-dir", str(tmp_path / "models"), "--home", str(node))  # fmt: skip
+    assert "packaged tiny-ynet@0.3.0" in out
+    spec = Registry.load(tmp_path / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
+    assert spec.architecture == "ynet" and "auc" in spec.metrics
+    assert json.loads((tmp_path / "run" / "cv_metrics.json").read_text())["pooled"]["n"] == 12
+    table = tmp_path / "table.md"
+    _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64",
+            "--folds", "2", "--markdown", str(table))  # fmt: skip
+    assert table.read_text().startswith("| configuration | n | AUC (95% CI)")
+
+
+def test_compare_two_oof_runs_delong_p_value(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    for name, noise in (("a", 0.5), ("b", 2.0)):
+        (tmp_path / name).mkdir()
+        np.savez(tmp_path / name / "oof.npz", index=np.arange(40)[::-1], malignant=y[::-1],
+                 probability=(y + rng.normal(0, noise, 40))[::-1])  # fmt: skip
+    _invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"))
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert (
+        result["n"] == 40 and 0.0 <= result["p_value"] <= 1.0 and result["auc_a"] > result["auc_b"]
+    )
+
+
+def test_train_hybrid_with_pretrain_encoder_saved_and_folds_run(node: Path, tmp_path: Path) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    run = tmp_path / "run"
+    _invoke("train", "hyb", str(folder), "--network", "hybrid:swin-f12", "--pretrain", str(folder),
+            "--out", str(run), "--folds", "2", "--epochs", "1", "--size", "64", "--batch-size", "4",
+            "--home", str(node))  # fmt: skip
+    assert (run / "pretrain" / "encoder.pt").is_file()
+    assert json.loads((run / "cv_metrics.json").read_text())["pooled"]["dice_mean"] is not None

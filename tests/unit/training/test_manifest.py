@@ -1,0 +1,68 @@
+"""Dataset manifests: hashes, group-level folds, ddti column mapping, DICOM files with labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from db.labels import LabelRecord
+from db.models import LabelLevel, PathologyOutcome
+from phantom.us_dicom import write_us_study
+from training.image_folders import DDTI_COLUMNS, detect_columns, read_labelled_folder
+from training.manifest import (
+    build_manifest,
+    from_dicom_files,
+    from_image_folder,
+    manifest_arrays,
+    verify_manifest,
+    write_manifest,
+)
+
+
+def test_build_manifest_image_folder_groups_in_one_fold(image_folder: Path, tmp_path: Path) -> None:
+    manifest = build_manifest(from_image_folder(image_folder), "tiny", k=2, seed=1)
+    folds_of_group: dict[str, set[int]] = {}
+    for row in manifest["rows"]:
+        folds_of_group.setdefault(row["group"], set()).add(row["fold"])
+        assert len(row["sha256"]) == 64 and row["mask_sha256"]
+    assert all(len(folds) == 1 for folds in folds_of_group.values())
+    assert {row["fold"] for row in manifest["rows"]} == {0, 1}
+    path = write_manifest(manifest, tmp_path)
+    assert json.loads(path.read_text())["n"] == 12 and (tmp_path / "manifest.csv").is_file()
+    assert verify_manifest(manifest) == []
+    assert manifest_arrays(manifest, 32).images.shape == (12, 32, 32)
+
+
+def test_read_labelled_folder_ddti_columns_mapped(image_folder: Path, tmp_path: Path) -> None:
+    with (image_folder / "labels.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    folder = tmp_path / "ddti"
+    folder.mkdir()
+    for name in ("images", "masks"):
+        (folder / name).symlink_to(image_folder / name)
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "mask", "case", "tirads", "tirads_binary"])
+        for index, row in enumerate(rows):
+            writer.writerow([row["image"], row["mask"], index // 3, "4a", row["malignant"]])
+    assert detect_columns(["image", "mask", "case", "tirads_binary"]) == DDTI_COLUMNS
+    read = read_labelled_folder(folder)
+    assert [r.group for r in read[:4]] == ["0", "0", "0", "1"]
+    assert [r.malignant for r in read] == [int(r["malignant"]) for r in rows]
+
+
+def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path) -> None:
+    labelled = write_us_study(tmp_path / "a", seed=1, count=2)
+    other = write_us_study(tmp_path / "b", seed=2, count=1)
+    import pydicom
+
+    study = str(pydicom.dcmread(labelled[0]).StudyInstanceUID)
+    instance = str(pydicom.dcmread(labelled[1]).SOPInstanceUID)
+    labels = [
+        LabelRecord(LabelLevel.STUDY, study, PathologyOutcome.METASTATIC, None, None),
+        LabelRecord(LabelLevel.INSTANCE, instance, PathologyOutcome.BENIGN, None, None),
+    ]
+    rows, unlabelled = from_dicom_files([*labelled, *other], labels)
+    assert [r.malignant for r in rows] == [1, 0] and unlabelled == 1
+    assert rows[0].kind == "dicom" and rows[0].group == str(pydicom.dcmread(labelled[0]).PatientID)

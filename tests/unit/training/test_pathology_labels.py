@@ -1,0 +1,51 @@
+"""Parsing pathology-outcome CSVs: levels, outcomes and errors that name the row."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from db.models import LabelLevel, PathologyOutcome
+from training.pathology_labels import LabelFileError, read_label_file
+
+HEADER = "study_instance_uid,series_instance_uid,sop_instance_uid,outcome,node_station,date\n"
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text(HEADER + body)
+    return path
+
+
+def test_read_label_file_three_levels_parsed(tmp_path: Path) -> None:
+    records = read_label_file(
+        _write(tmp_path, "1.2.3,,,metastatic,IV,2026-01-02\n,1.2.4,,0,,\n,,1.2.5,unknown,,\n")
+    )
+    assert [r.level for r in records] == [LabelLevel.STUDY, LabelLevel.SERIES, LabelLevel.INSTANCE]
+    assert records[0].outcome is PathologyOutcome.METASTATIC and records[0].node_station == "IV"
+    assert records[0].outcome_date == date(2026, 1, 2)
+    assert records[1].outcome is PathologyOutcome.BENIGN
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("1.2.3,,,maybe,,\n", "row 2: outcome 'maybe'"),
+        ("1.2.3,1.2.4,,benign,,\n", "row 2: fill exactly one"),
+        ("1.2.3,,,benign,,\n1.2.x,,,benign,,\n", "row 3: study_instance_uid '1.2.x' is not"),
+        ("1.2.3,,,benign,,02/01/2026\n", "row 2: date '02/01/2026'"),
+        ("1.2.3,,,benign,,\n1.2.3,,,metastatic,,\n", "row 3: 1.2.3 repeats row 2"),
+    ],
+)
+def test_read_label_file_bad_row_error_names_row(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(LabelFileError, match=message.replace("(", r"\(")):
+        read_label_file(_write(tmp_path, body))
+
+
+def test_read_label_file_without_uid_column_raises(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text("patient,outcome\nx,benign\n")
+    with pytest.raises(LabelFileError, match="needs an 'outcome' column"):
+        read_label_file(path)

@@ -1,0 +1,45 @@
+"""Our SR read back as a radiologist's report."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.prediction import Call
+from web.report import ReportError, read_report
+
+
+def test_read_report_single_frame_gives_model_probability_call_axes(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    out = written_outputs(probability=0.8, call=Call.PRESENT, notes=["test note"])
+    report = read_report(out.files["sr"])
+    assert report.title == "Imaging Measurement Report"
+    assert report.sr_class == "Comprehensive 3D SR Storage"
+    assert report.device_name == "Tiny Y-Net"
+    assert report.completion == "COMPLETE"
+    (finding,) = report.findings
+    assert finding.algorithm_name == "tiny-ynet" and finding.algorithm_version == "0.1.0"
+    assert finding.probability == pytest.approx(0.8)
+    assert finding.call == "Present"
+    assert finding.finding == "Lymph node"
+    assert finding.long_axis_mm == pytest.approx(out.long_axis_mm, rel=1e-6)
+    assert finding.short_axis_mm == pytest.approx(out.short_axis_mm, rel=1e-6)
+    assert finding.ratio == pytest.approx(out.short_axis_mm / out.long_axis_mm, rel=1e-4)
+    assert "test note" in finding.notes
+    assert finding.source_sop_instance_uid == str(out.source.SOPInstanceUID)
+    assert finding.source_frame_number == 1
+    assert len(finding.outline) >= 4 and finding.outline[0] == finding.outline[-1]
+
+
+def test_read_report_cine_gives_frame_and_outline_without_seg(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    out = written_outputs(frames=3, frame_index=2, probability=0.2, call=Call.ABSENT)
+    assert "seg" not in out.files
+    (finding,) = read_report(out.files["sr"]).findings
+    assert finding.source_frame_number == 3
+    assert finding.call == "Absent" and finding.probability == pytest.approx(0.2)
+    assert finding.outline
+    assert any("frame 3" in note for note in finding.notes)
+
+
+def test_read_report_not_an_sr_raises(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    out = written_outputs()
+    with pytest.raises(ReportError, match="not a readable SR"):
+        read_report(out.files["heatmap"])

@@ -1,0 +1,194 @@
+"""Specs and packaging for the classification families (image, dual, video, ceus) and hybrid segcls.
+
+:func:`family_spec_fields` writes the inputs each family takes (the layouts
+``inference.registry.ModelSpec`` validates); :func:`package_network` saves a trained
+network's state_dict as a registered model folder (weights.pt, spec.json with the sha256,
+card.md), like :func:`training.package.package_model` does for Y-Net.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from inference.registry import Family, ModelSpec, SelectionRule, sha256_file
+from training.package import CARD_FILE, INTENDED_USE, WEIGHTS_FILE
+
+CEUS_KEY_FRAMES = 5
+CINE_FRAMES = 16
+
+_LESION_SEGMENT = {
+    "number": 1,
+    "label": "lymph node",
+    "category": {"value": "91723000", "scheme": "SCT", "meaning": "Anatomical Structure"},
+    "type": {"value": "59441001", "scheme": "SCT", "meaning": "Lymph node"},
+}
+_PROBABILITY = {
+    "name": "probability of malignancy",
+    "meaning": {"value": "111047", "scheme": "DCM", "meaning": "Probability of cancer"},
+}
+_AXES = [{"name": "long_axis", "unit": "mm"}, {"name": "short_axis", "unit": "mm"}]
+
+
+def _input(name: str, rule: SelectionRule, channels: int, frames: int, size: int) -> dict:
+    return {
+        "name": name,
+        "rule": rule.value,
+        "contract": {"channels": channels, "frames": frames, "size": size, "range": [0.0, 1.0]},
+    }
+
+
+def family_inputs(
+    family: Family | str,
+    size: int,
+    frames: int | None = None,
+    single_input: bool = False,
+) -> list[dict]:
+    """The ``inputs`` of a spec of ``family`` at ``size``, in forward order.
+
+    ``frames``: cine frames (video, default 16) or CEUS key frames (ceus, default 5);
+    ``single_input``: the dual family's B-mode-only variant.
+    """
+    family = Family(family)
+    bmode = _input("bmode", SelectionRule.BMODE, 1, 1, size)
+    if family in (Family.IMAGE, Family.SEGCLS) or (family is Family.DUAL and single_input):
+        return [bmode]
+    if family is Family.DUAL:
+        return [bmode, _input("doppler", SelectionRule.DOPPLER, 3, 1, size)]
+    if family is Family.VIDEO:
+        return [_input("cine", SelectionRule.CINE, 1, frames or CINE_FRAMES, size)]
+    return [bmode, _input("ceus", SelectionRule.CEUS, 1, frames or CEUS_KEY_FRAMES, size)]
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    """What a spec and card say about a network besides key, version and weights."""
+
+    name: str
+    family: str
+    architecture: str
+    backbone: str
+    input_size: int
+    heatmap_layer: str
+    threshold: float
+    trained_on: str
+    evaluated_on: str
+    frames: int | None = None
+    single_input: bool = False
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    training: str = ""
+    evaluation: str = ""
+    limitations: tuple[str, ...] = ()
+    intended_use: str = INTENDED_USE
+
+
+def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str) -> dict[str, Any]:
+    """Every field of a valid spec for ``facts`` (segments and axes only for segcls)."""
+    segcls = Family(facts.family) is Family.SEGCLS
+    inputs = family_inputs(facts.family, facts.input_size, facts.frames, facts.single_input)
+    finite = {
+        k: float(v)
+        for k, v in facts.metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    return {
+        "key": key,
+        "version": version,
+        "name": facts.name,
+        "family": facts.family,
+        "backbone": facts.backbone,
+        "architecture": facts.architecture,
+        "in_channels": inputs[0]["contract"]["channels"],
+        "input_size": facts.input_size,
+        "inputs": inputs,
+        "outputs": {
+            "segments": [_LESION_SEGMENT] if segcls else [],
+            "probability": _PROBABILITY,
+            "measurements": _AXES if segcls else [],
+            "heatmap": {"method": "gradcam", "layer": facts.heatmap_layer},
+        },
+        "threshold": facts.threshold,
+        "weights": WEIGHTS_FILE,
+        "weights_sha256": sha256,
+        "card": CARD_FILE,
+        "trained_on": facts.trained_on,
+        "evaluated_on": facts.evaluated_on,
+        "metrics": finite,
+        "intended_use": facts.intended_use,
+    }
+
+
+def render_network_card(spec: ModelSpec, facts: NetworkFacts) -> str:
+    """The model card in Markdown: intended use, model, inputs, training, evaluation, limitations."""
+    inputs = ", ".join(
+        f"`{i.name}` ({i.rule.value}, {i.contract.channels} channel(s) x "
+        f"{i.contract.frames} frame(s))"
+        for i in spec.inputs
+    )
+    outputs = "a probability of malignancy"
+    if spec.outputs.segments:
+        outputs = "a lymph-node mask and " + outputs
+    lines = [
+        f"# {spec.name} ({spec.ref})",
+        "",
+        "## Intended use",
+        "",
+        facts.intended_use,
+        "",
+        "## Model",
+        "",
+        (
+            f"Family `{spec.family.value}`, architecture `{spec.architecture}` (backbone "
+            f"`{spec.backbone}`) at {spec.input_size}x{spec.input_size}; inputs {inputs}. "
+            f"Outputs {outputs}, called positive at >= {spec.threshold:.3f}; Grad-CAM at "
+            f"`{spec.outputs.heatmap.layer}`. Weights sha256 `{spec.weights_sha256}`."
+        ),
+        "",
+        "## Training data",
+        "",
+        facts.trained_on,
+        "",
+        facts.training,
+        "",
+        "## Evaluation",
+        "",
+        facts.evaluated_on,
+        "",
+        facts.evaluation,
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+    ]
+    for name, value in facts.metrics.items():
+        lines.append(f"| {name} | {'n/a' if value is None else f'{value:.3f}'} |")
+    lines += ["", "## Limitations", ""] + [f"- {item}" for item in facts.limitations] + [""]
+    return "\n".join(lines)
+
+
+def package_network(
+    network: nn.Module, out_dir: Path, key: str, version: str, facts: NetworkFacts
+) -> Path:
+    """Write ``out_dir/{weights.pt,spec.json,card.md}`` for a trained ``network``; returns ``out_dir``.
+
+    The weights are saved as a plain fp32 state_dict; the spec is validated by ``ModelSpec``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone()
+        for k, v in network.state_dict().items()
+    }
+    weights = out_dir / WEIGHTS_FILE
+    temporary = weights.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, weights)
+    spec = ModelSpec.model_validate(family_spec_fields(key, version, facts, sha256_file(weights)))
+    spec.save(out_dir)
+    (out_dir / CARD_FILE).write_text(render_network_card(spec, facts))
+    return out_dir

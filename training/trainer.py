@@ -1,0 +1,272 @@
+"""Train any network family on model-grid arrays held on the device: resumable, seeded, timed.
+
+A family's network returns either ``(segmentation_logits, classification_logits)`` (a
+segmenter-classifier) or ``classification_logits`` alone (a classifier); the loss follows.
+An inner group-aware split picks the best epoch (mean of validation Dice and AUC) and the
+Youden threshold. Imports no pydantic, pydicom or settings, so it runs on a bare GPU machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from training.datasets import TrainingArrays
+from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
+from training.splits import holdout_indices
+from training.tensor_augment import augment_batch
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_FILE = "best.pt"
+SUMMARY_FILE = "train.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; ``max_seconds`` stops early when the next epoch would overrun."""
+
+    epochs: int = 60
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    classification_weight: float = 0.5
+    validation_fraction: float = 0.15
+    seed: int = 0
+    device: str = "cpu"
+    augment: bool = True
+    resume: bool = True
+    max_seconds: float | None = None
+    #: cosine learning rate over the fraction of ``max_seconds`` spent instead of over epochs
+    time_schedule: bool = False
+
+
+@dataclass
+class TrainOutcome:
+    """The best weights, their epoch, the Youden threshold and the inner-validation figures."""
+
+    best_state_path: Path
+    best_epoch: int
+    threshold: float
+    validation: dict
+    history: list[dict] = field(default_factory=list)
+
+
+def model_inputs(images: np.ndarray) -> torch.Tensor:
+    """(N,1,S,S) normalised inputs from uint8 grey (N,S,S), as ``to_model_input`` normalises."""
+    return (torch.from_numpy(images.astype(np.float32) / 255.0)[:, None] - 0.5) / 0.25
+
+
+def split_outputs(output: object) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(segmentation logits or None, classification logits (B,1)) of any family's output."""
+    if isinstance(output, tuple | list) and len(output) == 2:
+        return output[0], output[1]
+    if isinstance(output, dict):
+        return output.get("segmentation"), output["classification"]
+    if isinstance(output, torch.Tensor):
+        return None, output
+    raise TypeError(f"cannot read a network output of type {type(output).__name__}")
+
+
+def _autocast(device: str) -> torch.autocast:
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
+
+
+@torch.no_grad()
+def predict(
+    network: nn.Module, inputs: torch.Tensor, device: str, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities (N,), masks (N,S,S) bool or None for a classifier) on normalised inputs."""
+    network.eval()
+    probabilities, masks = [], []
+    for start in range(0, len(inputs), batch_size):
+        with _autocast(device):
+            seg, cls = split_outputs(network(inputs[start : start + batch_size].to(device)))
+        probabilities.append(torch.sigmoid(cls.float())[:, 0].cpu().numpy())
+        if seg is not None:
+            masks.append((torch.sigmoid(seg.float()) > 0.5)[:, 0].cpu().numpy())
+    return np.concatenate(probabilities), (np.concatenate(masks) if masks else None)
+
+
+def score_predictions(
+    arrays: TrainingArrays, probabilities: np.ndarray, masks: np.ndarray | None
+) -> dict:
+    """AUC and Dice (lesion images only) of predictions against ``arrays``; ``score`` = their mean."""
+    labelled = arrays.malignant >= 0
+    auc, _, _ = auc_with_ci(arrays.malignant[labelled], probabilities[labelled])
+    dice: dict = {"dice_mean": None, "dice_median": None, "dice_n": 0}
+    if masks is not None:
+        lesion = arrays.masks.reshape(len(arrays.masks), -1).any(axis=1)
+        dice = dice_summary(dice_scores(list(masks[lesion]), list(arrays.masks[lesion])))
+    parts = [v for v in (dice["dice_mean"], auc) if v is not None]
+    return {"auc": auc, **dice, "score": float(np.mean(parts)) if parts else 0.0}
+
+
+def _save_atomically(payload: object, path: Path) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def _progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+        disable=not Console().is_terminal,
+    )
+
+
+def train_network(
+    make_network: Callable[[], nn.Module],
+    arrays: TrainingArrays,
+    out_dir: Path,
+    config: TrainConfig,
+    label: str = "train",
+) -> TrainOutcome:
+    """Train ``make_network()`` on ``arrays`` (inner split for model selection); returns the best epoch.
+
+    Writes ``checkpoint.pt`` every epoch (resumed from when ``config.resume``), ``best.pt``
+    (fp32 state_dict) and ``train.json`` (history, split, threshold). A finished run resumes
+    to the same result without training again.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = config.device
+    torch.manual_seed(config.seed)
+    train_index, val_index = holdout_indices(
+        arrays.groups.tolist(), arrays.malignant.tolist(), config.validation_fraction, config.seed
+    )
+    train, val = arrays.subset(train_index), arrays.subset(val_index)
+    train_inputs = model_inputs(train.images).to(device)
+    train_masks = torch.from_numpy(train.masks[:, None].astype(np.float32)).to(device)
+    train_labels = torch.from_numpy(train.malignant.astype(np.float32)).to(device)[:, None]
+    val_inputs = model_inputs(val.images)
+    network = make_network().to(device)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    seg_loss = DiceCELoss(sigmoid=True, batch=True)
+    positives = max(int((train.malignant == 1).sum()), 1)
+    negatives = max(int((train.malignant == 0).sum()), 1)
+    cls_loss = nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor([negatives / positives], device=device), reduction="none"
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "threshold": 0.5}
+    checkpoint_path = out_dir / CHECKPOINT_FILE
+    if config.resume and checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        network.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"])
+        state = saved["state"]
+        logger.info("resumed %s after epoch %d", checkpoint_path, state["epoch"])
+    batch_size = min(config.batch_size, len(train_inputs))
+    started = time.monotonic()
+    with _progress(label) as progress:
+        task = progress.add_task(label, total=config.epochs, completed=state["epoch"], status="")
+        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+            epoch_started = time.monotonic()
+            if config.time_schedule and config.max_seconds:
+                spent = min(1.0, (epoch_started - started) / config.max_seconds)
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * spent))
+            network.train()
+            order = torch.randperm(len(train_inputs), generator=generator)
+            steps = max(1, len(order) // batch_size)
+            losses = []
+            for step in range(steps):
+                index = order[step * batch_size : (step + 1) * batch_size].to(device)
+                image, mask, target = train_inputs[index], train_masks[index], train_labels[index]
+                if config.augment:
+                    image, mask = augment_batch(image, mask, generator)
+                with _autocast(device):
+                    seg, cls = split_outputs(network(image))
+                known = (target >= 0).float()
+                per_case = cls_loss(cls.float(), target.clamp(min=0))
+                loss = config.classification_weight * (
+                    (per_case * known).sum() / known.sum().clamp(min=1.0)
+                )
+                if seg is not None:
+                    loss = loss + seg_loss(seg.float(), mask)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            if not config.time_schedule:
+                scheduler.step()
+            probabilities, masks = predict(network, val_inputs, device)
+            validation = score_predictions(val, probabilities, masks)
+            record = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "seconds": round(time.monotonic() - epoch_started, 2),
+                **{f"val_{k}": v for k, v in validation.items()},
+            }
+            state["history"].append(record)
+            state["epoch"] = epoch
+            if validation["score"] > state["best_score"]:
+                labelled = val.malignant >= 0
+                state.update(
+                    best_score=validation["score"],
+                    best_epoch=epoch,
+                    threshold=youden_threshold(val.malignant[labelled], probabilities[labelled]),
+                    best_validation=validation,
+                )
+                cpu_state = {k: v.detach().float().cpu() for k, v in network.state_dict().items()}
+                _save_atomically(cpu_state, out_dir / BEST_FILE)
+            _save_atomically(
+                {
+                    "model": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "state": state,
+                },
+                checkpoint_path,
+            )
+            progress.update(task, completed=epoch, status=f"loss {record['train_loss']:.3f}")
+            elapsed = time.monotonic() - started
+            if config.max_seconds is not None and elapsed + record["seconds"] > config.max_seconds:
+                logger.info(
+                    "%s: stopping after epoch %d (budget %.0fs)", label, epoch, config.max_seconds
+                )
+                break
+    outcome = TrainOutcome(
+        best_state_path=out_dir / BEST_FILE,
+        best_epoch=state["best_epoch"],
+        threshold=state["threshold"],
+        validation=state.get("best_validation", {}),
+        history=state["history"],
+    )
+    summary = {
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": state["epoch"],
+        "threshold": outcome.threshold,
+        "validation": outcome.validation,
+        "n_train": len(train.images),
+        "n_validation": len(val.images),
+        "config": asdict(config),
+        "history": outcome.history,
+    }
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return outcome

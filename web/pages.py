@@ -1,0 +1,86 @@
+"""The status pages (login required): overview, studies, jobs, deliveries, models, errors, audit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from db import views
+from db.models import Delivery, Job, Study
+from web.auth import COOKIE, require_user
+from web.broker import broker_queue_lengths
+from web.deps import db_session
+
+router = APIRouter(dependencies=[Depends(require_user)])
+DbSession = Annotated[Session, Depends(db_session)]
+User = Annotated[str, Depends(require_user)]
+
+
+def render(request: Request, template: str, user: str, **context: Any) -> Response:
+    """A page with the layout's common context (user, node identity)."""
+    settings = request.app.state.settings
+    return request.app.state.templates.TemplateResponse(
+        request, template, {"user": user, "ae_title": settings.ae_title, **context}
+    )
+
+
+@router.get("/")
+def overview(request: Request, session: DbSession, user: User) -> Response:
+    jobs = views.states(session, Job)
+    return render(
+        request, "overview.html", user,
+        studies=views.states(session, Study), jobs=jobs,
+        deliveries=views.states(session, Delivery), instances=views.instance_count(session),
+        queue=views.queue_depth_from(jobs),
+        broker=broker_queue_lengths(request.app.state.settings),
+        models=views.model_version_rows(session),
+        recent=views.study_rows(session, limit=10),
+        failed_jobs=len(views.failed_jobs(session)),
+        problem_deliveries=len(views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES)),
+        quarantined=len(request.app.state.spool.quarantined()),
+    )
+
+
+@router.get("/studies")
+def studies(request: Request, session: DbSession, user: User) -> Response:
+    return render(request, "studies.html", user, studies=views.study_rows(session, limit=500))
+
+
+@router.get("/jobs")
+def jobs(request: Request, session: DbSession, user: User) -> Response:
+    return render(request, "jobs.html", user, jobs=views.job_rows(session, limit=500))
+
+
+@router.get("/deliveries")
+def deliveries(request: Request, session: DbSession, user: User) -> Response:
+    return render(request, "deliveries.html", user, deliveries=views.delivery_rows(session, limit=500))
+
+
+@router.get("/models")
+def models(request: Request, session: DbSession, user: User) -> Response:
+    return render(request, "models.html", user, models=views.model_version_rows(session))
+
+
+@router.get("/errors")
+def errors(request: Request, session: DbSession, user: User) -> Response:
+    return render(
+        request, "errors.html", user,
+        failed_jobs=views.failed_jobs(session),
+        deliveries=views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES),
+        quarantine=list(reversed(request.app.state.spool.quarantined())),
+    )
+
+
+@router.get("/audit")
+def audit(request: Request, session: DbSession, user: User) -> Response:
+    return render(request, "audit.html", user, events=views.audit_rows(session, limit=500))
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response

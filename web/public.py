@@ -1,0 +1,68 @@
+"""Routes that answer without credentials: the login form, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from db import views
+from web.auth import COOKIE, Authenticator, safe_next
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """200 when the database answers, else 503; no login needed (for load balancers)."""
+    try:
+        with request.app.state.sessions() as session:
+            ok = views.database_ok(session)
+    except SQLAlchemyError as exc:
+        log.warning("health check: database unavailable", extra={"error": type(exc).__name__})
+        ok = False
+    return JSONResponse({"status": "ok" if ok else "database unavailable"},
+                        status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition of the node's metrics (read from the database)."""
+    return Response(generate_latest(request.app.state.metrics_registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    return request.app.state.templates.TemplateResponse(
+        request, "login.html", {"next": safe_next(next), "error": None, "user": None}
+    )
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    authenticator: Authenticator = request.app.state.authenticator
+    if not authenticator.users.check(username, password):
+        log.warning("login refused", extra={"user": username[:64]})
+        return request.app.state.templates.TemplateResponse(
+            request, "login.html",
+            {"next": safe_next(next), "error": "Wrong user name or password.", "user": None},
+            status_code=401,
+        )
+    log.info("login", extra={"user": username})
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE, authenticator.session_cookie(username), max_age=authenticator.max_age_seconds,
+        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+    )
+    return response
