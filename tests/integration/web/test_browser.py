@@ -32,6 +32,7 @@ def _login(driver) -> None:  # type: ignore[no-untyped-def]
     driver.find_element(By.ID, "username").send_keys(USER)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.ID, "login-submit").click()
+    WebDriverWait(driver, 30).until(lambda d: "/login" not in d.current_url)
 
 
 def _wait_images(driver) -> None:  # type: ignore[no-untyped-def]
@@ -93,9 +94,10 @@ def test_browser_overview_after_login_shows_counts_and_errors(  # type: ignore[n
     jobs = browser.find_element(By.ID, "job-counts").text
     assert "DELIVERED 1" in jobs and "ENCODED 1" in jobs
     browser.find_element(By.LINK_TEXT, "Errors").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.ID, "problem-deliveries"))
     _save(shots / "errors.png", browser.get_screenshot_as_png())
     assert "RETRY" in browser.find_element(By.ID, "problem-deliveries").text
     browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
-    assert "/login" in browser.current_url
+    WebDriverWait(browser, 30).until(lambda d: "/login" in d.current_url)
     browser.get(served_node.url + "/")
     assert "/login" in browser.current_url
