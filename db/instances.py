@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from db import audit
 from db.models import AuditEvent, Instance, Series, Study, StudyState
 
 RECEIVE_ACTION = "receive"
@@ -65,8 +66,8 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
 
     A new instance updates ``Study.last_received_at``; if the study was already assembled
     (``assembled_generation == generation``) its generation is bumped and its state set back to
-    RECEIVING, so the late instance leads to a new job version. A new study row gets a
-    "receive" audit event. The caller owns the transaction (commit or rollback).
+    RECEIVING, so the late instance leads to a new job version, with a "reopen" audit event. A
+    new study row gets a "receive" audit event. The caller owns the transaction (commit or rollback).
     """
     now = now or datetime.now(UTC)
     study_id = _insert_ignore(
@@ -123,11 +124,14 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
         return False
     session.execute(update(Study).where(Study.id == study_id).values(last_received_at=now))
     # one atomic statement: two late instances at once bump the generation only once
-    session.execute(
+    reopened = session.execute(
         update(Study)
         .where(Study.id == study_id, Study.assembled_generation == Study.generation)
         .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
-    )
+        .returning(Study.generation)
+    ).scalar_one_or_none()
+    if reopened is not None:
+        audit.record(session, RECEIVE_ACTOR, "reopen", "study", study_id, generation=reopened)
     if created:
         session.add(
             AuditEvent(

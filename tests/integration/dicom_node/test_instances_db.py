@@ -93,6 +93,8 @@ def test_record_instance_after_assembly_bumps_generation_once(
             0,
             StudyState.RECEIVING,
         )
+        reopen = session.execute(select(AuditEvent).where(AuditEvent.action == "reopen")).scalars().all()
+        assert [(event.entity_id, event.details["generation"]) for event in reopen] == [(str(study.id), 1)]
 
 
 def test_instance_rows_and_counts_two_studies_listed(sessions: sessionmaker[Session]) -> None:
