@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,17 +16,16 @@ import numpy as np
 import torch
 from monai.data import DataLoader, Dataset
 from monai.losses import DiceCELoss
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from inference.networks.ynet import YNet
 from inference.transforms import to_model_input
 from training.augment import training_augmentation
 from training.datasets import TrainingArrays, arrays_from_rows, read_image_folder, usable_rows
-from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
+from training.metrics import youden_threshold
 from training.pack import load_packed
 from training.splits import holdout_indices
+from training.trainer import autocast, epoch_progress, predict, save_atomically, score_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -106,58 +104,11 @@ def _loader(arrays: TrainingArrays, config: FitConfig) -> DataLoader:
     )
 
 
-def _autocast(device: str) -> torch.autocast:
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
-
-
-@torch.no_grad()
-def predict_arrays(
-    network: nn.Module, inputs: torch.Tensor, device: str, batch_size: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N,), masks (N,S,S) bool) of ``network`` on normalised inputs."""
-    network.eval()
-    probabilities, masks = [], []
-    for start in range(0, len(inputs), batch_size):
-        batch = inputs[start : start + batch_size].to(device)
-        with _autocast(device):
-            seg_logits, cls_logits = network(batch)
-        probabilities.append(torch.sigmoid(cls_logits.float())[:, 0].cpu().numpy())
-        masks.append((torch.sigmoid(seg_logits.float()) > 0.5)[:, 0].cpu().numpy())
-    return np.concatenate(probabilities), np.concatenate(masks)
-
-
 def _validate(
     network: nn.Module, arrays: TrainingArrays, inputs: torch.Tensor, device: str
 ) -> dict:
-    probabilities, masks = predict_arrays(network, inputs, device)
-    lesion = arrays.masks.reshape(len(arrays.masks), -1).any(axis=1)
-    dice = dice_summary(dice_scores(list(masks[lesion]), list(arrays.masks[lesion])))
-    labelled = arrays.malignant >= 0
-    auc, _, _ = auc_with_ci(arrays.malignant[labelled], probabilities[labelled])
-    parts = [v for v in (dice["dice_mean"], auc) if v is not None]
-    return {
-        "auc": auc,
-        **dice,
-        "score": float(np.mean(parts)) if parts else 0.0,
-        "probabilities": probabilities.tolist(),
-    }
-
-
-def _save_atomically(payload: object, path: Path) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]fit"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} epochs"),
-        TextColumn("{task.fields[status]}"),
-        TimeRemainingColumn(),
-        disable=not Console().is_terminal,
-    )
+    probabilities, masks = predict(network, inputs, device)
+    return {**score_predictions(arrays, probabilities, masks), "probabilities": probabilities.tolist()}
 
 
 def fit(
@@ -212,7 +163,7 @@ def fit(
         device,
     )
     started = time.monotonic()
-    with _progress() as progress:
+    with epoch_progress("fit") as progress:
         task = progress.add_task("fit", total=config.epochs, completed=state["epoch"], status="")
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             epoch_started = time.monotonic()
@@ -223,7 +174,7 @@ def fit(
                 mask = batch["mask"].to(device, non_blocking=True)
                 label = batch["label"].to(device, non_blocking=True)
                 known = (label >= 0).float()
-                with _autocast(device):
+                with autocast(device):
                     seg_logits, cls_logits = network(image)
                 per_case = cls_loss(cls_logits.float(), label.clamp(min=0))
                 loss = seg_loss(seg_logits.float(), mask) + config.classification_weight * (
@@ -256,8 +207,8 @@ def fit(
                     best_validation=validation,
                 )
                 cpu_state = {k: v.detach().float().cpu() for k, v in network.state_dict().items()}
-                _save_atomically(cpu_state, out_dir / BEST_FILE)
-            _save_atomically(
+                save_atomically(cpu_state, out_dir / BEST_FILE)
+            save_atomically(
                 {
                     "model": network.state_dict(),
                     "optimizer": optimizer.state_dict(),

@@ -82,7 +82,8 @@ def split_outputs(output: object) -> tuple[torch.Tensor | None, torch.Tensor]:
     raise TypeError(f"cannot read a network output of type {type(output).__name__}")
 
 
-def _autocast(device: str) -> torch.autocast:
+def autocast(device: str) -> torch.autocast:
+    """bf16 autocast on CUDA, a no-op elsewhere."""
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
 
@@ -94,7 +95,7 @@ def predict(
     network.eval()
     probabilities, masks = [], []
     for start in range(0, len(inputs), batch_size):
-        with _autocast(device):
+        with autocast(device):
             seg, cls = split_outputs(network(inputs[start : start + batch_size].to(device)))
         probabilities.append(torch.sigmoid(cls.float())[:, 0].cpu().numpy())
         if seg is not None:
@@ -116,13 +117,15 @@ def score_predictions(
     return {"auc": auc, **dice, "score": float(np.mean(parts)) if parts else 0.0}
 
 
-def _save_atomically(payload: object, path: Path) -> None:
+def save_atomically(payload: object, path: Path) -> None:
+    """torch.save to a temporary file, then rename over ``path``."""
     temporary = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, temporary)
     os.replace(temporary, path)
 
 
-def _progress(label: str) -> Progress:
+def epoch_progress(label: str) -> Progress:
+    """An epochs progress bar (rich), shown only on a terminal."""
     return Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -182,7 +185,7 @@ def train_network(
         logger.info("resumed %s after epoch %d", checkpoint_path, state["epoch"])
     batch_size = min(config.batch_size, len(train_inputs))
     started = time.monotonic()
-    with _progress(label) as progress:
+    with epoch_progress(label) as progress:
         task = progress.add_task(label, total=config.epochs, completed=state["epoch"], status="")
         for epoch in range(state["epoch"] + 1, config.epochs + 1):
             epoch_started = time.monotonic()
@@ -199,7 +202,7 @@ def train_network(
                 image, mask, target = train_inputs[index], train_masks[index], train_labels[index]
                 if config.augment:
                     image, mask = augment_batch(image, mask, generator)
-                with _autocast(device):
+                with autocast(device):
                     seg, cls = split_outputs(network(image))
                 known = (target >= 0).float()
                 per_case = cls_loss(cls.float(), target.clamp(min=0))
@@ -233,8 +236,8 @@ def train_network(
                     best_validation=validation,
                 )
                 cpu_state = {k: v.detach().float().cpu() for k, v in network.state_dict().items()}
-                _save_atomically(cpu_state, out_dir / BEST_FILE)
-            _save_atomically(
+                save_atomically(cpu_state, out_dir / BEST_FILE)
+            save_atomically(
                 {
                     "model": network.state_dict(),
                     "optimizer": optimizer.state_dict(),
