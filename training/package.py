@@ -7,8 +7,10 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -164,6 +166,29 @@ def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
     return "\n".join(lines)
 
 
+def write_package(
+    state: dict[str, torch.Tensor],
+    out_dir: Path,
+    spec_fields: Callable[[str], dict[str, Any]],
+    render: Callable[[ModelSpec], str],
+) -> ModelSpec:
+    """Write ``weights.pt`` (fp32 state_dict, atomically), the validated ``spec.json`` carrying
+    the weights' sha256, and ``card.md`` into ``out_dir``; returns the spec."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone()
+        for k, v in state.items()
+    }
+    weights = out_dir / WEIGHTS_FILE
+    temporary = weights.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, weights)
+    spec = ModelSpec.model_validate(spec_fields(sha256_file(weights)))
+    spec.save(out_dir)
+    (out_dir / CARD_FILE).write_text(render(spec))
+    return spec
+
+
 def package_model(
     state_dict_path: Path, out_dir: Path, key: str, version: str, facts: ModelFacts | dict
 ) -> Path:
@@ -174,18 +199,15 @@ def package_model(
     """
     facts = facts if isinstance(facts, ModelFacts) else ModelFacts(**facts)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = torch.load(state_dict_path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    weights = out_dir / WEIGHTS_FILE
-    temporary = weights.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, weights)
-    spec = ModelSpec.model_validate(_spec_fields(key, version, facts, sha256_file(weights)))
-    spec.save(out_dir)
-    (out_dir / CARD_FILE).write_text(render_card(spec, facts))
+    spec = write_package(
+        state,
+        out_dir,
+        lambda sha256: _spec_fields(key, version, facts, sha256),
+        lambda spec: render_card(spec, facts),
+    )
     logger.info("packaged %s into %s", spec.ref, out_dir)
     return out_dir
 

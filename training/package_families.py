@@ -9,16 +9,14 @@ card.md), like :func:`training.package.package_model` does for Y-Net.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from inference.registry import Family, ModelSpec, SelectionRule, sha256_file
-from training.package import CARD_FILE, INTENDED_USE, WEIGHTS_FILE
+from inference.registry import Family, ModelSpec, SelectionRule
+from training.package import CARD_FILE, INTENDED_USE, WEIGHTS_FILE, write_package
 
 CEUS_KEY_FRAMES = 5
 CINE_FRAMES = 16
@@ -179,16 +177,10 @@ def package_network(
     The weights are saved as a plain fp32 state_dict; the spec is validated by ``ModelSpec``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {
-        k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().clone()
-        for k, v in network.state_dict().items()
-    }
-    weights = out_dir / WEIGHTS_FILE
-    temporary = weights.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, weights)
-    spec = ModelSpec.model_validate(family_spec_fields(key, version, facts, sha256_file(weights)))
-    spec.save(out_dir)
-    (out_dir / CARD_FILE).write_text(render_network_card(spec, facts))
+    write_package(
+        dict(network.state_dict()),
+        out_dir,
+        lambda sha256: family_spec_fields(key, version, facts, sha256),
+        lambda spec: render_network_card(spec, facts),
+    )
     return out_dir
