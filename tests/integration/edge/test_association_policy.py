@@ -17,6 +17,7 @@ from pynetdicom.sop_class import Verification
 from dicom_node import statuses
 from dicom_node.contexts import read_file_uids, scu_contexts
 from tests.integration.dicom_node.helpers import Node
+from tests.support.network import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +118,8 @@ def test_scp_more_than_max_associations_rejected_232_until_one_ends(
     assert _rejection(_associate(node, contexts, "US3")) == (2, 3, 2)
     # the associations held open still work, and a slot frees when one is released
     assert _store(held[0], phantom_files["explicit_le"]) == statuses.SUCCESS
+    # the released association's server thread ends a moment after the release
+    wait_until(lambda: len(node.server.active_associations) < 2, timeout=10, what="a free slot")
     assert _store(_associate(node, contexts, "US3"), phantom_files["rle"]) == statuses.SUCCESS
     held[1].release()
     assert len(_stored(node)) == 2
