@@ -16,6 +16,7 @@ from cli.deid import deidentify
 from cli.jobs import jobs_app
 from cli.phantom import phantom
 from kernel.logging_setup import configure_logging
+from kernel.errors import TransientError
 from kernel.settings import Destination, Settings, load_settings, parse_destination
 
 app = typer.Typer(help="DICOM AI node for ultrasound lymph-node assessment (research use only).",
@@ -93,13 +94,14 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     """Run only the Storage SCP (production: one process per host)."""
     import threading
 
-    from dicom_node.scp import start_scp
+    from dicom_node.scp import receive_into, start_scp
     from pipeline.serve import prepare
 
     configure_logging()
     settings = _settings(home, port=port)
     _print_settings(settings)
     ctx = prepare(settings)
+    receive_into(ctx.spool)
     server = start_scp(settings, ctx.spool, ctx.sessions)
     stop = threading.Event()
     import signal
@@ -187,14 +189,36 @@ def instances(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--
 @app.command()
 def send(
     paths: Annotated[list[Path], typer.Argument(help="DICOM files or folders.")],
-    to: Annotated[str, typer.Option("--to", help="AE@HOST:PORT")],
+    to: Annotated[str, typer.Option("--to", help="AE@HOST:PORT, or AE@HOST:PORT+tls for DICOM TLS.")],
     calling_ae: Annotated[str, typer.Option(help="Our calling AE title.")] = "LNMSEND",
+    ca: Annotated[
+        Path | None, typer.Option(help="PEM CA certificates the peer's certificate must chain to (TLS; default: the system's).")
+    ] = None,
+    cert: Annotated[Path | None, typer.Option(help="Our PEM client certificate (TLS).")] = None,
+    key: Annotated[Path | None, typer.Option(help="The PEM private key of --cert (TLS).")] = None,
 ) -> None:
     """Send DICOM files to a peer with C-STORE (a modality's role, for tests and demos)."""
     from dicom_node.send import send_paths
+    from dicom_node.tls import client_context_for
 
     configure_logging(json_lines=False)
-    report = send_paths(Destination.parse(to), paths, calling_ae)
+    try:
+        destination = Destination.parse(to)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--to") from exc
+    if (ca or cert or key) and not destination.tls:
+        raise typer.BadParameter("--ca, --cert and --key need a DICOM TLS peer: AE@HOST:PORT+tls")
+    if (cert is None) != (key is None):
+        raise typer.BadParameter("--cert and --key go together")
+    given = {"tls_ca_certificates": ca, "tls_certificate": cert, "tls_private_key": key}
+    settings = Settings(**{name: value for name, value in given.items() if value is not None})
+    try:
+        report = send_paths(
+            destination, paths, calling_ae, tls=client_context_for(settings, destination)
+        )
+    except (TransientError, OSError) as exc:  # refused or lost association, unreadable PEM
+        console.print(f"[red]not sent:[/red] {exc}")
+        raise typer.Exit(1) from exc
     for result in report.results:
         mark = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
         console.print(f"{mark} {result}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,19 +61,44 @@ def _insert_ignore(
     return session.execute(statement).scalar_one_or_none()
 
 
+def _id_of(session: Session, column: Any, value: str) -> int | None:
+    """The id of the row whose unique ``column`` equals ``value``, or None."""
+    return session.execute(select(column.class_.id).where(column == value)).scalar_one_or_none()
+
+
+def _ensure(session: Session, column: Any, values: dict[str, Any]) -> tuple[int, bool]:
+    """The id of the row with ``values[column.key]``, inserted when absent; (id, created).
+
+    The usual case, a row that exists, is one cached SELECT; only a new row pays for the
+    dialect's ``ON CONFLICT DO NOTHING`` insert (which SQLAlchemy cannot cache), so two
+    processes creating the same row at once never collide.
+    """
+    key = values[column.key]
+    found = _id_of(session, column, key)
+    if found is not None:
+        return found, False
+    created = _insert_ignore(session, column.class_, column.key, values)
+    if created is not None:
+        return created, True
+    found = _id_of(session, column, key)
+    assert found is not None  # the conflicting row was committed by another writer
+    return found, False
+
+
 def record_instance(session: Session, item: ReceivedInstance, now: datetime | None = None) -> bool:
     """Upsert the study and series, insert the instance; True when the instance is new.
 
     A new instance updates ``Study.last_received_at``; if the study was already assembled
     (``assembled_generation == generation``) its generation is bumped and its state set back to
     RECEIVING, so the late instance leads to a new job version, with a "reopen" audit event. A
-    new study row gets a "receive" audit event. The caller owns the transaction (commit or rollback).
+    new study row gets a "receive" audit event. The caller owns the transaction (commit or
+    rollback). Every statement of the usual path (known study and series, new instance) is one
+    SQLAlchemy caches, since this runs once per received instance.
     """
     now = now or datetime.now(UTC)
-    study_id = _insert_ignore(
+    study_id, created = _ensure(
         session,
-        Study,
-        "study_instance_uid",
+        Study.study_instance_uid,
         {
             "study_instance_uid": item.study_instance_uid,
             "state": StudyState.RECEIVING,
@@ -83,15 +108,9 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "assembled_generation": -1,
         },
     )
-    created = study_id is not None
-    if study_id is None:
-        study_id = session.execute(
-            select(Study.id).where(Study.study_instance_uid == item.study_instance_uid)
-        ).scalar_one()
-    series_id = _insert_ignore(
+    series_id, _ = _ensure(
         session,
-        Series,
-        "series_instance_uid",
+        Series.series_instance_uid,
         {
             "study_id": study_id,
             "series_instance_uid": item.series_instance_uid,
@@ -99,29 +118,24 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "series_description": item.series_description,
         },
     )
-    if series_id is None:
-        series_id = session.execute(
-            select(Series.id).where(Series.series_instance_uid == item.series_instance_uid)
-        ).scalar_one()
-    instance_id = _insert_ignore(
-        session,
-        Instance,
-        "sop_instance_uid",
-        {
-            "study_id": study_id,
-            "series_id": series_id,
-            "sop_instance_uid": item.sop_instance_uid,
-            "sop_class_uid": item.sop_class_uid,
-            "transfer_syntax_uid": item.transfer_syntax_uid,
-            "number_of_frames": item.number_of_frames,
-            "path": item.path,
-            "size_bytes": item.size_bytes,
-            "calling_ae_title": item.calling_ae_title,
-            "received_at": now,
-        },
-    )
-    if instance_id is None:
+    if _id_of(session, Instance.sop_instance_uid, item.sop_instance_uid) is not None:
         return False
+    # a plain (cached) insert: a concurrent writer of the same SOP instance makes it raise
+    # IntegrityError, and the caller's retry then finds the row above
+    session.execute(
+        insert(Instance).values(
+            study_id=study_id,
+            series_id=series_id,
+            sop_instance_uid=item.sop_instance_uid,
+            sop_class_uid=item.sop_class_uid,
+            transfer_syntax_uid=item.transfer_syntax_uid,
+            number_of_frames=item.number_of_frames,
+            path=item.path,
+            size_bytes=item.size_bytes,
+            calling_ae_title=item.calling_ae_title,
+            received_at=now,
+        )
+    )
     session.execute(update(Study).where(Study.id == study_id).values(last_received_at=now))
     # one atomic statement: two late instances at once bump the generation only once
     reopened = session.execute(
@@ -144,6 +158,13 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             )
         )
     return True
+
+
+def stored_path(session: Session, sop_instance_uid: str) -> str | None:
+    """Where the recorded copy of an instance lies, or None when it is not recorded."""
+    return session.execute(
+        select(Instance.path).where(Instance.sop_instance_uid == sop_instance_uid)
+    ).scalar_one_or_none()
 
 
 def instance_rows(session: Session) -> list[dict[str, Any]]:

@@ -63,6 +63,15 @@ PROCESSABLE_SOP_CLASSES: tuple[UID, ...] = (
     SecondaryCaptureImageStorage,
 )
 
+#: stored-only image classes whose pixel data is still checked on receipt (bounded, every
+#: frame's codestream, the first frame decoded): no model reads them, but nothing stored is
+#: a decompression bomb for whoever opens it later (a PACS, a viewer)
+PIXEL_CHECKED_STORED_SOP_CLASSES: tuple[UID, ...] = (
+    EnhancedUSVolumeStorage,
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
+)
+
 #: classes a modality may send within an ultrasound study: accepted and stored, not processed
 STORED_ONLY_SOP_CLASSES: tuple[UID, ...] = (
     EnhancedUSVolumeStorage,
@@ -107,6 +116,11 @@ ACCEPTED_TRANSFER_SYNTAXES: tuple[UID, ...] = (
 
 #: an association can carry at most 128 presentation contexts (PS3.8 9.3.2.2: odd ids 1-255)
 MAX_CONTEXTS = 128
+
+
+def has_checked_pixels(sop_class_uid: str) -> bool:
+    """True for the image classes whose pixel data is checked on receipt."""
+    return is_processable(sop_class_uid) or sop_class_uid in PIXEL_CHECKED_STORED_SOP_CLASSES
 
 
 def is_processable(sop_class_uid: str) -> bool:

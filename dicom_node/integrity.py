@@ -12,9 +12,12 @@ never make the node allocate or compute more than the limits it was given:
   stream or a lying length).
 - :func:`check_depth`: sequences nest at most :data:`MAX_SEQUENCE_DEPTH` deep.
 - :func:`check_pixel_bounds`: Rows x Columns x samples x frames within a limit, sane values.
-- :func:`check_fragments`: encapsulated pixel data has a fragment per frame, and the first
+- :func:`check_fragments`: encapsulated pixel data has a fragment per frame, and every
   frame's codestream (all its fragments) is of the transfer syntax's kind and declares the
-  header's size (JPEG SOF/DHP, JPEG-LS SOF55, JPEG 2000 SIZ).
+  header's size (JPEG SOF/DHP, JPEG-LS SOF55, JPEG 2000 SIZ; RLE: 1 to 15 segments), so
+  that no frame a model later decodes can be larger than the bounds checked here.
+- :func:`check_native_length`: native pixel data is as long as the header says, with the
+  attributes a decoder needs (pydicom's own validation, without decoding).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import BinaryIO
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames, parse_basic_offsets, parse_fragments
+from pydicom.pixels.decoders.base import DecodeRunner
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, RLELossless
 
 from kernel.errors import InvalidInput
@@ -216,31 +220,53 @@ def _kind_matches(syntax: str, fragment: bytes) -> bool:
     return True
 
 
+def check_native_length(ds: Dataset) -> None:
+    """Refuse native pixel data shorter than the header declares, or missing an attribute a
+    decoder needs (pydicom's decoder validation: no pixel is decoded)."""
+    runner = DecodeRunner(ds.file_meta.TransferSyntaxUID)
+    try:
+        runner.set_source(ds)
+        runner.validate()
+    except (AttributeError, ValueError, NotImplementedError) as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def _check_codestream(syntax: str, index: int, frame: bytes, declared: tuple[int, int]) -> None:
+    name = UID(syntax).name
+    if not _kind_matches(syntax, frame):
+        raise InvalidInput(f"frame {index + 1} is not a {name} codestream")
+    if syntax == RLELossless:
+        return
+    size = codestream_size(frame)
+    if size is None:
+        raise InvalidInput(f"frame {index + 1}'s {name} codestream declares no size")
+    if size != declared:
+        raise InvalidInput(
+            f"frame {index + 1}'s codestream is {size[0]} x {size[1]}, the header says "
+            f"{declared[0]} x {declared[1]}"
+        )
+
+
 def check_fragments(ds: Dataset) -> None:
-    """Encapsulated pixel data: enough fragments, first codestream of the right kind and size."""
+    """Encapsulated pixel data: enough fragments, and every frame's codestream of the right
+    kind and size (read from its header; nothing is decoded)."""
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if not UID(syntax).is_compressed or "PixelData" not in ds:
         return
     frames = _frames(ds)
+    declared = (_int(ds, "Rows", 0), _int(ds, "Columns", 0))
     buffer = BytesIO(ds.PixelData)
     try:
         parse_basic_offsets(buffer)
         count, _ = parse_fragments(buffer)
         if count < frames:
             raise InvalidInput(f"{frames} frames declared, {count} fragments present")
-        # the first frame may span several fragments: its header may not be in the first one
-        first = next(generate_frames(ds.PixelData, number_of_frames=frames), b"")
+        # a frame may span several fragments: its header may not be in its first one
+        seen = 0
+        for index, frame in enumerate(generate_frames(ds.PixelData, number_of_frames=frames)):
+            _check_codestream(syntax, index, frame, declared)
+            seen += 1
     except (ValueError, struct.error) as exc:
         raise InvalidInput(f"encapsulated pixel data does not parse: {exc}") from exc
-    if not _kind_matches(syntax, first):
-        raise InvalidInput(f"the first frame is not a {UID(syntax).name} codestream")
-    if syntax == RLELossless:
-        return
-    size = codestream_size(first)
-    declared = (_int(ds, "Rows", 0), _int(ds, "Columns", 0))
-    if size is None:
-        raise InvalidInput(f"the first frame's {UID(syntax).name} codestream declares no size")
-    if size != declared:
-        raise InvalidInput(
-            f"the codestream is {size[0]} x {size[1]}, the header says {declared[0]} x {declared[1]}"
-        )
+    if seen < frames:
+        raise InvalidInput(f"{frames} frames declared, {seen} codestreams present")

@@ -16,16 +16,20 @@ answer 0xC211) and never runs inference. For each request, in order:
    shorter than its length field), or with sequences nested deeper than
    :data:`dicom_node.integrity.MAX_SEQUENCE_DEPTH`: 0xC210. A deflated dataset is inflated
    as a stream first: beyond ``settings.max_instance_bytes`` 0xC001, corrupt 0xC210.
-5. an image class a model may use (:data:`dicom_node.contexts.PROCESSABLE_SOP_CLASSES`) whose
-   Rows x Columns x samples x frames exceeds ``settings.max_pixel_samples`` or whose image
-   attributes are impossible (checked before any decoding, so the work is bounded), whose
-   encapsulated pixel data has fewer fragments than frames or a first codestream of another
-   kind or size than the header declares, whose first frame does not decode (PALETTE COLOR
-   through its palette), or whose uncompressed pixel data is shorter than Rows x Columns x
-   samples x bits x frames declares: 0xC210.
-6. the received bytes (file meta + dataset: a DICOM Part 10 file) are written with
-   ``Spool.write_atomic`` to ``Spool.incoming_path(study, series, sop)``, then one short
-   transaction records them (:func:`db.instances.record_instance`); only after the commit is
+5. an image class whose pixels are checked (:func:`dicom_node.contexts.has_checked_pixels`:
+   the classes a model may use, plus Enhanced US Volume and the multi-frame Secondary
+   Captures) whose Rows x Columns x samples x frames exceeds ``settings.max_pixel_samples`` or
+   whose image attributes are impossible (checked before any decoding, so the work is
+   bounded), whose encapsulated pixel data has fewer fragments than frames or any frame's
+   codestream of another kind or size than the header declares, whose first frame does not
+   decode (compressed or PALETTE COLOR; native pixel data is validated without decoding),
+   or whose uncompressed pixel data is shorter than the header declares: 0xC210.
+6. the received bytes (file meta + dataset: a DICOM Part 10 file) are stored durably at
+   ``Spool.incoming_path(study, series, sop)`` (pynetdicom's temporary file is fsynced and
+   renamed there, :meth:`kernel.spool.Spool.adopt`; bytes in memory are written with
+   ``Spool.write_atomic``), then a short transaction records them
+   (:func:`db.instances.record_instance`), shared with concurrent associations
+   (:class:`db.group_commit.GroupCommit`: one commit for all); only after the commit is
    0x0000 answered. A database error answers 0xA700 and rolls back, so nothing is
    half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
    error is logged and answered 0xA700.
@@ -59,8 +63,9 @@ from pynetdicom.events import Event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.instances import ReceivedInstance, record_instance
-from dicom_node.contexts import is_processable
+from db.group_commit import GroupCommit
+from db.instances import ReceivedInstance, record_instance, stored_path
+from dicom_node.contexts import has_checked_pixels
 from dicom_node.integrity import (
     TooLarge,
     check_complete,
@@ -68,6 +73,7 @@ from dicom_node.integrity import (
     check_encoding,
     check_fragments,
     check_inflated_size,
+    check_native_length,
     check_pixel_bounds,
 )
 from dicom_node.statuses import (
@@ -133,24 +139,37 @@ def _frames(ds: Dataset) -> int:
         return 1
 
 
-def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> InstanceHeader:
-    """Parse the header (no pixel data) and check the UIDs; raises :class:`InstanceRefused`.
+def parse(source: Source, with_pixels: bool = True) -> Dataset:
+    """Read the received Part 10 bytes once (pixel data too unless ``with_pixels`` is False) and
+    check that they are whole and honestly encoded; raises :class:`InstanceRefused`."""
+    try:
+        ds = dcmread(_open(source), stop_before_pixels=not with_pixels)
+        check_encoding(ds)
+        check_complete(ds)
+        check_depth(ds)
+        ds.file_meta.TransferSyntaxUID  # noqa: B018 (a Part 10 stream names its syntax)
+    except InvalidInput as exc:
+        raise InstanceRefused(f"header does not parse: {exc}", CANNOT_UNDERSTAND) from exc
+    except Exception as exc:  # pydicom raises many exception types on corrupt input
+        raise InstanceRefused(
+            f"header does not parse: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
+        ) from exc
+    return ds
+
+
+def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> InstanceHeader:
+    """The header the receive stage records, after checking the UIDs; raises
+    :class:`InstanceRefused`.
 
     ``sop_class_uid`` is the presentation context's abstract syntax and ``sop_instance_uid``
     the C-STORE command's Affected SOP Instance UID: the dataset must agree with both.
     """
     try:
-        ds = dcmread(_open(source), stop_before_pixels=True)
-        check_encoding(ds)
-        check_complete(ds)
-        check_depth(ds)
         values = {keyword: ds.get(keyword) for keyword in _REQUIRED_UIDS}
         transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
         frames, modality = _frames(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
-    except InvalidInput as exc:
-        raise InstanceRefused(f"header does not parse: {exc}", CANNOT_UNDERSTAND) from exc
-    except Exception as exc:  # pydicom raises many exception types on corrupt input
+    except Exception as exc:  # a value that does not convert (pydicom reads lazily)
         raise InstanceRefused(
             f"header does not parse: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
         ) from exc
@@ -185,33 +204,36 @@ def read_header(source: Source, sop_class_uid: str, sop_instance_uid: str) -> In
 DEFAULT_MAX_PIXEL_SAMPLES = 1 << 30
 
 
-def check_pixels(source: Source, max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES) -> None:
-    """Bound, then decode the first frame (checks native pixel data length too); raises
-    InstanceRefused."""
+def check_pixels(ds: Dataset, max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES) -> None:
+    """Bound the image, then check its pixel data without decoding more than one frame; raises
+    :class:`InstanceRefused`.
+
+    Native pixel data must be as long as the header declares (and a palette must apply to the
+    first frame); encapsulated pixel data must hold a codestream of the declared kind and size
+    for every frame (:func:`dicom_node.integrity.check_fragments`), and its first frame must
+    decode.
+    """
     try:
-        ds = dcmread(_open(source))
         if "PixelData" not in ds:
             raise InstanceRefused(
                 "no pixel data (missing, or the stream is truncated)", CANNOT_UNDERSTAND
             )
-        check_complete(ds)
         check_pixel_bounds(ds, max_pixel_samples)
+        compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+        palette = str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR"
+        if compressed:
+            check_fragments(ds)
+        else:
+            check_native_length(ds)
+        if compressed or palette:
+            frame = pixel_array(ds, index=0)
+            if palette:
+                apply_color_lut(frame, ds)
     except InstanceRefused:
         raise
     except InvalidInput as exc:
-        raise InstanceRefused(str(exc), CANNOT_UNDERSTAND) from exc
-    except Exception as exc:  # pydicom raises many exception types on corrupt input
-        raise InstanceRefused(
-            f"pixel data does not decode: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
-        ) from exc
-    try:
-        check_fragments(ds)
-        frame = pixel_array(ds, index=0)
-        if str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR":
-            apply_color_lut(frame, ds)
-    except InvalidInput as exc:
         raise InstanceRefused(f"pixel data does not decode: {exc}", CANNOT_UNDERSTAND) from exc
-    except Exception as exc:  # decoder plugins raise RuntimeError, ValueError, ...
+    except Exception as exc:  # pydicom and its decoder plugins raise many exception types
         raise InstanceRefused(
             f"pixel data does not decode: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
         ) from exc
@@ -228,6 +250,8 @@ def check_instance(
 ) -> InstanceHeader:
     """All receive checks on one instance's Part 10 bytes; raises :class:`InstanceRefused`.
 
+    The bytes are parsed once (with pixel data only for the image classes whose pixels are
+    checked, :func:`dicom_node.contexts.has_checked_pixels`).
     ``transfer_syntax_uid`` (the presentation context's) enables the streamed inflation check
     of a deflated dataset, bounded by ``max_inflated_bytes``.
     """
@@ -237,9 +261,11 @@ def check_instance(
         raise InstanceRefused(str(exc), INSTANCE_TOO_LARGE) from exc
     except (InvalidInput, OSError) as exc:
         raise InstanceRefused(str(exc), CANNOT_UNDERSTAND) from exc
-    header = read_header(source, sop_class_uid, sop_instance_uid)
-    if is_processable(sop_class_uid):
-        check_pixels(source, max_pixel_samples)
+    checked = has_checked_pixels(sop_class_uid)
+    ds = parse(source, with_pixels=checked)
+    header = read_header(ds, sop_class_uid, sop_instance_uid)
+    if checked:
+        check_pixels(ds, max_pixel_samples)
     return header
 
 
@@ -249,7 +275,7 @@ class ReceiveHandler:
     def __init__(self, settings: Settings, spool: Spool, sessions: sessionmaker[Session]) -> None:
         self._settings = settings
         self._spool = spool
-        self._sessions = sessions
+        self._commits = GroupCommit(sessions)
 
     def __call__(self, event: Event) -> int:
         """Handle one C-STORE request; returns the DIMSE status, never raises."""
@@ -329,21 +355,25 @@ class ReceiveHandler:
             series_description=header.series_description,
             calling_ae_title=details["calling_ae_title"],
         )
+        def record(session: Session) -> tuple[bool, str | None]:
+            new = record_instance(session, item)
+            return new, item.path if new else stored_path(session, item.sop_instance_uid)
+
         try:
-            with self._sessions() as session, session.begin():
-                new = record_instance(session, item)
+            new, stored = self._commits.run(record)
         except SQLAlchemyError as exc:
             logger.error("database unavailable while recording an instance: %s", type(exc).__name__)
+            moved = not existed and isinstance(source, Path)  # the bytes are at target now
             self._refuse(
-                source,
+                target if moved else source,
                 InstanceRefused(f"database error: {type(exc).__name__}", OUT_OF_RESOURCES),
                 details,
             )
             if not existed:
                 target.unlink(missing_ok=True)
             return OUT_OF_RESOURCES
-        if not new and not existed:  # known under another study or series: first one wins
-            target.unlink(missing_ok=True)
+        if not new and not existed and stored != str(target):
+            target.unlink(missing_ok=True)  # known under another study or series: first one wins
         logger.info(
             "received %s (%s, %d bytes)%s",
             header.sop_instance_uid,
@@ -375,12 +405,9 @@ def _chunked(event: Event) -> bool:
 
 
 def _write(spool: Spool, target: Path, source: Source) -> None:
+    """Store the received bytes at ``target``: pynetdicom's temporary file is moved into place
+    when it lies on the spool's filesystem (see :func:`dicom_node.scp.receive_into`)."""
     if isinstance(source, bytes):
         spool.write_bytes_atomic(target, source)
-        return
-
-    def copy(handle: BinaryIO) -> None:
-        with open(source, "rb") as original:
-            shutil.copyfileobj(original, handle, 1024 * 1024)
-
-    spool.write_atomic(target, copy)
+    else:
+        spool.adopt(source, target)

@@ -18,6 +18,7 @@ PDU length (0: unlimited).
 from __future__ import annotations
 
 import logging
+import tempfile
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
@@ -75,6 +76,17 @@ def build_ae(settings: Settings) -> AE:
     ae.dimse_timeout = settings.network_timeout_seconds
     ae.network_timeout = settings.network_timeout_seconds
     return ae
+
+
+def receive_into(spool: Spool) -> None:
+    """Make pynetdicom stream received datasets into the spool's ``tmp/`` folder, so that
+    storing one is an fsync and a rename, not a copy (:meth:`kernel.spool.Spool.adopt`).
+
+    It sets the process's temporary folder (``tempfile.tempdir``; pynetdicom offers no other
+    way), so only the node's own processes call it, at start-up; elsewhere a received dataset
+    is copied from the system's temporary folder instead.
+    """
+    tempfile.tempdir = str(spool.tmp_dir)
 
 
 def start_scp(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,11 +54,13 @@ def send_paths(
     paths_or_folders: Iterable[Path],
     calling_ae_title: str,
     timeout: float = 30,
+    tls: ssl.SSLContext | None = None,
 ) -> SendReport:
-    """Send every DICOM file found to ``destination`` over one association.
+    """Send every DICOM file found to ``destination`` over one association (DICOM TLS with
+    ``tls``, see :func:`dicom_node.tls.client_context_for`).
 
     Non-DICOM files are reported (status None), refusals are reported with the peer's status;
     neither stops the send. Raises TransientError when the association fails.
     """
     files = collect_files(paths_or_folders)
-    return SendReport(store_files(destination, files, calling_ae_title, timeout))
+    return SendReport(store_files(destination, files, calling_ae_title, timeout, tls=tls))

@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     port: int = Field(default=11112, ge=0, le=65535)
     calling_ae_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_associations: int = Field(default=10, ge=1, le=256)
-    max_pdu_size: int = Field(default=16382, ge=0)
+    # our maximum PDU length (0: unlimited); larger PDUs mean fewer reads per instance
+    max_pdu_size: int = Field(default=1024**2, ge=0)
     max_instance_bytes: int = Field(default=2 * 1024**3, ge=1024)
     # refuse an image whose Rows x Columns x samples x frames exceeds this, before decoding
     max_pixel_samples: int = Field(default=1 << 30, ge=1)

@@ -7,20 +7,29 @@ Layout::
     HOME/spool/work/<job>/                           predictions
     HOME/spool/outbox/<job>/<role>.dcm               results to deliver
     HOME/spool/tmp/                                  partial writes (same filesystem)
+
+A crash can leave partial files in ``tmp/``; :meth:`Spool.remove_stale` deletes those not
+written to for :data:`STALE_AFTER_SECONDS` (a write in progress touches its file all along).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+
+#: a file in tmp/ untouched this long belongs to no write in progress (received datasets are
+#: flushed fragment by fragment; a stalled association ends at the network timeout)
+STALE_AFTER_SECONDS = 3600.0
 
 _SAFE = re.compile(r"^[0-9A-Za-z.\-_]{1,128}$")
 
@@ -90,6 +99,45 @@ class Spool:
                 tmp.unlink()
         fsync_dir(path.parent)
         return path
+
+    def adopt(self, source: Path, path: Path) -> Path:
+        """Move a finished file into place durably: fsync it, rename it, fsync the folder.
+
+        A file on another filesystem than the spool is copied with :meth:`write_atomic`
+        instead (and left for its owner to delete).
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(source, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+
+            def copy(handle: BinaryIO) -> None:
+                with open(source, "rb") as original:
+                    shutil.copyfileobj(original, handle, 1024 * 1024)
+
+            return self.write_atomic(path, copy)
+        fsync_dir(path.parent)
+        return path
+
+    def remove_stale(self, older_than_seconds: float = STALE_AFTER_SECONDS) -> int:
+        """Delete files in ``tmp/`` not modified for ``older_than_seconds``; how many."""
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        for entry in os.scandir(self.tmp_dir):
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:  # another process cleaned it first
+                continue
+        return removed
 
     def write_bytes_atomic(self, path: Path, data: bytes) -> Path:
         return self.write_atomic(path, lambda handle: handle.write(data))

@@ -19,10 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def prepare(settings: Settings) -> NodeContext:
-    """Migrate the database and register the shipped models: every entry point starts here."""
+    """Migrate the database, clear partial files a crash left in the spool and register the
+    shipped models: every entry point starts here."""
     from inference.registry import Registry, default_models_dir
 
     ctx = NodeContext.build(settings, migrate=True)
+    removed = ctx.spool.remove_stale()
+    if removed:
+        log.info("removed stale partial files", extra={"count": removed})
     registry = Registry.load(settings.models_dir or default_models_dir())
     sync_registry(ctx.sessions, registry, settings.default_model)
     return ctx
@@ -36,12 +40,13 @@ def start_worker_process(settings: Settings) -> subprocess.Popen[bytes]:
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or ``stop``), then shut down: SCP first, then worker, sweeper."""
-    from dicom_node.scp import start_scp
+    from dicom_node.scp import receive_into, start_scp
 
     stop = stop or threading.Event()
     ctx = prepare(settings)
     app = make_celery(settings)
     worker = start_worker_process(settings)
+    receive_into(ctx.spool)
     server = start_scp(settings, ctx.spool, ctx.sessions)
     port = server.server_address[1]
     log.info("node serving", extra={"ae_title": settings.ae_title, "port": port, "worker_pid": worker.pid})

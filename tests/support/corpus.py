@@ -74,9 +74,10 @@ class _Base:
     sop_instance: str
     syntax: str
     body: bytes
+    sop_class: str = UltrasoundImageStorage
 
     def case(self, name: str, body: bytes, refused: bool = True, syntax: str = "") -> CorpusCase:
-        meta = part10_meta(UltrasoundImageStorage, self.sop_instance, syntax or self.syntax)
+        meta = part10_meta(self.sop_class, self.sop_instance, syntax or self.syntax)
         return CorpusCase(name, meta + body, refused)
 
 
@@ -90,7 +91,12 @@ def _base(seed: int, syntax: str, **kwargs: object) -> _Base:
     )
     ds.SOPInstanceUID = generate_uid(entropy_srcs=["corpus", str(seed), syntax])
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return _Base(str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID), dataset_bytes(ds))
+    return _Base(
+        str(ds.SOPInstanceUID),
+        str(ds.file_meta.TransferSyntaxUID),
+        dataset_bytes(ds),
+        str(ds.SOPClassUID),
+    )
 
 
 def _truncations(bases: list[_Base], per_base: int) -> Iterator[CorpusCase]:
@@ -253,6 +259,29 @@ def _codestream_bombs(bases: dict[str, _Base]) -> Iterator[CorpusCase]:
     )
 
 
+def _later_frame_bombs(cines: list[_Base]) -> Iterator[CorpusCase]:
+    """Cines whose first frame is honest and whose last frame lies: every frame is bounded."""
+    for cine in cines:
+        start = cine.body.index(_PIXEL_DATA)
+        frames = list(generate_frames(cine.body[start + 12 :], number_of_frames=3))
+        last = bytearray(frames[-1])
+        if cine.syntax == JPEG2000Lossless:
+            siz = last.index(b"\xff\x51")
+            last[siz + 6 : siz + 14] = struct.pack(">II", 60000, 60000)
+        else:
+            sof = last.index(b"\xff\xc0")
+            last[sof + 5 : sof + 9] = b"\xff\xf0\xff\xf0"
+        name = UID(cine.syntax).keyword
+        yield cine.case(
+            f"bomb-last-frame-{name}",
+            cine.body[:start] + encapsulated_element([*frames[:-1], bytes(last)]),
+        )
+        yield cine.case(
+            f"not-a-codestream-last-frame-{name}",
+            cine.body[:start] + encapsulated_element([*frames[:-1], b"\x00" * 64]),
+        )
+
+
 def _transfer_syntax_lies(bases: dict[str, _Base]) -> Iterator[CorpusCase]:
     explicit = bases[ExplicitVRLittleEndian]
     pairs = [
@@ -408,6 +437,7 @@ def build_corpus(truncations_per_base: int = 24) -> list[CorpusCase]:
         else:
             bases[syntax] = _base(seed, syntax)
     cine = _base(799, ExplicitVRLittleEndian, frames=3)
+    compressed_cines = [_base(798, JPEGBaseline8Bit, frames=3), _base(797, JPEG2000Lossless, frames=3)]
     explicit = bases[ExplicitVRLittleEndian]
     encapsulated = [
         bases[s] for s in (RLELossless, JPEGBaseline8Bit, JPEGLSLossless, JPEG2000Lossless)
@@ -419,6 +449,7 @@ def build_corpus(truncations_per_base: int = 24) -> list[CorpusCase]:
         lambda: _image_attributes(explicit, encapsulated),
         lambda: _short_pixels(explicit, encapsulated),
         lambda: _codestream_bombs(bases),
+        lambda: _later_frame_bombs(compressed_cines),
         lambda: _transfer_syntax_lies(bases),
         lambda: _deflate_bombs(explicit),
         lambda: _not_dicom(explicit),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import func, select, update
 
 from db.instances import instance_rows, study_counts_by_state
 from db.models import AuditEvent, Study, StudyState
+from dicom_node.scp import receive_into
 from dicom_node.scu import send_instances
 from phantom.us_dicom import make_us_dataset
 from tests.integration.dicom_node.helpers import CALLING_AE, Node
@@ -171,3 +173,16 @@ def test_scp_concurrent_associations_same_new_study_one_study_row(
         assert len(instance_rows(session)) == 12
         assert session.scalar(select(func.count(Study.id))) == 1
         assert session.scalar(select(func.count(AuditEvent.id))) == 1
+
+
+def test_scp_receiving_into_spool_tmp_moves_each_dataset_into_place(
+    node: Node, phantom_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)  # restored after the test
+    receive_into(node.spool)
+    files = list(phantom_files.values())
+    answers = send_instances(node.destination, files, CALLING_AE)
+    assert sorted(set(answers.values())) == [0]
+    assert_stored(node, files)
+    assert list(node.spool.tmp_dir.iterdir()) == []  # nothing left behind, nothing copied twice
+

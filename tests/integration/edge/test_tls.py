@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,3 +167,35 @@ def test_tls_scp_silent_connection_does_not_block_other_clients(
         assert _established(node.port, (context, "127.0.0.1"), timeout=6)
         silent.settimeout(30)
         assert silent.recv(1) == b""  # the node closes it after its handshake timeout
+
+
+def _cli_send(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", "send", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+
+
+def test_tls_cli_send_with_ca_and_client_certificate_stores(
+    tls_node: Node, pki: Pki, phantom_files: dict[str, Path]
+) -> None:
+    file = phantom_files["jpeg_ls"]
+    to = f"LNMNODE@127.0.0.1:{tls_node.port}+tls"
+    sent = _cli_send(
+        str(file), "--to", to, "--calling-ae", CALLING_AE, "--ca", str(pki.ca),
+        "--cert", str(pki.client.certificate), "--key", str(pki.client.key),
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "1 sent, 0 failed" in sent.stdout
+    [stored] = _stored(tls_node)
+    assert dcmread(stored).PixelData == dcmread(file).PixelData
+    # without our client certificate the node refuses the association: nothing more is stored
+    refused = _cli_send(str(phantom_files["rle"]), "--to", to, "--ca", str(pki.ca))
+    assert refused.returncode == 1 and "not sent" in refused.stdout, refused.stdout + refused.stderr
+    assert _stored(tls_node) == [stored]
+    # TLS files for a plain peer are a usage error, not a silent plain-text send
+    usage = _cli_send(str(file), "--to", f"LNMNODE@127.0.0.1:{tls_node.port}", "--ca", str(pki.ca))
+    assert usage.returncode == 2 and "+tls" in usage.stdout + usage.stderr

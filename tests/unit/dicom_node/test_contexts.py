@@ -74,3 +74,11 @@ def test_read_file_uids_not_dicom_raises_invalid_input(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a DICOM file")
     with pytest.raises(InvalidInput, match="not a DICOM file"):
         contexts.read_file_uids(tmp_path / "notes.txt")
+
+
+def test_has_checked_pixels_processable_and_stored_image_classes_not_documents() -> None:
+    assert contexts.has_checked_pixels(contexts.PROCESSABLE_SOP_CLASSES[0])
+    assert contexts.has_checked_pixels("1.2.840.10008.5.1.4.1.1.6.2")  # Enhanced US Volume
+    assert not contexts.is_processable("1.2.840.10008.5.1.4.1.1.6.2")
+    assert not contexts.has_checked_pixels("1.2.840.10008.5.1.4.1.1.88.33")  # Comprehensive SR
+    assert set(contexts.PIXEL_CHECKED_STORED_SOP_CLASSES) <= set(contexts.STORED_ONLY_SOP_CLASSES)

@@ -8,6 +8,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     ComprehensiveSRStorage,
+    EnhancedUSVolumeStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -157,3 +158,28 @@ def test_check_instance_image_class_without_pixels_refused_c210() -> None:
 )
 def test_is_valid_uid_cases_expected(value: object, valid: bool) -> None:
     assert is_valid_uid(value) is valid
+
+
+def test_check_instance_enhanced_us_volume_pixels_checked_though_stored_only() -> None:
+    ds = _phantom(frames=3)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = EnhancedUSVolumeStorage
+    assert _check(ds).number_of_frames == 3
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]
+    with pytest.raises(InstanceRefused) as refused:
+        _check(ds)
+    assert refused.value.status == 0xC210 and "less than expected" in refused.value.reason
+
+
+def test_check_instance_native_short_pixels_refused_without_decoding() -> None:
+    ds = _phantom(frames=2)
+    ds.PixelData = ds.PixelData[:-100]
+    with pytest.raises(InstanceRefused) as refused:
+        _check(ds)
+    assert refused.value.status == 0xC210 and "less than expected" in refused.value.reason
+
+
+def test_check_instance_stored_only_document_not_pixel_checked() -> None:
+    ds = _phantom()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ComprehensiveSRStorage
+    ds.PixelData = b"\x00" * 10  # nonsense pixels in a document class are stored as they are
+    assert _check(ds).sop_class_uid == ComprehensiveSRStorage

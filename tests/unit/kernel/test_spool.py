@@ -1,4 +1,7 @@
 import json
+import os
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,43 @@ def test_spool_quarantine_keeps_bytes_and_reason(tmp_path: Path) -> None:
     assert record["reason"] == "cannot parse" and record["calling_ae_title"] == "US1"
     assert (spool.quarantine_dir / record["file"]).read_bytes() == b"not dicom"
     assert spool.quarantined()[0]["reason"] == "cannot parse"
+
+
+def test_spool_adopt_same_filesystem_renames_the_file(tmp_path: Path) -> None:
+    spool = Spool.under(tmp_path)
+    source = spool.tmp_dir / "received.dcm"
+    source.write_bytes(b"dataset")
+    inode = source.stat().st_ino
+    target = spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.5")
+    spool.adopt(source, target)
+    assert target.read_bytes() == b"dataset"
+    assert target.stat().st_ino == inode  # moved, not copied
+    assert not source.exists()
+
+
+def test_spool_adopt_other_filesystem_copies_and_leaves_the_source(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem (/dev/shm) on this machine")
+    spool = Spool.under(tmp_path)
+    with tempfile.NamedTemporaryFile(dir=shm, suffix=".dcm") as handle:
+        handle.write(b"dataset")
+        handle.flush()
+        target = spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.6")
+        spool.adopt(Path(handle.name), target)
+        assert target.read_bytes() == b"dataset"
+        assert Path(handle.name).exists()  # its owner (pynetdicom) deletes it
+    assert list(spool.tmp_dir.iterdir()) == []
+
+
+def test_spool_remove_stale_deletes_only_old_partial_files(tmp_path: Path) -> None:
+    spool = Spool.under(tmp_path)
+    old, fresh = spool.tmp_dir / "old.part", spool.tmp_dir / "tmpabc.dcm"
+    old.write_bytes(b"left by a crash")
+    fresh.write_bytes(b"being written")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert spool.remove_stale() == 1
+    assert not old.exists() and fresh.exists()
+    assert spool.remove_stale(older_than_seconds=0) == 1
+    assert list(spool.tmp_dir.iterdir()) == []

@@ -1,0 +1,129 @@
+"""Group commit: short write transactions from many threads, run on one thread, sharing commits.
+
+The receive stage answers a C-STORE only after its row is committed. With several
+associations at once, one commit (one fsync of the database's log) per instance makes the
+database the bottleneck, and SQLite writers in different threads queue on its file lock by
+sleeping. Here every caller hands its work to one writer thread and blocks; the writer runs
+whatever has queued up in one transaction and commits once, then wakes each caller with its
+own result. A single caller pays only the hand-over.
+
+If the shared transaction fails, each piece of work is rerun alone in its own transaction,
+so an error reaches only the caller it belongs to (work must therefore leave no trace
+outside the session: it is rolled back and may run twice). An ``IntegrityError`` alone is
+retried once (another process inserted the same row first; the rerun finds it).
+
+The writer thread starts on the first call and ends after ``idle_seconds`` without work, so
+an instance needs no start or stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Request(Generic[T]):
+    work: Callable[[Session], T]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: T | None = None
+    error: BaseException | None = None
+
+    def finish(self, result: T | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+class GroupCommit:
+    """Run ``work(session)`` in a committed transaction shared with concurrent callers."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], max_batch: int = 64, idle_seconds: float = 5.0
+    ) -> None:
+        self._sessions = sessions
+        self._max_batch = max_batch
+        self._idle_seconds = idle_seconds
+        self._queue: queue.SimpleQueue[_Request[Any]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """``work``'s result once its transaction is committed; re-raises its error."""
+        request: _Request[T] = _Request(work)
+        with self._lock:
+            self._queue.put(request)
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._serve, name="group-commit", daemon=True
+                )
+                self._writer.start()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result  # type: ignore[return-value]
+
+    def pending(self) -> int:
+        """How many calls wait for the writer (approximate, for monitoring)."""
+        return self._queue.qsize()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:  # a caller queues under this lock: nothing can be left behind
+                    if self._queue.empty():
+                        self._writer = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Request[Any]]) -> None:
+        try:
+            with self._sessions() as session, session.begin():
+                results = [request.work(session) for request in batch]
+        except BaseException as exc:  # noqa: BLE001 (every caller must be woken)
+            if len(batch) > 1:
+                logger.debug("shared transaction of %d failed; running each alone", len(batch))
+                for request in batch:
+                    self._commit_alone(request, tries=2)
+            elif isinstance(exc, IntegrityError):
+                self._commit_alone(batch[0], tries=1)
+            else:
+                batch[0].finish(error=exc)
+            return
+        for request, result in zip(batch, results, strict=True):
+            request.finish(result)
+
+    def _commit_alone(self, request: _Request[Any], tries: int) -> None:
+        """Run one request in its own transaction; only an IntegrityError is tried again."""
+        error: BaseException | None = None
+        for _ in range(tries):
+            try:
+                with self._sessions() as session, session.begin():
+                    result = request.work(session)
+            except BaseException as exc:  # noqa: BLE001 (the caller must be woken)
+                error = exc
+                if isinstance(exc, IntegrityError):
+                    continue
+                break
+            request.finish(result)
+            return
+        request.finish(error=error)

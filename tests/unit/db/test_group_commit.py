@@ -1,0 +1,137 @@
+"""db/group_commit.py on SQLite and on the real PostgreSQL server of this machine."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.group_commit import GroupCommit
+from db.instances import ReceivedInstance, record_instance
+from db.models import Instance, Study
+from db.session import make_sessionmaker
+from tests.support.databases import database_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    with database_url(request.param, tmp_path) as url:
+        factory = make_sessionmaker(url)
+        yield factory
+        factory.kw["bind"].dispose()
+
+
+def _item(sop: str, study: str = "1.2.3") -> ReceivedInstance:
+    return ReceivedInstance(
+        study_instance_uid=study,
+        series_instance_uid=f"{study}.1",
+        sop_instance_uid=sop,
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.6.1",
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        path=f"/spool/{sop}.dcm",
+        size_bytes=10,
+    )
+
+
+def _count(sessions: sessionmaker[Session], column: object) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count(column))) or 0)
+
+
+def test_group_commit_queued_calls_share_one_commit_each_gets_its_result(
+    sessions: sessionmaker[Session],
+) -> None:
+    commits = GroupCommit(sessions)
+    engine = sessions.kw["bind"]
+    transactions: list[int] = []
+    event.listen(engine, "commit", lambda _connection: transactions.append(1))
+    release = threading.Event()
+
+    def first(session: Session) -> bool:
+        release.wait(10)  # holds the writer while seven more calls queue up
+        return record_instance(session, _item("1.2.3.9.0"))
+
+    def record(index: int) -> bool:
+        return commits.run(lambda session: record_instance(session, _item(f"1.2.3.9.{index}")))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        head = pool.submit(commits.run, first)
+        rest = [pool.submit(record, index) for index in range(1, 8)]
+        deadline = time.monotonic() + 10
+        while commits.pending() < 7:
+            assert time.monotonic() < deadline, "the callers did not queue"
+            time.sleep(0.01)
+        release.set()
+        answers = [head.result(), *(future.result() for future in rest)]
+    assert answers == [True] * 8
+    assert len(transactions) == 2  # the first call's, then one for the seven queued calls
+    assert _count(sessions, Instance.id) == 8
+    assert _count(sessions, Study.id) == 1
+    # a known instance: the caller gets False and no row is added
+    assert commits.run(lambda session: record_instance(session, _item("1.2.3.9.0"))) is False
+    assert _count(sessions, Instance.id) == 8
+
+
+def test_group_commit_failing_work_reaches_only_its_caller(sessions: sessionmaker[Session]) -> None:
+    commits = GroupCommit(sessions)
+    gate = threading.Barrier(5)
+
+    def work(index: int) -> str:
+        gate.wait()
+        if index == 2:
+
+            def fail(session: Session) -> bool:
+                record_instance(session, _item("1.2.3.8.bad"))
+                raise RuntimeError("work 2 failed")
+
+            try:
+                commits.run(fail)
+            except RuntimeError as exc:
+                return str(exc)
+            return "no error"
+        commits.run(lambda session: record_instance(session, _item(f"1.2.3.8.{index}")))
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        outcomes = list(pool.map(work, range(5)))
+    assert outcomes == ["ok", "ok", "work 2 failed", "ok", "ok"]
+    with sessions() as session:
+        sops = set(session.scalars(select(Instance.sop_instance_uid)))
+    assert sops == {f"1.2.3.8.{i}" for i in (0, 1, 3, 4)}  # the failed work was rolled back
+
+
+def test_group_commit_integrity_error_is_tried_once_more(sessions: sessionmaker[Session]) -> None:
+    commits = GroupCommit(sessions)
+    attempts: list[int] = []
+
+    def flaky(session: Session) -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise IntegrityError("INSERT", {}, Exception("another writer won"))
+        return len(attempts)
+
+    assert commits.run(flaky) == 2
+
+    def always(session: Session) -> int:
+        raise IntegrityError("INSERT", {}, Exception("always"))
+
+    with pytest.raises(IntegrityError):
+        commits.run(always)
+
+
+def test_group_commit_writer_stops_when_idle_and_restarts(sessions: sessionmaker[Session]) -> None:
+    commits = GroupCommit(sessions, idle_seconds=0.05)
+    assert commits.run(lambda session: record_instance(session, _item("1.2.3.7.1"))) is True
+    deadline = time.monotonic() + 5
+    while any(t.name == "group-commit" and t.is_alive() for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the idle writer thread did not end"
+        time.sleep(0.02)
+    assert commits.run(lambda session: record_instance(session, _item("1.2.3.7.2"))) is True
+    assert _count(sessions, Instance.id) == 2
