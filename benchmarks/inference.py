@@ -3,11 +3,13 @@
 Three tables, CPU always and CUDA when available:
 
 1. per registered model: items (images or clips) per second of the bare forward pass at
-   batch 1 and (CUDA) batch ``--batch``, and of forward + Grad-CAM at batch 1;
+   batch 1 and (CUDA) batch ``--batch``, and of forward + Grad-CAM at batch 1 (one pass,
+   ``inference.gradcam.explain_input``: Grad-CAM's forward gives the outputs, as in
+   ``run_model``);
 2. per family-1 backbone at one common input size (random weights): the same figures;
-3. per registered model: ``run_model`` on a phantom study (select, decode, crop, infer,
-   explain, measure) against the network's forward + Grad-CAM alone on the same tensors:
-   the node's per-study overhead (target under 20%).
+3. per registered model: ``run_model`` on a phantom study (read, select, decode, crop, infer,
+   explain, measure) against that forward + Grad-CAM pass alone on tensors of the same
+   shapes: the node's per-study overhead (target under 20%).
 
 ``python benchmarks/inference.py [--models-dir DIR] [--size 224] [--batch 32] [--repeats 5]
 [--skip-backbones] [--json out.json]``
@@ -28,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inference.gradcam import gradcam
+from inference.gradcam import explain_input
 from inference.loading import load_network
 from inference.networks.backbones import TORCHVISION_BACKBONES
 from inference.networks.classifier import ImageClassifier
@@ -66,8 +68,12 @@ def speed(
     device: torch.device,
     batch: int,
     repeats: int,
+    explained: int = 0,
 ) -> dict[str, float]:
-    """Items per second: forward at batch 1 and ``batch``, forward + Grad-CAM at batch 1."""
+    """Items per second: forward at batch 1 and ``batch``, forward + Grad-CAM at batch 1.
+
+    Grad-CAM explains ``inputs[explained]`` (the spec's ``outputs.heatmap.input``).
+    """
     network = network.to(device).eval()
     single = tuple(x.to(device) for x in inputs)
     many = _batched(single, batch)
@@ -79,10 +85,8 @@ def speed(
 
         return call
 
-    def explain() -> object:
-        with torch.inference_mode():
-            network(*single)
-        return gradcam(network, single[0], layer, single[1:])
+    def explain() -> object:  # one pass: the outputs and the map, as run_model does
+        return explain_input(network, single, layer, explained)
 
     row = {"forward_1_per_s": 1.0 / _median_seconds(forward(single), device, repeats)}
     if batch > 1:
@@ -109,10 +113,8 @@ def overhead(
             return {"error": f"{type(error).__name__}: {error}"}
     inputs = tuple(x.to(device) for x in dummy_input(spec))
 
-    def bare() -> object:
-        with torch.inference_mode():
-            network(*inputs)
-        return gradcam(network, inputs[0], spec.outputs.heatmap.layer, inputs[1:])
+    def bare() -> object:  # one pass: the outputs and the map, as run_model does
+        return explain_input(network, inputs, spec.outputs.heatmap.layer, spec.explained_index)
 
     alone = _median_seconds(bare, device, repeats)
     return {
@@ -162,7 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         for spec in registry.specs():
             network = load_network(spec, device)
             row = speed(
-                network, dummy_input(spec), spec.outputs.heatmap.layer, device, batch, args.repeats
+                network,
+                dummy_input(spec),
+                spec.outputs.heatmap.layer,
+                device,
+                batch,
+                args.repeats,
+                spec.explained_index,
             )
             models.append(
                 {

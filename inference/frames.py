@@ -9,12 +9,13 @@ in fewer bits than their dtype scaled to the dtype's full range.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_color_lut, pixel_array
+from pydicom.pixels import apply_color_lut, iter_pixels, pixel_array
 
 from kernel.errors import InvalidInput
 
@@ -103,13 +104,33 @@ def read_frame(path: Path, index: int, header: pydicom.Dataset | None = None) ->
 
     ``header`` (read with ``stop_before_pixels``) is read from ``path`` when not given.
     """
+    return read_frames(path, (index,), header)[0]
+
+
+def read_frames(
+    path: Path, indices: Sequence[int], header: pydicom.Dataset | None = None
+) -> list[np.ndarray]:
+    """Frames ``indices`` of the instance at ``path``, in the order asked, from one pass over
+    the file (pydicom ``iter_pixels``): each distinct frame is decoded once, other frames are
+    not loaded. ``header`` (read with ``stop_before_pixels``) is read from ``path`` when not
+    given. Raises :class:`InvalidInput` when a frame is absent or does not decode.
+    """
+    wanted = sorted(set(indices))
+    if not wanted:
+        return []
     try:
         if header is None:
             header = pydicom.dcmread(path, stop_before_pixels=True)
-        _check_index(header, index)
-        array = pixel_array(path, index=index)
+        for index in wanted:
+            _check_index(header, index)
+        arrays = list(iter_pixels(path, indices=wanted))
+        if len(arrays) != len(wanted):
+            raise InvalidInput(f"{len(wanted)} frame(s) asked, {len(arrays)} decoded")
     except InvalidInput:
         raise
     except (InvalidDicomError, *_DECODE_ERRORS) as error:
         raise InvalidInput(f"pixel data cannot be decoded: {error}") from error
-    return finish_frame(array, header)
+    decoded = {
+        index: finish_frame(array, header) for index, array in zip(wanted, arrays, strict=True)
+    }
+    return [decoded[index] for index in indices]

@@ -1,8 +1,12 @@
 """Grad-CAM of a network's class logit, for every model family (MONAI ``GradCAM``).
 
-The explained input is the network's first forward argument; the others (Doppler, CEUS key
-frames) are bound as constants. A network returning ``(segmentation, class)`` is explained
-through its class logit. A clip ``[B,C,T,H,W]`` gets the map of its key (middle) frame.
+The explained input is one forward argument (the first unless told otherwise; a spec names it
+in ``outputs.heatmap.input``); the others (Doppler, CEUS key frames) are bound as constants in
+their forward positions. A network returning ``(segmentation, class)`` is explained through its
+class logit. A clip ``[B,C,T,H,W]`` gets the map of its key (middle) frame.
+
+The map's forward pass is the network's forward on the inputs: :func:`explain_input` returns
+that output with the map, so a caller needs no second forward for the prediction.
 
 MONAI's ``ModelWithHooks`` registers its hooks for good; a worker reuses one cached network
 for many jobs, so the hooks here are removed after every map. MONAI's default
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from monai.transforms import ScaleIntensity
@@ -25,22 +30,40 @@ logger = logging.getLogger(__name__)
 
 
 class ClassLogit(nn.Module):
-    """Exposes the class logit ``[B,1]`` of ``network(x, *others)`` as a function of ``x`` alone.
+    """Exposes the class logit ``[B,1]`` of ``network`` as a function of one input ``x`` alone.
 
-    A network returning ``(segmentation, class)`` gives its second output; one returning a
-    tensor gives that tensor.
+    ``x`` is the forward argument at ``position``; ``others`` fill the other positions in
+    forward order. A network returning ``(segmentation, class)`` gives its second output; one
+    returning a tensor gives that tensor. ``output`` keeps the last full output, detached.
     """
 
-    def __init__(self, network: nn.Module, others: Sequence[torch.Tensor | None] = ()) -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        others: Sequence[torch.Tensor | None] = (),
+        position: int = 0,
+    ) -> None:
         super().__init__()
+        if not 0 <= position <= len(others):
+            raise ValueError(
+                f"explained input position {position} is outside a forward of "
+                f"{len(others) + 1} argument(s)"
+            )
         self.network = network
         self.others = tuple(o.detach() if o is not None else None for o in others)
+        self.position = position
+        self.output: torch.Tensor | tuple[torch.Tensor, ...] | None = None
         # MONAI restores the wrapper's mode recursively after each map: mirror the network's
         self.training = network.training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        output = self.network(x, *self.others)
-        return output[1] if isinstance(output, tuple | list) else output
+        before, after = self.others[: self.position], self.others[self.position :]
+        output = self.network(*before, x, *after)
+        if isinstance(output, tuple | list):
+            self.output = tuple(o.detach() for o in output)
+            return output[1]
+        self.output = output.detach()
+        return output
 
 
 class _RemovableHooks(ModelWithHooks):
@@ -77,21 +100,22 @@ def key_frame(maps: torch.Tensor) -> torch.Tensor:
     return _to_unit(maps[:, :, maps.shape[2] // 2])
 
 
-def gradcam(
+@dataclass(frozen=True)
+class Explanation:
+    """One Grad-CAM pass: the network's output on the inputs and the map of its class logit."""
+
+    output: torch.Tensor | tuple[torch.Tensor, ...]
+    heatmap: torch.Tensor
+
+
+def _explain(
     network: nn.Module,
     x: torch.Tensor,
     layer: str,
-    others: Sequence[torch.Tensor | None] = (),
-) -> torch.Tensor:
-    """Grad-CAM of ``network``'s class logit at ``layer``: ``[B,1,H,W]`` in [0, 1] on x's grid.
-
-    ``x`` is the first forward argument (the input explained), ``others`` the rest in forward
-    order (e.g. the Doppler image, ``None`` for a single-input dual model). ``layer`` is a
-    module name inside ``network`` (its ``gradcam_layer``). For a clip ``x [B,C,T,H,W]`` the
-    map of the key (middle) frame is returned. Parameter gradients are freed afterwards and
-    the network's train/eval mode is left as it was.
-    """
-    wrapper = ClassLogit(network, others)
+    others: Sequence[torch.Tensor | None],
+    position: int,
+) -> Explanation:
+    wrapper = ClassLogit(network, others, position)
     hooks = _RemovableHooks(wrapper, f"network.{layer}")
     try:
         cam = GradCAM(nn_module=hooks, target_layers=f"network.{layer}", postprocessing=_to_unit)
@@ -103,4 +127,34 @@ def gradcam(
     maps = convert_to_tensor(maps, track_meta=False).detach().float()
     if maps.ndim == 5:
         maps = key_frame(maps)
-    return maps.clamp(0.0, 1.0)
+    if wrapper.output is None:
+        raise RuntimeError("Grad-CAM ran no forward pass")
+    return Explanation(output=wrapper.output, heatmap=maps.clamp(0.0, 1.0))
+
+
+def gradcam(
+    network: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    others: Sequence[torch.Tensor | None] = (),
+    position: int = 0,
+) -> torch.Tensor:
+    """Grad-CAM of ``network``'s class logit at ``layer``: ``[B,1,H,W]`` in [0, 1] on x's grid.
+
+    ``x`` is the input explained, the forward argument at ``position`` (the first by default);
+    ``others`` are the rest in forward order (e.g. the Doppler image, ``None`` for a
+    single-input dual model). ``layer`` is a module name inside ``network`` (its
+    ``gradcam_layer``). For a clip ``x [B,C,T,H,W]`` the map of the key (middle) frame is
+    returned. Parameter gradients are freed afterwards and the network's train/eval mode is
+    left as it was.
+    """
+    return _explain(network, x, layer, others, position).heatmap
+
+
+def explain_input(
+    network: nn.Module, inputs: Sequence[torch.Tensor], layer: str, index: int = 0
+) -> Explanation:
+    """One pass over ``inputs`` (all forward arguments, in order): the network's output (eval
+    mode, detached) and the Grad-CAM of ``inputs[index]``, the others bound."""
+    others = [*inputs[:index], *inputs[index + 1 :]]
+    return _explain(network, inputs[index], layer, others, index)

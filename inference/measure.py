@@ -45,21 +45,27 @@ def _outline_points(component: np.ndarray) -> np.ndarray:
     return np.column_stack([points[:, 1] - 1 + c0, points[:, 0] - 1 + r0])
 
 
-def _chord_at(hull_sw: np.ndarray, t: float) -> tuple[float, float] | None:
-    """(w_min, w_max) where the line s = t crosses the convex polygon ``hull_sw`` (closed)."""
+def _longest_chord(hull_sw: np.ndarray) -> tuple[float, float, float] | None:
+    """(t, w_min, w_max) of the longest chord ``s = t`` of the closed convex polygon ``hull_sw``
+    over its vertices' ``t`` (the first longest in vertex order), or ``None``.
+
+    Every vertex against every edge at once: an edge crossing ``s = t`` gives the ``w`` where it
+    does, an edge along it (same ``s`` at both ends) gives both its ends.
+    """
     start, end = hull_sw, np.roll(hull_sw, -1, axis=0)
-    s_a, s_b = start[:, 0], end[:, 0]
-    low, high = np.minimum(s_a, s_b), np.maximum(s_a, s_b)
-    crossing = (low <= t) & (t <= high)
-    if not crossing.any():
+    s_a, s_b, w_a, w_b = start[:, 0], end[:, 0], start[:, 1], end[:, 1]
+    t = hull_sw[:, :1]  # one row per vertex, one column per edge below
+    crossing = (np.minimum(s_a, s_b) <= t) & (t <= np.maximum(s_a, s_b))
+    along = np.isclose(s_a, s_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = w_a + (t - s_a) * (w_b - w_a) / (s_b - s_a)
+    w_min = np.where(crossing, np.where(along, np.minimum(w_a, w_b), w), np.inf).min(axis=1)
+    w_max = np.where(crossing, np.where(along, np.maximum(w_a, w_b), w), -np.inf).max(axis=1)
+    found = crossing.any(axis=1)
+    if not found.any():
         return None
-    ws = []
-    for a, b in zip(start[crossing], end[crossing], strict=True):
-        if np.isclose(a[0], b[0]):
-            ws.extend([a[1], b[1]])
-        else:
-            ws.append(a[1] + (t - a[0]) * (b[1] - a[1]) / (b[0] - a[0]))
-    return float(min(ws)), float(max(ws))
+    best = int(np.argmax(np.where(found, w_max - w_min, -np.inf)))
+    return float(t[best, 0]), float(w_min[best]), float(w_max[best])
 
 
 def axes_in_mm(component: np.ndarray, dx: float, dy: float) -> AxisMeasurements | None:
@@ -88,11 +94,7 @@ def axes_in_mm(component: np.ndarray, dx: float, dy: float) -> AxisMeasurements 
     v = np.array([-u[1], u[0]])
     relative = vertices - origin
     hull_sw = np.column_stack([relative @ u, relative @ v])
-    best: tuple[float, float, float] | None = None
-    for t in hull_sw[:, 0]:
-        chord = _chord_at(hull_sw, float(t))
-        if chord is not None and (best is None or chord[1] - chord[0] > best[2] - best[1]):
-            best = (float(t), chord[0], chord[1])
+    best = _longest_chord(hull_sw)
     if best is None:
         return None
     t, w_min, w_max = best
@@ -136,13 +138,26 @@ def measure_axes(
     ValueError
         When ``mask`` is not 2D or its shape differs from the image's Rows x Columns.
     """
+    _check_mask(mask, dataset)
+    return measure_component(largest_component(mask), dataset)
+
+
+def _check_mask(mask: np.ndarray, dataset: pydicom.Dataset) -> None:
     array = np.asarray(mask)
     if array.ndim != 2:
         raise ValueError(f"mask must be 2D (Rows x Columns), got shape {array.shape}")
     rows, cols = dataset.get("Rows"), dataset.get("Columns")
     if rows is not None and cols is not None and array.shape != (int(rows), int(cols)):
         raise ValueError(f"mask shape {array.shape} differs from the image ({rows}, {cols})")
-    component = largest_component(array)
+
+
+def measure_component(
+    component: np.ndarray, dataset: pydicom.Dataset
+) -> tuple[AxisMeasurements | None, str | None]:
+    """:func:`measure_axes` of a mask that is one connected component already (the
+    :func:`largest_component` of a segmentation): the same checks, notes and figures."""
+    _check_mask(component, dataset)
+    component = np.asarray(component).astype(bool)
     if not component.any():
         return None, NOTE_EMPTY_MASK
     if not tissue_regions(dataset):

@@ -120,10 +120,16 @@ class MeasurementOutput(_Frozen):
 
 
 class HeatmapOutput(_Frozen):
-    """The saliency map: the method and the network layer it hooks."""
+    """The saliency map: the method, the network layer it hooks and the input it explains.
+
+    ``input`` names one of the spec's inputs: the tensor Grad-CAM explains, whose key frame the
+    heatmap is drawn over and the Prediction's source. A spec that leaves it out explains its
+    first input (``ModelSpec`` fills the name in).
+    """
 
     method: str = Field(pattern=r"^gradcam$")
     layer: str = Field(min_length=1)
+    input: str | None = Field(default=None, pattern=_KEY_RE)
 
 
 class ModelOutputs(_Frozen):
@@ -159,8 +165,8 @@ _FAMILY_LAYOUTS: dict[Family, tuple[tuple[tuple[SelectionRule, str], ...], ...]]
 def _check_family_inputs(family: Family, inputs: list[ModelInput], in_channels: int) -> None:
     """Raise ``ValueError`` unless ``inputs`` follow one of the family's layouts.
 
-    ``in_channels`` is the channel count of the first input (the one Grad-CAM explains) per
-    frame: a video's frames are a separate axis, every other input is one frame.
+    ``in_channels`` is the channel count of the first input per frame: a video's frames are
+    a separate axis, every other input is one frame.
     """
     rules = [(i.rule, "one" if i.contract.frames == 1 else "several") for i in inputs]
     layouts = _FAMILY_LAYOUTS[family]
@@ -194,6 +200,7 @@ class ModelSpec(_Frozen):
     alone for its single-input variant; video takes one cine input of several frames
     (tensor ``[B,C,T,H,W]``); ceus takes B-mode then the CEUS key frames (1 channel each,
     stacked as channels ``[B,T,H,W]``). ``in_channels`` is the first input's channels per frame.
+    ``outputs.heatmap.input`` names the input Grad-CAM explains (default: the first).
     """
 
     key: str = Field(pattern=_KEY_RE, max_length=64)
@@ -217,6 +224,20 @@ class ModelSpec(_Frozen):
 
     _folder: Path | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_explained_input(cls, data: Any) -> Any:
+        """Fill ``outputs.heatmap.input`` with the first input's name when a spec leaves it out."""
+        try:
+            heatmap = data["outputs"]["heatmap"]
+            first = data["inputs"][0]["name"]
+        except (KeyError, IndexError, TypeError):
+            return data  # not a plain mapping, or incomplete: the field checks report it
+        if not isinstance(heatmap, dict) or heatmap.get("input") is not None:
+            return data
+        outputs = {**data["outputs"], "heatmap": {**heatmap, "input": first}}
+        return {**data, "outputs": outputs}
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         try:
@@ -227,6 +248,11 @@ class ModelSpec(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError(f"input names {names} must be unique")
         _check_family_inputs(self.family, self.inputs, self.in_channels)
+        explained = self.outputs.heatmap.input
+        if explained is not None and explained not in names:
+            raise ValueError(
+                f"outputs.heatmap.input {explained!r} is not one of the inputs {names}"
+            )
         for model_input in self.inputs:
             if model_input.contract.size != self.input_size:
                 raise ValueError(
@@ -234,6 +260,14 @@ class ModelSpec(_Frozen):
                     f"input_size is {self.input_size}"
                 )
         return self
+
+    @property
+    def explained_index(self) -> int:
+        """Position in ``inputs`` (forward order) of the input Grad-CAM explains."""
+        explained = self.outputs.heatmap.input
+        if explained is None:  # a spec copied without validation
+            return 0
+        return [i.name for i in self.inputs].index(explained)
 
     @property
     def ref(self) -> str:

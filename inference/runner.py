@@ -8,8 +8,9 @@ tensors follow the family conventions, passed positionally in the order of ``spe
 - video: a clip ``[1,C,T,S,S]`` of T frames sampled evenly over the cine;
 - ceus: B-mode ``[1,1,S,S]`` and T CEUS key frames stacked as channels ``[1,T,S,S]``.
 
-The first input is the one explained (Grad-CAM) and the Prediction's source; its key frame is
-the frame the outputs show. Only a segcls network's segmentation becomes a mask, measured in mm.
+The input the spec names in ``outputs.heatmap.input`` (default: the first) is the one explained
+(Grad-CAM) and the Prediction's source; its key frame is the frame the outputs show. Only a
+segcls network's segmentation becomes a mask, measured in mm.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import torch
 from torch import nn
 
 from inference.frames import frame_count
-from inference.gradcam import gradcam
-from inference.measure import largest_component, measure_axes
+from inference.gradcam import explain_input
+from inference.measure import largest_component, measure_component
 from inference.prediction import Call, Prediction
 from inference.regions import tissue_box, tissue_regions
 from inference.registry import Family, ModelInput, ModelSpec, RegistryError
 from inference.selection import CeusRule, InputSelection, read_headers, select_model_input
-from inference.transforms import to_grey_unit, to_model_input, to_source_grid
+from inference.transforms import to_grey_unit, to_model_planes, to_source_grid
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +59,10 @@ def _crop_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[i
     return x0, y0, x1, y1
 
 
-def frame_planes(
+def _unit_planes(
     frame: np.ndarray, box: tuple[int, int, int, int], model_input: ModelInput
-) -> torch.Tensor:
-    """One decoded frame, cropped to ``box``, as ``[1,C,S,S]`` for ``model_input``'s contract.
-
-    One channel: grey (colour reduced to luma). Three channels: R, G, B (a grey frame is
-    repeated). Each plane is brought to [0, 1] (``to_grey_unit``), then to the contract's
-    range, then onto the model grid (``to_model_input``).
-    """
+) -> list[np.ndarray]:
+    """The contract's planes of one decoded frame cropped to ``box``, in the contract's range."""
     contract = model_input.contract
     x0, y0, x1, y1 = box
     crop = np.asarray(frame)[y0:y1, x0:x1]
@@ -81,8 +77,22 @@ def frame_planes(
             "the runner feeds 1 (grey) or 3 (RGB)"
         )
     low, high = contract.range
-    tensors = [to_model_input(low + (high - low) * plane, contract.size) for plane in planes]
-    return torch.cat(tensors, dim=1)
+    if (low, high) == (0.0, 1.0):
+        return planes  # to_grey_unit's range already
+    return [low + (high - low) * plane for plane in planes]
+
+
+def frame_planes(
+    frame: np.ndarray, box: tuple[int, int, int, int], model_input: ModelInput
+) -> torch.Tensor:
+    """One decoded frame, cropped to ``box``, as ``[1,C,S,S]`` for ``model_input``'s contract.
+
+    One channel: grey (colour reduced to luma). Three channels: R, G, B (a grey frame is
+    repeated). Each plane is brought to [0, 1] (``to_grey_unit``), then to the contract's
+    range, then onto the model grid (``to_model_planes``, as ``to_model_input``).
+    """
+    planes = _unit_planes(frame, box, model_input)
+    return to_model_planes(np.stack(planes), model_input.contract.size)
 
 
 def input_tensor(
@@ -90,15 +100,19 @@ def input_tensor(
 ) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """The network tensor of one selected input, and the crop box used (source pixels).
 
-    A video input is ``[1,C,T,S,S]``; any other stacks its frames' channels ``[1,C*T,S,S]``.
+    Every frame as :func:`frame_planes` brings it, all planes resampled in one call. A video
+    input is ``[1,C,T,S,S]``; any other stacks its frames' channels ``[1,T*C,S,S]``.
     """
     first = selection.frames[0]
     shape = (int(first.shape[0]), int(first.shape[1]))
     box = _crop_box(tissue_box(selection.dataset), shape)
-    frames = [frame_planes(frame, box, model_input) for frame in selection.frames]
+    planes = [p for frame in selection.frames for p in _unit_planes(frame, box, model_input)]
+    tensor = to_model_planes(np.stack(planes), model_input.contract.size)  # [1,T*C,S,S]
     if family is Family.VIDEO:
-        return torch.stack(frames, dim=2), box
-    return torch.cat(frames, dim=1), box
+        frames, size = len(selection.frames), model_input.contract.size
+        clip = tensor.reshape(1, frames, model_input.contract.channels, size, size)
+        return clip.transpose(1, 2).contiguous(), box
+    return tensor, box
 
 
 def split_outputs(family: Family, output: object) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -116,7 +130,7 @@ def split_outputs(family: Family, output: object) -> tuple[torch.Tensor | None, 
 
 def _notes(spec: ModelSpec, selections: Sequence[InputSelection]) -> list[str]:
     notes: list[str] = []
-    explained = selections[0]
+    explained = selections[spec.explained_index]
     if not tissue_regions(explained.dataset):
         notes.append(NOTE_NO_TISSUE_REGION)
     for selection in selections:
@@ -159,18 +173,19 @@ def run_model(
         for selection, item in zip(selections, spec.inputs, strict=True)
     ]
     tensors = [tensor.to(device) for tensor, _ in built]
-    explained, box = selections[0], built[0][1]
+    index = spec.explained_index
+    explained, box = selections[index], built[index][1]
     key = explained.frames[explained.key_position]
     shape = (int(key.shape[0]), int(key.shape[1]))
     x0, y0, x1, y1 = box
     crop_shape = (y1 - y0, x1 - x0)
 
-    with torch.inference_mode():
-        seg_logits, cls_logits = split_outputs(spec.family, network(*tensors))
-        probability = float(torch.sigmoid(cls_logits).flatten()[0])
-        seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)
-    heat = gradcam(network, tensors[0], spec.outputs.heatmap.layer, tensors[1:])
-    crop_heat = np.clip(to_source_grid(heat, crop_shape), 0.0, 1.0)
+    # one pass (eval mode) gives the outputs and the map: no second forward for the prediction
+    explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
+    seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
+    probability = float(torch.sigmoid(cls_logits).flatten()[0])
+    seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)
+    crop_heat = np.clip(to_source_grid(explanation.heatmap, crop_shape), 0.0, 1.0)
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)
 
     notes = _notes(spec, selections)
@@ -179,7 +194,7 @@ def run_model(
         crop_mask = to_source_grid(seg_probability[:, :1], crop_shape) > MASK_THRESHOLD
         component = largest_component(_into_frame(crop_mask, box, shape))
         mask = component if component.any() else None
-        measurements, note = measure_axes(component, explained.dataset)
+        measurements, note = measure_component(component, explained.dataset)
         if note is not None:
             notes.append(note)
 

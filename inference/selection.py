@@ -37,7 +37,7 @@ from pydicom.pixels import get_decoder
 from pydicom.tag import Tag
 from pydicom.uid import UID
 
-from inference.frames import frame_count, read_frame
+from inference.frames import frame_count, read_frame, read_frames
 from inference.regions import tissue_box, ultrasound_regions
 from inference.registry import ModelInput, SelectionRule
 from kernel.errors import InvalidInput
@@ -362,13 +362,16 @@ def _missing(rule: SelectionRule, name: str, read: int, rejected: Counter[str]) 
     return MissingInput(f"{_NO_INPUT[rule]} ({detail})", name, rule)
 
 
-def _decode(path: Path, header: pydicom.Dataset, indices: tuple[int, ...]) -> list[np.ndarray]:
-    """Decode ``indices`` of one instance (each distinct frame once)."""
-    cache: dict[int, np.ndarray] = {}
-    for index in indices:
-        if index not in cache:
-            cache[index] = read_frame(path, index, header)
-    return [cache[index] for index in indices]
+def _decode(
+    path: Path, header: pydicom.Dataset, indices: tuple[int, ...], key: np.ndarray
+) -> list[np.ndarray]:
+    """The frames ``indices`` of one instance whose key (middle) frame ``key`` is decoded
+    already: the others in one pass over the file, each distinct frame once."""
+    key_index = indices[len(indices) // 2]
+    rest = [index for index in indices if index != key_index]
+    decoded = dict(zip(rest, read_frames(path, rest, header) if rest else [], strict=True))
+    decoded[key_index] = key
+    return [decoded[index] for index in indices]
 
 
 def choose(
@@ -426,7 +429,7 @@ def _selection(
 ) -> InputSelection | None:
     """The selection of ``indices`` of one candidate (its key frame decoded), or ``None``."""
     try:
-        decoded = _decode(path, header, indices) if len(indices) > 1 else [key]
+        decoded = _decode(path, header, indices, key) if len(indices) > 1 else [key]
     except InvalidInput as error:
         logger.warning("skipping %s: %s", path.name, error)
         rejected["pixel data does not decode"] += 1

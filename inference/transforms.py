@@ -29,7 +29,13 @@ def to_grey_unit(image: np.ndarray) -> np.ndarray:
 
 def to_model_input(grey: np.ndarray, size: int) -> torch.Tensor:
     """Grey [0,1] (H,W) to a normalised tensor (1,1,size,size) for the network."""
-    tensor = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
+    return to_model_planes(np.asarray(grey)[None], size)
+
+
+def to_model_planes(planes: np.ndarray, size: int) -> torch.Tensor:
+    """Grey [0,1] planes (N,H,W) to normalised tensors (1,N,size,size), as ``to_model_input``
+    brings each plane, in one resampling call."""
+    tensor = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))[None]
     tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
     return (tensor - 0.5) / 0.25
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from inference.gradcam import gradcam
+from inference.gradcam import explain_input
 from inference.loading import load_network
 from inference.registry import Family, ModelInput, ModelSpec, Registry, RegistryError
 from inference.transforms import to_model_input
@@ -106,7 +106,8 @@ def verify_model(spec: ModelSpec, device: str | torch.device) -> VerifyResult:
         with torch.inference_mode():
             seg, cls = _split_outputs(spec, network(*inputs))
         forwarded = time.perf_counter()
-        heat = gradcam(network, inputs[0], spec.outputs.heatmap.layer, inputs[1:])
+        layer, index = spec.outputs.heatmap.layer, spec.explained_index
+        heat = explain_input(network, inputs, layer, index).heatmap
         explained = time.perf_counter()
         _check_shapes(spec, seg, cls, heat)
     except (RegistryError, RuntimeError, ValueError, TypeError, OSError) as error:

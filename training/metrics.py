@@ -142,15 +142,28 @@ def auc_with_ci(
     return auc, max(0.0, auc - half), min(1.0, auc + half)
 
 
-def youden_threshold(y_true: Sequence[int], scores: Sequence[float], default: float = 0.5) -> float:
-    """The score threshold maximising sensitivity + specificity - 1 (``default`` with one class)."""
+def youden_threshold(
+    y_true: Sequence[int], scores: Sequence[float], default: float = 0.5, *, midpoint: bool = False
+) -> float:
+    """The score threshold maximising sensitivity + specificity - 1 (``default`` with one class).
+
+    The threshold is the highest observed score giving the best J. With ``midpoint`` it is
+    halfway between that score and the next lower observed one (the same calls on these
+    cases, clear of both): the choice for scores of the cases a model was fitted on, which
+    sit at the extremes.
+    """
     y = np.asarray(y_true).astype(int)
     if not _two_classes(y):
         return float(default)
-    fpr, tpr, thresholds = roc_curve(y, np.asarray(scores, dtype=float))
+    fpr, tpr, thresholds = roc_curve(
+        y, np.asarray(scores, dtype=float), drop_intermediate=not midpoint
+    )
     finite = np.isfinite(thresholds)
     best = int(np.argmax(np.where(finite, tpr - fpr, -np.inf)))
-    return float(min(thresholds[best], 1.0))
+    threshold = float(thresholds[best])
+    if midpoint and best + 1 < len(thresholds):
+        threshold = (threshold + float(thresholds[best + 1])) / 2.0
+    return min(threshold, 1.0)
 
 
 def binary_metrics(y_true: Sequence[int], scores: Sequence[float], threshold: float) -> dict:

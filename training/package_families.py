@@ -145,7 +145,8 @@ def render_network_card(spec: ModelSpec, facts: NetworkFacts) -> str:
             f"Family `{spec.family.value}`, architecture `{spec.architecture}` (backbone "
             f"`{spec.backbone}`) at {spec.input_size}x{spec.input_size}; inputs {inputs}. "
             f"Outputs {outputs}, called positive at >= {spec.threshold:.3f}; Grad-CAM at "
-            f"`{spec.outputs.heatmap.layer}`. Weights sha256 `{spec.weights_sha256}`."
+            f"`{spec.outputs.heatmap.layer}` explaining input `{spec.outputs.heatmap.input}`. "
+            f"Weights sha256 `{spec.weights_sha256}`."
         ),
         "",
         "## Training data",

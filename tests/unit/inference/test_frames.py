@@ -17,7 +17,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from inference.frames import decode_frame, frame_count, read_frame
+from inference.frames import decode_frame, frame_count, read_frame, read_frames
 from kernel.errors import InvalidInput
 from phantom.us_dicom import bmode_image, make_us_dataset
 from tests.support.paths import SHARED_DATA
@@ -87,6 +87,35 @@ def test_read_frame_from_path_equals_decode_frame(tmp_path: Path, syntax: UID) -
     ds.save_as(path, enforce_file_format=True)
 
     np.testing.assert_array_equal(read_frame(path, 3), decode_frame(pydicom.dcmread(path), 3))
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless])
+def test_read_frames_in_order_asked_equal_decode_frame(tmp_path: Path, syntax: UID) -> None:
+    ds, _, _ = make_us_dataset(
+        seed=SEED, rows=ROWS, cols=COLS, frames=5, rgb=True, transfer_syntax=syntax
+    )
+    path = tmp_path / "cine.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    full = pydicom.dcmread(path)
+
+    frames = read_frames(path, [4, 1, 1, 3], pydicom.dcmread(path, stop_before_pixels=True))
+
+    assert len(frames) == 4
+    for frame, index in zip(frames, [4, 1, 1, 3], strict=True):
+        np.testing.assert_array_equal(frame, decode_frame(full, index))
+
+
+def test_read_frames_index_outside_frames_raises_invalid_input(tmp_path: Path) -> None:
+    ds, _, _ = make_us_dataset(seed=SEED, rows=ROWS, cols=COLS, frames=3)
+    path = tmp_path / "cine.dcm"
+    ds.save_as(path, enforce_file_format=True)
+
+    with pytest.raises(InvalidInput, match="outside"):
+        read_frames(path, [0, 3])
+
+
+def test_read_frames_none_asked_reads_nothing(tmp_path: Path) -> None:
+    assert read_frames(tmp_path / "absent.dcm", []) == []
 
 
 def test_decode_frame_monochrome1_inverted() -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from inference.gradcam import gradcam
+from inference.gradcam import explain_input, gradcam
 from inference.networks.ynet import YNet
 
 
@@ -123,6 +123,70 @@ def test_gradcam_second_input_is_bound_and_first_explained() -> None:
     assert maps.shape == (2, 1, 16, 16)
     assert maps[0, 0, 5, 3] == pytest.approx(1.0)
     assert maps[1, 0, 12, 12] == pytest.approx(0.0)
+
+
+class _SecondExplainedNet(nn.Module):
+    """``forward(scale [B,3,H,W], x [B,1,H,W])``: logit = left half of x's features x scale's mean."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(1, 1, kernel_size=1)
+        nn.init.ones_(self.features.weight)
+        nn.init.zeros_(self.features.bias)
+
+    def forward(self, scale: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if scale.shape[1] != 3 or x.shape[1] != 1:
+            raise ValueError(f"arguments out of order: {scale.shape}, {x.shape}")
+        features = self.features(x)
+        left = features[..., : features.shape[-1] // 2].mean(dim=(1, 2, 3))
+        return (left * scale.mean(dim=(1, 2, 3)))[:, None]
+
+
+def test_gradcam_position_explains_a_later_argument_others_keep_their_places() -> None:
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 4:8, 2:6] = 1.0
+    scale = torch.ones(1, 3, 16, 16)
+
+    maps = gradcam(_SecondExplainedNet(), x, "features", (scale,), position=1)
+
+    assert maps.shape == (1, 1, 16, 16)
+    assert maps[0, 0, 5, 3] == pytest.approx(1.0)
+    assert maps[0, 0, 12, 12] == pytest.approx(0.0)
+
+
+def test_explain_input_index_matches_gradcam_with_position() -> None:
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 4:8, 2:6] = 1.0
+    scale = torch.full((1, 3, 16, 16), 2.0)
+    network = _SecondExplainedNet()
+
+    explanation = explain_input(network, (scale, x), "features", index=1)
+
+    torch.testing.assert_close(
+        explanation.heatmap, gradcam(network, x, "features", (scale,), position=1)
+    )
+
+
+def test_explain_input_output_is_the_eval_forward_of_the_same_pass() -> None:
+    torch.manual_seed(0)
+    network = YNet().train()
+    x = torch.randn(1, 1, 32, 32)
+
+    explanation = explain_input(network, (x,), network.gradcam_layer)
+
+    assert network.training  # the pass ran in eval mode and left the mode as it was
+    network.eval()
+    with torch.inference_mode():
+        segmentation, logit = network(x)
+    assert isinstance(explanation.output, tuple) and len(explanation.output) == 2
+    torch.testing.assert_close(explanation.output[0], segmentation)
+    torch.testing.assert_close(explanation.output[1], logit)
+    assert not explanation.output[1].requires_grad
+
+
+def test_gradcam_position_outside_forward_raises() -> None:
+    with pytest.raises(ValueError, match="position 2 is outside a forward of 2"):
+        gradcam(_SecondExplainedNet(), torch.zeros(1, 1, 8, 8), "features", (None,), position=2)
 
 
 def test_gradcam_segmentation_tuple_and_plain_logits_give_same_map() -> None:

@@ -11,8 +11,10 @@ from inference.measure import (
     NOTE_NO_REGIONS,
     NOTE_NOT_CALIBRATED,
     NOTE_OUTSIDE_REGION,
+    _longest_chord,
     largest_component,
     measure_axes,
+    measure_component,
 )
 from phantom.us_dicom import make_us_dataset
 
@@ -133,3 +135,23 @@ def test_measure_axes_wrong_shape_raises():
 def test_largest_component_diagonal_pixels_one_component():
     mask = np.eye(5, dtype=bool)
     assert largest_component(mask).sum() == 5
+
+
+def test_measure_component_of_largest_component_equals_measure_axes():
+    ds, mask, _ = make_us_dataset(seed=4, malignant=True, mm_per_pixel=0.1)
+    noisy = mask.copy()
+    noisy[:3, :3] = True  # a second, smaller component
+
+    assert measure_component(largest_component(noisy), ds) == measure_axes(noisy, ds)
+
+
+def test_longest_chord_triangle_through_top_vertex():
+    triangle = np.array([[0.0, 0.0], [4.0, -1.0], [2.0, 3.0]])
+
+    assert _longest_chord(triangle) == pytest.approx((2.0, -0.5, 3.0))
+
+
+def test_longest_chord_edge_along_the_chord_gives_both_ends_first_longest_kept():
+    rectangle = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 1.0], [0.0, 1.0]])
+
+    assert _longest_chord(rectangle) == (0.0, 0.0, 1.0)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -231,3 +232,66 @@ def test_spec_family_layout_violations_raise(family: str, change: Callable, mess
 
     with pytest.raises(ValueError, match=message):
         ModelSpec.model_validate(fields)
+
+
+def _heatmap_input(fields: dict, name: str | None) -> dict:
+    heatmap = {k: v for k, v in fields["outputs"]["heatmap"].items() if k != "input"}
+    if name is not None:
+        heatmap["input"] = name
+    return dict(fields, outputs=dict(fields["outputs"], heatmap=heatmap))
+
+
+@pytest.mark.parametrize("family", ["image", "dual", "video", "ceus", "segcls"])
+def test_spec_heatmap_input_defaults_to_first_input(family: str) -> None:
+    fields = _heatmap_input(family_spec_fields("k", "0.1.0", _facts(family), "0" * 64), None)
+
+    spec = ModelSpec.model_validate(fields)
+
+    assert spec.outputs.heatmap.input == spec.inputs[0].name
+    assert spec.explained_index == 0
+
+
+def test_spec_heatmap_input_default_is_written_by_save(tmp_path: Path) -> None:
+    fields = _heatmap_input(family_spec_fields("k", "0.1.0", _facts("ceus"), "0" * 64), None)
+    ModelSpec.model_validate(fields).save(tmp_path)
+
+    assert '"input": "bmode"' in (tmp_path / "spec.json").read_text()
+
+
+def test_spec_heatmap_input_names_a_later_input() -> None:
+    fields = _heatmap_input(family_spec_fields("k", "0.1.0", _facts("ceus"), "0" * 64), "ceus")
+
+    spec = ModelSpec.model_validate(fields)
+
+    assert spec.outputs.heatmap.input == "ceus"
+    assert spec.explained_index == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("doppler", "'doppler' is not one of the inputs"), ("Bad Name", "heatmap.input\n.*pattern")],
+)
+def test_spec_heatmap_input_not_a_declared_input_raises(name: str, message: str) -> None:
+    fields = _heatmap_input(family_spec_fields("k", "0.1.0", _facts("ceus"), "0" * 64), name)
+
+    with pytest.raises(ValueError, match=message):
+        ModelSpec.model_validate(fields)
+
+
+def test_spec_heatmap_input_unknown_in_spec_json_refused_on_load(tmp_path: Path) -> None:
+    fields = _heatmap_input(family_spec_fields("k", "0.1.0", _facts("dual"), "0" * 64), "cine")
+    (tmp_path / "spec.json").write_text(json.dumps(fields))
+
+    message = r"outputs.heatmap.input 'cine' is not one of the inputs \['bmode', 'doppler'\]"
+    with pytest.raises(RegistryError, match=message):
+        ModelSpec.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("key", "explained"),
+    [("dual-crossattn-phantom", "bmode"), ("ceus-fusion-phantom", "bmode")],
+)
+def test_packaged_multi_input_specs_name_the_explained_input(key: str, explained: str) -> None:
+    text = (default_models_dir() / key / "spec.json").read_text()
+
+    assert json.loads(text)["outputs"]["heatmap"]["input"] == explained

@@ -13,8 +13,19 @@ from torch import nn
 from inference.loading import load_network
 from inference.prediction import Call, Prediction
 from inference.registry import Family, HeatmapOutput, ModelSpec, RegistryError
-from inference.runner import NOTE_NO_TISSUE_REGION, frame_planes, run_model, split_outputs
-from inference.selection import MissingInput, sample_frame_indices
+from inference.runner import (
+    NOTE_NO_TISSUE_REGION,
+    frame_planes,
+    input_tensor,
+    run_model,
+    split_outputs,
+)
+from inference.selection import (
+    MissingInput,
+    read_headers,
+    sample_frame_indices,
+    select_model_input,
+)
 from kernel.errors import InvalidInput
 from phantom.study import write_phantom_study
 from phantom.us_dicom import write_us_study
@@ -273,6 +284,62 @@ def test_run_model_stand_in_family_tensors_follow_conventions(
     source = "cine" if family == "video" else "bmode"
     assert prediction.source_path == family_study[source]
     assert prediction.frame_index == (sample_frame_indices(20, 16)[8] if family == "video" else 0)
+
+
+class _CeusFeaturesNet(nn.Module):
+    """``forward(bmode, ceus)``: ``features`` (Grad-CAM layer) reads the CEUS key frames only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Conv2d(5, 2, kernel_size=1)
+        self.seen: list[tuple[tuple[int, ...], ...]] = []
+
+    def forward(self, bmode: torch.Tensor, ceus: torch.Tensor) -> torch.Tensor:
+        self.seen.append((tuple(bmode.shape), tuple(ceus.shape)))
+        logit = torch.relu(self.features(ceus)).mean(dim=(1, 2, 3))[:, None]
+        return logit + 0.01 * bmode.mean(dim=(1, 2, 3))[:, None]
+
+
+def test_run_model_explains_the_input_the_spec_names(family_study: dict[str, Path]) -> None:
+    fields = family_spec("ceus", "features").model_dump(mode="json")
+    fields["outputs"]["heatmap"]["input"] = "ceus"
+    spec = ModelSpec.model_validate(fields)
+    network = _CeusFeaturesNet()
+
+    prediction = run_model(spec, network, list(family_study.values()), "cpu")
+
+    ceus = pydicom.dcmread(family_study["ceus"])
+    assert prediction.source_path == family_study["ceus"]
+    assert prediction.source_sop_instance_uid == ceus.SOPInstanceUID
+    assert 0 < prediction.frame_index < int(ceus.NumberOfFrames)
+    assert prediction.heatmap.shape == (int(ceus.Rows), int(ceus.Columns))
+    assert set(network.seen) == {FAMILY_SHAPES["ceus"]}  # forward and Grad-CAM: bmode, ceus
+
+
+def test_run_model_default_explains_first_input(family_study: dict[str, Path]) -> None:
+    spec = family_spec("ceus", "features")
+
+    prediction = run_model(spec, _StandIn("ceus", 1), list(family_study.values()), "cpu")
+
+    assert spec.outputs.heatmap.input == "bmode"
+    assert prediction.source_path == family_study["bmode"]
+
+
+@pytest.mark.parametrize(("family", "name"), [("video", "clip"), ("ceus", "ceus")])
+def test_input_tensor_frames_in_order_as_frame_planes_lays_them(
+    family_study: dict[str, Path], family: str, name: str
+) -> None:
+    spec = family_spec(family, "features")
+    item = next(i for i in spec.inputs if i.name == name)
+    selection = select_model_input(read_headers(family_study.values()), item)
+
+    tensor, box = input_tensor(selection, item, spec.family)
+
+    frames = [frame_planes(frame, box, item) for frame in selection.frames]
+    expected = torch.stack(frames, dim=2) if family == "video" else torch.cat(frames, dim=1)
+    assert len({float(f.mean()) for f in frames}) > 1  # the frames differ: order matters
+    torch.testing.assert_close(tensor, expected, rtol=0.0, atol=1e-6)
 
 
 def test_run_model_stand_in_dual_doppler_tensor_carries_colour(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -139,3 +140,20 @@ def test_verify_model_family_network_of_wrong_output_reports_error(family_models
     result = verify_model(spec, "cpu")
 
     assert not result.ok and "serves family 'image'" in (result.error or "")
+
+
+def test_verify_model_explains_a_later_input_in_forward_order(
+    tmp_path: Path, family_models: Path
+) -> None:
+    folder = tmp_path / "tiny-ceus"
+    shutil.copytree(family_models / "tiny-ceus", folder)
+    fields = json.loads((folder / "spec.json").read_text())
+    fields["outputs"]["heatmap"] = {"method": "gradcam", "layer": "ceus_features", "input": "ceus"}
+    (folder / "spec.json").write_text(json.dumps(fields))
+    spec = ModelSpec.load(folder)
+
+    result = verify_model(spec, "cpu")
+
+    assert spec.explained_index == 1
+    assert result.ok, result.error  # CeusFusion refuses its inputs swapped
+    assert result.heatmap_shape == (1, 1, 64, 64)

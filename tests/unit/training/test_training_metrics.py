@@ -96,6 +96,16 @@ def test_youden_threshold_hand_example_best_cut() -> None:
     assert youden_threshold(Y, P) == pytest.approx(0.7)
 
 
+def test_youden_threshold_midpoint_halfway_to_next_lower_score() -> None:
+    assert youden_threshold(Y, P, midpoint=True) == pytest.approx(0.65)  # 0.7 and 0.6
+
+
+def test_youden_threshold_midpoint_separable_scores_between_the_classes() -> None:
+    threshold = youden_threshold([0, 0, 1, 1], [0.01, 0.1, 0.97, 0.99], midpoint=True)
+
+    assert threshold == pytest.approx(0.535)
+
+
 def test_youden_threshold_one_class_default() -> None:
     assert youden_threshold([1, 1], [0.2, 0.9], default=0.4) == 0.4
 
