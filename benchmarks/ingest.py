@@ -176,38 +176,35 @@ def node(work: Path, database_url: str | None = None) -> Iterator[Receiver]:
 
 
 @contextmanager
+def _listening(command: list[str], receiver: str, ae_title: str, port: int) -> Iterator[Receiver]:
+    """Run ``command`` (a receiver on ``port``) until the block ends."""
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: port_open(port), timeout=60, what=receiver)
+        yield Receiver(receiver, ae_title, port, process.pid)
+    finally:
+        _stop(process)
+
+
+@contextmanager
 def storescp(work: Path) -> Iterator[Receiver]:
     port = free_port()
     out = work / "storescp-out"
     out.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [STORESCP, "--fork", "-aet", "STORESCP", "+xa", "-od", str(out), str(port)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: port_open(port), timeout=30, what="storescp")
-        yield Receiver("dcmtk storescp", "STORESCP", port, process.pid)
-    finally:
-        _stop(process)
+    command = [STORESCP, "--fork", "-aet", "STORESCP", "+xa", "-od", str(out), str(port)]
+    with _listening(command, "dcmtk storescp", "STORESCP", port) as receiver:
+        yield receiver
 
 
 @contextmanager
 def noop_scp(work: Path) -> Iterator[Receiver]:
     """``benchmarks/noop_scp.py``: pynetdicom answering Success without storing anything."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "noop_scp.py"), str(port)],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: port_open(port), timeout=60, what="noop scp")
-        yield Receiver("pynetdicom no-op SCP (ceiling)", "NOOPSCP", port, process.pid)
-    finally:
-        _stop(process)
+    command = [sys.executable, str(ROOT / "benchmarks" / "noop_scp.py"), str(port)]
+    with _listening(command, "pynetdicom no-op SCP (ceiling)", "NOOPSCP", port) as receiver:
+        yield receiver
 
 
 @contextmanager

@@ -29,7 +29,9 @@ def main() -> None:
     settings = Settings(port=int(sys.argv[1]), ae_title="NOOPSCP", calling_ae_allowlist=[])
     _config.STORE_RECV_CHUNKED_DATASET = True
     ae = build_ae(settings)
-    ae.start_server(("127.0.0.1", settings.port), block=True, evt_handlers=[(evt.EVT_C_STORE, _accept)])
+    ae.start_server(
+        ("127.0.0.1", settings.port), block=True, evt_handlers=[(evt.EVT_C_STORE, _accept)]
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
 from cli.phantom import phantom
-from kernel.logging_setup import configure_logging
 from kernel.errors import TransientError
+from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings, load_settings, parse_destination
 
 app = typer.Typer(help="DICOM AI node for ultrasound lymph-node assessment (research use only).",

@@ -172,6 +172,7 @@ def test_tls_scp_silent_connection_does_not_block_other_clients(
 def _cli_send(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli.main", "send", *args],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
