@@ -184,6 +184,8 @@ RECIPES = (
         ),
         _segcls_case,
         segmentation=True,
+        epochs=40,  # ~75 s on 2 CPU cores
+        version="0.2.0",  # 0.1.0: one epoch in its time budget, held-out accuracy 0.53
     ),
 )
 
