@@ -54,10 +54,17 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
 
 
 def run_sweeper(ctx: NodeContext, app: Celery, stop: threading.Event) -> None:
-    """Sweep every ``sweep_interval_seconds`` until ``stop`` is set; errors are logged, not fatal."""
+    """Sweep every ``sweep_interval_seconds`` until ``stop`` is set, and delete stale partial
+    files from the spool's ``tmp/`` (a crash leaves them); errors are logged, not fatal."""
     while not stop.is_set():
         try:
             sweep(ctx, app)
         except Exception:  # a sweep that fails (DB restarting, broker down) is retried next tick
             log.exception("sweep failed")
+        try:
+            removed = ctx.spool.remove_stale()
+            if removed:
+                log.info("removed stale partial files", extra={"count": removed})
+        except OSError:
+            log.exception("could not clean the spool's tmp folder")
         stop.wait(ctx.settings.sweep_interval_seconds)
