@@ -13,9 +13,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -48,6 +49,8 @@ class TrainConfig:
     validation_fraction: float = 0.15
     seed: int = 0
     device: str = "cpu"
+    #: data loader worker processes (a MONAI DataLoader source, as ``training.fit`` uses)
+    num_workers: int = 0
     augment: bool = True
     resume: bool = True
     max_seconds: float | None = None
@@ -136,18 +139,65 @@ def epoch_progress(label: str) -> Progress:
     )
 
 
+#: one training batch on the device: normalised images (B,1,S,S), masks (B,1,S,S), labels (B,1)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class BatchSource(Protocol):
+    """Where an epoch's batches come from, with the random state a resumed run continues."""
+
+    def epoch(self) -> Iterable[Batch]: ...
+
+    def state(self) -> object: ...
+
+    def restore(self, state: object) -> None: ...
+
+
+class TensorBatches:
+    """The training arrays held on the device, shuffled by a seeded generator and augmented
+    per batch on the device (:func:`training.tensor_augment.augment_batch`)."""
+
+    def __init__(self, train: TrainingArrays, config: TrainConfig) -> None:
+        device = config.device
+        self._inputs = model_inputs(train.images).to(device)
+        self._masks = torch.from_numpy(train.masks[:, None].astype(np.float32)).to(device)
+        self._labels = torch.from_numpy(train.malignant.astype(np.float32)).to(device)[:, None]
+        self._generator = torch.Generator().manual_seed(config.seed)
+        self._batch_size = min(config.batch_size, len(self._inputs))
+        self._augment = config.augment
+        self._device = device
+
+    def epoch(self) -> Iterator[Batch]:
+        order = torch.randperm(len(self._inputs), generator=self._generator)
+        for step in range(max(1, len(order) // self._batch_size)):
+            index = order[step * self._batch_size : (step + 1) * self._batch_size].to(self._device)
+            image, mask = self._inputs[index], self._masks[index]
+            if self._augment:
+                image, mask = augment_batch(image, mask, self._generator)
+            yield image, mask, self._labels[index]
+
+    def state(self) -> object:
+        return self._generator.get_state()
+
+    def restore(self, state: object) -> None:
+        self._generator.set_state(state)  # type: ignore[arg-type]
+
+
 def train_network(
     make_network: Callable[[], nn.Module],
     arrays: TrainingArrays,
     out_dir: Path,
     config: TrainConfig,
     label: str = "train",
+    batches: Callable[[TrainingArrays, TrainConfig], BatchSource] = TensorBatches,
+    summary_file: str = SUMMARY_FILE,
 ) -> TrainOutcome:
     """Train ``make_network()`` on ``arrays`` (inner split for model selection); returns the best epoch.
 
-    Writes ``checkpoint.pt`` every epoch (resumed from when ``config.resume``), ``best.pt``
-    (fp32 state_dict) and ``train.json`` (history, split, threshold). A finished run resumes
-    to the same result without training again.
+    ``batches`` makes the training batches from the training part of the split (default:
+    :class:`TensorBatches`). Writes ``checkpoint.pt`` every epoch (resumed from when
+    ``config.resume``), ``best.pt`` (fp32 state_dict) and ``summary_file`` (history, split,
+    threshold). A finished run resumes to the same result without training again.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,9 +207,7 @@ def train_network(
         arrays.groups.tolist(), arrays.malignant.tolist(), config.validation_fraction, config.seed
     )
     train, val = arrays.subset(train_index), arrays.subset(val_index)
-    train_inputs = model_inputs(train.images).to(device)
-    train_masks = torch.from_numpy(train.masks[:, None].astype(np.float32)).to(device)
-    train_labels = torch.from_numpy(train.malignant.astype(np.float32)).to(device)[:, None]
+    source = batches(train, config)
     val_inputs = model_inputs(val.images)
     network = make_network().to(device)
     optimizer = torch.optim.AdamW(
@@ -172,7 +220,6 @@ def train_network(
     cls_loss = nn.BCEWithLogitsLoss(
         pos_weight=torch.tensor([negatives / positives], device=device), reduction="none"
     )
-    generator = torch.Generator().manual_seed(config.seed)
     state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "threshold": 0.5}
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if config.resume and checkpoint_path.is_file():
@@ -180,10 +227,20 @@ def train_network(
         network.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"])
+        source.restore(saved["batches"])
+        torch.set_rng_state(saved["torch_rng"])  # dropout and anything else on torch's own
         state = saved["state"]
         logger.info("resumed %s after epoch %d", checkpoint_path, state["epoch"])
-    batch_size = min(config.batch_size, len(train_inputs))
+    logger.info(
+        "%s: %d train / %d validation images (%d / %d groups), size %d, device %s",
+        label,
+        len(train.images),
+        len(val.images),
+        len(set(train.groups.tolist())),
+        len(set(val.groups.tolist())),
+        arrays.size,
+        device,
+    )
     started = time.monotonic()
     with epoch_progress(label) as progress:
         task = progress.add_task(label, total=config.epochs, completed=state["epoch"], status="")
@@ -194,14 +251,8 @@ def train_network(
                 for group in optimizer.param_groups:
                     group["lr"] = config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * spent))
             network.train()
-            order = torch.randperm(len(train_inputs), generator=generator)
-            steps = max(1, len(order) // batch_size)
             losses = []
-            for step in range(steps):
-                index = order[step * batch_size : (step + 1) * batch_size].to(device)
-                image, mask, target = train_inputs[index], train_masks[index], train_labels[index]
-                if config.augment:
-                    image, mask = augment_batch(image, mask, generator)
+            for image, mask, target in source.epoch():
                 with autocast(device):
                     seg, cls = split_outputs(network(image))
                 known = (target >= 0).float()
@@ -222,6 +273,7 @@ def train_network(
             record = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)),
+                "learning_rate": float(optimizer.param_groups[0]["lr"]),
                 "seconds": round(time.monotonic() - epoch_started, 2),
                 **{f"val_{k}": v for k, v in validation.items()},
             }
@@ -242,10 +294,20 @@ def train_network(
                     "model": network.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
+                    "batches": source.state(),
+                    "torch_rng": torch.get_rng_state(),
                     "state": state,
                 },
                 checkpoint_path,
+            )
+            logger.info(
+                "%s: epoch %d loss %.4f val dice %s auc %s (%.1fs)",
+                label,
+                epoch,
+                record["train_loss"],
+                _fmt(validation["dice_mean"]),
+                _fmt(validation["auc"]),
+                record["seconds"],
             )
             progress.update(task, completed=epoch, status=f"loss {record['train_loss']:.3f}")
             elapsed = time.monotonic() - started
@@ -268,8 +330,13 @@ def train_network(
         "validation": outcome.validation,
         "n_train": len(train.images),
         "n_validation": len(val.images),
+        "validation_groups": sorted(set(val.groups.tolist())),
         "config": asdict(config),
         "history": outcome.history,
     }
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / summary_file).write_text(json.dumps(summary, indent=2) + "\n")
     return outcome
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,89 @@
+"""training/trainer.py: the one training loop, its resume and its batch sources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.datasets import TrainingArrays, arrays_from_rows, read_image_folder
+from training.families import network_factory
+from training.trainer import (
+    CHECKPOINT_FILE,
+    Batch,
+    TensorBatches,
+    TrainConfig,
+    train_network,
+)
+
+CONFIG = TrainConfig(epochs=3, batch_size=4, seed=5)
+
+
+@pytest.fixture(scope="module")
+def arrays(image_folder: Path) -> TrainingArrays:
+    return arrays_from_rows(read_image_folder(image_folder), 64, root=image_folder)
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+class _DiesInThirdEpoch(TensorBatches):
+    """The default source, but the run dies as the third epoch starts (as a killed job would)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self._epochs = 0
+
+    def epoch(self) -> Iterator[Batch]:
+        self._epochs += 1
+        if self._epochs == 3:
+            raise _Killed
+        yield from super().epoch()
+
+
+def test_train_network_resumed_run_equals_uninterrupted_run(
+    arrays: TrainingArrays, tmp_path: Path
+) -> None:
+    make = network_factory("ynet", 64)
+    whole = train_network(make, arrays, tmp_path / "whole", CONFIG)
+    with pytest.raises(_Killed):
+        train_network(make, arrays, tmp_path / "split", CONFIG, batches=_DiesInThirdEpoch)
+    resumed = train_network(make, arrays, tmp_path / "split", CONFIG)
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in whole.history]
+    a = torch.load(tmp_path / "whole" / CHECKPOINT_FILE, weights_only=False)["model"]
+    b = torch.load(tmp_path / "split" / CHECKPOINT_FILE, weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _CountingBatches(TensorBatches):
+    """The default source, counting the epochs and batches it gives."""
+
+    epochs = 0
+    batches = 0
+
+    def epoch(self) -> Iterator[Batch]:
+        type(self).epochs += 1
+        for batch in super().epoch():
+            type(self).batches += 1
+            yield batch
+
+
+def test_train_network_trains_on_the_given_batch_source(
+    arrays: TrainingArrays, tmp_path: Path
+) -> None:
+    outcome = train_network(
+        network_factory("ynet", 64),
+        arrays,
+        tmp_path / "run",
+        replace(CONFIG, epochs=2),
+        batches=_CountingBatches,
+        summary_file="custom.json",
+    )
+    assert _CountingBatches.epochs == 2 and _CountingBatches.batches >= 2
+    assert (tmp_path / "run" / "custom.json").is_file()
+    assert [r["epoch"] for r in outcome.history] == [1, 2]
+    assert outcome.history[0]["learning_rate"] > outcome.history[1]["learning_rate"] >= 0
