@@ -80,8 +80,8 @@ def _ensure(session: Session, column: Any, values: dict[str, Any]) -> tuple[int,
     created = _insert_ignore(session, column.class_, column.key, values)
     if created is not None:
         return created, True
-    found = _id_of(session, column, key)
-    assert found is not None  # the conflicting row was committed by another writer
+    # the conflicting row was committed by another writer: it is there now
+    found = session.execute(select(column.class_.id).where(column == key)).scalar_one()
     return found, False
 
 

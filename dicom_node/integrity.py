@@ -157,7 +157,7 @@ def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
         raise InvalidInput(f"{keyword} {value!r} is not a number") from exc
 
 
-def _frames(ds: Dataset) -> int:
+def frame_count(ds: Dataset) -> int:
     """NumberOfFrames, 1 when absent or unreadable (tolerated, as found in the wild)."""
     try:
         return max(1, int(ds.get("NumberOfFrames") or 1))
@@ -178,10 +178,10 @@ def check_pixel_bounds(ds: Dataset, max_pixel_samples: int) -> None:
     stored = _int(ds, "BitsStored", bits)
     if not 1 <= stored <= bits:
         raise InvalidInput(f"BitsStored {stored} does not fit BitsAllocated {bits}")
-    total = rows * columns * samples * _frames(ds)
+    total = rows * columns * samples * frame_count(ds)
     if total > max_pixel_samples:
         raise InvalidInput(
-            f"{rows} x {columns} x {samples} samples x {_frames(ds)} frames = {total} exceeds "
+            f"{rows} x {columns} x {samples} samples x {frame_count(ds)} frames = {total} exceeds "
             f"max_pixel_samples {max_pixel_samples}"
         )
 
@@ -253,7 +253,7 @@ def check_fragments(ds: Dataset) -> None:
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if not UID(syntax).is_compressed or "PixelData" not in ds:
         return
-    frames = _frames(ds)
+    frames = frame_count(ds)
     declared = (_int(ds, "Rows", 0), _int(ds, "Columns", 0))
     buffer = BytesIO(ds.PixelData)
     try:

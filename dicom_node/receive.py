@@ -75,6 +75,7 @@ from dicom_node.integrity import (
     check_inflated_size,
     check_native_length,
     check_pixel_bounds,
+    frame_count,
 )
 from dicom_node.statuses import (
     CANNOT_UNDERSTAND,
@@ -132,13 +133,6 @@ def _text(ds: Dataset, keyword: str, limit: int) -> str | None:
     return str(value)[:limit] if value not in (None, "") else None
 
 
-def _frames(ds: Dataset) -> int:
-    try:
-        return max(1, int(ds.get("NumberOfFrames") or 1))
-    except (TypeError, ValueError):
-        return 1
-
-
 def parse(source: Source, with_pixels: bool = True) -> Dataset:
     """Read the received Part 10 bytes once (pixel data too unless ``with_pixels`` is False) and
     check that they are whole and honestly encoded; raises :class:`InstanceRefused`."""
@@ -147,7 +141,6 @@ def parse(source: Source, with_pixels: bool = True) -> Dataset:
         check_encoding(ds)
         check_complete(ds)
         check_depth(ds)
-        ds.file_meta.TransferSyntaxUID  # noqa: B018 (a Part 10 stream names its syntax)
     except InvalidInput as exc:
         raise InstanceRefused(f"header does not parse: {exc}", CANNOT_UNDERSTAND) from exc
     except Exception as exc:  # pydicom raises many exception types on corrupt input
@@ -167,7 +160,7 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
     try:
         values = {keyword: ds.get(keyword) for keyword in _REQUIRED_UIDS}
         transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
-        frames, modality = _frames(ds), _text(ds, "Modality", 16)
+        frames, modality = frame_count(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
     except Exception as exc:  # a value that does not convert (pydicom reads lazily)
         raise InstanceRefused(
