@@ -13,7 +13,7 @@ from kernel.settings import Settings, settings_environment
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
 from pipeline.registry_sync import sync_registry
-from pipeline.sweeper import run_sweeper
+from pipeline.sweeper import remove_stale_partials, run_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,7 @@ def prepare(settings: Settings) -> NodeContext:
     from inference.registry import Registry, default_models_dir
 
     ctx = NodeContext.build(settings, migrate=True)
-    removed = ctx.spool.remove_stale()
-    if removed:
-        log.info("removed stale partial files", extra={"count": removed})
+    remove_stale_partials(ctx.spool)
     registry = Registry.load(settings.models_dir or default_models_dir())
     sync_registry(ctx.sessions, registry, settings.default_model)
     return ctx

@@ -10,6 +10,7 @@ from datetime import timedelta
 from celery import Celery
 
 from db import jobs, jobs_admin
+from kernel.spool import Spool
 from pipeline.assembly import decide_assembly
 from pipeline.celery_app import enqueue
 from pipeline.context import NodeContext
@@ -53,6 +54,14 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
     return SweepResult(len(decisions), created, len(due))
 
 
+def remove_stale_partials(spool: Spool) -> int:
+    """Delete the partial files a crash left in the spool's ``tmp/``; logs and returns how many."""
+    removed = spool.remove_stale()
+    if removed:
+        log.info("removed stale partial files", extra={"count": removed})
+    return removed
+
+
 def run_sweeper(ctx: NodeContext, app: Celery, stop: threading.Event) -> None:
     """Sweep every ``sweep_interval_seconds`` until ``stop`` is set, and delete stale partial
     files from the spool's ``tmp/`` (a crash leaves them); errors are logged, not fatal."""
@@ -62,9 +71,7 @@ def run_sweeper(ctx: NodeContext, app: Celery, stop: threading.Event) -> None:
         except Exception:  # a sweep that fails (DB restarting, broker down) is retried next tick
             log.exception("sweep failed")
         try:
-            removed = ctx.spool.remove_stale()
-            if removed:
-                log.info("removed stale partial files", extra={"count": removed})
+            remove_stale_partials(ctx.spool)
         except OSError:
             log.exception("could not clean the spool's tmp folder")
         stop.wait(ctx.settings.sweep_interval_seconds)
