@@ -122,9 +122,12 @@ def _figure(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) > 1 else f"{value:.3f}"
 
 
-def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
-    """The model card in Markdown: intended use, training data, evaluation, limitations."""
-    m = facts.metrics
+def card_markdown(
+    spec: ModelSpec, facts: ModelFacts | Any, model: str, figure_rows: list[tuple[str, str]]
+) -> str:
+    """A model card in Markdown: intended use, ``model`` (one paragraph), training data,
+    evaluation with ``figure_rows`` (label, text), limitations. ``facts`` carries
+    intended_use, trained_on, training, evaluated_on, evaluation and limitations."""
     lines = [
         f"# {spec.name} ({spec.ref})",
         "",
@@ -134,12 +137,7 @@ def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
         "",
         "## Model",
         "",
-        (
-            f"Architecture `{spec.architecture}` (backbone `{spec.backbone}`), one grey input at "
-            f"{spec.input_size}x{spec.input_size}; outputs a lesion mask and a probability of "
-            f"malignancy, called positive at >= {spec.threshold:.3f}. Weights sha256 "
-            f"`{spec.weights_sha256}`."
-        ),
+        model,
         "",
         "## Training data",
         "",
@@ -155,15 +153,29 @@ def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
         "",
         "| figure | value |",
         "| --- | --- |",
+        *(f"| {label} | {text} |" for label, text in figure_rows),
     ]
+    lines += ["", "## Limitations", ""] + [f"- {item}" for item in facts.limitations] + [""]
+    return "\n".join(lines)
+
+
+def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
+    """The model card in Markdown: intended use, training data, evaluation, limitations."""
+    m = facts.metrics
+    model = (
+        f"Architecture `{spec.architecture}` (backbone `{spec.backbone}`), one grey input at "
+        f"{spec.input_size}x{spec.input_size}; outputs a lesion mask and a probability of "
+        f"malignancy, called positive at >= {spec.threshold:.3f}. Weights sha256 "
+        f"`{spec.weights_sha256}`."
+    )
+    rows = []
     for key, label in CARD_FIGURES:
         if key in m:
             text = _figure(m[key])
             if key == "auc" and m.get("auc_ci_low") is not None:
                 text += f" (95% CI {_figure(m['auc_ci_low'])}-{_figure(m['auc_ci_high'])}, DeLong)"
-            lines.append(f"| {label} | {text} |")
-    lines += ["", "## Limitations", ""] + [f"- {item}" for item in facts.limitations] + [""]
-    return "\n".join(lines)
+            rows.append((label, text))
+    return card_markdown(spec, facts, model, rows)
 
 
 def write_package(

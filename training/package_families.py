@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from inference.registry import Family, ModelSpec, SelectionRule
-from training.package import CARD_FILE, INTENDED_USE, WEIGHTS_FILE, write_package
+from training.package import CARD_FILE, INTENDED_USE, WEIGHTS_FILE, card_markdown, write_package
 
 CEUS_KEY_FRAMES = 5
 CINE_FRAMES = 16
@@ -132,42 +132,17 @@ def render_network_card(spec: ModelSpec, facts: NetworkFacts) -> str:
     outputs = "a probability of malignancy"
     if spec.outputs.segments:
         outputs = "a lymph-node mask and " + outputs
-    lines = [
-        f"# {spec.name} ({spec.ref})",
-        "",
-        "## Intended use",
-        "",
-        facts.intended_use,
-        "",
-        "## Model",
-        "",
-        (
-            f"Family `{spec.family.value}`, architecture `{spec.architecture}` (backbone "
-            f"`{spec.backbone}`) at {spec.input_size}x{spec.input_size}; inputs {inputs}. "
-            f"Outputs {outputs}, called positive at >= {spec.threshold:.3f}; Grad-CAM at "
-            f"`{spec.outputs.heatmap.layer}` explaining input `{spec.outputs.heatmap.input}`. "
-            f"Weights sha256 `{spec.weights_sha256}`."
-        ),
-        "",
-        "## Training data",
-        "",
-        facts.trained_on,
-        "",
-        facts.training,
-        "",
-        "## Evaluation",
-        "",
-        facts.evaluated_on,
-        "",
-        facts.evaluation,
-        "",
-        "| figure | value |",
-        "| --- | --- |",
+    model = (
+        f"Family `{spec.family.value}`, architecture `{spec.architecture}` (backbone "
+        f"`{spec.backbone}`) at {spec.input_size}x{spec.input_size}; inputs {inputs}. "
+        f"Outputs {outputs}, called positive at >= {spec.threshold:.3f}; Grad-CAM at "
+        f"`{spec.outputs.heatmap.layer}` explaining input `{spec.outputs.heatmap.input}`. "
+        f"Weights sha256 `{spec.weights_sha256}`."
+    )
+    rows = [
+        (name, "n/a" if value is None else f"{value:.3f}") for name, value in facts.metrics.items()
     ]
-    for name, value in facts.metrics.items():
-        lines.append(f"| {name} | {'n/a' if value is None else f'{value:.3f}'} |")
-    lines += ["", "## Limitations", ""] + [f"- {item}" for item in facts.limitations] + [""]
-    return "\n".join(lines)
+    return card_markdown(spec, facts, model, rows)
 
 
 def package_network(
