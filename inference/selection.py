@@ -369,7 +369,7 @@ def _decode(
     already: the others in one pass over the file, each distinct frame once."""
     key_index = indices[len(indices) // 2]
     rest = [index for index in indices if index != key_index]
-    decoded = dict(zip(rest, read_frames(path, rest, header) if rest else [], strict=True))
+    decoded = dict(zip(rest, read_frames(path, rest, header), strict=True))
     decoded[key_index] = key
     return [decoded[index] for index in indices]
 
