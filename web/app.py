@@ -16,6 +16,7 @@ from web import pages, public, study
 from web.access_log import AccessLogMiddleware
 from web.auth import Authenticator, NotAuthenticated, not_authenticated
 from web.formatting import register_filters
+from web.headers import SecurityHeadersMiddleware
 from web.metrics import make_registry
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool
     if not settings.web_users:
         log.warning("no web users: nobody can log in to the status page (lnm-node web-user NAME)")
     app.add_exception_handler(NotAuthenticated, not_authenticated)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(public.router)
