@@ -29,17 +29,17 @@ def render(request: Request, template: str, user: str, **context: Any) -> Respon
 
 @router.get("/")
 def overview(request: Request, session: DbSession, user: User) -> Response:
-    jobs = views.states(session, Job)
+    jobs, deliveries = views.states(session, Job), views.states(session, Delivery)
     return render(
         request, "overview.html", user,
         studies=views.states(session, Study), jobs=jobs,
-        deliveries=views.states(session, Delivery), instances=views.instance_count(session),
+        deliveries=deliveries, instances=views.instance_count(session),
         queue=views.queue_depth_from(jobs),
         broker=broker_queue_lengths(request.app.state.settings),
         models=views.model_version_rows(session),
         recent=views.study_rows(session, limit=10),
-        failed_jobs=len(views.failed_jobs(session)),
-        problem_deliveries=len(views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES)),
+        failed_jobs=views.count_in(jobs, views.FAILED_JOB_STATES),
+        problem_deliveries=views.count_in(deliveries, views.PROBLEM_DELIVERY_STATES),
         quarantined=len(request.app.state.spool.quarantined()),
     )
 

@@ -20,7 +20,7 @@ from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 from sqlalchemy.orm import sessionmaker
 
-from db.instances import instance_rows
+from db.views import instance_rows
 from db.session import make_engine
 from dicom_node import statuses
 from dicom_node.scu import echo, send_instances, store_files

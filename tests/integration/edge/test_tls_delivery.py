@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db.instances import instance_rows
+from db.views import instance_rows
 from db.models import Job, JobState
 from dicom_node.scp import start_scp
 from dicom_node.scu import send_instances
