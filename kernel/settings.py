@@ -224,6 +224,9 @@ class Settings(BaseSettings):
     web_session_secret: str = ""
     web_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
 
+    # de-identification (`lnm-node deidentify`): the key of the UID and Patient ID remapping
+    deid_uid_secret: str = ""
+
     @field_validator("ae_title")
     @classmethod
     def _ae_title(cls, value: str) -> str:
@@ -332,8 +335,9 @@ class Settings(BaseSettings):
         for key in ("database_url", "broker_url"):
             data[key] = re.sub(r"//([^:/@]*):([^@]+)@", r"//\1:***@", data[key])
         data["web_users"] = [entry.partition(":")[0] + ":***" for entry in self.web_users]
-        if self.web_session_secret:
-            data["web_session_secret"] = "***"
+        for key in ("web_session_secret", "deid_uid_secret"):
+            if data[key]:
+                data[key] = "***"
         return data
 
 
