@@ -30,6 +30,20 @@ def _check_ae(value: str) -> str:
     return value.strip()
 
 
+_USERINFO = re.compile(r"//([^/@\s]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user information hidden (``//user:***@``); user
+    information without a colon (a token) is hidden whole (``//***@``)."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match.group(1).partition(":")
+        return f"//{user}:***@" if colon else "//***@"
+
+    return _USERINFO.sub(hide, url, count=1)
+
+
 def _split_list(value: Any) -> Any:
     """Environment lists: a JSON array, or comma-separated text."""
     if isinstance(value, str):
@@ -93,7 +107,8 @@ class StowDestination(BaseModel):
         return cls(url=text.removeprefix("stow+").rstrip("/"))
 
     def __str__(self) -> str:
-        return f"stow+{self.url}"
+        """The name shown and stored (Delivery rows, audit, logs): credentials hidden."""
+        return f"stow+{redact_url(self.url)}"
 
 
 def parse_destination(text: str) -> Destination | StowDestination:
@@ -325,6 +340,14 @@ class Settings(BaseSettings):
                 "client certificates); or set tls_require_client_certificate=false"
             )
 
+    def destination_named(self, name: str) -> Destination | StowDestination:
+        """The configured destination shown as ``name`` (its credentials included), else
+        ``name`` parsed as a new one."""
+        for destination in self.destinations:
+            if str(destination) == name:
+                return destination
+        return parse_destination(name)
+
     def calling_ae_rules(self) -> list[CallingAE]:
         """The calling-AE allowlist, parsed (empty: every calling AE is allowed)."""
         return [CallingAE.parse(entry) for entry in self.calling_ae_allowlist]
@@ -333,7 +356,8 @@ class Settings(BaseSettings):
         """Effective settings with secrets (passwords in URLs) hidden, for the start-up log."""
         data = self.model_dump(mode="json")
         for key in ("database_url", "broker_url"):
-            data[key] = re.sub(r"//([^:/@]*):([^@]+)@", r"//\1:***@", data[key])
+            data[key] = redact_url(data[key])
+        data["destinations"] = [str(d) for d in self.destinations]
         data["web_users"] = [entry.partition(":")[0] + ":***" for entry in self.web_users]
         for key in ("web_session_secret", "deid_uid_secret"):
             if data[key]:
