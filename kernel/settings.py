@@ -238,6 +238,13 @@ class Settings(BaseSettings):
     #: signs session cookies; empty: a random key per start (sessions end at a restart)
     web_session_secret: str = ""
     web_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    #: reverse proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed:
+    #: behind one that terminates https, session cookies are marked Secure
+    web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: failed logins wait this long after the third failure (per client and per user),
+    #: doubling with each further failure up to web_login_max_backoff_seconds
+    web_login_backoff_seconds: float = Field(default=1.0, gt=0)
+    web_login_max_backoff_seconds: float = Field(default=300.0, gt=0)
 
     # de-identification (`lnm-node deidentify`): the key of the UID and Patient ID remapping
     deid_uid_secret: str = ""
@@ -273,6 +280,14 @@ class Settings(BaseSettings):
             if len(set(names)) != len(names):
                 raise ValueError("web_users names a user twice")
             return [entry.strip() for entry in value]
+        return value
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            return [str(ip_network(str(v).strip(), strict=False)) for v in value]
         return value
 
     @field_validator("calling_ae_allowlist", mode="before")

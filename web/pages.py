@@ -80,7 +80,9 @@ def audit(request: Request, session: DbSession, user: User) -> Response:
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the session on the server too: a copy of the cookie stops working."""
+    request.app.state.authenticator.revoke(request.cookies.get(COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

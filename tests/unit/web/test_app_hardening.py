@@ -24,10 +24,15 @@ USER, PASSWORD = "radiology", "correct horse battery"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def _client(home: Path, **settings: object) -> TestClient:
-    config = Settings(home=home, web_users=[f"{USER}:{hash_password(PASSWORD)}"],
+ENTRY = f"{USER}:{hash_password(PASSWORD)}"
+
+
+def _client(home: Path, entry: str = ENTRY, peer: str = "127.0.0.1", **settings: object) -> TestClient:
+    home.mkdir(parents=True, exist_ok=True)
+    config = Settings(home=home, web_users=[entry],
                       web_session_secret="unit-test-secret", **settings)  # type: ignore[arg-type]
-    return TestClient(create_app(config, make_sessionmaker(config.database_url)))
+    return TestClient(create_app(config, make_sessionmaker(config.database_url)),
+                      client=(peer, 50000))
 
 
 def _login(client: TestClient, password: str = PASSWORD, user: str = USER) -> int:
@@ -76,3 +81,57 @@ def test_overview_failed_job_count_is_not_capped_at_a_list_length(tmp_path: Path
     assert "130 failed job(s)" in client.get("/").text
     status = CliRunner().invoke(app, ["status", "--json", "--home", str(tmp_path)])
     assert json.loads(status.stdout)["counts"]["jobs"] == {"FAILED": 130}
+
+
+def test_login_failures_back_off_per_client_then_even_the_right_password_waits(tmp_path: Path) -> None:
+    client = _client(tmp_path, web_login_backoff_seconds=60)
+    assert [_login(client, "wrong") for _ in range(4)] == [401, 401, 401, 401]
+    answer = client.post("/login", data={"username": USER, "password": PASSWORD},
+                         follow_redirects=False)
+    assert answer.status_code == 429 and int(answer.headers["retry-after"]) >= 60
+    basic = client.get("/studies", auth=(USER, PASSWORD))
+    assert basic.status_code == 429 and "retry-after" in basic.headers
+
+
+def test_login_failures_back_off_per_user_from_any_client(tmp_path: Path) -> None:
+    first = _client(tmp_path, web_login_backoff_seconds=60)
+    assert [_login(first, "wrong") for _ in range(4)] == [401] * 4
+    other = TestClient(first.app, client=("10.9.8.7", 40000))
+    assert _login(other) == 429  # the user waits, wherever the next try comes from
+    assert _login(other, user="someone-else") == 401  # others do not
+
+
+def test_logout_ends_the_session_a_copied_cookie_is_refused_after_restart_too(tmp_path: Path) -> None:
+    client = _client(tmp_path)
+    assert _login(client) == 303
+    copied = client.cookies.get("lnm_session")
+    assert client.get("/studies").status_code == 200
+    assert client.post("/logout", follow_redirects=False).status_code == 303
+    thief = _client(tmp_path)
+    thief.cookies.set("lnm_session", copied)
+    assert thief.get("/studies").status_code == 401
+    assert (tmp_path / "web-sessions-revoked.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_password_change_ends_existing_sessions(tmp_path: Path) -> None:
+    client = _client(tmp_path)
+    assert _login(client) == 303
+    copied = client.cookies.get("lnm_session")
+    same = _client(tmp_path)
+    same.cookies.set("lnm_session", copied)
+    assert same.get("/studies").status_code == 200  # a restart alone keeps the session
+    changed = _client(tmp_path, entry=f"{USER}:{hash_password('a brand new password')}")
+    changed.cookies.set("lnm_session", copied)
+    assert changed.get("/studies").status_code == 401
+
+
+def test_cookie_secure_behind_trusted_proxy_only(tmp_path: Path) -> None:
+    https = {"x-forwarded-proto": "https"}
+    behind = _client(tmp_path / "a", peer="10.0.0.5", web_trusted_proxies=["10.0.0.0/24"])
+    answer = behind.post("/login", data={"username": USER, "password": PASSWORD},
+                         headers=https, follow_redirects=False)
+    assert "secure" in answer.headers["set-cookie"].lower()
+    direct = _client(tmp_path / "b", peer="192.0.2.9", web_trusted_proxies=["10.0.0.0/24"])
+    answer = direct.post("/login", data={"username": USER, "password": PASSWORD},
+                         headers=https, follow_redirects=False)
+    assert "secure" not in answer.headers["set-cookie"].lower()
