@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     #: signs session cookies; empty: a random key per start (sessions end at a restart)
     web_session_secret: str = ""
     web_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    #: /metrics answers from a cache this old at most (it needs no login: a scrape flood must
+    #: not run the database aggregates each time)
+    metrics_cache_seconds: float = Field(default=10.0, ge=0)
     #: reverse proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed:
     #: behind one that terminates https, session cookies are marked Secure
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

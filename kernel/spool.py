@@ -144,7 +144,7 @@ class Spool:
 
     def quarantine(self, data: bytes | Path | None, reason: str, details: dict[str, object]) -> Path:
         """Keep a refused instance with its reason; returns the JSON record's path."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # names sort oldest first
         name = f"{stamp}-{uuid.uuid4().hex[:12]}"
         record = {"reason": reason, "received_at": datetime.now(UTC).isoformat(), **details}
         if isinstance(data, Path):
@@ -158,6 +158,19 @@ class Spool:
         self.write_bytes_atomic(json_path, json.dumps(record, indent=2, default=str).encode())
         return json_path
 
-    def quarantined(self) -> list[dict[str, object]]:
-        """All quarantine records, oldest first."""
-        return [json.loads(p.read_text()) for p in sorted(self.quarantine_dir.glob("*.json"))]
+    def quarantine_count(self) -> int:
+        """How many quarantine records there are (their names are listed, none is read)."""
+        with os.scandir(self.quarantine_dir) as entries:
+            return sum(entry.name.endswith(".json") for entry in entries)
+
+    def quarantined(self, limit: int = 200) -> list[dict[str, object]]:
+        """The newest ``limit`` quarantine records, newest first (only those are read)."""
+        with os.scandir(self.quarantine_dir) as entries:
+            names = sorted((e.name for e in entries if e.name.endswith(".json")), reverse=True)
+        records = []
+        for name in names[:limit]:
+            try:
+                records.append(json.loads((self.quarantine_dir / name).read_text()))
+            except (OSError, ValueError):  # removed by retention meanwhile, or damaged
+                continue
+        return records

@@ -40,7 +40,7 @@ def overview(request: Request, session: DbSession, user: User) -> Response:
         recent=views.study_rows(session, limit=10),
         failed_jobs=views.count_in(jobs, views.FAILED_JOB_STATES),
         problem_deliveries=views.count_in(deliveries, views.PROBLEM_DELIVERY_STATES),
-        quarantined=len(request.app.state.spool.quarantined()),
+        quarantined=request.app.state.spool.quarantine_count(),
     )
 
 
@@ -70,7 +70,7 @@ def errors(request: Request, session: DbSession, user: User) -> Response:
         request, "errors.html", user,
         failed_jobs=views.failed_jobs(session),
         deliveries=views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES),
-        quarantine=list(reversed(request.app.state.spool.quarantined())),
+        quarantine=request.app.state.spool.quarantined(limit=200),
     )
 
 

@@ -80,3 +80,13 @@ def test_spool_remove_stale_deletes_only_old_partial_files(tmp_path: Path) -> No
     assert not old.exists() and fresh.exists()
     assert spool.remove_stale(older_than_seconds=0) == 1
     assert list(spool.tmp_dir.iterdir()) == []
+
+
+def test_quarantine_count_and_newest_records_without_reading_all(tmp_path: Path) -> None:
+    spool = Spool.under(tmp_path)
+    for n in range(5):
+        spool.quarantine(b"x", f"reason {n}", {})
+    min(spool.quarantine_dir.glob("*.json")).write_text("{damaged")
+    assert spool.quarantine_count() == 5
+    newest = spool.quarantined(limit=2)
+    assert [r["reason"] for r in newest] == ["reason 4", "reason 3"]
