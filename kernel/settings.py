@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kernel.spool import make_dirs
+
 _AE_RE = re.compile(r"^[\x20-\x7e]{1,16}$")
 _WEB_USER_RE = re.compile(
     r"^[A-Za-z0-9._-]{1,64}:scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
@@ -387,10 +389,21 @@ def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, then apply non-None ``overrides`` (CLI flags)."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     settings = Settings(**clean)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_dirs(settings.home)
     if not os.access(settings.home, os.W_OK):
         raise ValueError(f"home folder {settings.home} is not writable")
+    _create_private_sqlite(settings.database_url)
     return settings
+
+
+def _create_private_sqlite(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (it would follow the umask); its
+    journal and WAL files take the database file's mode."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists() and path.parent.is_dir():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

@@ -8,6 +8,9 @@ Layout::
     HOME/spool/outbox/<job>/<role>.dcm               results to deliver
     HOME/spool/tmp/                                  partial writes (same filesystem)
 
+Every folder is created 0700 and every file 0600 (whatever the umask): the spool holds
+patient data.
+
 A crash can leave partial files in ``tmp/``; :meth:`Spool.remove_stale` deletes those not
 written to for :data:`STALE_AFTER_SECONDS` (a write in progress touches its file all along).
 """
@@ -31,6 +34,9 @@ from typing import BinaryIO
 #: flushed fragment by fragment; a stalled association ends at the network timeout)
 STALE_AFTER_SECONDS = 3600.0
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
 _SAFE = re.compile(r"^[0-9A-Za-z.\-_]{1,128}$")
 
 
@@ -39,6 +45,15 @@ def _safe(component: str) -> str:
     if not _SAFE.match(component) or component in {".", ".."}:
         raise ValueError(f"unsafe path component {component!r}")
     return component
+
+
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each 0700 (``parents=True`` alone would give
+    the parents the umask's mode)."""
+    if path.is_dir():
+        return
+    make_dirs(path.parent)
+    path.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 def fsync_dir(path: Path) -> None:
@@ -60,7 +75,7 @@ class Spool:
     def under(cls, home: Path) -> Spool:
         spool = cls(Path(home) / "spool")
         for sub in ("incoming", "quarantine", "work", "outbox", "tmp"):
-            (spool.root / sub).mkdir(parents=True, exist_ok=True)
+            make_dirs(spool.root / sub)
         return spool
 
     @property
@@ -76,20 +91,20 @@ class Spool:
 
     def work_dir(self, job_id: int | str) -> Path:
         path = self.root / "work" / _safe(str(job_id))
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         return path
 
     def outbox_dir(self, job_id: int | str) -> Path:
         path = self.root / "outbox" / _safe(str(job_id))
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         return path
 
     def write_atomic(self, path: Path, write: Callable[[BinaryIO], None]) -> Path:
         """Write via a temp file in the spool, fsync it, rename into place, fsync the folder."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            with open(tmp, "wb") as handle:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -106,7 +121,8 @@ class Spool:
         A file on another filesystem than the spool is copied with :meth:`write_atomic`
         instead (and left for its owner to delete).
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
+        os.chmod(source, FILE_MODE)
         fd = os.open(source, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -150,6 +166,7 @@ class Spool:
         if isinstance(data, Path):
             target = self.quarantine_dir / f"{name}.dcm"
             shutil.move(str(data), target)
+            os.chmod(target, FILE_MODE)
             record["file"] = target.name
         elif data is not None:
             self.write_bytes_atomic(self.quarantine_dir / f"{name}.dcm", data)
