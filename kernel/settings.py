@@ -204,6 +204,17 @@ class Settings(BaseSettings):
     #: delivery attempts per destination before it is dead-lettered (FAILED)
     max_delivery_attempts: int = Field(default=8, ge=1, le=100)
 
+    # retention (the sweeper's retention pass, every retention_interval_seconds; audited)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    #: received studies are kept this long after their last instance (pathology arrives late,
+    #: and `dataset build --from-node` needs them); labelled studies are kept for good
+    received_retention_days: float = Field(default=90.0, gt=0)
+    #: received bytes above which the oldest finished, unlabelled studies go even before
+    #: received_retention_days (0: no cap)
+    spool_max_bytes: int = Field(default=0, ge=0)
+    quarantine_max_age_days: float = Field(default=30.0, gt=0)
+    quarantine_max_bytes: int = Field(default=1024**3, gt=0)
+
     # study assembly
     quiet_seconds: float = Field(default=30.0, ge=0)
     max_wait_seconds: float = Field(default=3600.0, gt=0)

@@ -66,6 +66,15 @@ def fsync_dir(path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class QuarantineEntry:
+    """One quarantined instance: its record and (when kept) its bytes."""
+
+    stem: str
+    modified: float
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class Spool:
     """Paths and durable writes under ``root``."""
 
@@ -174,6 +183,54 @@ class Spool:
         json_path = self.quarantine_dir / f"{name}.json"
         self.write_bytes_atomic(json_path, json.dumps(record, indent=2, default=str).encode())
         return json_path
+
+    def quarantine_entries(self) -> list[QuarantineEntry]:
+        """Every quarantine entry (record + bytes), oldest first; only names and sizes are read."""
+        sizes: dict[str, int] = {}
+        modified: dict[str, float] = {}
+        with os.scandir(self.quarantine_dir) as entries:
+            for entry in entries:
+                stem, _, suffix = entry.name.rpartition(".")
+                if suffix not in ("json", "dcm") or not stem:
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                sizes[stem] = sizes.get(stem, 0) + info.st_size
+                modified[stem] = max(modified.get(stem, 0.0), info.st_mtime)
+        return [QuarantineEntry(stem, modified[stem], sizes[stem]) for stem in sorted(sizes)]
+
+    def remove_quarantine_entry(self, entry: QuarantineEntry) -> None:
+        """Delete a quarantine entry's record and bytes."""
+        for suffix in (".dcm", ".json"):
+            (self.quarantine_dir / _safe(entry.stem + suffix)).unlink(missing_ok=True)
+
+    def remove_received(self, path: Path) -> int:
+        """Delete one received instance under ``incoming/`` and its folders left empty; the
+        bytes freed (0 when it was gone). A path outside ``incoming/`` is refused."""
+        incoming = (self.root / "incoming").resolve()
+        target = Path(path).resolve()
+        if incoming not in target.parents:
+            raise ValueError(f"{path} is not a received instance of this spool")
+        try:
+            size = target.stat().st_size
+            target.unlink()
+        except FileNotFoundError:
+            return 0
+        for folder in (target.parent, target.parent.parent):
+            if folder == incoming:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: other instances of the series or study
+                break
+        return size
+
+    def remove_job_files(self, job_id: int | str) -> None:
+        """Delete a job's ``work/`` and ``outbox/`` folders."""
+        for area in ("work", "outbox"):
+            shutil.rmtree(self.root / area / _safe(str(job_id)), ignore_errors=True)
 
     def quarantine_count(self) -> int:
         """How many quarantine records there are (their names are listed, none is read)."""
