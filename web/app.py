@@ -17,7 +17,7 @@ from web.access_log import AccessLogMiddleware
 from web.auth import Authenticator, NotAuthenticated, Throttled, not_authenticated, throttled
 from web.clients import trusted_networks
 from web.formatting import register_filters
-from web.headers import SecurityHeadersMiddleware
+from web.headers import security_headers
 from web.metrics import make_registry
 from web.throttle import LoginThrottle
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool
         log.warning("no web users: nobody can log in to the status page (lnm-node web-user NAME)")
     app.add_exception_handler(NotAuthenticated, not_authenticated)
     app.add_exception_handler(Throttled, throttled)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.middleware("http")(security_headers)
     app.add_middleware(AccessLogMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(public.router)

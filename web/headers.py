@@ -7,8 +7,9 @@ images; the pages use no script.
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -24,23 +25,9 @@ SECURITY_HEADERS = {
 }
 
 
-class SecurityHeadersMiddleware:
-    """ASGI middleware: sets :data:`SECURITY_HEADERS` on every HTTP answer (overriding a
-    route's own ``Cache-Control``)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+async def security_headers(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """HTTP middleware: sets :data:`SECURITY_HEADERS` on every answer (overriding a route's
+    own ``Cache-Control``)."""
+    response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response
