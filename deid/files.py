@@ -63,7 +63,7 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     applied = ([CLEAN_PIXEL_DATA] if masked else []) + ([CLEAN_STRUCTURED_CONTENT] if structured else [])
     apply_basic_profile(ds, uids, table, applied)
     if structured:
-        clean_structured_content(ds, uids)
+        clean_structured_content(ds)
     scrub_leaks(ds, terms, uids)
     if getattr(ds, "file_meta", None) is not None:
         scrub_leaks(ds.file_meta, terms, uids)

@@ -2,8 +2,9 @@
 free text, name, date and UID they hold is replaced.
 
 A content item names its kind in ValueType (PS3.3 C.17.3). TEXT and PNAME values are
-replaced by a fixed dummy; DATE, TIME and DATETIME by the profile's dummy dates; UIDREF by the
-keyed remapping. CODE, NUM, CONTAINER, IMAGE, COMPOSITE, SCOORD and the like carry no free
+replaced by a fixed dummy; DATE, TIME and DATETIME by the profile's dummy dates. UIDREF values
+(UID, action U) were remapped by the profile already, consistently with the instances they
+name. CODE, NUM, CONTAINER, IMAGE, COMPOSITE, SCOORD and the like carry no free
 text and are kept, so a measurement report still reads as one.
 """
 
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 from highdicom.sr import CodedConcept
 from pydicom import Dataset
-
-from deid.profile import UidMap
 
 CLEAN_STRUCTURED_CONTENT = CodedConcept("113104", "DCM", "Clean Structured Content Option")
 #: what a TEXT or PNAME content item holds after cleaning (type 1: it cannot be empty)
@@ -33,7 +32,7 @@ def has_structured_content(ds: Dataset) -> bool:
     return found
 
 
-def _clean_item(item: Dataset, uids: UidMap) -> None:
+def _clean_item(item: Dataset) -> None:
     value_type = str(item.get("ValueType", ""))
     if "TextValue" in item:
         item.TextValue = REMOVED_TEXT
@@ -43,13 +42,11 @@ def _clean_item(item: Dataset, uids: UidMap) -> None:
         keyword, dummy = _DUMMY[value_type]
         if keyword in item:
             setattr(item, keyword, dummy)
-    if "UID" in item and item.UID:
-        item.UID = uids(item.UID)
     for child in item.get("ContentSequence", []):
-        _clean_item(child, uids)
+        _clean_item(child)
 
 
-def clean_structured_content(ds: Dataset, uids: UidMap) -> None:
+def clean_structured_content(ds: Dataset) -> None:
     """Clean every content item of ``ds`` (at any depth) in place."""
     def visit(dataset: Dataset) -> None:
         for element in list(dataset):
@@ -57,7 +54,7 @@ def clean_structured_content(ds: Dataset, uids: UidMap) -> None:
                 continue
             for item in element.value:
                 if element.keyword == "ContentSequence":
-                    _clean_item(item, uids)
+                    _clean_item(item)
                 visit(item)
 
     visit(ds)

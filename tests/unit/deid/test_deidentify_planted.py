@@ -158,6 +158,7 @@ def test_deidentify_planted_identifiers_none_survives_in_any_element_or_sr_item(
     finding = sr.ContentSequence[2]
     assert finding.ContentSequence[0].TextValue == "REMOVED"  # type 1: replaced, not emptied
     assert finding.ContentSequence[3].ConceptCodeSequence[0].CodeMeaning == "nodule"  # codes kept
+    assert finding.ContentSequence[2].UID == sr.StudyInstanceUID  # remapped once, consistently
 
 
 def test_deidentify_structured_content_withhold_option_withholds_the_sr(tmp_path: Path) -> None:
