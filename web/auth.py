@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from web.sessions import RevokedSessions
 from web.throttle import LoginThrottle, login_keys
 
 COOKIE = "lnm_session"
+#: password checks (scrypt: ~60 ms of CPU and 16 MiB each) that may run at the same time
+CONCURRENT_CHECKS = 2
 LOGIN_PATH = "/login"
 
 
@@ -55,6 +58,8 @@ class Authenticator:
     max_age_seconds: int
     revoked: RevokedSessions = field(default_factory=lambda: RevokedSessions(None))
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    checks: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(CONCURRENT_CHECKS))
 
     @classmethod
     def build(cls, entries: list[str], secret: str, max_age_seconds: int,
@@ -99,16 +104,22 @@ class Authenticator:
             self.revoked.revoke(payload[1], time.time() + self.max_age_seconds)
 
     def check_password(self, client: str, name: str, password: str) -> bool:
-        """The password check, throttled: :class:`Throttled` while the client or user waits."""
+        """The password check, throttled: :class:`Throttled` while the client or user waits.
+
+        The attempt counts as a failure before the check runs (a success clears it), so a
+        burst of parallel tries is throttled as soon as a few are in flight; at most
+        :data:`CONCURRENT_CHECKS` scrypt checks run at once, whoever asks.
+        """
         keys = login_keys(client, name)
         wait = self.throttle.retry_after(keys)
         if wait > 0:
             raise Throttled(wait)
-        if self.users.check(name, password):
-            self.throttle.succeeded(keys)
-            return True
         self.throttle.failed(keys)
-        return False
+        with self.checks:
+            accepted = self.users.check(name, password)
+        if accepted:
+            self.throttle.succeeded(keys)
+        return accepted
 
     def basic_user(self, header: str | None, client: str = "unknown") -> str | None:
         """The user of a valid ``Authorization: Basic`` header."""
