@@ -65,7 +65,6 @@ def replay(
     """Send a DELIVERED job's outputs again (same UIDs) to its destinations or to ``--to``."""
     from db.jobs_admin import AdminRefused, job_destinations, prepare_replay
     from db.models import DeliveryState
-    from kernel.settings import parse_destination
     from pipeline.context import NodeContext
     from pipeline.deliver import deliver_to
 
@@ -79,7 +78,7 @@ def replay(
     failed = 0
     for name in names:
         try:
-            destination = parse_destination(name)
+            destination = settings.destination_named(name)
             with ctx.sessions.begin() as session:
                 files = prepare_replay(session, job_id, str(destination), actor=actor)
         except (AdminRefused, ValueError) as exc:

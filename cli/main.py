@@ -147,32 +147,38 @@ def beat(home: HomeOption = None) -> None:
 
 @app.command()
 def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Studies, jobs and deliveries by state, and the recent jobs."""
-    from db import jobs
+    """Studies, jobs and deliveries by state, and the recent jobs (the status page's numbers)."""
+    from dataclasses import asdict
+
+    from db import views
+    from db.models import Delivery, Job, Study
     from db.session import make_sessionmaker
 
     settings = _settings(home)
     sessions = make_sessionmaker(settings.database_url)
     with sessions() as session:
-        data = {"counts": jobs.counts(session), "jobs": jobs.job_rows(session, limit=50)}
+        counts = {name: {state: n for state, n in views.states(session, model).items() if n}
+                  for name, model in (("studies", Study), ("jobs", Job), ("deliveries", Delivery))}
+        counts["instances"] = {"RECEIVED": views.instance_count(session)}
+        rows = views.job_rows(session, limit=50)
     if as_json:
-        print(json.dumps(data, indent=2, default=str))
+        print(json.dumps({"counts": counts, "jobs": [asdict(row) for row in rows]}, indent=2, default=str))
         return
-    for name, counts in data["counts"].items():
-        console.print(f"[bold]{name}[/bold]: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "none"))
+    for name, by_state in counts.items():
+        console.print(f"[bold]{name}[/bold]: " + (", ".join(f"{k} {v}" for k, v in by_state.items()) or "none"))
     table = Table("job", "study", "model", "state", "probability", "deliveries")
-    for row in data["jobs"]:
-        table.add_row(str(row["job_id"]), str(row["study_instance_uid"]), str(row["model"]), str(row["state"]),
-                      "" if row["probability"] is None else f"{row['probability']:.3f}",
-                      ", ".join(f"{d['destination']} {d['state']}" for d in row["deliveries"]))  # type: ignore[union-attr]
+    for row in rows:
+        table.add_row(str(row.job_id), row.study_instance_uid, row.model, row.state,
+                      "" if row.probability is None else f"{row.probability:.3f}",
+                      ", ".join(f"{d.destination} {d.state}" for d in row.deliveries))
     console.print(table)
 
 
 @app.command()
 def instances(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every received SOP Instance UID with its study UID and state."""
-    from db.instances import instance_rows
     from db.session import make_sessionmaker
+    from db.views import instance_rows
 
     settings = _settings(home)
     with make_sessionmaker(settings.database_url)() as session:

@@ -167,31 +167,6 @@ def stored_path(session: Session, sop_instance_uid: str) -> str | None:
     ).scalar_one_or_none()
 
 
-def instance_rows(session: Session) -> list[dict[str, Any]]:
-    """Every received instance, oldest first, with its study UID and state."""
-    rows = session.execute(
-        select(
-            Instance.sop_instance_uid,
-            Study.study_instance_uid,
-            Instance.state,
-            Instance.sop_class_uid,
-            Instance.received_at,
-        )
-        .join(Study, Instance.study_id == Study.id)
-        .order_by(Instance.received_at, Instance.id)
-    ).all()
-    return [
-        {
-            "sop_instance_uid": r.sop_instance_uid,
-            "study_instance_uid": r.study_instance_uid,
-            "state": str(r.state),
-            "sop_class_uid": r.sop_class_uid,
-            "received_at": r.received_at,
-        }
-        for r in rows
-    ]
-
-
 def study_counts_by_state(session: Session) -> dict[str, int]:
     """How many studies are in each state (states with no study are left out)."""
     rows = session.execute(select(Study.state, func.count(Study.id)).group_by(Study.state)).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db import audit
@@ -199,36 +199,3 @@ def delivery_for(session: Session, job_id: int, destination: str) -> Delivery:
         session.add(delivery)
         session.flush()
     return delivery
-
-
-def counts(session: Session) -> dict[str, dict[str, int]]:
-    """Studies, jobs and deliveries counted by state."""
-    result: dict[str, dict[str, int]] = {}
-    for name, model in (("studies", Study), ("jobs", Job), ("deliveries", Delivery)):
-        rows = session.execute(select(model.state, func.count()).group_by(model.state)).all()
-        result[name] = {str(state.value if hasattr(state, "value") else state): n for state, n in rows}
-    result["instances"] = {"RECEIVED": session.scalar(select(func.count()).select_from(Instance)) or 0}
-    return result
-
-
-def job_rows(session: Session, limit: int = 200) -> list[dict[str, object]]:
-    """Recent jobs with their study UID and deliveries, newest first."""
-    jobs = session.scalars(select(Job).order_by(Job.id.desc()).limit(limit))
-    rows = []
-    for job in jobs:
-        rows.append({
-            "job_id": job.id,
-            "study_instance_uid": job.study.study_instance_uid,
-            "model": f"{job.model_key}@{job.model_version}",
-            "generation": job.generation,
-            "state": job.state.value,
-            "attempts": job.attempts,
-            "probability": job.probability,
-            "reason": job.reason,
-            "deliveries": [
-                {"destination": d.destination, "state": d.state.value, "attempts": d.attempts,
-                 "last_error": d.last_error}
-                for d in job.deliveries
-            ],
-        })
-    return rows

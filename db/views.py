@@ -1,4 +1,5 @@
-"""Read-only named queries behind the status page and /metrics (no writes here)."""
+"""Read-only named queries: the one read path of the status pages, /metrics and the CLI's
+``status`` and ``instances`` (no writes here)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,11 @@ def states(session: Session, model: type[Study | Job | Delivery]) -> dict[str, i
 
 def instance_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Instance)) or 0)
+
+
+def count_in(counts: dict[str, int], wanted: Sequence[StudyState | JobState | DeliveryState]) -> int:
+    """How many rows are in one of the ``wanted`` states, from :func:`states`' counts."""
+    return sum(counts.get(state.value, 0) for state in wanted)
 
 
 def queue_depth_from(job_states: dict[str, int]) -> dict[str, int]:
@@ -261,6 +267,31 @@ def model_version_rows(session: Session) -> list[ModelVersion]:
 def instance_path(session: Session, sop_instance_uid: str) -> str | None:
     """The spool path of a received instance, or None."""
     return session.scalar(select(Instance.path).where(Instance.sop_instance_uid == sop_instance_uid))
+
+
+def instance_rows(session: Session) -> list[dict[str, Any]]:
+    """Every received instance, oldest first, with its study UID and state."""
+    rows = session.execute(
+        select(
+            Instance.sop_instance_uid,
+            Study.study_instance_uid,
+            Instance.state,
+            Instance.sop_class_uid,
+            Instance.received_at,
+        )
+        .join(Study, Instance.study_id == Study.id)
+        .order_by(Instance.received_at, Instance.id)
+    ).all()
+    return [
+        {
+            "sop_instance_uid": r.sop_instance_uid,
+            "study_instance_uid": r.study_instance_uid,
+            "state": str(r.state),
+            "sop_class_uid": r.sop_class_uid,
+            "received_at": r.received_at,
+        }
+        for r in rows
+    ]
 
 
 def audit_rows(session: Session, limit: int = 200) -> list[AuditEvent]:

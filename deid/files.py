@@ -10,8 +10,15 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from deid.leaks import identifying_terms, scrub_leaks
+from deid.options import DEFAULT_OPTIONS, DeidOptions, StructuredContent
 from deid.pixels import blank_outside_tissue
-from deid.profile import ProfileTable, UidMap, apply_basic_profile
+from deid.profile import CLEAN_PIXEL_DATA, ProfileTable, UidMap, apply_basic_profile
+from deid.structured import (
+    CLEAN_STRUCTURED_CONTENT,
+    clean_structured_content,
+    has_structured_content,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +28,14 @@ class DeidReport:
     """What a run wrote; inputs are named by their path only (never by identifying values)."""
 
     written: list[Path] = field(default_factory=list)
-    withheld: list[Path] = field(default_factory=list)
+    withheld: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    #: inputs that could not be de-identified, with the error's type (never its message)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+class Withheld(Exception):
+    """The file cannot be written without an identifier in it; the reason says why."""
 
 
 def _inputs(source: Path) -> list[Path]:
@@ -32,43 +45,59 @@ def _inputs(source: Path) -> list[Path]:
 
 
 def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable,
-                    keep_unmasked: bool = False) -> Path | None:
-    """De-identify one file into ``out_dir/<study>/<sop>.dcm``; None when withheld.
+                    options: DeidOptions = DEFAULT_OPTIONS) -> Path:
+    """De-identify one file into ``out_dir/<study>/<sop>.dcm``; :class:`Withheld` when it cannot be.
 
     A file without an ultrasound tissue region cannot have its burned-in text blanked: it is
-    withheld unless ``keep_unmasked`` (then BurnedInAnnotation is left as it was).
+    withheld unless ``options.keep_unmasked`` (then BurnedInAnnotation is left as it was). A file
+    with SR content items is withheld when ``options.structured_content`` is WITHHOLD.
     """
     ds = pydicom.dcmread(path)
+    structured = has_structured_content(ds)
+    if structured and options.structured_content is StructuredContent.WITHHOLD:
+        raise Withheld("structured content (SR content items)")
+    terms = identifying_terms(ds, table)
     masked = blank_outside_tissue(ds)
-    if not masked and "PixelData" in ds and not keep_unmasked:
-        return None
-    apply_basic_profile(ds, uids, table, clean_pixels=masked)
+    if not masked and "PixelData" in ds and not options.keep_unmasked:
+        raise Withheld("no tissue region to blank burned-in text by")
+    applied = ([CLEAN_PIXEL_DATA] if masked else []) + ([CLEAN_STRUCTURED_CONTENT] if structured else [])
+    apply_basic_profile(ds, uids, table, applied)
+    if structured:
+        clean_structured_content(ds)
+    scrub_leaks(ds, terms, uids)
+    if getattr(ds, "file_meta", None) is not None:
+        scrub_leaks(ds.file_meta, terms, uids)
     if masked:
         ds.BurnedInAnnotation = "NO"
     target = out_dir / str(ds.get("StudyInstanceUID", "no-study")) / f"{ds.SOPInstanceUID}.dcm"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    ds.save_as(partial, enforce_file_format=True)
-    with open(partial, "rb") as stream:
-        os.fsync(stream.fileno())
-    partial.replace(target)
+    try:
+        ds.save_as(partial, enforce_file_format=True)
+        with open(partial, "rb") as stream:
+            os.fsync(stream.fileno())
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 
-def deidentify_tree(source: Path, out_dir: Path, secret: str, keep_unmasked: bool = False) -> DeidReport:
-    """De-identify every DICOM file under ``source``; non-DICOM files are skipped."""
+def deidentify_tree(source: Path, out_dir: Path, secret: str,
+                    options: DeidOptions = DEFAULT_OPTIONS) -> DeidReport:
+    """De-identify every DICOM file under ``source``; non-DICOM files are skipped, a file that
+    fails is reported and the run goes on."""
     report = DeidReport()
     uids, table = UidMap(secret), ProfileTable.load()
     for path in _inputs(source):
         try:
-            target = deidentify_file(path, out_dir, uids, table, keep_unmasked)
+            report.written.append(deidentify_file(path, out_dir, uids, table, options))
         except InvalidDicomError:
             report.skipped.append(path)
-            continue
-        if target is None:
-            report.withheld.append(path)
-        else:
-            report.written.append(target)
+        except Withheld as reason:
+            report.withheld.append((path, str(reason)))
+        except Exception as exc:  # noqa: BLE001 (one odd file must not end the others' export)
+            logger.warning("deidentify failed", extra={"error": type(exc).__name__})
+            report.failed.append((path, type(exc).__name__))
     logger.info("deidentified", extra={"written": len(report.written), "withheld": len(report.withheld),
-                                        "skipped": len(report.skipped)})
+                                        "skipped": len(report.skipped), "failed": len(report.failed)})
     return report

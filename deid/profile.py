@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dicomanonymizer import simpledicomanonymizer as actions
@@ -28,6 +29,8 @@ _CATEGORY_ACTION = {
 }
 BASIC_PROFILE = CodedConcept("113100", "DCM", "Basic Application Confidentiality Profile")
 CLEAN_PIXEL_DATA = CodedConcept("113101", "DCM", "Clean Pixel Data Option")
+#: repeating groups of overlays (60xx) and curves (50xx): graphics that can carry burned-in text
+_GRAPHICS_GROUPS = (range(0x6000, 0x6100, 2), range(0x5000, 0x5100, 2))
 #: dummy values of dates and times that must stay present (D); Z empties them
 _DUMMY_TIME = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}
 
@@ -95,15 +98,26 @@ def _remap(element: DataElement, uids: UidMap) -> None:
         element.value = uids(element.value)
 
 
-def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable, clean_pixels: bool) -> None:
-    """De-identify ``ds`` in place (file meta included) and record the method used."""
+def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
+                        options: Iterable[CodedConcept] = ()) -> None:
+    """De-identify ``ds`` in place (file meta included) and record the method used: the basic
+    profile and the ``options`` (PS3.16 CID 7050 codes) the caller applied.
+
+    Beyond the table: overlays and curves are removed, and a person name the table does not
+    list is replaced too.
+    """
     patient_id = str(ds.get("PatientID", "") or "")
 
     def clean(dataset: Dataset, element: DataElement) -> None:
         if element.tag.is_private:
             return
+        if any(element.tag.group in groups for groups in _GRAPHICS_GROUPS):
+            del dataset[element.tag]
+            return
         action = table.action(int(element.tag))
         if action is None:
+            if element.VR == "PN" and element.value:
+                actions.replace_element(element)
             return
         if action == "X":
             del dataset[element.tag]
@@ -132,7 +146,7 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable, clean_pi
     if patient_id:
         ds.PatientID = uids.pseudonym(patient_id)
     ds.PatientIdentityRemoved = "YES"
-    methods = [BASIC_PROFILE] + ([CLEAN_PIXEL_DATA] if clean_pixels else [])
+    methods = [BASIC_PROFILE, *options]
     ds.DeidentificationMethod = "; ".join(code.meaning for code in methods)[:64]
     ds.DeidentificationMethodCodeSequence = methods
     meta = getattr(ds, "file_meta", None)

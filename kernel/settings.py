@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kernel.spool import make_dirs
+
 _AE_RE = re.compile(r"^[\x20-\x7e]{1,16}$")
 _WEB_USER_RE = re.compile(
     r"^[A-Za-z0-9._-]{1,64}:scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
@@ -28,6 +30,20 @@ def _check_ae(value: str) -> str:
     if not _AE_RE.match(value) or value.strip() == "" or "\\" in value:
         raise ValueError(f"AE title {value!r} must be 1-16 printable characters, no backslash")
     return value.strip()
+
+
+_USERINFO = re.compile(r"//([^/@\s]*)@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user information hidden (``//user:***@``); user
+    information without a colon (a token) is hidden whole (``//***@``)."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match.group(1).partition(":")
+        return f"//{user}:***@" if colon else "//***@"
+
+    return _USERINFO.sub(hide, url, count=1)
 
 
 def _split_list(value: Any) -> Any:
@@ -93,7 +109,8 @@ class StowDestination(BaseModel):
         return cls(url=text.removeprefix("stow+").rstrip("/"))
 
     def __str__(self) -> str:
-        return f"stow+{self.url}"
+        """The name shown and stored (Delivery rows, audit, logs): credentials hidden."""
+        return f"stow+{redact_url(self.url)}"
 
 
 def parse_destination(text: str) -> Destination | StowDestination:
@@ -187,6 +204,17 @@ class Settings(BaseSettings):
     #: delivery attempts per destination before it is dead-lettered (FAILED)
     max_delivery_attempts: int = Field(default=8, ge=1, le=100)
 
+    # retention (the sweeper's retention pass, every retention_interval_seconds; audited)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    #: received studies are kept this long after their last instance (pathology arrives late,
+    #: and `dataset build --from-node` needs them); labelled studies are kept for good
+    received_retention_days: float = Field(default=90.0, gt=0)
+    #: received bytes above which the oldest finished, unlabelled studies go even before
+    #: received_retention_days (0: no cap)
+    spool_max_bytes: int = Field(default=0, ge=0)
+    quarantine_max_age_days: float = Field(default=30.0, gt=0)
+    quarantine_max_bytes: int = Field(default=1024**3, gt=0)
+
     # study assembly
     quiet_seconds: float = Field(default=30.0, ge=0)
     max_wait_seconds: float = Field(default=3600.0, gt=0)
@@ -223,6 +251,19 @@ class Settings(BaseSettings):
     #: signs session cookies; empty: a random key per start (sessions end at a restart)
     web_session_secret: str = ""
     web_session_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    #: /metrics answers from a cache this old at most (it needs no login: a scrape flood must
+    #: not run the database aggregates each time)
+    metrics_cache_seconds: float = Field(default=10.0, ge=0)
+    #: reverse proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed:
+    #: behind one that terminates https, session cookies are marked Secure
+    web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: failed logins wait this long after the third failure (per client and per user),
+    #: doubling with each further failure up to web_login_max_backoff_seconds
+    web_login_backoff_seconds: float = Field(default=1.0, gt=0)
+    web_login_max_backoff_seconds: float = Field(default=300.0, gt=0)
+
+    # de-identification (`lnm-node deidentify`): the key of the UID and Patient ID remapping
+    deid_uid_secret: str = ""
 
     @field_validator("ae_title")
     @classmethod
@@ -255,6 +296,14 @@ class Settings(BaseSettings):
             if len(set(names)) != len(names):
                 raise ValueError("web_users names a user twice")
             return [entry.strip() for entry in value]
+        return value
+
+    @field_validator("web_trusted_proxies", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: Any) -> Any:
+        value = _split_list(value)
+        if isinstance(value, list):
+            return [str(ip_network(str(v).strip(), strict=False)) for v in value]
         return value
 
     @field_validator("calling_ae_allowlist", mode="before")
@@ -322,6 +371,14 @@ class Settings(BaseSettings):
                 "client certificates); or set tls_require_client_certificate=false"
             )
 
+    def destination_named(self, name: str) -> Destination | StowDestination:
+        """The configured destination shown as ``name`` (its credentials included), else
+        ``name`` parsed as a new one."""
+        for destination in self.destinations:
+            if str(destination) == name:
+                return destination
+        return parse_destination(name)
+
     def calling_ae_rules(self) -> list[CallingAE]:
         """The calling-AE allowlist, parsed (empty: every calling AE is allowed)."""
         return [CallingAE.parse(entry) for entry in self.calling_ae_allowlist]
@@ -330,10 +387,12 @@ class Settings(BaseSettings):
         """Effective settings with secrets (passwords in URLs) hidden, for the start-up log."""
         data = self.model_dump(mode="json")
         for key in ("database_url", "broker_url"):
-            data[key] = re.sub(r"//([^:/@]*):([^@]+)@", r"//\1:***@", data[key])
+            data[key] = redact_url(data[key])
+        data["destinations"] = [str(d) for d in self.destinations]
         data["web_users"] = [entry.partition(":")[0] + ":***" for entry in self.web_users]
-        if self.web_session_secret:
-            data["web_session_secret"] = "***"
+        for key in ("web_session_secret", "deid_uid_secret"):
+            if data[key]:
+                data[key] = "***"
         return data
 
 
@@ -341,10 +400,21 @@ def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, then apply non-None ``overrides`` (CLI flags)."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     settings = Settings(**clean)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_dirs(settings.home)
     if not os.access(settings.home, os.W_OK):
         raise ValueError(f"home folder {settings.home} is not writable")
+    _create_private_sqlite(settings.database_url)
     return settings
+
+
+def _create_private_sqlite(url: str) -> None:
+    """Create a SQLite database file 0600 before SQLite does (it would follow the umask); its
+    journal and WAL files take the database file's mode."""
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.exists() and path.parent.is_dir():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

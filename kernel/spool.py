@@ -8,6 +8,9 @@ Layout::
     HOME/spool/outbox/<job>/<role>.dcm               results to deliver
     HOME/spool/tmp/                                  partial writes (same filesystem)
 
+Every folder is created 0700 and every file 0600 (whatever the umask): the spool holds
+patient data.
+
 A crash can leave partial files in ``tmp/``; :meth:`Spool.remove_stale` deletes those not
 written to for :data:`STALE_AFTER_SECONDS` (a write in progress touches its file all along).
 """
@@ -31,6 +34,9 @@ from typing import BinaryIO
 #: flushed fragment by fragment; a stalled association ends at the network timeout)
 STALE_AFTER_SECONDS = 3600.0
 
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
 _SAFE = re.compile(r"^[0-9A-Za-z.\-_]{1,128}$")
 
 
@@ -39,6 +45,15 @@ def _safe(component: str) -> str:
     if not _SAFE.match(component) or component in {".", ".."}:
         raise ValueError(f"unsafe path component {component!r}")
     return component
+
+
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each 0700 (``parents=True`` alone would give
+    the parents the umask's mode)."""
+    if path.is_dir():
+        return
+    make_dirs(path.parent)
+    path.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
 def fsync_dir(path: Path) -> None:
@@ -51,6 +66,15 @@ def fsync_dir(path: Path) -> None:
 
 
 @dataclass(frozen=True)
+class QuarantineEntry:
+    """One quarantined instance: its record and (when kept) its bytes."""
+
+    stem: str
+    modified: float
+    size_bytes: int
+
+
+@dataclass(frozen=True)
 class Spool:
     """Paths and durable writes under ``root``."""
 
@@ -60,7 +84,7 @@ class Spool:
     def under(cls, home: Path) -> Spool:
         spool = cls(Path(home) / "spool")
         for sub in ("incoming", "quarantine", "work", "outbox", "tmp"):
-            (spool.root / sub).mkdir(parents=True, exist_ok=True)
+            make_dirs(spool.root / sub)
         return spool
 
     @property
@@ -76,20 +100,20 @@ class Spool:
 
     def work_dir(self, job_id: int | str) -> Path:
         path = self.root / "work" / _safe(str(job_id))
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         return path
 
     def outbox_dir(self, job_id: int | str) -> Path:
         path = self.root / "outbox" / _safe(str(job_id))
-        path.mkdir(parents=True, exist_ok=True)
+        make_dirs(path)
         return path
 
     def write_atomic(self, path: Path, write: Callable[[BinaryIO], None]) -> Path:
         """Write via a temp file in the spool, fsync it, rename into place, fsync the folder."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            with open(tmp, "wb") as handle:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -106,7 +130,8 @@ class Spool:
         A file on another filesystem than the spool is copied with :meth:`write_atomic`
         instead (and left for its owner to delete).
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
+        os.chmod(source, FILE_MODE)
         fd = os.open(source, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -144,12 +169,13 @@ class Spool:
 
     def quarantine(self, data: bytes | Path | None, reason: str, details: dict[str, object]) -> Path:
         """Keep a refused instance with its reason; returns the JSON record's path."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")  # names sort oldest first
         name = f"{stamp}-{uuid.uuid4().hex[:12]}"
         record = {"reason": reason, "received_at": datetime.now(UTC).isoformat(), **details}
         if isinstance(data, Path):
             target = self.quarantine_dir / f"{name}.dcm"
             shutil.move(str(data), target)
+            os.chmod(target, FILE_MODE)
             record["file"] = target.name
         elif data is not None:
             self.write_bytes_atomic(self.quarantine_dir / f"{name}.dcm", data)
@@ -158,6 +184,67 @@ class Spool:
         self.write_bytes_atomic(json_path, json.dumps(record, indent=2, default=str).encode())
         return json_path
 
-    def quarantined(self) -> list[dict[str, object]]:
-        """All quarantine records, oldest first."""
-        return [json.loads(p.read_text()) for p in sorted(self.quarantine_dir.glob("*.json"))]
+    def quarantine_entries(self) -> list[QuarantineEntry]:
+        """Every quarantine entry (record + bytes), oldest first; only names and sizes are read."""
+        sizes: dict[str, int] = {}
+        modified: dict[str, float] = {}
+        with os.scandir(self.quarantine_dir) as entries:
+            for entry in entries:
+                stem, _, suffix = entry.name.rpartition(".")
+                if suffix not in ("json", "dcm") or not stem:
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                sizes[stem] = sizes.get(stem, 0) + info.st_size
+                modified[stem] = max(modified.get(stem, 0.0), info.st_mtime)
+        return [QuarantineEntry(stem, modified[stem], sizes[stem]) for stem in sorted(sizes)]
+
+    def remove_quarantine_entry(self, entry: QuarantineEntry) -> None:
+        """Delete a quarantine entry's record and bytes."""
+        for suffix in (".dcm", ".json"):
+            (self.quarantine_dir / _safe(entry.stem + suffix)).unlink(missing_ok=True)
+
+    def remove_received(self, path: Path) -> int:
+        """Delete one received instance under ``incoming/`` and its folders left empty; the
+        bytes freed (0 when it was gone). A path outside ``incoming/`` is refused."""
+        incoming = (self.root / "incoming").resolve()
+        target = Path(path).resolve()
+        if incoming not in target.parents:
+            raise ValueError(f"{path} is not a received instance of this spool")
+        try:
+            size = target.stat().st_size
+            target.unlink()
+        except FileNotFoundError:
+            return 0
+        for folder in (target.parent, target.parent.parent):
+            if folder == incoming:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: other instances of the series or study
+                break
+        return size
+
+    def remove_job_files(self, job_id: int | str) -> None:
+        """Delete a job's ``work/`` and ``outbox/`` folders."""
+        for area in ("work", "outbox"):
+            shutil.rmtree(self.root / area / _safe(str(job_id)), ignore_errors=True)
+
+    def quarantine_count(self) -> int:
+        """How many quarantine records there are (their names are listed, none is read)."""
+        with os.scandir(self.quarantine_dir) as entries:
+            return sum(entry.name.endswith(".json") for entry in entries)
+
+    def quarantined(self, limit: int = 200) -> list[dict[str, object]]:
+        """The newest ``limit`` quarantine records, newest first (only those are read)."""
+        with os.scandir(self.quarantine_dir) as entries:
+            names = sorted((e.name for e in entries if e.name.endswith(".json")), reverse=True)
+        records = []
+        for name in names[:limit]:
+            try:
+                records.append(json.loads((self.quarantine_dir / name).read_text()))
+            except (OSError, ValueError):  # removed by retention meanwhile, or damaged
+                continue
+        return records

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from kernel.spool import Spool
 from pipeline.assembly import decide_assembly
 from pipeline.celery_app import enqueue
 from pipeline.context import NodeContext
+from pipeline.retention import enforce_retention
 from pipeline.routing import queue_for
 
 log = logging.getLogger(__name__)
@@ -62,10 +64,23 @@ def remove_stale_partials(spool: Spool) -> int:
     return removed
 
 
+def run_retention(ctx: NodeContext) -> None:
+    """The retention pass (:mod:`pipeline.retention`); a failure is logged and retried later."""
+    try:
+        enforce_retention(ctx)
+    except Exception:  # DB restarting, a file busy: the next pass tries again
+        log.exception("retention pass failed")
+
+
 def run_sweeper(ctx: NodeContext, app: Celery, stop: threading.Event) -> None:
     """Sweep every ``sweep_interval_seconds`` until ``stop`` is set, and delete stale partial
-    files from the spool's ``tmp/`` (a crash leaves them); errors are logged, not fatal."""
+    files from the spool's ``tmp/`` (a crash leaves them); every ``retention_interval_seconds``
+    run the retention pass; errors are logged, not fatal."""
+    retention_due = time.monotonic()
     while not stop.is_set():
+        if time.monotonic() >= retention_due:
+            retention_due = time.monotonic() + ctx.settings.retention_interval_seconds
+            run_retention(ctx)
         try:
             sweep(ctx, app)
         except Exception:  # a sweep that fails (DB restarting, broker down) is retried next tick

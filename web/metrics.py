@@ -1,13 +1,18 @@
-"""/metrics: a Prometheus collector that reads the database on every scrape.
+"""/metrics: a Prometheus collector that reads the database, at most once per short cache period.
 
 Values come from the database (and the broker, the spool), never from counters kept in this
-process, so they are right whichever process did the work. No patient identifiers: labels are
-states, queues and devices only.
+process, so they are right whichever process did the work. /metrics needs no login, so a
+scrape answers from a cache of ``metrics_cache_seconds``: however often it is asked, the
+database aggregates and the broker connection run at most once per period (concurrent
+scrapes wait for the one computing). No patient identifiers: labels are states, queues and
+devices only.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
@@ -43,13 +48,26 @@ class NodeCollector(Collector):
         sessions: sessionmaker[Session],
         spool: Spool,
         gpu: Callable[[Settings], list] = gpu_memory,  # type: ignore[type-arg]
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
         self._spool = spool
         self._gpu = gpu
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        """The metrics of the last computation, recomputed when older than the cache period."""
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or now - self._cached[0] >= self._settings.metrics_cache_seconds:
+                self._cached = (now, list(self._compute()))
+            metrics = self._cached[1]
+        yield from metrics
+
+    def _compute(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("lnm_database_up", "1 when the database answered this scrape")
         try:
             database = list(self._database_metrics())
@@ -108,7 +126,7 @@ class NodeCollector(Collector):
 
     def _spool_metrics(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily("lnm_quarantined_instances", "Quarantine records in the spool")
-        gauge.add_metric([], len(list(self._spool.quarantine_dir.glob("*.json"))))
+        gauge.add_metric([], self._spool.quarantine_count())
         yield gauge
 
     def _gpu_metrics(self) -> Iterator[Metric]:

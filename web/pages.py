@@ -29,18 +29,18 @@ def render(request: Request, template: str, user: str, **context: Any) -> Respon
 
 @router.get("/")
 def overview(request: Request, session: DbSession, user: User) -> Response:
-    jobs = views.states(session, Job)
+    jobs, deliveries = views.states(session, Job), views.states(session, Delivery)
     return render(
         request, "overview.html", user,
         studies=views.states(session, Study), jobs=jobs,
-        deliveries=views.states(session, Delivery), instances=views.instance_count(session),
+        deliveries=deliveries, instances=views.instance_count(session),
         queue=views.queue_depth_from(jobs),
         broker=broker_queue_lengths(request.app.state.settings),
         models=views.model_version_rows(session),
         recent=views.study_rows(session, limit=10),
-        failed_jobs=len(views.failed_jobs(session)),
-        problem_deliveries=len(views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES)),
-        quarantined=len(request.app.state.spool.quarantined()),
+        failed_jobs=views.count_in(jobs, views.FAILED_JOB_STATES),
+        problem_deliveries=views.count_in(deliveries, views.PROBLEM_DELIVERY_STATES),
+        quarantined=request.app.state.spool.quarantine_count(),
     )
 
 
@@ -70,7 +70,7 @@ def errors(request: Request, session: DbSession, user: User) -> Response:
         request, "errors.html", user,
         failed_jobs=views.failed_jobs(session),
         deliveries=views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES),
-        quarantine=list(reversed(request.app.state.spool.quarantined())),
+        quarantine=request.app.state.spool.quarantined(limit=200),
     )
 
 
@@ -80,7 +80,9 @@ def audit(request: Request, session: DbSession, user: User) -> Response:
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the session on the server too: a copy of the cookie stops working."""
+    request.app.state.authenticator.revoke(request.cookies.get(COOKIE))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE)
     return response

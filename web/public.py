@@ -11,7 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import views
-from web.auth import COOKIE, Authenticator, safe_next
+from web.auth import COOKIE, Authenticator, Throttled, safe_next
+from web.clients import client_address, is_https
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -52,17 +53,28 @@ def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     authenticator: Authenticator = request.app.state.authenticator
-    if not authenticator.users.check(username, password):
+    trusted = request.app.state.trusted_proxies
+    try:
+        accepted = authenticator.check_password(client_address(request, trusted), username, password)
+    except Throttled as exc:
+        log.warning("login throttled", extra={"user": username[:64]})
+        return _login_page(request, next, "Too many failed logins: wait and try again.", 429,
+                           {"Retry-After": str(int(exc.retry_after) + 1)})
+    if not accepted:
         log.warning("login refused", extra={"user": username[:64]})
-        return request.app.state.templates.TemplateResponse(
-            request, "login.html",
-            {"next": safe_next(next), "error": "Wrong user name or password.", "user": None},
-            status_code=401,
-        )
+        return _login_page(request, next, "Wrong user name or password.", 401)
     log.info("login", extra={"user": username})
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE, authenticator.session_cookie(username), max_age=authenticator.max_age_seconds,
-        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        httponly=True, samesite="strict", secure=is_https(request, trusted),
     )
     return response
+
+
+def _login_page(request: Request, next: str, error: str, status: int,
+                headers: dict[str, str] | None = None) -> Response:
+    return request.app.state.templates.TemplateResponse(
+        request, "login.html", {"next": safe_next(next), "error": error, "user": None},
+        status_code=status, headers=headers,
+    )

@@ -54,6 +54,9 @@ def start_http_server(
     config = uvicorn.Config(
         app, log_config=None, access_log=False, server_header=False, lifespan="off",
         timeout_graceful_shutdown=5,
+        # X-Forwarded-* are the app's to judge (LNM_WEB_TRUSTED_PROXIES); uvicorn would
+        # believe them from any loopback peer
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True)

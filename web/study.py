@@ -10,6 +10,7 @@ from typing import Annotated
 
 import pydicom
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import Response
 from pydicom.errors import InvalidDicomError
 from sqlalchemy.orm import Session
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(require_user)])
 DbSession = Annotated[Session, Depends(db_session)]
 User = Annotated[str, Depends(require_user)]
+#: a database row id: a positive integer that fits the BIGINT column (larger is a 422, not a 500)
+RowId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
 
 #: what can go wrong reading one of our own files back (gone from the spool, or damaged)
 _READ_ERRORS = (OSError, InvalidDicomError, ValueError, AttributeError, KeyError, IndexError)
@@ -67,7 +70,7 @@ def _job_view(job: views.JobRow) -> JobView:
 
 
 @router.get("/studies/{study_id}")
-def study_page(request: Request, study_id: int, session: DbSession, user: User) -> Response:
+def study_page(request: Request, study_id: RowId, session: DbSession, user: User) -> Response:
     detail = views.study_detail(session, study_id)
     if detail is None:
         raise HTTPException(404, "no such study")
@@ -91,11 +94,11 @@ def _job_file(session: Session, job_id: int, role: str) -> tuple[views.JobRow, P
 
 
 def _png(data: bytes) -> Response:
-    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+    return Response(data, media_type="image/png")
 
 
 @router.get("/jobs/{job_id}/image.png")
-def job_image(job_id: int, session: DbSession) -> Response:
+def job_image(job_id: RowId, session: DbSession) -> Response:
     """The source frame the SR refers to, with the node outline (SEG, else SR polygon)."""
     job, sr_path = _job_file(session, job_id, "sr")
     try:
@@ -127,7 +130,7 @@ def job_image(job_id: int, session: DbSession) -> Response:
 
 
 @router.get("/jobs/{job_id}/heatmap.png")
-def job_heatmap(job_id: int, session: DbSession) -> Response:
+def job_heatmap(job_id: RowId, session: DbSession) -> Response:
     """The heatmap object's pixels."""
     _job, path = _job_file(session, job_id, "heatmap")
     try:

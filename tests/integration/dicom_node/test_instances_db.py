@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.instances import ReceivedInstance, instance_rows, record_instance, study_counts_by_state
+from db.instances import ReceivedInstance, record_instance, study_counts_by_state
 from db.models import AuditEvent, Instance, Series, Study, StudyState
 from db.session import make_sessionmaker
+from db.views import instance_rows
 from tests.support.databases import postgres_database
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

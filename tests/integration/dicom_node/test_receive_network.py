@@ -14,8 +14,9 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from sqlalchemy import func, select, update
 
-from db.instances import instance_rows, study_counts_by_state
+from db.instances import study_counts_by_state
 from db.models import AuditEvent, Study, StudyState
+from db.views import instance_rows
 from dicom_node.scp import receive_into
 from dicom_node.scu import send_instances
 from phantom.us_dicom import make_us_dataset

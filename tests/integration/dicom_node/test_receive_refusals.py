@@ -20,8 +20,8 @@ from pynetdicom import AE, _config
 from pynetdicom.presentation import build_context
 from sqlalchemy.orm import sessionmaker
 
-from db.instances import instance_rows
 from db.session import make_engine
+from db.views import instance_rows
 from dicom_node import statuses
 from dicom_node.scu import echo, send_instances, store_files
 from phantom.us_dicom import make_us_dataset

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db.instances import instance_rows
 from db.models import Job, JobState
+from db.views import instance_rows
 from dicom_node.scp import start_scp
 from dicom_node.scu import send_instances
 from dicom_node.tls import client_context

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from db.instances import instance_rows
+from db.views import instance_rows
 from dicom_node import statuses
 from dicom_node.scu import echo, send_instances
 from inference.frames import read_frame

@@ -23,9 +23,19 @@ def test_env_example_every_setting_listed_and_generated_text_current() -> None:
     assert set(re.findall(r"^#? ?LNM_([A-Z0-9_]+)=", env_example(), flags=re.MULTILINE)) == listed
 
 
+def _env_example_values() -> dict[str, str]:
+    return dict(re.findall(r"^LNM_([A-Z0-9_]+)=(.*)$", (DEPLOY / "lnm-node.env.example").read_text(), re.MULTILINE))
+
+
 def test_env_example_production_values_valid_settings(tmp_path: Path) -> None:
-    values = dict(re.findall(r"^LNM_([A-Z0-9_]+)=(.*)$", (DEPLOY / "lnm-node.env.example").read_text(), re.MULTILINE))
-    settings = Settings(**{k.lower(): v for k, v in values.items() if k != "HOME"}, home=tmp_path)
+    values = {k.lower(): v for k, v in _env_example_values().items() if k != "HOME"}
+    for key in ("tls_certificate", "tls_private_key", "tls_ca_certificates"):  # mounted files
+        values[key] = str(tmp_path / Path(values[key]).name)
+        Path(values[key]).write_text("PEM")
+    compose_urls = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["x-env"]
+    values["database_url"] = compose_urls["LNM_DATABASE_URL"].replace("${", "").replace("}", "")
+    values["broker_url"] = compose_urls["LNM_BROKER_URL"].replace("${", "").replace("}", "")
+    settings = Settings(**values, home=tmp_path)
     assert settings.profile.value == "production"
     assert settings.queue_routes["segcls"] == "gpu" and settings.default_queue == "cpu"
     assert [str(d) for d in settings.destinations] == ["ORTHANC@orthanc:4242", "stow+http://orthanc:8042/dicom-web"]
@@ -60,3 +70,39 @@ def test_systemd_units_run_existing_commands() -> None:
         start = re.search(r"^ExecStart=\S+/lnm-node (\w+)", unit.read_text(), re.MULTILINE)
         assert start is not None and start.group(1) in commands, unit.name
         assert "KillSignal=SIGTERM" in unit.read_text()
+
+
+def test_env_example_scp_on_every_interface_only_with_allowlist_and_tls() -> None:
+    values = _env_example_values()
+    assert values["BIND_ADDRESS"] == "0.0.0.0"
+    assert values["CALLING_AE_ALLOWLIST"] and values["TLS_CERTIFICATE"] and values["TLS_CA_CERTIFICATES"]
+
+
+def test_compose_passwords_required_redis_protected_env_file_not_overridden() -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert "CHANGE-ME" not in text and not re.search(r"PASSWORD:-", text)
+    compose = yaml.safe_load(text)
+    services = compose["services"]
+    assert "POSTGRES_PASSWORD:?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert "--requirepass" in " ".join(services["redis"]["command"])
+    assert "REDIS_PASSWORD:?" in compose["x-env"]["LNM_BROKER_URL"].split("@")[0]
+    example = (DEPLOY / "lnm-node.env.example").read_text()
+    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.MULTILINE)
+    set_in_file = {f"LNM_{k}" for k in _env_example_values()}
+    for name in ("scp", "sweeper", "worker-gpu", "worker-cpu"):
+        overridden = set(services[name]["environment"]) & set_in_file
+        assert not overridden, f"{name}: environment: overrides {overridden} of the env file"
+
+
+def test_dockerfile_copies_every_package_the_project_installs() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\w+) \1$", (DEPLOY / "Dockerfile").read_text(), re.MULTILINE))
+    assert packages <= copied, f"not in the image: {packages - copied}"
+
+
+def test_systemd_units_umask_0077() -> None:
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        assert re.search(r"^UMask=0077$", unit.read_text(), re.MULTILINE), unit.name

@@ -77,3 +77,39 @@ def test_deliver_stow_destination_job_delivered_same_uids(tmp_path: Path, tiny_m
         assert _stored_uids(pacs) == outputs  # both routes stored the same instances once
     finally:
         pacs.stop()
+
+
+def test_deliver_stow_url_credentials_shown_nowhere(
+    tmp_path: Path, tiny_models_dir: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from db.models import AuditEvent
+    from web.app import create_app
+    from web.passwords import hash_password
+
+    password = "pw-Sekr3t-77"
+    pacs = start_orthanc(tmp_path / "orthanc", dicomweb=True)
+    try:
+        url = pacs.dicomweb_root.replace("http://", f"http://alice:{password}@")
+        settings = make_settings(tmp_path / "home", tiny_models_dir, destinations=f"stow+{url}",
+                                 web_users=[f"admin:{hash_password('admin password')}"])
+        ctx = prepare(settings)
+        receive(ctx, write_us_study(tmp_path / "study", seed=35, count=1))
+        sweep(ctx, make_celery(settings))
+        with ctx.sessions() as session:
+            job_id = session.scalars(select(Job.id)).one()
+        with caplog.at_level("DEBUG"):
+            assert process_job(ctx, job_id) is Outcome.DELIVERED
+        with ctx.sessions() as session:
+            rows = [d.destination for d in session.scalars(select(Delivery))]
+            audit = [str(e.details) for e in session.scalars(select(AuditEvent))]
+        assert rows == [f"stow+{pacs.dicomweb_root.replace('http://', 'http://alice:***@')}"]
+        client = TestClient(create_app(settings, ctx.sessions, ctx.spool))
+        page = client.get("/deliveries", auth=("admin", "admin password"))
+        assert page.status_code == 200 and "alice:***@" in page.text
+        shown = [*rows, *audit, caplog.text, page.text, str(settings.redacted())]
+        assert not [text for text in shown if password in text]
+        assert settings.destination_named(rows[0]).url == url  # a replay still finds the key
+    finally:
+        pacs.stop()

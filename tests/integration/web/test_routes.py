@@ -176,3 +176,20 @@ def test_metrics_report_database_values(served_node) -> None:  # type: ignore[no
     assert samples[("lnm_gpu_memory_used_bytes", (("device", "none"),))] == 0
     assert ("lnm_broker_queue_length", (("queue", "lnm"),)) in samples
     assert "SYNTHETIC" not in text and "SYN00" not in text
+
+
+def test_real_server_forwarded_headers_from_untrusted_peer_ignored_logout_revokes_copy(served_node) -> None:  # type: ignore[no-untyped-def]
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    with served_node.client() as client:
+        answer = client.post("/login", data={"username": USER, "password": PASSWORD},
+                             headers=forwarded)
+        assert answer.status_code == 303
+        assert "secure" not in answer.headers["set-cookie"].lower()  # no trusted proxy: plain http
+        copied = client.cookies.get("lnm_session")
+        page = client.get("/")
+        assert page.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert client.post("/logout").status_code == 303
+    with served_node.client(cookies={"lnm_session": copied}) as thief:
+        assert thief.get("/").status_code == 401

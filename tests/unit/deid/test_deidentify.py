@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from deid.files import deidentify_file, deidentify_tree
+from deid.options import DeidOptions
 from deid.profile import ProfileTable, UidMap
 from phantom.us_dicom import make_us_dataset, write_us_study
 from tests.support.paths import shared_data
@@ -171,8 +172,9 @@ def test_deidentify_image_without_regions_withheld_unless_asked(tmp_path: Path) 
     (tmp_path / "in").mkdir()
     ds.save_as(tmp_path / "in" / "a.dcm", enforce_file_format=True)
     report = deidentify_tree(tmp_path / "in", tmp_path / "out", SECRET)
-    assert report.withheld == [tmp_path / "in" / "a.dcm"] and not report.written
-    kept = deidentify_tree(tmp_path / "in", tmp_path / "out", SECRET, keep_unmasked=True)
+    assert [path for path, _ in report.withheld] == [tmp_path / "in" / "a.dcm"]
+    assert not report.written
+    kept = deidentify_tree(tmp_path / "in", tmp_path / "out", SECRET, DeidOptions(keep_unmasked=True))
     assert len(kept.written) == 1
     assert pydicom.dcmread(kept.written[0]).BurnedInAnnotation == "YES"
 
@@ -201,7 +203,8 @@ def test_deidentify_real_files_no_identifying_attribute_survives_and_dciodvfy_no
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for index, path in enumerate(files):
-            output = deidentify_file(path, tmp_path / str(index), uids, TABLE, keep_unmasked=True)
+            output = deidentify_file(path, tmp_path / str(index), uids, TABLE,
+                                     DeidOptions(keep_unmasked=True))
             assert output is not None
             _assert_deidentified(pydicom.dcmread(path), output)
             assert _dciodvfy_errors(output) <= _dciodvfy_errors(path), path.name
@@ -215,11 +218,11 @@ def test_deidentify_phantom_dciodvfy_clean(tmp_path: Path) -> None:
     assert _dciodvfy_errors(output) <= _dciodvfy_errors(paths[0])
 
 
-def test_deidentify_cli_folder_writes_and_reports(tmp_path: Path) -> None:
+def test_deidentify_cli_folder_writes_and_reports(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LNM_DEID_UID_SECRET", SECRET)
     _identified_phantom(tmp_path / "in", count=2)
     (tmp_path / "in" / "notes.txt").write_text("not DICOM")
-    result = CliRunner().invoke(app, ["deidentify", str(tmp_path / "in"), str(tmp_path / "out"),
-                                      "--uid-secret", SECRET])
+    result = CliRunner().invoke(app, ["deidentify", str(tmp_path / "in"), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
-    assert "2 written, 0 withheld, 1 skipped" in result.output
+    assert "2 written, 0 withheld, 1 skipped, 0 failed" in result.output
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2

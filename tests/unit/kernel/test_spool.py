@@ -80,3 +80,45 @@ def test_spool_remove_stale_deletes_only_old_partial_files(tmp_path: Path) -> No
     assert not old.exists() and fresh.exists()
     assert spool.remove_stale(older_than_seconds=0) == 1
     assert list(spool.tmp_dir.iterdir()) == []
+
+
+def test_quarantine_count_and_newest_records_without_reading_all(tmp_path: Path) -> None:
+    spool = Spool.under(tmp_path)
+    for n in range(5):
+        spool.quarantine(b"x", f"reason {n}", {})
+    min(spool.quarantine_dir.glob("*.json")).write_text("{damaged")
+    assert spool.quarantine_count() == 5
+    newest = spool.quarantined(limit=2)
+    assert [r["reason"] for r in newest] == ["reason 4", "reason 3"]
+
+
+def test_spool_files_0600_and_folders_0700_whatever_the_umask(tmp_path: Path) -> None:
+    from kernel.settings import load_settings
+
+    previous = os.umask(0o022)
+    try:
+        settings = load_settings(home=tmp_path / "home")
+        from db.session import make_sessionmaker
+
+        make_sessionmaker(settings.database_url).kw["bind"].dispose()
+        spool = Spool.under(settings.home)
+        written = spool.write_bytes_atomic(spool.incoming_path("1.2", "1.2.3", "1.2.3.4"), b"x")
+        record = spool.quarantine(b"bytes", "reason", {})
+        loose = tmp_path / "received.part"
+        loose.write_bytes(b"y")
+        moved = spool.quarantine(loose, "reason", {})
+        adopted = spool.adopt(_loose(tmp_path), spool.outbox_dir(7) / "seg.dcm")
+    finally:
+        os.umask(previous)
+    files = [written, record, record.with_suffix(".dcm"), moved, moved.with_suffix(".dcm"), adopted,
+             settings.home / "lnm.sqlite3"]
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o600" for f in files}
+    folders = [settings.home, written.parent, written.parent.parent, spool.quarantine_dir,
+               spool.tmp_dir, adopted.parent, spool.work_dir(7)]
+    assert {str(d): oct(d.stat().st_mode & 0o777) for d in folders} == {str(d): "0o700" for d in folders}
+
+
+def _loose(folder: Path) -> Path:
+    path = folder / "seg.part"
+    path.write_bytes(b"z")
+    return path

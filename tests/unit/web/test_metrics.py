@@ -67,3 +67,29 @@ def test_metrics_gpu_present_reports_each_device(tmp_path: Path) -> None:
     assert samples[("lnm_gpu_memory_used_bytes", (("device", "cuda:0"),))] == 3 * 1024**3
     assert samples[("lnm_gpu_memory_total_bytes", (("device", "cuda:0"),))] == 80 * 1024**3
     assert ("lnm_gpu_memory_used_bytes", (("device", "none"),)) not in samples
+
+
+def test_metrics_scrapes_within_cache_period_answer_from_cache(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from db.models import Study, StudyState
+
+    settings = Settings(home=tmp_path, metrics_cache_seconds=10)
+    sessions = make_sessionmaker(settings.database_url)
+    now = [1000.0]
+    collector = NodeCollector(settings, sessions, Spool.under(tmp_path), clock=lambda: now[0])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ready = ("lnm_studies", (("state", "READY"),))
+    assert _samples(registry)[ready] == 0
+    with sessions.begin() as session:
+        stamp = datetime(2026, 3, 1, tzinfo=UTC)
+        session.add(Study(study_instance_uid="1.2.3", state=StudyState.READY,
+                          first_received_at=stamp, last_received_at=stamp))
+    sessions.kw["bind"].dispose()
+    collector._sessions = None  # type: ignore[assignment]  # a scrape now must not touch the DB
+    now[0] += 9.0
+    assert _samples(registry)[ready] == 0
+    collector._sessions = sessions
+    now[0] += 1.0
+    assert _samples(registry)[ready] == 1
