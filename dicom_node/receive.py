@@ -3,10 +3,14 @@
 Bound to ``evt.EVT_C_STORE`` by :mod:`dicom_node.scp`. It never raises (pynetdicom would
 answer 0xC211) and never runs inference. For each request, in order:
 
-1. free disk under the spool below ``settings.min_free_disk_bytes``: 0xA700 (out of resources,
-   the sender retries); nothing is kept.
-2. more than ``settings.max_instance_bytes``: 0xC001 (a permanent "cannot understand" status;
-   retrying cannot help); the reason is quarantined without the bytes (they could fill the disk).
+1. free disk under the spool below ``settings.min_free_disk_bytes``, or more than
+   ``settings.max_instance_bytes``, while the dataset arrived: :mod:`dicom_node.stream_guard`
+   deleted the partial file and discarded the rest; answered 0xA700 (out of resources, the
+   sender retries; nothing is kept) / 0xC001 (a permanent "cannot understand" status;
+   retrying cannot help; the reason is quarantined without the bytes).
+2. the checks below reserve their memory first (:mod:`dicom_node.memory_budget`: the
+   dataset's size and one decoded frame): not granted within ``network_timeout_seconds``,
+   0xA700.
 3. the header (read without pixel data) does not parse: 0xC210.
 4. SOPClassUID, SOPInstanceUID, StudyInstanceUID or SeriesInstanceUID missing or not a UID, or
    SOPClassUID / SOPInstanceUID differ from the presentation context / C-STORE command: 0xA900
@@ -21,24 +25,29 @@ answer 0xC211) and never runs inference. For each request, in order:
    Captures) whose Rows x Columns x samples x frames exceeds ``settings.max_pixel_samples`` or
    whose image attributes are impossible (checked before any decoding, so the work is
    bounded), whose encapsulated pixel data has fewer fragments than frames or any frame's
-   codestream of another kind or size than the header declares, whose first frame does not
+   codestream of another kind or size than the header declares, one of whose frames exceeds
+   ``settings.max_frame_samples`` samples, whose first frame does not
    decode (compressed or PALETTE COLOR; native pixel data is validated without decoding),
    or whose uncompressed pixel data is shorter than the header declares: 0xC210.
-6. the received bytes (file meta + dataset: a DICOM Part 10 file) are stored durably at
+6. the received bytes (file meta + dataset: a DICOM Part 10 file) are placed durably at
    ``Spool.incoming_path(study, series, sop)`` (pynetdicom's temporary file is fsynced and
-   renamed there, :meth:`kernel.spool.Spool.adopt`; bytes in memory are written with
-   ``Spool.write_atomic``), then a short transaction records them
-   (:func:`db.instances.record_instance`), shared with concurrent associations
-   (:class:`db.group_commit.GroupCommit`: one commit for all); only after the commit is
-   0x0000 answered. A database error answers 0xA700 and rolls back, so nothing is
-   half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
+   linked there, :meth:`kernel.spool.Spool.place`: exclusively, a file already there is never
+   overwritten), then a short transaction records them (:func:`db.instances.record_or_find`),
+   shared with concurrent associations (:class:`db.group_commit.GroupCommit`: one commit for
+   all); only after the commit is 0x0000 answered. Placing and recording run under a lock per
+   SOP Instance UID, so whoever placed the file also records it. A database error, or a commit
+   not done within ``settings.commit_wait_seconds``, answers 0xA700 and rolls back, so nothing
+   is half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
    error is logged and answered 0xA700.
 
-A re-sent SOP instance answers 0x0000, adds no row and keeps the first copy's bytes (as
-Orthanc does by default): the row and the file always describe the same instance, even when
-a sender reuses a SOP Instance UID for different content.
+A re-sent SOP instance (same study, series and patient) answers 0x0000, adds no row and keeps
+the first copy's bytes (as Orthanc does by default). One whose SOP Instance UID is already
+recorded under another study or series, or whose first copy names another patient, is
+quarantined and answered 0xB006 (warning, "elements discarded": the first copy is kept; the
+README's Conformance section says why this status). The row and the file always describe the
+same instance.
 
-Every refusal but "disk full" writes a quarantine record (reason, calling AE, SOP class,
+Every refusal but "out of resources" before the checks writes a quarantine record (reason, calling AE, SOP class,
 status; no patient identifiers) with the received bytes where there are any.
 
 The dataset arrives either in memory (``event.encoded_dataset()``) or, when pynetdicom's
@@ -405,7 +414,8 @@ class ReceiveHandler:
         if unknown:
             self._refuse(None, refused, details)
         else:
-            self._refuse(target if placed and isinstance(source, Path) else source, refused, details)
+            moved = placed and isinstance(source, Path)  # the bytes are at target now
+            self._refuse(target if moved else source, refused, details)
             if placed:
                 target.unlink(missing_ok=True)
         return OUT_OF_RESOURCES

@@ -29,7 +29,8 @@ SOP = "1.2.826.0.1.3680043.8.498.77.1"
 def _instance(folder: Path, name: str, **changes: str) -> Path:
     ds, _, _ = make_us_dataset(seed=7, rows=48, cols=64)
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = SOP
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.77.2", "1.2.826.0.1.3680043.8.498.77.3"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.77.2"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.77.3"
     ds.PatientID = "P1"
     for keyword, value in changes.items():
         setattr(ds, keyword, value)

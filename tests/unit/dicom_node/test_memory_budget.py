@@ -34,9 +34,8 @@ def test_memory_budget_busy_beyond_timeout_raises_and_reserves_nothing() -> None
     budget = MemoryBudget(100)
     with budget.reserve(100, timeout=1):
         started = time.monotonic()
-        with pytest.raises(BudgetBusy, match="busy"):
-            with budget.reserve(1, timeout=0.2):
-                pass
+        with pytest.raises(BudgetBusy, match="busy"), budget.reserve(1, timeout=0.2):
+            pass
         assert time.monotonic() - started < 1
         assert budget.reserved == 100
 
