@@ -10,8 +10,9 @@ the accept loop, no thread started. Each association's ARTIM timeout is
 ``request_timeout`` (short: a real requestor sends its A-ASSOCIATE-RQ at once); the rest of
 the association keeps the AE's ACSE, DIMSE and network timeouts.
 
-pynetdicom counts every connection's thread against ``maximum_associations``, so a connection
-waiting here also takes one of those places until it is settled or times out.
+pynetdicom counts every connection's thread against ``maximum_associations``: a few idle
+connections would take the places of real associations. :class:`NodeAE` counts only the
+associations whose A-ASSOCIATE-RQ has arrived.
 
 Pinned by tests/integration/dicom_node/test_admission.py.
 """
@@ -32,6 +33,20 @@ from pynetdicom.utils import make_target
 logger = logging.getLogger(__name__)
 
 _SETTLED = (evt.EVT_ACCEPTED, evt.EVT_REJECTED, evt.EVT_ABORTED, evt.EVT_CONN_CLOSE)
+
+
+class NodeAE(AE):
+    """An application entity whose association limit counts requested associations only."""
+
+    @property
+    def active_associations(self) -> list[Association]:
+        """The running associations, less acceptors still waiting for their A-ASSOCIATE-RQ
+        (pynetdicom's ``maximum_associations`` check reads this)."""
+        return [
+            assoc
+            for assoc in super().active_associations
+            if assoc.is_requestor or assoc.requestor.primitive is not None
+        ]
 
 
 class _Slot:

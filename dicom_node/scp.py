@@ -32,7 +32,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
-from dicom_node.admission import start_server
+from dicom_node.admission import NodeAE, start_server
 from dicom_node.contexts import register_retired_storage_classes, storage_contexts
 from dicom_node.receive import ReceiveHandler
 from dicom_node.stream_guard import GuardInstaller, StreamLimits, discard_partial
@@ -73,7 +73,7 @@ class CallingPolicy:
 def build_ae(settings: Settings) -> AE:
     """An application entity with the node's contexts, limits and timeouts."""
     register_retired_storage_classes()
-    ae = AE(ae_title=settings.ae_title)
+    ae = NodeAE(ae_title=settings.ae_title)
     ae.supported_contexts = storage_contexts()
     ae.add_supported_context(Verification)
     ae.require_called_aet = True

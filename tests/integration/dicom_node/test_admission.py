@@ -62,3 +62,12 @@ def test_scp_associations_give_their_slot_back(make_node: Callable[..., Node]) -
     for _ in range(6):  # more associations in a row than the cap
         assert echo(node.destination, CALLING_AE) == statuses.SUCCESS
     wait_until(lambda: node.server.unassociated == 0, timeout=5, what="every slot given back")
+
+
+def test_scp_idle_connections_take_no_association_place(make_node: Callable[..., Node]) -> None:
+    node = make_node(
+        max_associations=2, max_unassociated_connections=4, association_request_timeout_seconds=5
+    )
+    with _idle_connections(node.port, 3):  # more than max_associations, fewer than the cap
+        time.sleep(0.3)
+        assert echo(node.destination, CALLING_AE) == statuses.SUCCESS
