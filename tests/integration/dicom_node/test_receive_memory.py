@@ -1,8 +1,11 @@
 """Memory per association (dicom_node.memory_budget, the per-frame sample limit): an 8192 x 8192
-JPEG of under a megabyte does not make the SCP process decode a 200 MB frame."""
+JPEG of about a megabyte does not make the SCP process decode a 200 MB frame; checks larger
+than the memory budget run one at a time, and all are stored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
@@ -14,7 +17,8 @@ from pydicom.encaps import encapsulate
 from dicom_node import statuses
 from dicom_node.scu import store_files
 from kernel.settings import Destination
-from tests.integration.dicom_node.helpers import CALLING_AE
+from phantom.us_dicom import make_us_dataset
+from tests.integration.dicom_node.helpers import CALLING_AE, Node
 from tests.support.network import wait_until
 from tests.support.node import start_node
 
@@ -74,3 +78,18 @@ def test_scp_process_8192_squared_jpeg_refused_before_decoding_rss_flat(
         assert "max_frame_samples" in record.read_text()
     finally:
         node.stop()
+
+
+def test_scp_memory_budget_smaller_than_instances_serialises_checks_all_stored(
+    make_node: Callable[..., Node], tmp_path: Path
+) -> None:
+    node = make_node(receive_memory_budget_bytes=1024**2)
+    files = []
+    for seed in range(4):  # 2 MB each: every check wants more than the whole budget
+        ds, _, _ = make_us_dataset(seed=seed, rows=512, cols=640, frames=2, rgb=True)
+        files.append(tmp_path / f"cine-{seed}.dcm")
+        ds.save_as(files[-1], enforce_file_format=True)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda p: store_files(node.destination, [p], CALLING_AE), files))
+    assert [result.status for [result] in answers] == [statuses.SUCCESS] * 4
+    assert len(list(node.spool.root.glob("incoming/*/*/*.dcm"))) == 4
