@@ -1,11 +1,14 @@
 """Coverage-guided fuzzing of the receive stage's parsing path (atheris; not part of CI).
 
 Each input is a transfer syntax choice and the dataset bytes a peer would send; the target
-wraps them in a Part 10 file meta (as pynetdicom does for a received dataset) and runs
-:func:`dicom_node.receive.check_instance` with the dataset's own UIDs, so the pixel checks
-and decoders are reached too. Anything but a returned header or ``InstanceRefused`` is a
-finding (the handler would answer 0xA700 for a bad input instead of refusing it); so is a
-run over ``-timeout`` seconds or ``-rss_limit_mb``.
+wraps them in a Part 10 file meta (as pynetdicom does for a received dataset) and runs what
+the C-STORE handler runs on them, with the dataset's own UIDs: the memory-budget estimate
+(:func:`dicom_node.memory_budget.check_cost`, a header peek) and
+:func:`dicom_node.receive.check_instance` with the per-frame sample limit, so the pixel
+checks and decoders are reached too. The first byte also picks the source, as the SCP
+receives it: a temporary file (the default, chunked receive) or bytes in memory. Anything but
+a returned header or ``InstanceRefused`` is a finding (the handler would answer 0xA700 for a
+bad input instead of refusing it); so is a run over ``-timeout`` seconds or ``-rss_limit_mb``.
 
     pip install -e .[bench]
     python benchmarks/fuzz_receive.py fuzz-corpus/ -max_total_time=300 -rss_limit_mb=2048 -timeout=10
@@ -16,7 +19,9 @@ run over ``-timeout`` seconds or ``-rss_limit_mb``.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import warnings
 from io import BytesIO
 from pathlib import Path
@@ -32,11 +37,17 @@ with atheris.instrument_imports(include=["pydicom", "dicom_node"]):
     from pydicom.filewriter import write_file_meta_info
     from pydicom.uid import UID
 
-    from dicom_node.contexts import ACCEPTED_TRANSFER_SYNTAXES
+    from dicom_node.contexts import ACCEPTED_TRANSFER_SYNTAXES, has_checked_pixels
+    from dicom_node.memory_budget import check_cost
     from dicom_node.receive import InstanceRefused, check_instance
 
 US_IMAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 MAX_PIXEL_SAMPLES = 1 << 24
+MAX_FRAME_SAMPLES = 1 << 22
+#: the chunked receive's temporary file (in memory-backed /dev/shm when there is one)
+SOURCE_FILE = Path(
+    tempfile.mkstemp(suffix=".dcm", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)[1]
+)
 #: what the phantom writes: the valid seeds
 SEED_SYNTAXES = (
     "1.2.840.10008.1.2.1",
@@ -83,13 +94,19 @@ def test_one_input(data: bytes) -> None:
     syntax_index = data[0] % len(ACCEPTED_TRANSFER_SYNTAXES)
     part10 = METAS[syntax_index] + data[1:]
     sop_class, sop_instance = _uids(part10)
+    source: bytes | Path = part10
+    if (data[0] // len(ACCEPTED_TRANSFER_SYNTAXES)) % 2 == 0:
+        SOURCE_FILE.write_bytes(part10)
+        source = SOURCE_FILE
+    check_cost(source, len(part10), has_checked_pixels(sop_class), MAX_FRAME_SAMPLES)
     try:
         check_instance(
-            part10,
+            source,
             sop_class,
             sop_instance,
             transfer_syntax_uid=str(ACCEPTED_TRANSFER_SYNTAXES[syntax_index]),
             max_pixel_samples=MAX_PIXEL_SAMPLES,
+            max_frame_samples=MAX_FRAME_SAMPLES,
             max_inflated_bytes=MAX_INFLATED_BYTES,
         )
     except InstanceRefused:

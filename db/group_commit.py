@@ -14,6 +14,12 @@ retried once (another process inserted the same row first; the rerun finds it).
 
 The writer thread starts on the first call and ends after ``idle_seconds`` without work, so
 an instance needs no start or stop.
+
+A caller waits at most ``wait_seconds`` (a hung connection or statement must not block every
+caller behind it), then raises :class:`CommitTimeout`. Work not yet begun is cancelled then
+(it never runs); work already in a transaction is cancelled if that transaction has not
+started committing (the writer rolls it back and reruns the others), else the outcome is
+unknown (``CommitTimeout.outcome_unknown``): the commit may still land.
 """
 
 from __future__ import annotations
@@ -33,12 +39,28 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class CommitTimeout(TimeoutError):
+    """The work was not committed within the caller's wait."""
+
+    def __init__(self, seconds: float, outcome_unknown: bool) -> None:
+        state = "its commit had begun, the outcome is unknown" if outcome_unknown else "cancelled"
+        super().__init__(f"no commit within {seconds:g} s; {state}")
+        self.outcome_unknown = outcome_unknown
+
+
+class _Cancelled(Exception):
+    """Raised inside a transaction to roll it back: a caller gave up before the commit."""
+
+
 @dataclass
 class _Request(Generic[T]):
     work: Callable[[Session], T]
     done: threading.Event = field(default_factory=threading.Event)
     result: T | None = None
     error: BaseException | None = None
+    #: set under the GroupCommit lock: the caller gave up / the writer began committing
+    cancelled: bool = False
+    committing: bool = False
 
     def finish(self, result: T | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -49,11 +71,16 @@ class GroupCommit:
     """Run ``work(session)`` in a committed transaction shared with concurrent callers."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], max_batch: int = 64, idle_seconds: float = 5.0
+        self,
+        sessions: sessionmaker[Session],
+        max_batch: int = 64,
+        idle_seconds: float = 5.0,
+        wait_seconds: float = 30.0,
     ) -> None:
         self._sessions = sessions
         self._max_batch = max_batch
         self._idle_seconds = idle_seconds
+        self._wait_seconds = wait_seconds
         self._queue: queue.SimpleQueue[_Request[Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -68,7 +95,11 @@ class GroupCommit:
                     target=self._serve, name="group-commit", daemon=True
                 )
                 self._writer.start()
-        request.done.wait()
+        if not request.done.wait(self._wait_seconds):
+            with self._lock:
+                if not request.done.is_set():
+                    request.cancelled = not request.committing
+                    raise CommitTimeout(self._wait_seconds, outcome_unknown=request.committing)
         if request.error is not None:
             raise request.error
         return request.result  # type: ignore[return-value]
@@ -95,10 +126,33 @@ class GroupCommit:
                     break
             self._commit(batch)
 
+    def _live(self, batch: list[_Request[Any]]) -> list[_Request[Any]]:
+        """The requests of ``batch`` whose callers still wait."""
+        with self._lock:
+            return [request for request in batch if not request.cancelled]
+
+    def _begin_commit(self, batch: list[_Request[Any]]) -> bool:
+        """Mark ``batch`` as committing, unless a caller gave up meanwhile (then False)."""
+        with self._lock:
+            if any(request.cancelled for request in batch):
+                return False
+            for request in batch:
+                request.committing = True
+            return True
+
     def _commit(self, batch: list[_Request[Any]]) -> None:
+        batch = self._live(batch)
+        if not batch:
+            return
         try:
             with self._sessions() as session, session.begin():
                 results = [request.work(session) for request in batch]
+                if not self._begin_commit(batch):
+                    raise _Cancelled
+        except _Cancelled:
+            for request in self._live(batch):
+                self._commit_alone(request, tries=2)
+            return
         except BaseException as exc:  # noqa: BLE001 (every caller must be woken)
             if len(batch) > 1:
                 logger.debug("shared transaction of %d failed; running each alone", len(batch))
@@ -116,9 +170,15 @@ class GroupCommit:
         """Run one request in its own transaction; only an IntegrityError is tried again."""
         error: BaseException | None = None
         for _ in range(tries):
+            if request.cancelled:
+                return
             try:
                 with self._sessions() as session, session.begin():
                     result = request.work(session)
+                    if not self._begin_commit([request]):
+                        raise _Cancelled
+            except _Cancelled:
+                return
             except BaseException as exc:  # noqa: BLE001 (the caller must be woken)
                 error = exc
                 if isinstance(exc, IntegrityError):

@@ -160,11 +160,28 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
     return True
 
 
-def stored_path(session: Session, sop_instance_uid: str) -> str | None:
-    """Where the recorded copy of an instance lies, or None when it is not recorded."""
-    return session.execute(
-        select(Instance.path).where(Instance.sop_instance_uid == sop_instance_uid)
-    ).scalar_one_or_none()
+@dataclass(frozen=True)
+class Recorded:
+    """The recorded copy of a SOP instance, and whether this call recorded it."""
+
+    new: bool
+    path: str
+    study_instance_uid: str
+    series_instance_uid: str
+
+
+def record_or_find(session: Session, item: ReceivedInstance) -> Recorded:
+    """:func:`record_instance`, then the recorded copy: ``item`` itself when it was new, else
+    the row that was there first (perhaps under another study or series)."""
+    if record_instance(session, item):
+        return Recorded(True, item.path, item.study_instance_uid, item.series_instance_uid)
+    row = session.execute(
+        select(Instance.path, Study.study_instance_uid, Series.series_instance_uid)
+        .join(Study, Instance.study_id == Study.id)
+        .join(Series, Instance.series_id == Series.id)
+        .where(Instance.sop_instance_uid == item.sop_instance_uid)
+    ).one()
+    return Recorded(False, row.path, row.study_instance_uid, row.series_instance_uid)
 
 
 def study_counts_by_state(session: Session) -> dict[str, int]:

@@ -1,7 +1,13 @@
-"""Engine and session factory; schema upgrades through Alembic."""
+"""Engine and session factory; schema upgrades through Alembic.
+
+PostgreSQL connections get a connect timeout and a statement timeout (a hung server or a
+held lock ends in an error, not a wait forever; a pool checkout waits as long as a connect);
+SQLite waits for its file lock at most its busy timeout.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -12,8 +18,18 @@ from sqlalchemy.orm import Session, sessionmaker
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, a busy timeout and foreign keys."""
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a connection may take to open, and a statement to run (PostgreSQL)."""
+
+    connect_seconds: float = 10.0
+    statement_seconds: float = 30.0
+
+
+def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
+    """An engine; SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL ``timeouts``
+    (:class:`Timeouts` defaults when None)."""
+    timeouts = timeouts or Timeouts()
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -26,7 +42,20 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    connect_args = {}
+    if url.startswith("postgresql"):
+        connect_args = {
+            "connect_timeout": max(1, round(timeouts.connect_seconds)),
+            "options": f"-c statement_timeout={round(timeouts.statement_seconds * 1000)}",
+        }
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=timeouts.connect_seconds,
+        connect_args=connect_args,
+    )
 
 
 def alembic_config(url: str) -> Config:
@@ -41,8 +70,10 @@ def upgrade(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-def make_sessionmaker(url: str, migrate: bool = True) -> sessionmaker[Session]:
+def make_sessionmaker(
+    url: str, migrate: bool = True, timeouts: Timeouts | None = None
+) -> sessionmaker[Session]:
     """Upgrade the schema (unless told not to) and return a session factory."""
     if migrate:
         upgrade(url)
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+    return sessionmaker(make_engine(url, timeouts), expire_on_commit=False)

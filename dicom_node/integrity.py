@@ -11,7 +11,8 @@ never make the node allocate or compute more than the limits it was given:
 - :func:`check_complete`: the last element is as long as its length field says (a truncated
   stream or a lying length).
 - :func:`check_depth`: sequences nest at most :data:`MAX_SEQUENCE_DEPTH` deep.
-- :func:`check_pixel_bounds`: Rows x Columns x samples x frames within a limit, sane values.
+- :func:`check_pixel_bounds`: Rows x Columns x samples per frame and x frames in all within
+  limits, sane values.
 - :func:`check_fragments`: encapsulated pixel data has a fragment per frame, and every
   frame's codestream (all its fragments) is of the transfer syntax's kind and declares the
   header's size (JPEG SOF/DHP, JPEG-LS SOF55, JPEG 2000 SIZ; RLE: 1 to 15 segments), so
@@ -165,8 +166,11 @@ def frame_count(ds: Dataset) -> int:
         return 1
 
 
-def check_pixel_bounds(ds: Dataset, max_pixel_samples: int) -> None:
-    """Refuse image attributes that are absent, impossible, or beyond ``max_pixel_samples``."""
+def check_pixel_bounds(
+    ds: Dataset, max_pixel_samples: int, max_frame_samples: int | None = None
+) -> None:
+    """Refuse image attributes that are absent, impossible, beyond ``max_pixel_samples`` in
+    all or beyond ``max_frame_samples`` in one frame (what decoding one frame allocates)."""
     rows, columns = _int(ds, "Rows", 0), _int(ds, "Columns", 0)
     samples, bits = _int(ds, "SamplesPerPixel", 1), _int(ds, "BitsAllocated", 0)
     if rows < 1 or columns < 1:
@@ -178,7 +182,13 @@ def check_pixel_bounds(ds: Dataset, max_pixel_samples: int) -> None:
     stored = _int(ds, "BitsStored", bits)
     if not 1 <= stored <= bits:
         raise InvalidInput(f"BitsStored {stored} does not fit BitsAllocated {bits}")
-    total = rows * columns * samples * frame_count(ds)
+    per_frame = rows * columns * samples
+    if max_frame_samples is not None and per_frame > max_frame_samples:
+        raise InvalidInput(
+            f"{rows} x {columns} x {samples} samples = {per_frame} in one frame exceeds "
+            f"max_frame_samples {max_frame_samples}"
+        )
+    total = per_frame * frame_count(ds)
     if total > max_pixel_samples:
         raise InvalidInput(
             f"{rows} x {columns} x {samples} samples x {frame_count(ds)} frames = {total} exceeds "

@@ -3,10 +3,14 @@
 Bound to ``evt.EVT_C_STORE`` by :mod:`dicom_node.scp`. It never raises (pynetdicom would
 answer 0xC211) and never runs inference. For each request, in order:
 
-1. free disk under the spool below ``settings.min_free_disk_bytes``: 0xA700 (out of resources,
-   the sender retries); nothing is kept.
-2. more than ``settings.max_instance_bytes``: 0xC001 (a permanent "cannot understand" status;
-   retrying cannot help); the reason is quarantined without the bytes (they could fill the disk).
+1. free disk under the spool below ``settings.min_free_disk_bytes``, or more than
+   ``settings.max_instance_bytes``, while the dataset arrived: :mod:`dicom_node.stream_guard`
+   deleted the partial file and discarded the rest; answered 0xA700 (out of resources, the
+   sender retries; nothing is kept) / 0xC001 (a permanent "cannot understand" status;
+   retrying cannot help; the reason is quarantined without the bytes).
+2. the checks below reserve their memory first (:mod:`dicom_node.memory_budget`: the
+   dataset's size and one decoded frame): not granted within ``network_timeout_seconds``,
+   0xA700.
 3. the header (read without pixel data) does not parse: 0xC210.
 4. SOPClassUID, SOPInstanceUID, StudyInstanceUID or SeriesInstanceUID missing or not a UID, or
    SOPClassUID / SOPInstanceUID differ from the presentation context / C-STORE command: 0xA900
@@ -21,24 +25,29 @@ answer 0xC211) and never runs inference. For each request, in order:
    Captures) whose Rows x Columns x samples x frames exceeds ``settings.max_pixel_samples`` or
    whose image attributes are impossible (checked before any decoding, so the work is
    bounded), whose encapsulated pixel data has fewer fragments than frames or any frame's
-   codestream of another kind or size than the header declares, whose first frame does not
+   codestream of another kind or size than the header declares, one of whose frames exceeds
+   ``settings.max_frame_samples`` samples, whose first frame does not
    decode (compressed or PALETTE COLOR; native pixel data is validated without decoding),
    or whose uncompressed pixel data is shorter than the header declares: 0xC210.
-6. the received bytes (file meta + dataset: a DICOM Part 10 file) are stored durably at
+6. the received bytes (file meta + dataset: a DICOM Part 10 file) are placed durably at
    ``Spool.incoming_path(study, series, sop)`` (pynetdicom's temporary file is fsynced and
-   renamed there, :meth:`kernel.spool.Spool.adopt`; bytes in memory are written with
-   ``Spool.write_atomic``), then a short transaction records them
-   (:func:`db.instances.record_instance`), shared with concurrent associations
-   (:class:`db.group_commit.GroupCommit`: one commit for all); only after the commit is
-   0x0000 answered. A database error answers 0xA700 and rolls back, so nothing is
-   half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
+   linked there, :meth:`kernel.spool.Spool.place`: exclusively, a file already there is never
+   overwritten), then a short transaction records them (:func:`db.instances.record_or_find`),
+   shared with concurrent associations (:class:`db.group_commit.GroupCommit`: one commit for
+   all); only after the commit is 0x0000 answered. Placing and recording run under a lock per
+   SOP Instance UID, so whoever placed the file also records it. A database error, or a commit
+   not done within ``settings.commit_wait_seconds``, answers 0xA700 and rolls back, so nothing
+   is half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
    error is logged and answered 0xA700.
 
-A re-sent SOP instance answers 0x0000, adds no row and keeps the first copy's bytes (as
-Orthanc does by default): the row and the file always describe the same instance, even when
-a sender reuses a SOP Instance UID for different content.
+A re-sent SOP instance (same study, series and patient) answers 0x0000, adds no row and keeps
+the first copy's bytes (as Orthanc does by default). One whose SOP Instance UID is already
+recorded under another study or series, or whose first copy names another patient, is
+quarantined and answered 0xB006 (warning, "elements discarded": the first copy is kept; the
+README's Conformance section says why this status). The row and the file always describe the
+same instance.
 
-Every refusal but "disk full" writes a quarantine record (reason, calling AE, SOP class,
+Every refusal but "out of resources" before the checks writes a quarantine record (reason, calling AE, SOP class,
 status; no patient identifiers) with the received bytes where there are any.
 
 The dataset arrives either in memory (``event.encoded_dataset()``) or, when pynetdicom's
@@ -50,7 +59,9 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -63,8 +74,8 @@ from pynetdicom.events import Event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.group_commit import GroupCommit
-from db.instances import ReceivedInstance, record_instance, stored_path
+from db.group_commit import CommitTimeout, GroupCommit
+from db.instances import ReceivedInstance, Recorded, record_or_find
 from dicom_node.contexts import has_checked_pixels
 from dicom_node.integrity import (
     TooLarge,
@@ -77,13 +88,16 @@ from dicom_node.integrity import (
     check_pixel_bounds,
     frame_count,
 )
+from dicom_node.memory_budget import BudgetBusy, MemoryBudget, check_cost
 from dicom_node.statuses import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    DUPLICATE_SOP_INSTANCE,
     INSTANCE_TOO_LARGE,
     OUT_OF_RESOURCES,
     SUCCESS,
 )
+from dicom_node.stream_guard import take_refusal
 from kernel.errors import InvalidInput
 from kernel.settings import Settings
 from kernel.spool import Spool
@@ -117,6 +131,7 @@ class InstanceHeader:
     number_of_frames: int
     modality: str | None
     series_description: str | None
+    patient_id: str | None = None
 
 
 def is_valid_uid(value: object) -> bool:
@@ -162,6 +177,7 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
         frames, modality = frame_count(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
+        patient_id = _text(ds, "PatientID", 64)
     except Exception as exc:  # a value that does not convert (pydicom reads lazily)
         raise InstanceRefused(
             f"header does not parse: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
@@ -190,14 +206,20 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         number_of_frames=frames,
         modality=modality,
         series_description=description,
+        patient_id=patient_id,
     )
 
 
-#: default of ``settings.max_pixel_samples`` for callers without settings
+#: defaults of ``settings.max_pixel_samples`` / ``max_frame_samples`` for callers without settings
 DEFAULT_MAX_PIXEL_SAMPLES = 1 << 30
+DEFAULT_MAX_FRAME_SAMPLES = 1 << 25
 
 
-def check_pixels(ds: Dataset, max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES) -> None:
+def check_pixels(
+    ds: Dataset,
+    max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES,
+    max_frame_samples: int = DEFAULT_MAX_FRAME_SAMPLES,
+) -> None:
     """Bound the image, then check its pixel data without decoding more than one frame; raises
     :class:`InstanceRefused`.
 
@@ -211,7 +233,7 @@ def check_pixels(ds: Dataset, max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES
             raise InstanceRefused(
                 "no pixel data (missing, or the stream is truncated)", CANNOT_UNDERSTAND
             )
-        check_pixel_bounds(ds, max_pixel_samples)
+        check_pixel_bounds(ds, max_pixel_samples, max_frame_samples)
         compressed = ds.file_meta.TransferSyntaxUID.is_compressed
         palette = str(ds.get("PhotometricInterpretation", "")).strip() == "PALETTE COLOR"
         if compressed:
@@ -239,6 +261,7 @@ def check_instance(
     *,
     transfer_syntax_uid: str | None = None,
     max_pixel_samples: int = DEFAULT_MAX_PIXEL_SAMPLES,
+    max_frame_samples: int = DEFAULT_MAX_FRAME_SAMPLES,
     max_inflated_bytes: int = 2 * 1024**3,
 ) -> InstanceHeader:
     """All receive checks on one instance's Part 10 bytes; raises :class:`InstanceRefused`.
@@ -258,7 +281,7 @@ def check_instance(
     ds = parse(source, with_pixels=checked)
     header = read_header(ds, sop_class_uid, sop_instance_uid)
     if checked:
-        check_pixels(ds, max_pixel_samples)
+        check_pixels(ds, max_pixel_samples, max_frame_samples)
     return header
 
 
@@ -268,9 +291,11 @@ class ReceiveHandler:
     def __init__(self, settings: Settings, spool: Spool, sessions: sessionmaker[Session]) -> None:
         self._settings = settings
         self._spool = spool
-        self._commits = GroupCommit(sessions)
+        self._commits = GroupCommit(sessions, wait_seconds=settings.commit_wait_seconds)
+        self._budget = MemoryBudget(settings.receive_memory_budget_bytes)
+        self._instance_locks = KeyedLocks()
 
-    def __call__(self, event: Event) -> int:
+    def __call__(self, event: Event) -> int | Dataset:
         """Handle one C-STORE request; returns the DIMSE status, never raises."""
         try:
             return self._receive(event)
@@ -278,7 +303,7 @@ class ReceiveHandler:
             logger.exception("receive failed unexpectedly; answering 0x%04X", OUT_OF_RESOURCES)
             return OUT_OF_RESOURCES
 
-    def _receive(self, event: Event) -> int:
+    def _receive(self, event: Event) -> int | Dataset:
         context = event.context
         sop_class_uid = str(context.abstract_syntax)
         sop_instance_uid = str(event.request.AffectedSOPInstanceUID)
@@ -288,53 +313,46 @@ class ReceiveHandler:
             "sop_instance_uid": sop_instance_uid,
             "transfer_syntax_uid": str(context.transfer_syntax),
         }
-        free = shutil.disk_usage(self._spool.root).free
-        if free < self._settings.min_free_disk_bytes:
-            logger.warning(
-                "refusing instance: %d bytes free under the spool, %d required",
-                free,
-                self._settings.min_free_disk_bytes,
-            )
-            return OUT_OF_RESOURCES
+        refusal = take_refusal(event)
+        if refusal is not None:  # discarded while it arrived: nothing of it is on disk
+            if refusal.status == OUT_OF_RESOURCES:
+                logger.warning("refusing instance: %s", refusal.reason)
+                return OUT_OF_RESOURCES
+            return self._refuse(None, InstanceRefused(refusal.reason, refusal.status), details)
 
         path = event.dataset_path if _chunked(event) else None
         source: Source = path if path is not None else event.encoded_dataset(include_meta=True)
         size = path.stat().st_size if path is not None else len(source)
-        if size > self._settings.max_instance_bytes:
-            return self._refuse(
-                None,
-                InstanceRefused(
-                    f"instance of {size} bytes exceeds max_instance_bytes "
-                    f"{self._settings.max_instance_bytes}",
-                    INSTANCE_TOO_LARGE,
-                ),
-                details,
-            )
         try:
-            header = check_instance(
-                source,
-                sop_class_uid,
-                sop_instance_uid,
-                transfer_syntax_uid=str(context.transfer_syntax),
-                max_pixel_samples=self._settings.max_pixel_samples,
-                max_inflated_bytes=self._settings.max_instance_bytes,
-            )
+            syntax = str(context.transfer_syntax)
+            header = self._check(source, size, sop_class_uid, sop_instance_uid, syntax)
         except InstanceRefused as refused:
+            if refused.status == OUT_OF_RESOURCES:
+                logger.warning("refusing instance: %s", refused.reason)
+                return OUT_OF_RESOURCES
             return self._refuse(source, refused, details)
 
+        with self._instance_locks.hold(header.sop_instance_uid):
+            return self._store(source, size, header, details)
+
+    def _store(
+        self, source: Source, size: int, header: InstanceHeader, details: dict[str, Any]
+    ) -> int | Dataset:
+        """Place the checked bytes and record them (one SOP instance at a time: whoever places
+        the file records it first); the status to answer."""
         target = self._spool.incoming_path(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
-        existed = target.exists()
-        if not existed:  # an instance already stored keeps its first bytes
-            try:
-                _write(self._spool, target, source)
-            except OSError as exc:
-                return self._refuse(
-                    source,
-                    InstanceRefused(f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES),
-                    details,
-                )
+        try:  # exclusive: a file already there (the first copy) is never overwritten
+            placed = self._spool.place(source, target)
+            if not placed:
+                size = target.stat().st_size  # a row made now describes the file there
+        except OSError as exc:
+            return self._refuse(
+                source,
+                InstanceRefused(f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES),
+                details,
+            )
         item = ReceivedInstance(
             study_instance_uid=header.study_instance_uid,
             series_instance_uid=header.series_instance_uid,
@@ -348,33 +366,77 @@ class ReceiveHandler:
             series_description=header.series_description,
             calling_ae_title=details["calling_ae_title"],
         )
-        def record(session: Session) -> tuple[bool, str | None]:
-            new = record_instance(session, item)
-            return new, item.path if new else stored_path(session, item.sop_instance_uid)
-
-        try:
-            new, stored = self._commits.run(record)
-        except SQLAlchemyError as exc:
-            logger.error("database unavailable while recording an instance: %s", type(exc).__name__)
-            moved = not existed and isinstance(source, Path)  # the bytes are at target now
-            self._refuse(
-                target if moved else source,
-                InstanceRefused(f"database error: {type(exc).__name__}", OUT_OF_RESOURCES),
-                details,
-            )
-            if not existed:
-                target.unlink(missing_ok=True)
-            return OUT_OF_RESOURCES
-        if not new and not existed and stored != str(target):
-            target.unlink(missing_ok=True)  # known under another study or series: first one wins
+        try:  # the database decides, one writer at a time: check and write cannot race
+            recorded = self._commits.run(lambda session: record_or_find(session, item))
+        except (SQLAlchemyError, CommitTimeout) as exc:
+            return self._database_failed(exc, source, target, placed, details)
+        conflict = None if recorded.new else _conflict(recorded, header)
+        if conflict is not None:
+            return self._quarantine_conflict(conflict, source, target, placed, details)
         logger.info(
             "received %s (%s, %d bytes)%s",
             header.sop_instance_uid,
-            sop_class_uid,
+            header.sop_class_uid,
             size,
-            "" if new else ", already known: kept the first copy",
+            "" if recorded.new else ", already known: kept the first copy",
         )
         return SUCCESS
+
+    def _check(
+        self, source: Source, size: int, sop_class_uid: str, sop_instance_uid: str, syntax: str
+    ) -> InstanceHeader:
+        """:func:`check_instance` within the memory budget; raises :class:`InstanceRefused`."""
+        settings = self._settings
+        pixels = has_checked_pixels(sop_class_uid)
+        cost = check_cost(source, size, pixels, settings.max_frame_samples)
+        try:
+            with self._budget.reserve(cost, settings.network_timeout_seconds):
+                return check_instance(
+                    source,
+                    sop_class_uid,
+                    sop_instance_uid,
+                    transfer_syntax_uid=syntax,
+                    max_pixel_samples=settings.max_pixel_samples,
+                    max_frame_samples=settings.max_frame_samples,
+                    max_inflated_bytes=settings.max_instance_bytes,
+                )
+        except BudgetBusy as exc:
+            raise InstanceRefused(str(exc), OUT_OF_RESOURCES) from exc
+
+    def _database_failed(
+        self, exc: Exception, source: Source, target: Path, placed: bool, details: dict[str, Any]
+    ) -> int:
+        """0xA700 after a database error or an expired commit wait; the bytes are quarantined
+        unless the commit may still land (then the file stays where its row would point)."""
+        logger.error("database unavailable while recording an instance: %s", type(exc).__name__)
+        unknown = isinstance(exc, CommitTimeout) and exc.outcome_unknown
+        refused = InstanceRefused(f"database error: {type(exc).__name__}", OUT_OF_RESOURCES)
+        if unknown:
+            self._refuse(None, refused, details)
+        else:
+            moved = placed and isinstance(source, Path)  # the bytes are at target now
+            self._refuse(target if moved else source, refused, details)
+            if placed:
+                target.unlink(missing_ok=True)
+        return OUT_OF_RESOURCES
+
+    def _quarantine_conflict(
+        self, conflict: str, source: Source, target: Path, placed: bool, details: dict[str, Any]
+    ) -> Dataset:
+        """Keep the first copy, quarantine this one, answer :data:`DUPLICATE_SOP_INSTANCE`."""
+        logger.warning("SOP Instance UID re-used: %s; kept the first copy", conflict)
+        reason = f"SOP Instance UID already stored {conflict}; kept the first copy"
+        record = {**details, "status": f"0x{DUPLICATE_SOP_INSTANCE:04X}"}
+        try:
+            self._spool.quarantine(target if placed else source, reason, record)
+        except OSError as exc:
+            logger.error("could not quarantine a conflicting instance: %s", exc)
+            if placed:
+                target.unlink(missing_ok=True)
+        answer = Dataset()
+        answer.Status = DUPLICATE_SOP_INSTANCE
+        answer.ErrorComment = "SOP Instance UID known under another study/patient"
+        return answer
 
     def _refuse(
         self, source: Source | None, refused: InstanceRefused, details: dict[str, Any]
@@ -389,18 +451,49 @@ class ReceiveHandler:
         return refused.status
 
 
+class KeyedLocks:
+    """One lock per key while anyone holds or waits for it (no table that only grows)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        """Hold ``key``'s lock for the ``with`` block."""
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+def _conflict(recorded: Recorded, header: InstanceHeader) -> str | None:
+    """How the recorded copy of a re-sent SOP instance differs in study, series or patient
+    from this one; None for a plain re-send."""
+    if recorded.study_instance_uid != header.study_instance_uid:
+        return "under another study"
+    if recorded.series_instance_uid != header.series_instance_uid:
+        return "under another series"
+    try:
+        first = dcmread(recorded.path, stop_before_pixels=True, specific_tags=["PatientID"])
+        patient = _text(first, "PatientID", 64)
+    except Exception:  # noqa: BLE001 (the first copy was checked when it arrived)
+        return None
+    return "for another patient" if patient != header.patient_id else None
+
+
 def _chunked(event: Event) -> bool:
     """True when pynetdicom wrote the dataset to a temporary file."""
     try:
         return isinstance(event.dataset_path, Path)
     except AttributeError:
         return False
-
-
-def _write(spool: Spool, target: Path, source: Source) -> None:
-    """Store the received bytes at ``target``: pynetdicom's temporary file is moved into place
-    when it lies on the spool's filesystem (see :func:`dicom_node.scp.receive_into`)."""
-    if isinstance(source, bytes):
-        spool.write_bytes_atomic(target, source)
-    else:
-        spool.adopt(source, target)

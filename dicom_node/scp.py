@@ -10,6 +10,12 @@ Association policy, in the order a request meets it:
   (:class:`CallingPolicy`): rejected (1,1,3) otherwise.
 - the called AE title must be ours (``require_called_aet``): rejected (1,1,7).
 - at most ``max_associations`` run at once: rejected (2,3,2).
+- at most ``max_unassociated_connections`` connections may wait for their A-ASSOCIATE-RQ, each
+  for ``association_request_timeout_seconds`` (the ARTIM timer); one more is closed at once
+  (:mod:`dicom_node.admission`).
+- each dataset is counted as it arrives; beyond ``max_instance_bytes`` or the free-disk
+  watermark its partial file is deleted and the rest discarded, and a connection that closes
+  mid-dataset leaves no partial file (:mod:`dicom_node.stream_guard`).
 
 C-ECHO is answered by pynetdicom's default handler. We offer ``max_pdu_size`` as our maximum
 PDU length (0: unlimited).
@@ -26,8 +32,10 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
+from dicom_node.admission import NodeAE, start_server
 from dicom_node.contexts import register_retired_storage_classes, storage_contexts
 from dicom_node.receive import ReceiveHandler
+from dicom_node.stream_guard import GuardInstaller, StreamLimits, discard_partial
 from dicom_node.tls import server_context, start_tls_server
 from kernel.settings import CallingAE, Settings
 from kernel.spool import Spool
@@ -65,7 +73,7 @@ class CallingPolicy:
 def build_ae(settings: Settings) -> AE:
     """An application entity with the node's contexts, limits and timeouts."""
     register_retired_storage_classes()
-    ae = AE(ae_title=settings.ae_title)
+    ae = NodeAE(ae_title=settings.ae_title)
     ae.supported_contexts = storage_contexts()
     ae.add_supported_context(Verification)
     ae.require_called_aet = True
@@ -100,19 +108,35 @@ def start_scp(
     pynetdicom switch; measured: far lower peak memory for large cines at the same speed).
     """
     _config.STORE_RECV_CHUNKED_DATASET = chunked
+    limits = StreamLimits(
+        max_instance_bytes=settings.max_instance_bytes,
+        min_free_disk_bytes=settings.min_free_disk_bytes,
+        disk=spool.root,
+    )
     handlers = [
         (evt.EVT_C_STORE, ReceiveHandler(settings, spool, sessions)),
         (evt.EVT_REQUESTED, CallingPolicy(settings.calling_ae_rules())),
+        (evt.EVT_CONN_OPEN, GuardInstaller(limits)),
+        (evt.EVT_CONN_CLOSE, discard_partial),
     ]
     ae = build_ae(settings)
     address = (settings.bind_address, settings.port)
+    admission = {
+        "max_unassociated": settings.max_unassociated_connections,
+        "request_timeout": settings.association_request_timeout_seconds,
+    }
     server: ThreadedAssociationServer
     if settings.tls_certificate is not None:
         server = start_tls_server(
-            ae, address, server_context(settings), handlers, settings.network_timeout_seconds
+            ae,
+            address,
+            server_context(settings),
+            handlers,
+            settings.network_timeout_seconds,
+            **admission,
         )
     else:
-        server = ae.start_server(address, block=False, evt_handlers=handlers)
+        server = start_server(ae, address, handlers, **admission)
     logger.info(
         "storage SCP %s listening on %s:%d%s",
         settings.ae_title,

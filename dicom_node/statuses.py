@@ -14,6 +14,9 @@ SUCCESS = 0x0000
 COERCION_OF_DATA_ELEMENTS = 0xB000
 #: warning: some data elements were discarded
 ELEMENTS_DISCARDED = 0xB006
+#: warning: a SOP Instance UID re-used under another study, series or patient: the first
+#: copy is kept, this one quarantined, not stored (PS3.4 B.2.3 "Elements Discarded")
+DUPLICATE_SOP_INSTANCE = ELEMENTS_DISCARDED
 #: warning: the dataset does not match the SOP class, stored anyway
 DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING = 0xB007
 #: refused, out of resources (disk full, database down): the sender should retry later

@@ -16,14 +16,11 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import threading
-from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import AE
-from pynetdicom.transport import ThreadedAssociationServer
-from pynetdicom.utils import make_target
 
+from dicom_node.admission import AdmissionServer, start_server
 from kernel.settings import Destination, Settings
 
 logger = logging.getLogger(__name__)
@@ -68,8 +65,9 @@ def client_context_for(settings: Settings, destination: Destination) -> ssl.SSLC
     return client_context(settings) if destination.tls else None
 
 
-class TlsAssociationServer(ThreadedAssociationServer):
-    """A threaded association server whose TLS handshakes run in the connection's thread."""
+class TlsAssociationServer(AdmissionServer):
+    """An :class:`~dicom_node.admission.AdmissionServer` whose TLS handshakes run in the
+    connection's thread."""
 
     def __init__(self, *args: Any, handshake_timeout: float = 30.0, **kwargs: Any) -> None:
         self.handshake_timeout = handshake_timeout
@@ -106,21 +104,17 @@ def start_tls_server(
     context: ssl.SSLContext,
     evt_handlers: list[Any],
     handshake_timeout: float,
+    **kwargs: Any,
 ) -> TlsAssociationServer:
-    """Start a non-blocking :class:`TlsAssociationServer` for ``ae`` (as ``AE.start_server``
-    with ``block=False`` does); stop it with ``server.shutdown()``."""
-    server = ae.make_server(
+    """Start a non-blocking :class:`TlsAssociationServer` for ``ae`` (``kwargs``: the
+    :class:`~dicom_node.admission.AdmissionServer` limits); stop it with ``server.shutdown()``."""
+    server = start_server(
+        ae,
         address,
-        ssl_context=context,
-        evt_handlers=evt_handlers,
+        evt_handlers,
         server_class=TlsAssociationServer,
+        ssl_context=context,
         handshake_timeout=handshake_timeout,
+        **kwargs,
     )
-    stamp = datetime.now().strftime("%Y%m%d%H%M%S")
-    thread = threading.Thread(
-        target=make_target(server.serve_forever), name=f"AcceptorServer@{stamp}", daemon=True
-    )
-    thread.start()
-    # pynetdicom's own registry of servers: AssociationServer.shutdown() removes it from there
-    ae._servers.append(server)
-    return server
+    return cast(TlsAssociationServer, server)

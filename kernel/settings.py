@@ -190,6 +190,13 @@ class Settings(BaseSettings):
     max_pixel_samples: int = Field(default=1 << 30, ge=1)
     min_free_disk_bytes: int = Field(default=512 * 1024**2, ge=0)
     network_timeout_seconds: float = Field(default=60.0, gt=0)
+    # receive-path hardening: connections that have not sent an A-ASSOCIATE-RQ yet are capped
+    # and closed after the ARTIM timeout; decoding a frame is bounded per frame and, across
+    # associations, by the bytes the checks may hold in memory at once
+    max_unassociated_connections: int = Field(default=16, ge=1, le=1024)
+    association_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_frame_samples: int = Field(default=1 << 25, ge=1)
+    receive_memory_budget_bytes: int = Field(default=1024**3, ge=1024**2)
 
     # DICOM TLS (PS3.15 B.12): the SCP speaks TLS only when a certificate is set
     tls_certificate: Path | None = None
@@ -223,6 +230,11 @@ class Settings(BaseSettings):
 
     # storage and queue; empty means "derive from home and profile"
     database_url: str = ""
+    # PostgreSQL: connect and statement timeouts; every database: how long a C-STORE waits for
+    # its commit before it answers 0xA700
+    database_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    commit_wait_seconds: float = Field(default=30.0, gt=0)
     broker_url: str = ""
     task_time_limit_seconds: int = Field(default=1800, ge=10)
     redis_visibility_timeout_seconds: int = Field(default=3600, ge=60)

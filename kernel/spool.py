@@ -124,32 +124,52 @@ class Spool:
         fsync_dir(path.parent)
         return path
 
-    def adopt(self, source: Path, path: Path) -> Path:
-        """Move a finished file into place durably: fsync it, rename it, fsync the folder.
+    def place(self, source: bytes | Path, path: Path) -> bool:
+        """Store ``source`` at ``path`` durably unless a file is there already; True when placed.
 
-        A file on another filesystem than the spool is copied with :meth:`write_atomic`
-        instead (and left for its owner to delete).
+        Exclusive (a hard link, which fails on an existing name), so two writers of the same
+        path never overwrite each other: the first one's bytes stay. A file in the spool's
+        ``tmp/`` is linked into place (no copy) and its temporary name removed; bytes, or a
+        file on another filesystem, are first written to ``tmp/``. Everything is fsynced
+        (file, then folder) before this returns True.
         """
         make_dirs(path.parent)
-        os.chmod(source, FILE_MODE)
-        fd = os.open(source, os.O_RDONLY)
+        if isinstance(source, Path):
+            os.chmod(source, FILE_MODE)
+            fd = os.open(source, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                return self._link(source, path, remove_source=True)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+        staged = self.tmp_dir / f"{uuid.uuid4().hex}.part"
         try:
-            os.fsync(fd)
+            with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as handle:
+                if isinstance(source, Path):
+                    with open(source, "rb") as original:
+                        shutil.copyfileobj(original, handle, 1024 * 1024)
+                else:
+                    handle.write(source)
+                handle.flush()
+                os.fsync(handle.fileno())
+            return self._link(staged, path, remove_source=False)
         finally:
-            os.close(fd)
+            staged.unlink(missing_ok=True)
+
+    @staticmethod
+    def _link(source: Path, path: Path, remove_source: bool) -> bool:
         try:
-            os.replace(source, path)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-
-            def copy(handle: BinaryIO) -> None:
-                with open(source, "rb") as original:
-                    shutil.copyfileobj(original, handle, 1024 * 1024)
-
-            return self.write_atomic(path, copy)
+            os.link(source, path)
+        except FileExistsError:
+            return False
+        if remove_source:
+            source.unlink(missing_ok=True)
         fsync_dir(path.parent)
-        return path
+        return True
 
     def remove_stale(self, older_than_seconds: float = STALE_AFTER_SECONDS) -> int:
         """Delete files in ``tmp/`` not modified for ``older_than_seconds``; how many."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.session import make_sessionmaker
+from db.session import Timeouts, make_sessionmaker
 from kernel.settings import Settings
 from kernel.spool import Spool
 
@@ -32,7 +32,14 @@ class NodeContext:
         spool = Spool.under(settings.home)  # creates the home folder the SQLite file lives in
         return cls(
             settings=settings,
-            sessions=make_sessionmaker(settings.database_url, migrate=migrate),
+            sessions=make_sessionmaker(
+                settings.database_url,
+                migrate=migrate,
+                timeouts=Timeouts(
+                    settings.database_connect_timeout_seconds,
+                    settings.database_statement_timeout_seconds,
+                ),
+            ),
             spool=spool,
         )
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.group_commit import GroupCommit
+from db.group_commit import CommitTimeout, GroupCommit
 from db.instances import ReceivedInstance, record_instance
 from db.models import Instance, Study
-from db.session import make_sessionmaker
+from db.session import Timeouts, make_sessionmaker
 from tests.support.databases import database_url
 
 
@@ -136,3 +136,51 @@ def test_group_commit_writer_stops_when_idle_and_restarts(sessions: sessionmaker
         assert not writer.is_alive(), "the idle writer thread did not end"
     assert commits.run(lambda session: record_instance(session, _item("1.2.3.7.2"))) is True
     assert _count(sessions, Instance.id) == 2
+
+
+def test_group_commit_wait_bounded_hung_work_cancelled_never_committed(
+    sessions: sessionmaker[Session],
+) -> None:
+    commits = GroupCommit(sessions, wait_seconds=0.5)
+    release = threading.Event()
+
+    def hung(session: Session) -> bool:
+        release.wait(10)  # a statement that does not come back
+        return record_instance(session, _item("1.2.3.6.0"))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        head = pool.submit(commits.run, hung)
+        time.sleep(0.1)  # the writer is inside the hung work now
+        queued = pool.submit(commits.run, lambda s: record_instance(s, _item("1.2.3.6.1")))
+        started = time.monotonic()
+        with pytest.raises(CommitTimeout) as first:
+            head.result(timeout=5)
+        with pytest.raises(CommitTimeout) as second:
+            queued.result(timeout=5)
+        assert time.monotonic() - started < 2
+        release.set()
+    assert not first.value.outcome_unknown and not second.value.outcome_unknown
+    deadline = time.monotonic() + 5
+    while commits.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert _count(sessions, Instance.id) == 0  # the callers gave up: nothing was committed
+    assert commits.run(lambda session: record_instance(session, _item("1.2.3.6.2"))) is True
+
+
+def test_postgresql_statement_timeout_ends_a_statement_blocked_by_a_lock(tmp_path: Path) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    with database_url("postgresql", tmp_path) as url:
+        factory = make_sessionmaker(url, timeouts=Timeouts(connect_seconds=5, statement_seconds=1))
+        locker = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        try:
+            locker.execute("LOCK TABLE instance IN ACCESS EXCLUSIVE MODE")  # held: no commit
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="statement timeout"):
+                GroupCommit(factory, wait_seconds=10).run(
+                    lambda session: record_instance(session, _item("1.2.3.5.0"))
+                )
+            assert time.monotonic() - started < 5
+        finally:
+            locker.close()
+            factory.kw["bind"].dispose()

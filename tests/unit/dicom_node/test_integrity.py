@@ -102,3 +102,10 @@ def test_check_inflated_size_bytes_after_stream_end_returns() -> None:
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     stream = compressor.compress(bytes(3 << 20)) + compressor.flush() + b"trailing bytes"
     check_inflated_size(_deflated_file(stream), DeflatedExplicitVRLittleEndian, 8 << 20)
+
+
+def test_check_pixel_bounds_frame_beyond_frame_limit_refused_names_setting() -> None:
+    ds, _, _ = make_us_dataset(seed=2, rows=32, cols=32, frames=2)
+    check_pixel_bounds(ds, 1 << 30, 32 * 32)
+    with pytest.raises(InvalidInput, match="max_frame_samples"):
+        check_pixel_bounds(ds, 1 << 30, 32 * 32 - 1)

@@ -42,19 +42,32 @@ def test_spool_quarantine_keeps_bytes_and_reason(tmp_path: Path) -> None:
     assert spool.quarantined()[0]["reason"] == "cannot parse"
 
 
-def test_spool_adopt_same_filesystem_renames_the_file(tmp_path: Path) -> None:
+def test_spool_place_same_filesystem_links_the_file(tmp_path: Path) -> None:
     spool = Spool.under(tmp_path)
     source = spool.tmp_dir / "received.dcm"
     source.write_bytes(b"dataset")
     inode = source.stat().st_ino
     target = spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.5")
-    spool.adopt(source, target)
+    assert spool.place(source, target) is True
     assert target.read_bytes() == b"dataset"
     assert target.stat().st_ino == inode  # moved, not copied
     assert not source.exists()
 
 
-def test_spool_adopt_other_filesystem_copies_and_leaves_the_source(tmp_path: Path) -> None:
+def test_spool_place_existing_file_kept_source_left(tmp_path: Path) -> None:
+    spool = Spool.under(tmp_path)
+    target = spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.7")
+    assert spool.place(b"first", target) is True
+    second = spool.tmp_dir / "second.dcm"
+    second.write_bytes(b"second")
+    assert spool.place(second, target) is False
+    assert spool.place(b"third", target) is False
+    assert target.read_bytes() == b"first"  # never overwritten
+    assert second.exists()  # the caller decides what becomes of it
+    assert [path.name for path in spool.tmp_dir.iterdir()] == ["second.dcm"]
+
+
+def test_spool_place_other_filesystem_copies_and_leaves_the_source(tmp_path: Path) -> None:
     shm = Path("/dev/shm")
     if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
         pytest.skip("no second filesystem (/dev/shm) on this machine")
@@ -63,7 +76,7 @@ def test_spool_adopt_other_filesystem_copies_and_leaves_the_source(tmp_path: Pat
         handle.write(b"dataset")
         handle.flush()
         target = spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.6")
-        spool.adopt(Path(handle.name), target)
+        assert spool.place(Path(handle.name), target) is True
         assert target.read_bytes() == b"dataset"
         assert Path(handle.name).exists()  # its owner (pynetdicom) deletes it
     assert list(spool.tmp_dir.iterdir()) == []
@@ -107,10 +120,13 @@ def test_spool_files_0600_and_folders_0700_whatever_the_umask(tmp_path: Path) ->
         loose = tmp_path / "received.part"
         loose.write_bytes(b"y")
         moved = spool.quarantine(loose, "reason", {})
-        adopted = spool.adopt(_loose(tmp_path), spool.outbox_dir(7) / "seg.dcm")
+        adopted = spool.outbox_dir(7) / "seg.dcm"
+        spool.place(_loose(tmp_path), adopted)
+        placed_bytes = spool.incoming_path("1.2", "1.2.3", "1.2.3.5")
+        spool.place(b"z", placed_bytes)
     finally:
         os.umask(previous)
-    files = [written, record, record.with_suffix(".dcm"), moved, moved.with_suffix(".dcm"), adopted,
+    files = [written, record, record.with_suffix(".dcm"), moved, moved.with_suffix(".dcm"), adopted, placed_bytes,
              settings.home / "lnm.sqlite3"]
     assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o600" for f in files}
     folders = [settings.home, written.parent, written.parent.parent, spool.quarantine_dir,
