@@ -13,8 +13,8 @@ import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from db.instances import instance_rows
 from db.models import Instance
+from db.views import instance_rows
 from dicom_node import statuses
 from dicom_node.scu import store_files
 from phantom.us_dicom import make_us_dataset
