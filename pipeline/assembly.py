@@ -30,3 +30,11 @@ def decide_assembly(
         elif now - study.first_received_at >= max_wait:
             decisions.append(AssemblyDecision(study.study_id, forced=True))
     return decisions
+
+
+def next_deadline(
+    studies: list[StudyTiming], quiet: timedelta, max_wait: timedelta
+) -> datetime | None:
+    """The earliest moment a receiving study becomes complete (quiet, or forced), or None."""
+    moments = [min(s.last_received_at + quiet, s.first_received_at + max_wait) for s in studies]
+    return min(moments, default=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from celery import Celery
@@ -12,6 +13,8 @@ from pipeline.context import NodeContext
 from pipeline.routing import known_queues
 
 PROCESS_JOB = "lnm.process_job"
+#: how often a worker looks into the embedded profile's folder queue (seconds)
+FOLDER_POLL_SECONDS = 0.05
 #: the default queue name (``Settings.default_queue``); ``queue_routes`` adds others
 QUEUE = "lnm"
 
@@ -28,12 +31,17 @@ def broker_options(settings: Settings) -> dict[str, object]:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            "polling_interval": FOLDER_POLL_SECONDS,
         }
     return {"visibility_timeout": settings.redis_visibility_timeout_seconds}
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings`` with the node's tasks registered."""
+def make_celery(settings: Settings, context: Callable[[], NodeContext] | None = None) -> Celery:
+    """A Celery app for ``settings`` with the node's tasks registered.
+
+    ``context`` gives the process's :class:`NodeContext` (a worker passes the one it warmed);
+    by default one is built on the first task.
+    """
     app = Celery("lnm_node", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         broker_transport_options=broker_options(settings),
@@ -51,10 +59,12 @@ def make_celery(settings: Settings) -> Celery:
     )
     holder: dict[str, NodeContext] = {}
 
-    def context() -> NodeContext:
+    def built() -> NodeContext:
         if "ctx" not in holder:
             holder["ctx"] = NodeContext.build(settings, migrate=False)
         return holder["ctx"]
+
+    context = context or built
 
     @app.task(name=PROCESS_JOB, bind=True, acks_late=True)
     def process_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
