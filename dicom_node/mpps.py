@@ -91,9 +91,12 @@ class MppsScp:
         self._lock = threading.Lock()
         #: SOP Instance UID -> step SOP Instance UID, for final steps still missing instances
         self._awaited: dict[str, str] = {}
-        with sessions() as session:
-            for step in mpps.pending_steps(session):
-                self._await(step.sop_instance_uid, mpps.missing_instances(session, step))
+        try:
+            with sessions() as session:
+                for step in mpps.pending_steps(session):
+                    self._await(step.sop_instance_uid, mpps.missing_instances(session, step))
+        except SQLAlchemyError as error:  # the database is down: the sweeper acts on them later
+            logger.error("pending MPPS steps not loaded: %s", type(error).__name__)
 
     def handle_create(self, event: Event) -> tuple[int, Dataset | None]:
         """N-CREATE: record a new IN PROGRESS step."""
