@@ -10,7 +10,7 @@ unset: one worker per core) twice on loopback, each time a fresh node:
 - **with MPPS**, quiet time left at 30 s: the same, each study announced by N-CREATE (IN
   PROGRESS) before its send and closed by N-SET COMPLETED listing its instances after it.
 
-The clock starts when the send ends (no MPPS) or when the N-SET's response arrives (MPPS) and
+The clock starts when the send ends (no MPPS) or when the N-SET is sent (MPPS) and
 stops at the node's audit record of the job's delivery (every output stored by the PACS:
 an upper bound on the SR's arrival); each SR is then looked up in Orthanc. Stages come from the
 node's audit trail: receive (the send, client side), assemble (trigger to the study's assemble
@@ -114,7 +114,7 @@ class Mpps:
         return uid
 
     def complete(self, uid: str, study: StudyFiles) -> float:
-        """N-SET COMPLETED; returns the time its response arrived."""
+        """N-SET COMPLETED; returns the time it was sent (its association established)."""
         ds = Dataset()
         ds.PerformedProcedureStepStatus = "COMPLETED"
         series = Dataset()
@@ -128,8 +128,8 @@ class Mpps:
             series.ReferencedImageSequence.append(item)
         ds.PerformedSeriesSequence = Sequence([series])
         assoc = self._assoc()
-        status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
         at = time.time()
+        status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
         assoc.release()
         if int(status.Status) != 0:
             raise RuntimeError(f"N-SET answered 0x{int(status.Status):04X}")

@@ -140,17 +140,29 @@ def _study_uid(files: list[Path]) -> str:
     return str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
 
 
+def _perform(node: Node, files: list[Path], stored: list[Path]) -> tuple[Association, str, str]:
+    """A modality's exam: N-CREATE (IN PROGRESS), then the C-STORE of ``stored``; returns the
+    open MPPS association, the study and the step UIDs."""
+    study_uid, step_uid = _study_uid(files), generate_uid()
+    assoc = _associate(node)
+    assert _create(assoc, study_uid, step_uid) == 0x0000
+    node.store(stored)
+    return assoc, study_uid, step_uid
+
+
+def _end(assoc: Association, status: str, files: list[Path], step_uid: str) -> None:
+    """N-SET ``status`` listing ``files``, answered 0x0000; release."""
+    assert _set(assoc, _final(status, files), step_uid) == 0x0000
+    assoc.release()
+
+
 def test_completed_step_with_every_instance_assembles_its_study_at_once(
     make_node: Callable[..., Node], study_files: list[Path]
 ) -> None:
     node = make_node()
-    study_uid, step_uid = _study_uid(study_files), generate_uid()
-    assoc = _associate(node)
-    assert _create(assoc, study_uid, step_uid) == 0x0000
-    node.store(study_files)
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
     assert node.study(study_uid).state == StudyState.RECEIVING  # quiet time is an hour
-    assert _set(assoc, _final("COMPLETED", study_files), step_uid) == 0x0000
-    assoc.release()
+    _end(assoc, "COMPLETED", study_files, step_uid)
 
     assert node.study(study_uid).state == StudyState.READY
     jobs = node.jobs()
@@ -169,12 +181,8 @@ def test_completed_step_waits_for_its_last_instance_then_assembles_on_its_arriva
     make_node: Callable[..., Node], study_files: list[Path]
 ) -> None:
     node = make_node()
-    study_uid, step_uid = _study_uid(study_files), generate_uid()
-    assoc = _associate(node)
-    assert _create(assoc, study_uid, step_uid) == 0x0000
-    node.store(study_files[:2])
-    assert _set(assoc, _final("COMPLETED", study_files), step_uid) == 0x0000
-    assoc.release()
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files[:2])
+    _end(assoc, "COMPLETED", study_files, step_uid)
     assert node.study(study_uid).state == StudyState.RECEIVING
     assert node.jobs() == [] and node.handed == []
 
@@ -188,12 +196,8 @@ def test_discontinued_step_follows_the_setting(
     make_node: Callable[..., Node], study_files: list[Path], rule: str, jobs_expected: int
 ) -> None:
     node = make_node(mpps_discontinued=rule)
-    study_uid, step_uid = _study_uid(study_files), generate_uid()
-    assoc = _associate(node)
-    assert _create(assoc, study_uid, step_uid) == 0x0000
-    node.store(study_files)
-    assert _set(assoc, _final("DISCONTINUED", study_files), step_uid) == 0x0000
-    assoc.release()
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
+    _end(assoc, "DISCONTINUED", study_files, step_uid)
 
     study = node.study(study_uid)
     assert study.state == StudyState.READY
@@ -232,12 +236,8 @@ def test_sweeper_acts_on_a_completed_step_whose_last_instance_reached_another_sc
     # a second SCP process of the same node (same database), started before the step ends
     other = start_scp(node.ctx.settings.model_copy(update={"port": 0}), node.ctx.spool,
                       node.ctx.sessions)
-    study_uid, step_uid = _study_uid(study_files), generate_uid()
-    assoc = _associate(node)
-    assert _create(assoc, study_uid, step_uid) == 0x0000
-    node.store(study_files[:2])
-    assert _set(assoc, _final("COMPLETED", study_files), step_uid) == 0x0000
-    assoc.release()
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files[:2])
+    _end(assoc, "COMPLETED", study_files, step_uid)
     try:  # receives the last instance
         send_instances(Destination(ae_title="LNMNODE", host="127.0.0.1",
                                    port=other.server_address[1]), study_files[2:], "MODALITY")
