@@ -12,12 +12,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pydicom
 from pydicom.uid import JPEGBaseline8Bit
+
+# the project root first: this folder's inference.py would shadow the inference package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inference.encode.outputs import build_outputs
 from inference.loading import ModelCache

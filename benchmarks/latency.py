@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -42,6 +43,9 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 from sqlalchemy import select
+
+# the project root first: this folder's inference.py would shadow the inference package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.models import AuditEvent, Job, JobState, Study
 from db.session import make_sessionmaker

@@ -14,11 +14,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from pydicom.uid import generate_uid
+
+# the project root first: this folder's inference.py would shadow the inference package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dicom_node.scp import start_scp
 from dicom_node.scu import send_instances

@@ -145,6 +145,18 @@ def _close_without_jobs(session: Session, study_id: int, step_id: int) -> None:
                  reason="MPPS DISCONTINUED", mpps=step_id)
 
 
+def studies_in_progress(session: Session, since: datetime) -> set[int]:
+    """Ids of received studies named by a step still IN PROGRESS and updated after ``since``
+    (an older one is taken as abandoned): their quiet time does not make them complete."""
+    named: set[str] = set()
+    for uids in session.scalars(select(Mpps.study_instance_uids).where(
+            Mpps.status == MppsStatus.IN_PROGRESS, Mpps.updated_at >= since)):
+        named.update(uids)
+    if not named:
+        return set()
+    return set(session.scalars(select(Study.id).where(Study.study_instance_uid.in_(named))))
+
+
 def pending_steps(session: Session) -> list[Mpps]:
     """Final steps not acted on yet (some listed instance had not arrived), oldest first."""
     return list(session.scalars(

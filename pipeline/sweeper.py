@@ -1,7 +1,8 @@
 """The sweeper: assembles quiet studies into jobs and (re)sends queue hints. Safe to run anywhere, any time.
 
 It is woken by a timer at the earliest quiet deadline of the receiving studies (so a study is
-assembled and queued the moment its quiet time ends, not at the next period), and at least
+assembled and queued the moment its quiet time ends, not at the next period; a study whose
+MPPS is IN PROGRESS waits for the step's end, up to ``max_wait_seconds``), and at least
 every ``sweep_interval_seconds`` as the safety net: MPPS steps whose last instance reached
 another SCP process, lost queue messages, delivery retries.
 """
@@ -45,7 +46,8 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
     max_wait = timedelta(seconds=settings.max_wait_seconds)
     with ctx.sessions() as session:
         studies = jobs.receiving_studies(session)
-    decisions = decide_assembly(studies, now, quiet=quiet, max_wait=max_wait)
+        held = mpps.studies_in_progress(session, since=now - max_wait) if studies else set()
+    decisions = decide_assembly(studies, now, quiet=quiet, max_wait=max_wait, held=held)
     created = 0
     for decision in decisions:
         with ctx.sessions.begin() as session:
@@ -57,7 +59,8 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
     enqueue_jobs(ctx, app, due)
     done = {d.study_id for d in decisions}
     waiting = [s for s in studies if s.study_id not in done]
-    return SweepResult(len(decisions), created, len(due), next_deadline(waiting, quiet, max_wait))
+    return SweepResult(len(decisions), created, len(due),
+                       next_deadline(waiting, quiet, max_wait, held))
 
 
 def act_on_pending_steps(ctx: NodeContext) -> int:

@@ -248,3 +248,15 @@ def test_sweeper_acts_on_a_completed_step_whose_last_instance_reached_another_sc
     result = sweep(node.ctx, make_celery(node.ctx.settings))
     assert node.study(study_uid).state == StudyState.READY
     assert result.enqueued == 1 and len(node.jobs()) == 1
+
+
+def test_quiet_time_does_not_assemble_a_study_whose_step_is_in_progress(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    node = make_node(quiet_seconds=0)
+    app = make_celery(node.ctx.settings)
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
+    assert sweep(node.ctx, app).assembled == 0  # quiet, but the modality has not finished
+    assert node.study(study_uid).state == StudyState.RECEIVING
+    _end(assoc, "COMPLETED", study_files, step_uid)
+    assert node.study(study_uid).state == StudyState.READY and len(node.jobs()) == 1

@@ -30,3 +30,12 @@ def test_next_deadline_is_the_earliest_quiet_end_or_forced_time() -> None:
     trickling = StudyTiming(3, T0 - MAX_WAIT + timedelta(seconds=1), T0 + timedelta(seconds=20))
     assert next_deadline([quiet_soon, trickling], QUIET, MAX_WAIT) == T0 + timedelta(seconds=1)
     assert next_deadline([], QUIET, MAX_WAIT) is None
+
+
+def test_a_study_held_by_an_mpps_in_progress_ignores_its_quiet_time_until_max_wait() -> None:
+    study = StudyTiming(4, T0, T0 + timedelta(seconds=10))
+    later = T0 + timedelta(seconds=40)
+    assert decide_assembly([study], later, QUIET, MAX_WAIT, held={4}) == []
+    assert next_deadline([study], QUIET, MAX_WAIT, held={4}) == T0 + MAX_WAIT
+    forced = T0 + MAX_WAIT
+    assert decide_assembly([study], forced, QUIET, MAX_WAIT, held={4}) == [AssemblyDecision(4, True)]
