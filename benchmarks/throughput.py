@@ -76,7 +76,7 @@ def _worker(settings_json: str, processes: int, queue, barrier, results) -> None
     settings = Settings.model_validate_json(settings_json)
     ctx = NodeContext.build(settings, migrate=False)
     if settings.device == "cpu":
-        torch.set_num_threads(cpu_threads(settings, processes))
+        torch.set_num_threads(cpu_threads(processes))
     warm_models(ctx)
     barrier.wait()
     started, done = time.time(), 0

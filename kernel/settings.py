@@ -340,7 +340,7 @@ class Settings(BaseSettings):
             return self.worker_concurrency
         if self.device.startswith("cuda"):
             return max(1, _cuda_device_count())
-        return max(1, os.cpu_count() or 1)
+        return available_cpus()
 
     def calling_ae_rules(self) -> list[CallingAE]:
         """The calling-AE allowlist, parsed (empty: every calling AE is allowed)."""
@@ -355,6 +355,13 @@ class Settings(BaseSettings):
         if self.web_session_secret:
             data["web_session_secret"] = "***"
         return data
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def _cuda_device_count() -> int:

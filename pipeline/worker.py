@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from kernel.settings import Profile, Settings
+from kernel.settings import Profile, Settings, available_cpus
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
 from pipeline.routing import known_queues
@@ -45,9 +45,9 @@ def ready_marker(home: Path, pid: int) -> Path:
     return home / "run" / f"worker-{pid}.ready"
 
 
-def cpu_threads(settings: Settings, processes: int) -> int:
+def cpu_threads(processes: int) -> int:
     """Torch threads per worker process on a CPU node: the cores shared among the processes."""
-    return max(1, (os.cpu_count() or 1) // max(1, processes))
+    return max(1, available_cpus() // max(1, processes))
 
 
 def get_ready(ctx: NodeContext, processes: int, watch: threading.Event | None = None) -> list[str]:
@@ -59,7 +59,7 @@ def get_ready(ctx: NodeContext, processes: int, watch: threading.Event | None = 
     if not ctx.settings.device.startswith("cuda"):
         import torch
 
-        torch.set_num_threads(cpu_threads(ctx.settings, processes))
+        torch.set_num_threads(cpu_threads(processes))
     warmed = warm_models(ctx)
     marker = ready_marker(ctx.settings.home, os.getpid())
     marker.parent.mkdir(parents=True, exist_ok=True)
