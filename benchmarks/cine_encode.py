@@ -37,8 +37,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lnm-cine-") as tmp:
         path = Path(tmp) / "cine.dcm"
-        ds, _, _ = make_us_dataset(seed=2, rows=480, cols=640, frames=args.frames, rgb=True,
-                                   transfer_syntax=JPEGBaseline8Bit)
+        ds, _, _ = make_us_dataset(
+            seed=2,
+            rows=480,
+            cols=640,
+            frames=args.frames,
+            rgb=True,
+            transfer_syntax=JPEGBaseline8Bit,
+        )
         ds.BodyPartExamined = "BREAST"
         ds.save_as(path, enforce_file_format=True)
         spec = Registry.load(default_models_dir()).get("ynet-busi", "ynet-busi")
@@ -54,9 +60,14 @@ def main() -> None:
                 infer.append(inferred - started)
                 encode.append(encoded - inferred)
         size = path.stat().st_size / 1e6
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.frames}-frame "
-          f"JPEG cine {size:.1f} MB; medians of {args.repeats}, warm")
-    print(f"run_model {statistics.median(infer):.3f} s, build_outputs {statistics.median(encode):.3f} s")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {args.frames}-frame "
+        f"JPEG cine {size:.1f} MB; medians of {args.repeats}, warm"
+    )
+    print(
+        f"run_model {statistics.median(infer):.3f} s, "
+        f"build_outputs {statistics.median(encode):.3f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -78,9 +78,16 @@ def make_study(folder: Path, seed: int, frames: int = 1) -> StudyFiles:
     """One synthetic study: a 480 x 640 grey single frame, or a JPEG cine of ``frames``."""
     study_uid = generate_uid()
     syntax = JPEGBaseline8Bit if frames > 1 else ExplicitVRLittleEndian
-    ds, _, _ = make_us_dataset(seed=seed, rows=480, cols=640, frames=frames,
-                               transfer_syntax=syntax, study_instance_uid=study_uid,
-                               series_instance_uid=generate_uid(), sop_instance_uid=generate_uid())
+    ds, _, _ = make_us_dataset(
+        seed=seed,
+        rows=480,
+        cols=640,
+        frames=frames,
+        transfer_syntax=syntax,
+        study_instance_uid=study_uid,
+        series_instance_uid=generate_uid(),
+        sop_instance_uid=generate_uid(),
+    )
     ds.BodyPartExamined = "BREAST"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{seed}.dcm"
@@ -162,8 +169,11 @@ class Bench:
     def wait_delivered(self, study_uid: str, timeout: float = 600) -> None:
         def delivered() -> bool:
             with self.sessions() as session:
-                states = list(session.scalars(
-                    select(Job.state).join(Study).where(Study.study_instance_uid == study_uid)))
+                states = list(
+                    session.scalars(
+                        select(Job.state).join(Study).where(Study.study_instance_uid == study_uid)
+                    )
+                )
             return bool(states) and all(s == JobState.DELIVERED for s in states)
 
         wait_until(delivered, timeout=timeout, what=f"delivery of {study_uid}")
@@ -176,11 +186,16 @@ class Bench:
                 select(Study.id, Job.id).join(Job).where(Study.study_instance_uid == study_uid)
             ).first()  # type: ignore[misc]
             events = session.execute(
-                select(AuditEvent.action, AuditEvent.at).where(
-                    ((AuditEvent.entity == "study") & (AuditEvent.entity_id == str(study_id))
-                     & (AuditEvent.action == "assemble"))
+                select(AuditEvent.action, AuditEvent.at)
+                .where(
+                    (
+                        (AuditEvent.entity == "study")
+                        & (AuditEvent.entity_id == str(study_id))
+                        & (AuditEvent.action == "assemble")
+                    )
                     | ((AuditEvent.entity == "job") & (AuditEvent.entity_id == str(job_id)))
-                ).order_by(AuditEvent.id)
+                )
+                .order_by(AuditEvent.id)
             ).all()
         at = {action: _epoch(moment) for action, moment in events}
         stages = {
@@ -212,7 +227,9 @@ class Bench:
             except BaseException as error:  # noqa: BLE001  (reported after the join)
                 errors.append(error)
 
-        threads = [threading.Thread(target=run, args=(studies[i::senders],)) for i in range(senders)]
+        threads = [
+            threading.Thread(target=run, args=(studies[i::senders],)) for i in range(senders)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -227,8 +244,11 @@ class Bench:
         """The SR is in Orthanc."""
         query = {"Level": "Series", "Query": {"StudyInstanceUID": study_uid, "Modality": "SR"}}
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.pacs.http_port}/tools/find", data=json.dumps(query).encode(),
-            headers={"Content-Type": "application/json"}, method="POST")
+            f"http://127.0.0.1:{self.pacs.http_port}/tools/find",
+            data=json.dumps(query).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=10) as reply:
             found = json.loads(reply.read())
         if not found:
@@ -240,8 +260,15 @@ def _epoch(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def run_profile(folder: Path, pacs: Orthanc, mpps: bool, warm: int, burst: int,
-                cine_frames: int, log: Callable[[str], None]) -> list[Timing]:
+def run_profile(
+    folder: Path,
+    pacs: Orthanc,
+    mpps: bool,
+    warm: int,
+    burst: int,
+    cine_frames: int,
+    log: Callable[[str], None],
+) -> list[Timing]:
     """One fresh node: cold, warm, cine, burst."""
     quiet = "30" if mpps else "3"
     label = "MPPS, quiet 30 s" if mpps else "no MPPS, quiet 3 s"
@@ -249,21 +276,26 @@ def run_profile(folder: Path, pacs: Orthanc, mpps: bool, warm: int, burst: int,
     files = [make_study(studies / "single", seed) for seed in range(1 + warm + burst)]
     cine = make_study(studies / "cine", 1000, frames=cine_frames)
     started = time.time()
-    node = start_node(folder / ("node-mpps" if mpps else "node-quiet"), "--pacs", pacs.destination,
-                      "--quiet-seconds", quiet)
+    node = start_node(
+        folder / ("node-mpps" if mpps else "node-quiet"),
+        "--pacs",
+        pacs.destination,
+        "--quiet-seconds",
+        quiet,
+    )
     log(f"[{label}] node accepts associations after {time.time() - started:.1f} s")
     bench = Bench(node, pacs, mpps)
     timings = []
     try:
         timings.append(bench.one(f"{label}: cold single frame", files[0]))
         log(f"  cold: {timings[-1].stages}")
-        for study in files[1:1 + warm]:
+        for study in files[1 : 1 + warm]:
             timings.append(bench.one(f"{label}: warm single frame", study))
             log(f"  warm: {timings[-1].stages}")
         timings.append(bench.one(f"{label}: {cine_frames}-frame JPEG cine", cine))
         log(f"  cine: {timings[-1].stages}")
         if burst:
-            timings += bench.burst(f"{label}: burst of {burst}", files[1 + warm:])
+            timings += bench.burst(f"{label}: burst of {burst}", files[1 + warm :])
             log(f"  burst: max total {max(t.stages['total'] for t in timings[-burst:]):.2f} s")
     finally:
         node.stop()
@@ -288,8 +320,12 @@ def markdown(rows: list[dict[str, object]]) -> str:
     head = "| scenario | n | " + " | ".join(STAGES) + " | total max |"
     lines = [head, "|" + "---|" * (len(STAGES) + 3)]
     for row in rows:
-        cells = [str(row["scenario"]), str(row["n"]), *(f"{row[s]:.2f}" for s in STAGES),
-                 f"{row['total_max']:.2f}"]
+        cells = [
+            str(row["scenario"]),
+            str(row["n"]),
+            *(f"{row[s]:.2f}" for s in STAGES),
+            f"{row['total_max']:.2f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -310,16 +346,24 @@ def main() -> None:
             for mpps in (False, True):
                 if args.only and args.only != ("mpps" if mpps else "quiet"):
                     continue
-                timings += run_profile(folder, pacs, mpps, args.warm, args.burst,
-                                       args.cine_frames, lambda line: print(line, flush=True))
+                timings += run_profile(
+                    folder,
+                    pacs,
+                    mpps,
+                    args.warm,
+                    args.burst,
+                    args.cine_frames,
+                    lambda line: print(line, flush=True),
+                )
         finally:
             pacs.stop()
     rows = summarise(timings)
     print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; seconds, medians\n")
     print(markdown(rows))
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "timings": [asdict(t) for t in timings]},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps({"rows": rows, "timings": [asdict(t) for t in timings]}, indent=2)
+        )
 
 
 if __name__ == "__main__":

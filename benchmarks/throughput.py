@@ -43,8 +43,14 @@ def make_studies(folder: Path, count: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in range(count):
-        ds, _, _ = make_us_dataset(seed=seed, rows=480, cols=640, study_instance_uid=generate_uid(),
-                                   series_instance_uid=generate_uid(), sop_instance_uid=generate_uid())
+        ds, _, _ = make_us_dataset(
+            seed=seed,
+            rows=480,
+            cols=640,
+            study_instance_uid=generate_uid(),
+            series_instance_uid=generate_uid(),
+            sop_instance_uid=generate_uid(),
+        )
         ds.BodyPartExamined = "BREAST"
         path = folder / f"{seed}.dcm"
         ds.save_as(path, enforce_file_format=True)
@@ -56,8 +62,9 @@ def receive_and_assemble(ctx: NodeContext, paths: list[Path]) -> list[int]:
     """Send the studies to the node's SCP, assemble them; the ids of their jobs."""
     server = start_scp(ctx.settings, ctx.spool, ctx.sessions)
     try:
-        destination = Destination(ae_title=ctx.settings.ae_title, host="127.0.0.1",
-                                  port=server.server_address[1])
+        destination = Destination(
+            ae_title=ctx.settings.ae_title, host="127.0.0.1", port=server.server_address[1]
+        )
         send_instances(destination, paths, "BENCH")
     finally:
         server.shutdown()
@@ -70,7 +77,9 @@ def receive_and_assemble(ctx: NodeContext, paths: list[Path]) -> list[int]:
         return list(session.scalars(select(Job.id).order_by(Job.id)))
 
 
-def _worker(settings_json: str, processes: int, queue, barrier, results) -> None:  # type: ignore[no-untyped-def]
+def _worker(  # type: ignore[no-untyped-def]
+    settings_json: str, processes: int, queue, barrier, results
+) -> None:
     import torch
 
     settings = Settings.model_validate_json(settings_json)
@@ -98,9 +107,12 @@ def run(ctx: NodeContext, job_ids: list[int], workers: int) -> tuple[float, list
         queue.put(job_id)
     for _ in range(workers):
         queue.put(None)
-    processes = [spawn.Process(target=_worker, args=(ctx.settings.model_dump_json(), workers,
-                                                      queue, barrier, results))
-                 for _ in range(workers)]
+    processes = [
+        spawn.Process(
+            target=_worker, args=(ctx.settings.model_dump_json(), workers, queue, barrier, results)
+        )
+        for _ in range(workers)
+    ]
     for process in processes:
         process.start()
     spans = [results.get(timeout=3600) for _ in processes]
@@ -119,19 +131,31 @@ def main() -> None:
         folder = Path(tmp)
         pacs = start_orthanc(folder / "orthanc")
         try:
-            print(f"{os.cpu_count()} CPUs, device {args.device}, load average "
-                  f"{os.getloadavg()[0]:.1f}; {args.studies} single-frame studies, ynet-busi")
+            print(
+                f"{os.cpu_count()} CPUs, device {args.device}, load average "
+                f"{os.getloadavg()[0]:.1f}; {args.studies} single-frame studies, ynet-busi"
+            )
             print("| workers | seconds | studies/hour | studies/hour/worker | s/job/worker |")
             print("|---|---|---|---|---|")
             for workers in args.workers:
-                settings = Settings(home=folder / f"home{workers}", port=0, quiet_seconds=0,
-                                    device=args.device, destinations=pacs.destination)
+                settings = Settings(
+                    home=folder / f"home{workers}",
+                    port=0,
+                    quiet_seconds=0,
+                    device=args.device,
+                    destinations=pacs.destination,
+                )
                 ctx = prepare(settings)
-                job_ids = receive_and_assemble(ctx, make_studies(folder / f"s{workers}", args.studies))
+                job_ids = receive_and_assemble(
+                    ctx, make_studies(folder / f"s{workers}", args.studies)
+                )
                 seconds, _ = run(ctx, job_ids, workers)
                 per_hour = len(job_ids) * 3600 / seconds
-                print(f"| {workers} | {seconds:.1f} | {per_hour:.0f} | {per_hour / workers:.0f} | "
-                      f"{seconds * workers / len(job_ids):.2f} |", flush=True)
+                print(
+                    f"| {workers} | {seconds:.1f} | {per_hour:.0f} | {per_hour / workers:.0f} | "
+                    f"{seconds * workers / len(job_ids):.2f} |",
+                    flush=True,
+                )
         finally:
             pacs.stop()
 

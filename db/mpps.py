@@ -70,8 +70,16 @@ def create_step(
     )
     session.add(step)
     session.flush()
-    audit.record(session, ACTOR, "mpps-create", "mpps", step.id, status=content.status.value,
-                 calling_ae_title=calling_ae_title, studies=len(content.study_instance_uids))
+    audit.record(
+        session,
+        ACTOR,
+        "mpps-create",
+        "mpps",
+        step.id,
+        status=content.status.value,
+        calling_ae_title=calling_ae_title,
+        studies=len(content.study_instance_uids),
+    )
     return step
 
 
@@ -84,8 +92,15 @@ def update_step(
     step.referenced_sop_instance_uids = content.referenced_sop_instance_uids
     step.attributes = attributes
     step.updated_at = now
-    audit.record(session, ACTOR, "mpps-set", "mpps", step.id, status=content.status.value,
-                 referenced_instances=len(content.referenced_sop_instance_uids))
+    audit.record(
+        session,
+        ACTOR,
+        "mpps-set",
+        "mpps",
+        step.id,
+        status=content.status.value,
+        referenced_instances=len(content.referenced_sop_instance_uids),
+    )
 
 
 def missing_instances(session: Session, step: Mpps) -> list[str]:
@@ -93,18 +108,27 @@ def missing_instances(session: Session, step: Mpps) -> list[str]:
     listed = list(dict.fromkeys(step.referenced_sop_instance_uids))
     if not listed:
         return []
-    here = set(session.scalars(select(Instance.sop_instance_uid).where(
-        Instance.sop_instance_uid.in_(listed))))
+    here = set(
+        session.scalars(
+            select(Instance.sop_instance_uid).where(Instance.sop_instance_uid.in_(listed))
+        )
+    )
     return [uid for uid in listed if uid not in here]
 
 
 def step_study_ids(session: Session, step: Mpps) -> list[int]:
     """Ids of the received studies the step names or holds instances of, ascending."""
-    named = set(session.scalars(select(Study.id).where(
-        Study.study_instance_uid.in_(step.study_instance_uids))))
+    named = set(
+        session.scalars(
+            select(Study.id).where(Study.study_instance_uid.in_(step.study_instance_uids))
+        )
+    )
     listed = step.referenced_sop_instance_uids
-    holding = set(session.scalars(select(Instance.study_id).where(
-        Instance.sop_instance_uid.in_(listed)))) if listed else set()
+    holding = (
+        set(session.scalars(select(Instance.study_id).where(Instance.sop_instance_uid.in_(listed))))
+        if listed
+        else set()
+    )
     return sorted(named | holding)
 
 
@@ -130,8 +154,16 @@ def act_on_step(
             job_ids += [job.id for job in assemble_study(session, study_id, forced=False)]
     step.acted_at = now
     step.action = "skipped" if skip else "assembled"
-    audit.record(session, ACTOR, f"mpps-{step.action}", "mpps", step.id,
-                 status=step.status.value, studies=study_ids, jobs=job_ids)
+    audit.record(
+        session,
+        ACTOR,
+        f"mpps-{step.action}",
+        "mpps",
+        step.id,
+        status=step.status.value,
+        studies=study_ids,
+        jobs=job_ids,
+    )
     return StepOutcome(step.action, job_ids)
 
 
@@ -141,16 +173,27 @@ def _close_without_jobs(session: Session, study_id: int, step_id: int) -> None:
         return
     study.state = StudyState.READY
     study.assembled_generation = study.generation
-    audit.record(session, ACTOR, "skip", "study", study.id, generation=study.generation,
-                 reason="MPPS DISCONTINUED", mpps=step_id)
+    audit.record(
+        session,
+        ACTOR,
+        "skip",
+        "study",
+        study.id,
+        generation=study.generation,
+        reason="MPPS DISCONTINUED",
+        mpps=step_id,
+    )
 
 
 def studies_in_progress(session: Session, since: datetime) -> set[int]:
     """Ids of received studies named by a step still IN PROGRESS and updated after ``since``
     (an older one is taken as abandoned): their quiet time does not make them complete."""
     named: set[str] = set()
-    for uids in session.scalars(select(Mpps.study_instance_uids).where(
-            Mpps.status == MppsStatus.IN_PROGRESS, Mpps.updated_at >= since)):
+    for uids in session.scalars(
+        select(Mpps.study_instance_uids).where(
+            Mpps.status == MppsStatus.IN_PROGRESS, Mpps.updated_at >= since
+        )
+    ):
         named.update(uids)
     if not named:
         return set()
@@ -159,6 +202,8 @@ def studies_in_progress(session: Session, since: datetime) -> set[int]:
 
 def pending_steps(session: Session) -> list[Mpps]:
     """Final steps not acted on yet (some listed instance had not arrived), oldest first."""
-    return list(session.scalars(
-        select(Mpps).where(Mpps.status.in_(FINAL), Mpps.acted_at.is_(None)).order_by(Mpps.id)
-    ))
+    return list(
+        session.scalars(
+            select(Mpps).where(Mpps.status.in_(FINAL), Mpps.acted_at.is_(None)).order_by(Mpps.id)
+        )
+    )

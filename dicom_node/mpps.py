@@ -59,13 +59,19 @@ def step_content(dataset: Dataset) -> mpps.StepContent:
         status = MppsStatus(text)
     except ValueError as error:
         raise InvalidStatus(f"Performed Procedure Step Status {text!r}") from error
-    studies = [str(item.StudyInstanceUID) for item in dataset.get("ScheduledStepAttributesSequence", [])
-               if item.get("StudyInstanceUID")]
+    studies = [
+        str(item.StudyInstanceUID)
+        for item in dataset.get("ScheduledStepAttributesSequence", [])
+        if item.get("StudyInstanceUID")
+    ]
     listed = []
     for series in dataset.get("PerformedSeriesSequence", []):
         for name in _REFERENCE_SEQUENCES:
-            listed += [str(item.ReferencedSOPInstanceUID) for item in series.get(name, [])
-                       if item.get("ReferencedSOPInstanceUID")]
+            listed += [
+                str(item.ReferencedSOPInstanceUID)
+                for item in series.get(name, [])
+                if item.get("ReferencedSOPInstanceUID")
+            ]
     return mpps.StepContent(status, list(dict.fromkeys(studies)), list(dict.fromkeys(listed)))
 
 
@@ -122,8 +128,14 @@ class MppsScp:
             with self._sessions.begin() as session:
                 if mpps.find_step(session, str(uid)) is not None:
                     return DUPLICATE_SOP_INSTANCE, None
-                mpps.create_step(session, str(uid), content, dataset.to_json_dict(),
-                                 _calling_ae(event), datetime.now(UTC))
+                mpps.create_step(
+                    session,
+                    str(uid),
+                    content,
+                    dataset.to_json_dict(),
+                    _calling_ae(event),
+                    datetime.now(UTC),
+                )
         except SQLAlchemyError as error:
             logger.error("MPPS N-CREATE not recorded: %s", type(error).__name__)
             return PROCESSING_FAILURE, None
@@ -141,7 +153,9 @@ class MppsScp:
                 if step is None:
                     return NO_SUCH_SOP_INSTANCE, None
                 if step.status in mpps.FINAL:
-                    logger.warning("MPPS %s N-SET refused 0x0110: already %s", uid, step.status.value)
+                    logger.warning(
+                        "MPPS %s N-SET refused 0x0110: already %s", uid, step.status.value
+                    )
                     return PROCESSING_FAILURE, None
                 attributes = {**step.attributes, **modifications.to_json_dict()}
                 content = step_content(Dataset.from_json(attributes))

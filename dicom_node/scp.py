@@ -13,8 +13,8 @@ Association policy, in the order a request meets it:
 
 C-ECHO is answered by pynetdicom's default handler. Modality Performed Procedure Step N-CREATE
 and N-SET are answered by :class:`dicom_node.mpps.MppsScp`, which also hears of every stored
-instance (:class:`StoreThenNotify`) so a completed step waiting for its last one acts at once. We offer ``max_pdu_size`` as our maximum
-PDU length (0: unlimited).
+instance (:class:`StoreThenNotify`) so a completed step waiting for its last one acts at once.
+We offer ``max_pdu_size`` as our maximum PDU length (0: unlimited).
 """
 
 from __future__ import annotations

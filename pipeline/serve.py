@@ -131,7 +131,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
             workers.stop()
             raise
         print(f"lnm-node status page: {http.url}", flush=True)
-    sweeper = threading.Thread(target=run_sweeper, args=(ctx, app, stop), name="sweeper", daemon=True)
+    sweeper = threading.Thread(
+        target=run_sweeper, args=(ctx, app, stop), name="sweeper", daemon=True
+    )
     sweeper.start()
     print(f"lnm-node ready: {workers.count} worker(s) warm", flush=True)
     log.info("node ready")

@@ -1,4 +1,4 @@
-"""The sweeper: assembles quiet studies into jobs and (re)sends queue hints. Safe to run anywhere, any time.
+"""The sweeper: assembles quiet studies into jobs and (re)sends queue hints. Safe anywhere, any time.
 
 It is woken by a timer at the earliest quiet deadline of the receiving studies (so a study is
 assembled and queued the moment its quiet time ends, not at the next period; a study whose
@@ -71,7 +71,8 @@ def act_on_pending_steps(ctx: NodeContext) -> int:
     for uid in uids:
         with ctx.sessions.begin() as session:
             step = session.scalar(mpps.select_step(uid).with_for_update())
-            outcome = mpps.act_on_step(session, step, ctx.settings.mpps_discontinued.value, ctx.clock())
+            rule = ctx.settings.mpps_discontinued.value
+            outcome = mpps.act_on_step(session, step, rule, ctx.clock())
         if outcome is not None:
             acted += 1
             log.info("MPPS acted on by the sweeper", extra={"action": outcome.action})

@@ -49,8 +49,10 @@ def warm_models(ctx: NodeContext, refs: list[str] | None = None) -> list[str]:
                 continue
             _run_once(spec, network, sample, ctx.settings.device)
             warmed.append(ref)
-            log.info("model warmed", extra={"model": ref,
-                                            "seconds": round(time.perf_counter() - started, 3)})
+            log.info(
+                "model warmed",
+                extra={"model": ref, "seconds": round(time.perf_counter() - started, 3)},
+            )
     return warmed
 
 

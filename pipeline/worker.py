@@ -36,7 +36,8 @@ def worker_argv(
     if settings.profile is Profile.EMBEDDED:
         argv += ["--pool=solo"]
     else:
-        argv += ["--pool=prefork", f"--concurrency={concurrency or settings.effective_concurrency()}"]
+        children = concurrency or settings.effective_concurrency()
+        argv += ["--pool=prefork", f"--concurrency={children}"]
     return argv
 
 
@@ -65,8 +66,10 @@ def get_ready(ctx: NodeContext, processes: int, watch: threading.Event | None = 
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(" ".join(warmed) + "\n")
     log.info("worker ready", extra={"models": warmed, "pid": os.getpid()})
-    thread = threading.Thread(target=_warm_promoted, args=(ctx, set(warmed), watch or threading.Event()),
-                              name="warm-promoted", daemon=True)
+    watch = watch or threading.Event()
+    thread = threading.Thread(
+        target=_warm_promoted, args=(ctx, set(warmed), watch), name="warm-promoted", daemon=True
+    )
     thread.start()
     return warmed
 

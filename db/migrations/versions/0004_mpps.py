@@ -21,8 +21,14 @@ def upgrade() -> None:
         sa.Column("sop_instance_uid", sa.String(length=64), nullable=False),
         sa.Column(
             "status",
-            sa.Enum("IN PROGRESS", "COMPLETED", "DISCONTINUED", name="mppsstatus",
-                    native_enum=False, length=32),
+            sa.Enum(
+                "IN PROGRESS",
+                "COMPLETED",
+                "DISCONTINUED",
+                name="mppsstatus",
+                native_enum=False,
+                length=32,
+            ),
             nullable=False,
         ),
         sa.Column("calling_ae_title", sa.String(length=16), nullable=True),
@@ -36,7 +42,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("mpps", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_mpps_sop_instance_uid"), ["sop_instance_uid"], unique=True)
+        batch_op.create_index(
+            batch_op.f("ix_mpps_sop_instance_uid"), ["sop_instance_uid"], unique=True
+        )
         batch_op.create_index(batch_op.f("ix_mpps_status"), ["status"], unique=False)
 
 

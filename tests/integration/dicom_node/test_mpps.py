@@ -34,9 +34,12 @@ class Node:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.handed: list[list[int]] = []
-        self.server = start_scp(ctx.settings, ctx.spool, ctx.sessions, on_assembled=self.handed.append)
-        self.destination = Destination(ae_title=ctx.settings.ae_title, host="127.0.0.1",
-                                       port=self.server.server_address[1])
+        self.server = start_scp(
+            ctx.settings, ctx.spool, ctx.sessions, on_assembled=self.handed.append
+        )
+        self.destination = Destination(
+            ae_title=ctx.settings.ae_title, host="127.0.0.1", port=self.server.server_address[1]
+        )
 
     def store(self, paths: list[Path]) -> None:
         send_instances(self.destination, paths, "MODALITY")
@@ -64,8 +67,11 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
 
     def start(**overrides: object) -> Node:
         values: dict[str, object] = {
-            "home": tmp_path / f"home{len(nodes)}", "models_dir": tmp_path / "models",
-            "default_model": "tiny-ynet", "port": 0, "quiet_seconds": 3600,
+            "home": tmp_path / f"home{len(nodes)}",
+            "models_dir": tmp_path / "models",
+            "default_model": "tiny-ynet",
+            "port": 0,
+            "quiet_seconds": 3600,
         }
         values.update(overrides)
         node = Node(prepare(Settings(**values)))
@@ -173,7 +179,9 @@ def test_completed_step_with_every_instance_assembles_its_study_at_once(
         assert step.status == MppsStatus.COMPLETED and step.action == "assembled"
         assert len(step.referenced_sop_instance_uids) == 3
     actions = node.audit_actions()
-    assert actions.index("mpps-create") < actions.index("mpps-set") < actions.index("mpps-assembled")
+    assert (
+        actions.index("mpps-create") < actions.index("mpps-set") < actions.index("mpps-assembled")
+    )
     assert "assemble" in actions
 
 
@@ -216,7 +224,9 @@ def test_step_statuses_follow_ps3_4_annex_f(
     assoc = _associate(node)
     completed_at_create = _in_progress(study_uid)
     completed_at_create.PerformedProcedureStepStatus = "COMPLETED"
-    status, _ = assoc.send_n_create(completed_at_create, ModalityPerformedProcedureStep, generate_uid())
+    status, _ = assoc.send_n_create(
+        completed_at_create, ModalityPerformedProcedureStep, generate_uid()
+    )
     assert int(status.Status) == 0x0106  # a step starts IN PROGRESS
     assert _create(assoc, study_uid, step_uid) == 0x0000
     assert _create(assoc, study_uid, step_uid) == 0x0111  # duplicate SOP instance
@@ -234,13 +244,17 @@ def test_sweeper_acts_on_a_completed_step_whose_last_instance_reached_another_sc
 ) -> None:
     node = make_node()
     # a second SCP process of the same node (same database), started before the step ends
-    other = start_scp(node.ctx.settings.model_copy(update={"port": 0}), node.ctx.spool,
-                      node.ctx.sessions)
+    other = start_scp(
+        node.ctx.settings.model_copy(update={"port": 0}), node.ctx.spool, node.ctx.sessions
+    )
     assoc, study_uid, step_uid = _perform(node, study_files, study_files[:2])
     _end(assoc, "COMPLETED", study_files, step_uid)
     try:  # receives the last instance
-        send_instances(Destination(ae_title="LNMNODE", host="127.0.0.1",
-                                   port=other.server_address[1]), study_files[2:], "MODALITY")
+        send_instances(
+            Destination(ae_title="LNMNODE", host="127.0.0.1", port=other.server_address[1]),
+            study_files[2:],
+            "MODALITY",
+        )
     finally:
         other.shutdown()
     assert node.jobs() == []  # the SCP that holds the step did not hear of it

@@ -8,10 +8,15 @@ from tests.support.models import package_model
 from tests.support.node import start_node
 
 
-def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(tmp_path: Path) -> None:
+def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
+    tmp_path: Path,
+) -> None:
     package_model(tmp_path / "models" / "tiny-ynet", seed=0)
-    env = {"LNM_MODELS_DIR": str(tmp_path / "models"), "LNM_DEFAULT_MODEL": "tiny-ynet",
-           "LNM_WORKER_CONCURRENCY": "1"}
+    env = {
+        "LNM_MODELS_DIR": str(tmp_path / "models"),
+        "LNM_DEFAULT_MODEL": "tiny-ynet",
+        "LNM_WORKER_CONCURRENCY": "1",
+    }
     node = start_node(tmp_path / "node", env=env)  # returns once the port answers
     try:
         log = node.log()

@@ -17,8 +17,11 @@ from tests.integration.pipeline.conftest import make_settings, receive
 
 @pytest.fixture
 def quiet_node(tmp_path: Path, tiny_models_dir: Path) -> NodeContext:
-    return prepare(make_settings(tmp_path / "home", tiny_models_dir, quiet_seconds=60,
-                                 sweep_interval_seconds=300))
+    return prepare(
+        make_settings(
+            tmp_path / "home", tiny_models_dir, quiet_seconds=60, sweep_interval_seconds=300
+        )
+    )
 
 
 def test_sweep_reports_the_receiving_study_quiet_deadline_and_the_sweeper_sleeps_until_it(

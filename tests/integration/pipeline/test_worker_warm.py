@@ -27,11 +27,14 @@ def test_worker_warms_live_versions_then_a_version_promoted_while_it_runs(tmp_pa
     try:
         assert get_ready(ctx, processes=1, watch=stop) == [f"tiny-ynet@{enabled}"]
         assert len(ctx.model_cache) == 1
-        assert ready_marker(ctx.settings.home, os.getpid()).read_text().split() == [f"tiny-ynet@{enabled}"]
+        assert ready_marker(ctx.settings.home, os.getpid()).read_text().split() == [
+            f"tiny-ynet@{enabled}"
+        ]
 
         with ctx.sessions.begin() as session:
-            model_versions.promote(session, model_versions.find_version(session, "tiny-ynet", other),
-                                   actor="test")
+            model_versions.promote(
+                session, model_versions.find_version(session, "tiny-ynet", other), actor="test"
+            )
         wait_until(lambda: len(ctx.model_cache) == 2, timeout=60, what="the promoted version warm")
     finally:
         stop.set()
