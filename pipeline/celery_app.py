@@ -9,6 +9,7 @@ from celery import Celery
 from kombu import Queue
 
 from kernel.settings import Settings
+from pipeline import folder_queue
 from pipeline.context import NodeContext
 from pipeline.routing import known_queues
 
@@ -23,9 +24,10 @@ def broker_options(settings: Settings) -> dict[str, object]:
     """Transport options: a folder queue for the embedded profile, visibility timeout for Redis."""
     if settings.broker_url.startswith("filesystem://"):
         folder = Path(settings.home) / "queue"
-        for sub in ("messages", "processed", "control"):
+        for sub in ("messages", "processed", "control", "staging"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
+            "staging_folder": str(folder / "staging"),
             "data_folder_in": str(folder / "messages"),
             "data_folder_out": str(folder / "messages"),
             "processed_folder": str(folder / "processed"),
@@ -42,7 +44,10 @@ def make_celery(settings: Settings, context: Callable[[], NodeContext] | None = 
     ``context`` gives the process's :class:`NodeContext` (a worker passes the one it warmed);
     by default one is built on the first task.
     """
-    app = Celery("lnm_node", broker=settings.broker_url, set_as_current=False)
+    broker = settings.broker_url
+    if broker.startswith("filesystem://"):  # atomic messages (pipeline.folder_queue)
+        broker = broker.replace("filesystem://", f"{folder_queue.SCHEME}://", 1)
+    app = Celery("lnm_node", broker=broker, set_as_current=False)
     app.conf.update(
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,

@@ -51,8 +51,10 @@ def cpu_threads(processes: int) -> int:
     return max(1, available_cpus() // max(1, processes))
 
 
-def get_ready(ctx: NodeContext, processes: int, watch: threading.Event | None = None) -> list[str]:
-    """Warm this process for jobs: torch threads, live models, then the ready marker.
+def get_ready(
+    ctx: NodeContext, processes: int, watch: threading.Event | None = None, mark: bool = True
+) -> list[str]:
+    """Warm this process for jobs: torch threads, live models, then (``mark``) the ready marker.
 
     Afterwards a daemon thread warms versions promoted later (checked every
     ``sweep_interval_seconds``) until ``watch`` is set. Returns the refs warmed now.
@@ -62,16 +64,22 @@ def get_ready(ctx: NodeContext, processes: int, watch: threading.Event | None = 
 
         torch.set_num_threads(cpu_threads(processes))
     warmed = warm_models(ctx)
-    marker = ready_marker(ctx.settings.home, os.getpid())
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(" ".join(warmed) + "\n")
-    log.info("worker ready", extra={"models": warmed, "pid": os.getpid()})
+    if mark:
+        mark_ready(ctx.settings.home, warmed)
     watch = watch or threading.Event()
     thread = threading.Thread(
         target=_warm_promoted, args=(ctx, set(warmed), watch), name="warm-promoted", daemon=True
     )
     thread.start()
     return warmed
+
+
+def mark_ready(home: Path, warmed: list[str]) -> None:
+    """Write this process's ready marker (the refs it warmed) and log ``worker ready``."""
+    marker = ready_marker(home, os.getpid())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(" ".join(warmed) + "\n")
+    log.info("worker ready", extra={"models": warmed, "pid": os.getpid()})
 
 
 def _warm_promoted(ctx: NodeContext, warmed: set[str], stop: threading.Event) -> None:
@@ -103,11 +111,22 @@ def run_worker(
     app = make_celery(settings, context)
     argv = worker_argv(settings, concurrency, queues)
     if settings.profile is Profile.EMBEDDED:
-        get_ready(context(), processes)
+        _mark_when_consuming(settings.home, get_ready(context(), processes, mark=False))
     else:
         _warm_each_child(context, concurrency or settings.effective_concurrency())
         app.conf.worker_proc_alive_timeout = CHILD_START_SECONDS
     app.worker_main(argv)
+
+
+def _mark_when_consuming(home: Path, warmed: list[str]) -> None:
+    """Write the ready marker once Celery's consumer runs (``worker_ready``), not before: the
+    node opens its port on it, and a job sent then is taken at once."""
+    from celery.signals import worker_ready
+
+    def ready(**_: object) -> None:
+        mark_ready(home, warmed)
+
+    worker_ready.connect(ready, weak=False)
 
 
 def _warm_each_child(context: Callable[[], NodeContext], children: int) -> None:
