@@ -101,15 +101,23 @@ class Mpps:
     def __init__(self, port: int) -> None:
         self._port = port
 
-    def _assoc(self):  # type: ignore[no-untyped-def]
+    def _request(self, name: str, dataset: Dataset, uid: str) -> float:
+        """Send N-CREATE or N-SET (``name``) on its own association; the time it was sent."""
         ae = AE(ae_title=SENDER)
         ae.add_requested_context(ModalityPerformedProcedureStep)
         assoc = ae.associate("127.0.0.1", self._port, ae_title="LNMNODE")
         if not assoc.is_established:
             raise RuntimeError("MPPS association refused")
-        return assoc
+        send = assoc.send_n_create if name == "N-CREATE" else assoc.send_n_set
+        sent = time.time()
+        status, _ = send(dataset, ModalityPerformedProcedureStep, uid)
+        assoc.release()
+        if int(status.Status) != 0:
+            raise RuntimeError(f"{name} answered 0x{int(status.Status):04X}")
+        return sent
 
     def create(self, study: StudyFiles) -> str:
+        """N-CREATE IN PROGRESS naming the study; returns the step's UID."""
         uid = generate_uid()
         ds = Dataset()
         ds.PerformedProcedureStepStatus = "IN PROGRESS"
@@ -117,15 +125,11 @@ class Mpps:
         item = Dataset()
         item.StudyInstanceUID = study.study_uid
         ds.ScheduledStepAttributesSequence = Sequence([item])
-        assoc = self._assoc()
-        status, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, uid)
-        assoc.release()
-        if int(status.Status) != 0:
-            raise RuntimeError(f"N-CREATE answered 0x{int(status.Status):04X}")
+        self._request("N-CREATE", ds, uid)
         return uid
 
     def complete(self, uid: str, study: StudyFiles) -> float:
-        """N-SET COMPLETED; returns the time it was sent (its association established)."""
+        """N-SET COMPLETED listing the study's instances; returns the time it was sent."""
         ds = Dataset()
         ds.PerformedProcedureStepStatus = "COMPLETED"
         series = Dataset()
@@ -138,13 +142,7 @@ class Mpps:
             item.ReferencedSOPInstanceUID = header.SOPInstanceUID
             series.ReferencedImageSequence.append(item)
         ds.PerformedSeriesSequence = Sequence([series])
-        assoc = self._assoc()
-        at = time.time()
-        status, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, uid)
-        assoc.release()
-        if int(status.Status) != 0:
-            raise RuntimeError(f"N-SET answered 0x{int(status.Status):04X}")
-        return at
+        return self._request("N-SET", ds, uid)
 
 
 class Bench:
