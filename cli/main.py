@@ -95,6 +95,8 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     import threading
 
     from dicom_node.scp import receive_into, start_scp
+    from pipeline.celery_app import make_celery
+    from pipeline.handover import queue_hand_over
     from pipeline.serve import prepare
 
     configure_logging()
@@ -102,7 +104,8 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     _print_settings(settings)
     ctx = prepare(settings)
     receive_into(ctx.spool)
-    server = start_scp(settings, ctx.spool, ctx.sessions)
+    server = start_scp(settings, ctx.spool, ctx.sessions,
+                       on_assembled=queue_hand_over(ctx, make_celery(settings)))
     stop = threading.Event()
     import signal
 
@@ -117,13 +120,14 @@ def worker(
     home: HomeOption = None,
     concurrency: Annotated[int | None, typer.Option()] = None,
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
+    processes: Annotated[int, typer.Option(help="Worker processes sharing this host's cores.", hidden=True)] = 1,
 ) -> None:
-    """Run a Celery worker for the node's jobs."""
+    """Run a Celery worker for the node's jobs (warmed: it takes jobs once its models ran once)."""
     from pipeline.worker import run_worker
 
     configure_logging()
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    run_worker(_settings(home), concurrency, names)
+    run_worker(_settings(home), concurrency, names, processes=processes)
 
 
 @app.command()

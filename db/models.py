@@ -187,6 +187,36 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class MppsStatus(StrEnum):
+    """Performed Procedure Step Status (0040,0252) of a Modality Performed Procedure Step."""
+
+    IN_PROGRESS = "IN PROGRESS"
+    COMPLETED = "COMPLETED"
+    DISCONTINUED = "DISCONTINUED"
+
+
+class Mpps(Base):
+    """A Modality Performed Procedure Step a modality created (N-CREATE) and updated (N-SET)."""
+
+    __tablename__ = "mpps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    status: Mapped[MppsStatus] = mapped_column(_enum(MppsStatus), index=True)
+    calling_ae_title: Mapped[str | None] = mapped_column(String(16))
+    #: Study Instance UIDs of the Scheduled Step Attributes Sequence
+    study_instance_uids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: SOP Instance UIDs the Performed Series Sequence lists (images and non-image objects)
+    referenced_sop_instance_uids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the step's attributes as DICOM JSON (N-CREATE, then each N-SET's modifications merged)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: when the node acted on the final status (assembled or skipped its studies); None: not yet
+    acted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    action: Mapped[str | None] = mapped_column(String(32))
+
+
 class PathologyOutcome(StrEnum):
     METASTATIC = "metastatic"
     BENIGN = "benign"

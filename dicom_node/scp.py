@@ -17,8 +17,10 @@ Association policy, in the order a request meets it:
   watermark its partial file is deleted and the rest discarded, and a connection that closes
   mid-dataset leaves no partial file (:mod:`dicom_node.stream_guard`).
 
-C-ECHO is answered by pynetdicom's default handler. We offer ``max_pdu_size`` as our maximum
-PDU length (0: unlimited).
+C-ECHO is answered by pynetdicom's default handler. Modality Performed Procedure Step N-CREATE
+and N-SET are answered by :class:`dicom_node.mpps.MppsScp`, which also hears of every stored
+instance (:class:`StoreThenNotify`) so a completed step waiting for its last one acts at once.
+We offer ``max_pdu_size`` as our maximum PDU length (0: unlimited).
 """
 
 from __future__ import annotations
@@ -28,13 +30,15 @@ import tempfile
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import ModalityPerformedProcedureStep, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 from sqlalchemy.orm import Session, sessionmaker
 
 from dicom_node.admission import NodeAE, start_server
 from dicom_node.contexts import register_retired_storage_classes, storage_contexts
+from dicom_node.mpps import MppsScp, OnAssembled
 from dicom_node.receive import ReceiveHandler
+from dicom_node.statuses import SUCCESS
 from dicom_node.stream_guard import GuardInstaller, StreamLimits, discard_partial
 from dicom_node.tls import server_context, start_tls_server
 from kernel.settings import CallingAE, Settings
@@ -70,12 +74,29 @@ class CallingPolicy:
         assoc.kill()
 
 
+class StoreThenNotify:
+    """``evt.EVT_C_STORE`` handler: the receive handler, then, on success, the MPPS SCP hears
+    of the stored SOP Instance UID (a dictionary look-up unless a final step awaits it)."""
+
+    def __init__(self, store: ReceiveHandler, steps: MppsScp) -> None:
+        self._store = store
+        self._steps = steps
+
+    def __call__(self, event: Event) -> int:
+        """Store the instance; returns the C-STORE status."""
+        status = self._store(event)
+        if status == SUCCESS:
+            self._steps.instance_stored(str(event.request.AffectedSOPInstanceUID))
+        return status
+
+
 def build_ae(settings: Settings) -> AE:
     """An application entity with the node's contexts, limits and timeouts."""
     register_retired_storage_classes()
     ae = NodeAE(ae_title=settings.ae_title)
     ae.supported_contexts = storage_contexts()
     ae.add_supported_context(Verification)
+    ae.add_supported_context(ModalityPerformedProcedureStep)
     ae.require_called_aet = True
     ae.require_calling_aet = sorted({rule.ae_title for rule in settings.calling_ae_rules()})
     ae.maximum_associations = settings.max_associations
@@ -88,7 +109,7 @@ def build_ae(settings: Settings) -> AE:
 
 def receive_into(spool: Spool) -> None:
     """Make pynetdicom stream received datasets into the spool's ``tmp/`` folder, so that
-    storing one is an fsync and a rename, not a copy (:meth:`kernel.spool.Spool.adopt`).
+    storing one is an fsync and a rename, not a copy (:meth:`kernel.spool.Spool.place`).
 
     It sets the process's temporary folder (``tempfile.tempdir``; pynetdicom offers no other
     way), so only the node's own processes call it, at start-up; elsewhere a received dataset
@@ -98,7 +119,11 @@ def receive_into(spool: Spool) -> None:
 
 
 def start_scp(
-    settings: Settings, spool: Spool, sessions: sessionmaker[Session], chunked: bool = True
+    settings: Settings,
+    spool: Spool,
+    sessions: sessionmaker[Session],
+    chunked: bool = True,
+    on_assembled: OnAssembled | None = None,
 ) -> ThreadedAssociationServer:
     """Start listening on ``settings.bind_address:settings.port`` and return the server.
 
@@ -106,6 +131,7 @@ def start_scp(
     ``server.shutdown()``. ``chunked`` makes pynetdicom stream each received dataset to a
     temporary file instead of memory (``_config.STORE_RECV_CHUNKED_DATASET``, a process-wide
     pynetdicom switch; measured: far lower peak memory for large cines at the same speed).
+    ``on_assembled`` receives the ids of the jobs a completed MPPS created (the queue hand-over).
     """
     _config.STORE_RECV_CHUNKED_DATASET = chunked
     limits = StreamLimits(
@@ -113,8 +139,11 @@ def start_scp(
         min_free_disk_bytes=settings.min_free_disk_bytes,
         disk=spool.root,
     )
+    steps = MppsScp(sessions, settings.mpps_discontinued.value, on_assembled)
     handlers = [
-        (evt.EVT_C_STORE, ReceiveHandler(settings, spool, sessions)),
+        (evt.EVT_C_STORE, StoreThenNotify(ReceiveHandler(settings, spool, sessions), steps)),
+        (evt.EVT_N_CREATE, steps.handle_create),
+        (evt.EVT_N_SET, steps.handle_set),
         (evt.EVT_REQUESTED, CallingPolicy(settings.calling_ae_rules())),
         (evt.EVT_CONN_OPEN, GuardInstaller(limits)),
         (evt.EVT_CONN_CLOSE, discard_partial),

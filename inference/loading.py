@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 import torch
@@ -124,18 +125,23 @@ def load_network(spec: ModelSpec, device: str | torch.device) -> nn.Module:
 
 
 class ModelCache:
-    """Networks loaded once per (key, version, weights sha256, device), kept for a worker's life."""
+    """Networks loaded once per (key, version, weights sha256, device), kept for a worker's life.
+
+    Thread-safe: a job and the worker's warm-up thread asking for the same version load it once.
+    """
 
     def __init__(self) -> None:
         self._networks: dict[tuple[str, str, str, str], nn.Module] = {}
+        self._lock = threading.Lock()
 
     def get(self, spec: ModelSpec, device: str | torch.device) -> nn.Module:
         """The loaded network of ``spec`` on ``device``, loading it on first use."""
         ident = (spec.key, spec.version, spec.weights_sha256, str(device))
-        network = self._networks.get(ident)
-        if network is None:
-            network = load_network(spec, device)
-            self._networks[ident] = network
+        with self._lock:
+            network = self._networks.get(ident)
+            if network is None:
+                network = load_network(spec, device)
+                self._networks[ident] = network
         return network
 
     def clear(self) -> None:

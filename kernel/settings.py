@@ -63,6 +63,13 @@ class Profile(StrEnum):
     PRODUCTION = "production"
 
 
+class DiscontinuedRule(StrEnum):
+    """What a study whose MPPS ends DISCONTINUED gets: its jobs (``run``) or none (``skip``)."""
+
+    RUN = "run"
+    SKIP = "skip"
+
+
 class Destination(BaseModel):
     """A DICOM peer results are sent to (C-STORE), over DICOM TLS when ``tls``."""
 
@@ -227,6 +234,8 @@ class Settings(BaseSettings):
     max_wait_seconds: float = Field(default=3600.0, gt=0)
     sweep_interval_seconds: float = Field(default=2.0, gt=0)
     requeue_after_seconds: float = Field(default=300.0, gt=0)
+    #: a study whose Modality Performed Procedure Step ends DISCONTINUED: run its jobs or skip it
+    mpps_discontinued: DiscontinuedRule = DiscontinuedRule.SKIP
 
     # storage and queue; empty means "derive from home and profile"
     database_url: str = ""
@@ -245,6 +254,9 @@ class Settings(BaseSettings):
 
     # inference
     device: str = "cpu"
+    #: jobs run at once by `serve` (worker processes) and `worker` (pool size); 0: one per GPU
+    #: when ``device`` is CUDA, else one per CPU core
+    worker_concurrency: int = Field(default=0, ge=0, le=64)
     models_dir: Path | None = None
     default_model: str = "ynet-busi"
 
@@ -391,6 +403,14 @@ class Settings(BaseSettings):
                 return destination
         return parse_destination(name)
 
+    def effective_concurrency(self) -> int:
+        """Jobs run at once: ``worker_concurrency``, or derived from the GPUs or cores."""
+        if self.worker_concurrency:
+            return self.worker_concurrency
+        if self.device.startswith("cuda"):
+            return max(1, _cuda_device_count())
+        return available_cpus()
+
     def calling_ae_rules(self) -> list[CallingAE]:
         """The calling-AE allowlist, parsed (empty: every calling AE is allowed)."""
         return [CallingAE.parse(entry) for entry in self.calling_ae_allowlist]
@@ -406,6 +426,22 @@ class Settings(BaseSettings):
             if data[key]:
                 data[key] = "***"
         return data
+
+
+def available_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _cuda_device_count() -> int:
+    """GPUs visible to torch (0 when torch or CUDA is absent); torch is imported only here."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from celery import Celery
 from kombu import Queue
 
 from kernel.settings import Settings
+from pipeline import folder_queue
 from pipeline.context import NodeContext
 from pipeline.routing import known_queues
 
 PROCESS_JOB = "lnm.process_job"
+#: how often a worker looks into the embedded profile's folder queue (seconds)
+FOLDER_POLL_SECONDS = 0.05
 #: the default queue name (``Settings.default_queue``); ``queue_routes`` adds others
 QUEUE = "lnm"
 
@@ -20,21 +24,30 @@ def broker_options(settings: Settings) -> dict[str, object]:
     """Transport options: a folder queue for the embedded profile, visibility timeout for Redis."""
     if settings.broker_url.startswith("filesystem://"):
         folder = Path(settings.home) / "queue"
-        for sub in ("messages", "processed", "control"):
+        for sub in ("messages", "processed", "control", "staging"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
+            "staging_folder": str(folder / "staging"),
             "data_folder_in": str(folder / "messages"),
             "data_folder_out": str(folder / "messages"),
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+            "polling_interval": FOLDER_POLL_SECONDS,
         }
     return {"visibility_timeout": settings.redis_visibility_timeout_seconds}
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings`` with the node's tasks registered."""
-    app = Celery("lnm_node", broker=settings.broker_url, set_as_current=False)
+def make_celery(settings: Settings, context: Callable[[], NodeContext] | None = None) -> Celery:
+    """A Celery app for ``settings`` with the node's tasks registered.
+
+    ``context`` gives the process's :class:`NodeContext` (a worker passes the one it warmed);
+    by default one is built on the first task.
+    """
+    broker = settings.broker_url
+    if broker.startswith("filesystem://"):  # atomic messages (pipeline.folder_queue)
+        broker = broker.replace("filesystem://", f"{folder_queue.SCHEME}://", 1)
+    app = Celery("lnm_node", broker=broker, set_as_current=False)
     app.conf.update(
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
@@ -51,10 +64,12 @@ def make_celery(settings: Settings) -> Celery:
     )
     holder: dict[str, NodeContext] = {}
 
-    def context() -> NodeContext:
+    def built() -> NodeContext:
         if "ctx" not in holder:
             holder["ctx"] = NodeContext.build(settings, migrate=False)
         return holder["ctx"]
+
+    context = context or built
 
     @app.task(name=PROCESS_JOB, bind=True, acks_late=True)
     def process_job_task(self, job_id: int) -> str:  # type: ignore[no-untyped-def]

@@ -1,18 +1,31 @@
-"""Run a Celery worker for the node's queue in this process."""
+"""Run a Celery worker for the node's queue in this process, warmed before it takes jobs."""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
 
-from kernel.settings import Profile, Settings
+from kernel.settings import Profile, Settings, available_cpus
 from pipeline.celery_app import make_celery
+from pipeline.context import NodeContext
 from pipeline.routing import known_queues
+from pipeline.warmup import live_model_refs, warm_models
+
+log = logging.getLogger(__name__)
+
+#: seconds a prefork child may take to start (it loads and warms its models first)
+CHILD_START_SECONDS = 600
 
 
 def worker_argv(
     settings: Settings, concurrency: int | None = None, queues: list[str] | None = None
 ) -> list[str]:
-    """Worker options: one task at a time per process (prefetch 1), solo pool when embedded.
+    """Worker options: one task at a time per process (prefetch 1); the solo pool when embedded
+    (``serve`` starts one such process per job slot), else a prefork pool of ``concurrency``
+    (default :meth:`Settings.effective_concurrency`) children.
 
     ``queues`` (default: every known queue) are the Celery queues this worker consumes.
     """
@@ -23,12 +36,105 @@ def worker_argv(
     if settings.profile is Profile.EMBEDDED:
         argv += ["--pool=solo"]
     else:
-        argv += ["--pool=prefork", f"--concurrency={concurrency or 1}"]
+        children = concurrency or settings.effective_concurrency()
+        argv += ["--pool=prefork", f"--concurrency={children}"]
     return argv
 
 
+def ready_marker(home: Path, pid: int) -> Path:
+    """The file a worker process writes once its models are warm (``serve`` waits for it)."""
+    return home / "run" / f"worker-{pid}.ready"
+
+
+def cpu_threads(processes: int) -> int:
+    """Torch threads per worker process on a CPU node: the cores shared among the processes."""
+    return max(1, available_cpus() // max(1, processes))
+
+
+def get_ready(
+    ctx: NodeContext, processes: int, watch: threading.Event | None = None, mark: bool = True
+) -> list[str]:
+    """Warm this process for jobs: torch threads, live models, then (``mark``) the ready marker.
+
+    Afterwards a daemon thread warms versions promoted later (checked every
+    ``sweep_interval_seconds``) until ``watch`` is set. Returns the refs warmed now.
+    """
+    if not ctx.settings.device.startswith("cuda"):
+        import torch
+
+        torch.set_num_threads(cpu_threads(processes))
+    warmed = warm_models(ctx)
+    if mark:
+        mark_ready(ctx.settings.home, warmed)
+    watch = watch or threading.Event()
+    thread = threading.Thread(
+        target=_warm_promoted, args=(ctx, set(warmed), watch), name="warm-promoted", daemon=True
+    )
+    thread.start()
+    return warmed
+
+
+def mark_ready(home: Path, warmed: list[str]) -> None:
+    """Write this process's ready marker (the refs it warmed) and log ``worker ready``."""
+    marker = ready_marker(home, os.getpid())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(" ".join(warmed) + "\n")
+    log.info("worker ready", extra={"models": warmed, "pid": os.getpid()})
+
+
+def _warm_promoted(ctx: NodeContext, warmed: set[str], stop: threading.Event) -> None:
+    """Warm each version that becomes live (promoted, enabled, shadowed) while the worker runs."""
+    while not stop.wait(ctx.settings.sweep_interval_seconds):
+        try:
+            new = [ref for ref in live_model_refs(ctx) if ref not in warmed]
+            if new:
+                warmed.update(warm_models(ctx, new))
+        except Exception:  # a database restart: try again next period
+            log.exception("could not warm promoted model versions")
+
+
 def run_worker(
-    settings: Settings, concurrency: int | None = None, queues: list[str] | None = None
+    settings: Settings, concurrency: int | None = None, queues: list[str] | None = None,
+    processes: int = 1,
 ) -> None:
-    """Block running the worker until it is told to stop (SIGTERM: warm shutdown)."""
-    make_celery(settings).worker_main(worker_argv(settings, concurrency, queues))
+    """Warm, then block running the worker until it is told to stop (SIGTERM: warm shutdown).
+
+    ``processes``: how many worker processes share this host's cores (``serve`` starts several).
+    """
+    holder: dict[str, NodeContext] = {}
+
+    def context() -> NodeContext:
+        if "ctx" not in holder:
+            holder["ctx"] = NodeContext.build(settings, migrate=False)
+        return holder["ctx"]
+
+    app = make_celery(settings, context)
+    argv = worker_argv(settings, concurrency, queues)
+    if settings.profile is Profile.EMBEDDED:
+        _mark_when_consuming(settings.home, get_ready(context(), processes, mark=False))
+    else:
+        _warm_each_child(context, concurrency or settings.effective_concurrency())
+        app.conf.worker_proc_alive_timeout = CHILD_START_SECONDS
+    app.worker_main(argv)
+
+
+def _mark_when_consuming(home: Path, warmed: list[str]) -> None:
+    """Write the ready marker once Celery's consumer runs (``worker_ready``), not before: the
+    node opens its port on it, and a job sent then is taken at once."""
+    from celery.signals import worker_ready
+
+    def ready(**_: object) -> None:
+        mark_ready(home, warmed)
+
+    worker_ready.connect(ready, weak=False)
+
+
+def _warm_each_child(context: Callable[[], NodeContext], children: int) -> None:
+    """Prefork: each child warms its own models (CUDA does not survive a fork) before its
+    first task."""
+    from celery.signals import worker_process_init
+
+    def warm(**_: object) -> None:
+        get_ready(context(), children)
+
+    worker_process_init.connect(warm, weak=False)

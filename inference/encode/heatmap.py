@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut
+from pydicom.pixels import apply_color_lut, pixel_array
 
 from inference.encode.equipment import MANUFACTURER
 from inference.encode.seg import OutputIdentity
@@ -27,18 +27,16 @@ BAR_WIDTH = 64
 
 
 def source_frame_rgb(source: Dataset, frame_index: int) -> np.ndarray:
-    """Decode frame ``frame_index`` of ``source`` as (Rows, Columns, 3) uint8 RGB.
+    """Decode frame ``frame_index`` of ``source`` (that frame only) as (Rows, Columns, 3) uint8 RGB.
 
     pydicom 3 already converts YBR to RGB; PALETTE COLOR goes through its LUT; MONOCHROME1 is
     inverted; more than 8 bits are scaled to the stored range.
     """
-    pixels = source.pixel_array
     frames = int(source.get("NumberOfFrames", 1) or 1)
-    samples = int(source.get("SamplesPerPixel", 1) or 1)
-    if frames > 1 and pixels.ndim == (4 if samples > 1 else 3):
-        if not 0 <= frame_index < pixels.shape[0]:
-            raise EncodeError(f"frame index {frame_index} outside 0..{pixels.shape[0] - 1}")
-        pixels = pixels[frame_index]
+    if not 0 <= frame_index < frames:
+        raise EncodeError(f"frame index {frame_index} outside 0..{frames - 1}")
+    # only this frame is decoded: an 87-frame JPEG cine's other frames are never touched
+    pixels = pixel_array(source, index=frame_index) if frames > 1 else source.pixel_array
     photometric = str(source.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, source)

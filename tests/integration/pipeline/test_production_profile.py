@@ -72,6 +72,13 @@ def test_production_profile_redis_worker_postgres_delivers_to_pacs(
 
             wait_until(delivered, timeout=180, interval=1, what="the job to be delivered by the Redis worker")
             assert len(pacs.instance_ids()) >= 2
+            # each prefork child warmed its model before its first job
+            log_lines = (tmp_path / "worker.log").read_text(errors="replace").splitlines()
+            ready = [i for i, line in enumerate(log_lines) if '"worker ready"' in line]
+            inferred = [i for i, line in enumerate(log_lines) if '"inferred"' in line]
+            assert ready and inferred and ready[0] < inferred[0]
+            wait_until(lambda: (tmp_path / "worker.log").read_text().count('"worker ready"')
+                       == settings.effective_concurrency(), timeout=120, what="every child warm")
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(timeout=60) == 0
             ctx.sessions.kw["bind"].dispose()

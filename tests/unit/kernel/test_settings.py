@@ -56,3 +56,10 @@ def test_settings_redacted_hides_password(tmp_path: Path) -> None:
 def test_destination_parse_malformed_is_refused() -> None:
     with pytest.raises(ValueError, match="AE@HOST:PORT"):
         Destination.parse("PACS:4242")
+
+
+def test_worker_concurrency_is_the_setting_or_one_per_core_on_a_cpu_node(tmp_path: Path) -> None:
+    from kernel.settings import available_cpus
+
+    assert Settings(home=tmp_path, worker_concurrency=3).effective_concurrency() == 3
+    assert Settings(home=tmp_path).effective_concurrency() == available_cpus() >= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
 from inference.encode.heatmap import BAR_WIDTH, blend_heatmap, build_heatmap, source_frame_rgb
@@ -37,6 +38,15 @@ def test_source_frame_rgb_any_encoding_uint8_rgb(phantom, kwargs):
 def test_source_frame_rgb_cine_selected_frame(phantom):
     source, _ = phantom(seed=4, frames=3)
     assert np.array_equal(source_frame_rgb(source, 2)[..., 0], source.pixel_array[2])
+
+
+def test_source_frame_rgb_of_a_jpeg_cine_decodes_only_the_frame_shown(phantom):
+    source, _ = phantom(seed=4, frames=3, transfer_syntax=JPEGBaseline8Bit)
+    frames = list(generate_frames(source.PixelData, number_of_frames=3))
+    source.PixelData = encapsulate([b"\xff\xd8 not a JPEG", *frames[1:]])
+    assert source_frame_rgb(source, 2).shape == (source.Rows, source.Columns, 3)
+    with pytest.raises(Exception):  # noqa: B017  (the damaged frame 0 is decoded only when shown)
+        source_frame_rgb(source, 0)
 
 
 def test_source_frame_rgb_frame_out_of_range_raises(phantom):

@@ -1,0 +1,211 @@
+"""The Modality Performed Procedure Step SCP (PS3.4 Annex F.7): N-CREATE and N-SET.
+
+A modality creates a step (N-CREATE, status IN PROGRESS) when an exam starts and sets it
+(N-SET) to COMPLETED or DISCONTINUED at the end, listing the instances it made in the
+Performed Series Sequence (Referenced Image Sequence and Referenced Non-Image Composite SOP
+Instance Sequence). When the step is final and every listed instance has arrived, this SCP
+acts on the step's studies itself, in one transaction (:func:`db.mpps.act_on_step`), and hands
+the new jobs to ``on_assembled`` (the queue) after the commit. When an instance is missing,
+the step waits: the C-STORE of the last one (:meth:`MppsScp.instance_stored`), or the
+sweeper's pass (:func:`pipeline.sweeper.sweep`, the safety net), acts on it.
+
+Statuses answered:
+
+- N-CREATE: 0x0000; 0x0111 a step with that SOP Instance UID exists; 0x0106 the status is
+  not IN PROGRESS; 0x0110 the attribute list cannot be read or recorded.
+- N-SET: 0x0000; 0x0112 no such step; 0x0110 the step is already COMPLETED or DISCONTINUED
+  ("may no longer be updated"), or the modification cannot be read or recorded; 0x0106 the
+  status is not one of IN PROGRESS, COMPLETED, DISCONTINUED.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom.events import Event
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import mpps
+from db.models import Mpps, MppsStatus
+
+logger = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+INVALID_ATTRIBUTE_VALUE = 0x0106
+PROCESSING_FAILURE = 0x0110
+DUPLICATE_SOP_INSTANCE = 0x0111
+NO_SUCH_SOP_INSTANCE = 0x0112
+
+_REFERENCE_SEQUENCES = ("ReferencedImageSequence", "ReferencedNonImageCompositeSOPInstanceSequence")
+
+#: called with the ids of the jobs an MPPS created, after their transaction committed
+OnAssembled = Callable[[list[int]], None]
+
+
+class InvalidStatus(ValueError):
+    """The Performed Procedure Step Status is missing or not a defined term."""
+
+
+def step_content(dataset: Dataset) -> mpps.StepContent:
+    """Status, scheduled study UIDs and listed SOP Instance UIDs of a step's attributes."""
+    text = str(dataset.get("PerformedProcedureStepStatus", "") or "").strip().upper()
+    try:
+        status = MppsStatus(text)
+    except ValueError as error:
+        raise InvalidStatus(f"Performed Procedure Step Status {text!r}") from error
+    studies = [
+        str(item.StudyInstanceUID)
+        for item in dataset.get("ScheduledStepAttributesSequence", [])
+        if item.get("StudyInstanceUID")
+    ]
+    listed = []
+    for series in dataset.get("PerformedSeriesSequence", []):
+        for name in _REFERENCE_SEQUENCES:
+            listed += [
+                str(item.ReferencedSOPInstanceUID)
+                for item in series.get(name, [])
+                if item.get("ReferencedSOPInstanceUID")
+            ]
+    return mpps.StepContent(status, list(dict.fromkeys(studies)), list(dict.fromkeys(listed)))
+
+
+def _calling_ae(event: Event) -> str:
+    return str(event.assoc.requestor.ae_title).strip()
+
+
+class MppsScp:
+    """``evt.EVT_N_CREATE`` / ``evt.EVT_N_SET`` handlers, and the hook the C-STORE path calls.
+
+    ``discontinued_rule`` is ``settings.mpps_discontinued`` (``run`` or ``skip``).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        discontinued_rule: str,
+        on_assembled: OnAssembled | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._rule = discontinued_rule
+        self._on_assembled = on_assembled
+        self._lock = threading.Lock()
+        #: SOP Instance UID -> step SOP Instance UID, for final steps still missing instances
+        self._awaited: dict[str, str] = {}
+        try:
+            with sessions() as session:
+                for step in mpps.pending_steps(session):
+                    self._await(step.sop_instance_uid, mpps.missing_instances(session, step))
+        except SQLAlchemyError as error:  # the database is down: the sweeper acts on them later
+            logger.error("pending MPPS steps not loaded: %s", type(error).__name__)
+
+    def handle_create(self, event: Event) -> tuple[int, Dataset | None]:
+        """N-CREATE: record a new IN PROGRESS step."""
+        try:
+            dataset = event.attribute_list
+            content = step_content(dataset)
+        except InvalidStatus as error:
+            logger.warning("MPPS N-CREATE refused 0x0106: %s", error)
+            return INVALID_ATTRIBUTE_VALUE, None
+        except Exception as error:  # noqa: BLE001  (an undecodable attribute list)
+            logger.warning("MPPS N-CREATE refused 0x0110: %s", type(error).__name__)
+            return PROCESSING_FAILURE, None
+        if content.status != MppsStatus.IN_PROGRESS:
+            logger.warning("MPPS N-CREATE refused 0x0106: status %s", content.status.value)
+            return INVALID_ATTRIBUTE_VALUE, None
+        reply = None
+        uid = event.request.AffectedSOPInstanceUID
+        if uid is None:  # the SCP assigns one and returns it (PS3.7 10.1.5.1.4)
+            uid = generate_uid()
+            reply = Dataset()
+            reply.AffectedSOPInstanceUID = uid
+        try:
+            with self._sessions.begin() as session:
+                if mpps.find_step(session, str(uid)) is not None:
+                    return DUPLICATE_SOP_INSTANCE, None
+                mpps.create_step(
+                    session,
+                    str(uid),
+                    content,
+                    dataset.to_json_dict(),
+                    _calling_ae(event),
+                    datetime.now(UTC),
+                )
+        except SQLAlchemyError as error:
+            logger.error("MPPS N-CREATE not recorded: %s", type(error).__name__)
+            return PROCESSING_FAILURE, None
+        logger.info("MPPS %s created (%d studies)", uid, len(content.study_instance_uids))
+        return SUCCESS, reply
+
+    def handle_set(self, event: Event) -> tuple[int, Dataset | None]:
+        """N-SET: merge the modifications; act on a final step whose instances have arrived."""
+        uid = str(event.request.RequestedSOPInstanceUID)
+        outcome = None
+        try:
+            modifications = event.modification_list
+            with self._sessions.begin() as session:
+                step = session.scalar(mpps.select_step(uid).with_for_update())
+                if step is None:
+                    return NO_SUCH_SOP_INSTANCE, None
+                if step.status in mpps.FINAL:
+                    logger.warning(
+                        "MPPS %s N-SET refused 0x0110: already %s", uid, step.status.value
+                    )
+                    return PROCESSING_FAILURE, None
+                attributes = {**step.attributes, **modifications.to_json_dict()}
+                content = step_content(Dataset.from_json(attributes))
+                mpps.update_step(session, step, content, attributes, datetime.now(UTC))
+                outcome = self._act(session, step)
+        except InvalidStatus as error:
+            logger.warning("MPPS %s N-SET refused 0x0106: %s", uid, error)
+            return INVALID_ATTRIBUTE_VALUE, None
+        except SQLAlchemyError as error:
+            logger.error("MPPS %s N-SET not recorded: %s", uid, type(error).__name__)
+            return PROCESSING_FAILURE, None
+        except Exception as error:  # noqa: BLE001  (an undecodable modification list)
+            logger.warning("MPPS %s N-SET refused 0x0110: %s", uid, type(error).__name__)
+            return PROCESSING_FAILURE, None
+        logger.info("MPPS %s set to %s", uid, content.status.value)
+        self._hand_over(outcome)
+        return SUCCESS, None
+
+    def instance_stored(self, sop_instance_uid: str) -> None:
+        """Called after an instance is stored: acts on the final step that waited for it."""
+        with self._lock:
+            step_uid = self._awaited.pop(sop_instance_uid, None)
+        if step_uid is None:
+            return
+        try:
+            with self._sessions.begin() as session:
+                step = session.scalar(mpps.select_step(step_uid).with_for_update())
+                outcome = self._act(session, step) if step is not None else None
+        except SQLAlchemyError as error:  # the sweeper acts on it later
+            logger.error("MPPS %s not acted on: %s", step_uid, type(error).__name__)
+            return
+        self._hand_over(outcome)
+
+    def _act(self, session: Session, step: Mpps) -> mpps.StepOutcome | None:
+        outcome = mpps.act_on_step(session, step, self._rule, datetime.now(UTC))
+        if outcome is None and step.status in mpps.FINAL and step.acted_at is None:
+            self._await(step.sop_instance_uid, mpps.missing_instances(session, step))
+        return outcome
+
+    def _await(self, step_uid: str, missing: list[str]) -> None:
+        with self._lock:
+            for sop_uid in missing:
+                self._awaited[sop_uid] = step_uid
+
+    def _hand_over(self, outcome: mpps.StepOutcome | None) -> None:
+        if outcome is None:
+            return
+        logger.info("MPPS %s: %d jobs", outcome.action, len(outcome.job_ids))
+        if outcome.job_ids and self._on_assembled is not None:
+            try:
+                self._on_assembled(outcome.job_ids)
+            except Exception:  # the jobs are committed: the sweeper re-sends their hints
+                logger.exception("could not hand MPPS jobs to the queue")

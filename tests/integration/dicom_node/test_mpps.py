@@ -1,0 +1,276 @@
+"""The MPPS SCP over a real association: a pynetdicom MPPS SCU against the node's SCP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import ModalityPerformedProcedureStep
+from sqlalchemy import select
+
+from db.models import AuditEvent, Job, Mpps, MppsStatus, Study, StudyState
+from dicom_node.scp import start_scp
+from dicom_node.scu import send_instances
+from kernel.settings import Destination, Settings
+from phantom.us_dicom import write_us_study
+from pipeline.celery_app import make_celery
+from pipeline.context import NodeContext
+from pipeline.serve import prepare
+from pipeline.sweeper import sweep
+from tests.support.models import package_model
+
+
+class Node:
+    """A prepared node (tiny model enabled) with its SCP listening; ``handed`` collects the job
+    ids the SCP handed to the queue."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.handed: list[list[int]] = []
+        self.server = start_scp(
+            ctx.settings, ctx.spool, ctx.sessions, on_assembled=self.handed.append
+        )
+        self.destination = Destination(
+            ae_title=ctx.settings.ae_title, host="127.0.0.1", port=self.server.server_address[1]
+        )
+
+    def store(self, paths: list[Path]) -> None:
+        send_instances(self.destination, paths, "MODALITY")
+
+    def study(self, uid: str) -> Study:
+        with self.ctx.sessions() as session:
+            study = session.scalar(select(Study).where(Study.study_instance_uid == uid))
+            assert study is not None
+            session.expunge(study)
+            return study
+
+    def jobs(self) -> list[Job]:
+        with self.ctx.sessions() as session:
+            return list(session.scalars(select(Job)))
+
+    def audit_actions(self) -> list[str]:
+        with self.ctx.sessions() as session:
+            return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
+    package_model(tmp_path / "models" / "tiny-ynet", seed=0)
+    nodes: list[Node] = []
+
+    def start(**overrides: object) -> Node:
+        values: dict[str, object] = {
+            "home": tmp_path / f"home{len(nodes)}",
+            "models_dir": tmp_path / "models",
+            "default_model": "tiny-ynet",
+            "port": 0,
+            "quiet_seconds": 3600,
+        }
+        values.update(overrides)
+        node = Node(prepare(Settings(**values)))
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.server.shutdown()
+
+
+@pytest.fixture
+def study_files(tmp_path: Path) -> list[Path]:
+    return write_us_study(tmp_path / "study", seed=7, count=3)
+
+
+def _associate(node: Node) -> Association:
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ModalityPerformedProcedureStep)
+    assoc = ae.associate("127.0.0.1", node.destination.port, ae_title=node.ctx.settings.ae_title)
+    assert assoc.is_established
+    return assoc
+
+
+def _in_progress(study_uid: str) -> Dataset:
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    ds.PerformedProcedureStepID = "PPS1"
+    ds.Modality = "US"
+    ds.PerformedStationAETitle = "MODALITY"
+    ds.PerformedProcedureStepStartDate = "20261206"
+    ds.PerformedProcedureStepStartTime = "080000"
+    step = Dataset()
+    step.StudyInstanceUID = study_uid
+    step.AccessionNumber = ""
+    ds.ScheduledStepAttributesSequence = Sequence([step])
+    ds.PerformedSeriesSequence = Sequence([])
+    return ds
+
+
+def _final(status: str, files: list[Path]) -> Dataset:
+    """An N-SET modification list ending the step and listing ``files`` as its images."""
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = status
+    ds.PerformedProcedureStepEndDate = "20261206"
+    ds.PerformedProcedureStepEndTime = "081500"
+    series = Dataset()
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in files]
+    series.SeriesInstanceUID = headers[0].SeriesInstanceUID if headers else generate_uid()
+    series.ReferencedImageSequence = Sequence()
+    for header in headers:
+        item = Dataset()
+        item.ReferencedSOPClassUID = header.SOPClassUID
+        item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+        series.ReferencedImageSequence.append(item)
+    series.ReferencedNonImageCompositeSOPInstanceSequence = Sequence()
+    ds.PerformedSeriesSequence = Sequence([series])
+    return ds
+
+
+def _create(assoc: Association, study_uid: str, uid: str) -> int:
+    status, _ = assoc.send_n_create(_in_progress(study_uid), ModalityPerformedProcedureStep, uid)
+    return int(status.Status)
+
+
+def _set(assoc: Association, modification: Dataset, uid: str) -> int:
+    status, _ = assoc.send_n_set(modification, ModalityPerformedProcedureStep, uid)
+    return int(status.Status)
+
+
+def _study_uid(files: list[Path]) -> str:
+    return str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+
+
+def _perform(node: Node, files: list[Path], stored: list[Path]) -> tuple[Association, str, str]:
+    """A modality's exam: N-CREATE (IN PROGRESS), then the C-STORE of ``stored``; returns the
+    open MPPS association, the study and the step UIDs."""
+    study_uid, step_uid = _study_uid(files), generate_uid()
+    assoc = _associate(node)
+    assert _create(assoc, study_uid, step_uid) == 0x0000
+    node.store(stored)
+    return assoc, study_uid, step_uid
+
+
+def _end(assoc: Association, status: str, files: list[Path], step_uid: str) -> None:
+    """N-SET ``status`` listing ``files``, answered 0x0000; release."""
+    assert _set(assoc, _final(status, files), step_uid) == 0x0000
+    assoc.release()
+
+
+def test_completed_step_with_every_instance_assembles_its_study_at_once(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    node = make_node()
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
+    assert node.study(study_uid).state == StudyState.RECEIVING  # quiet time is an hour
+    _end(assoc, "COMPLETED", study_files, step_uid)
+
+    assert node.study(study_uid).state == StudyState.READY
+    jobs = node.jobs()
+    assert [job.model_key for job in jobs] == ["tiny-ynet"]
+    assert node.handed == [[jobs[0].id]]
+    with node.ctx.sessions() as session:
+        step = session.scalar(select(Mpps))
+        assert step.status == MppsStatus.COMPLETED and step.action == "assembled"
+        assert len(step.referenced_sop_instance_uids) == 3
+    actions = node.audit_actions()
+    assert (
+        actions.index("mpps-create") < actions.index("mpps-set") < actions.index("mpps-assembled")
+    )
+    assert "assemble" in actions
+
+
+def test_completed_step_waits_for_its_last_instance_then_assembles_on_its_arrival(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    node = make_node()
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files[:2])
+    _end(assoc, "COMPLETED", study_files, step_uid)
+    assert node.study(study_uid).state == StudyState.RECEIVING
+    assert node.jobs() == [] and node.handed == []
+
+    node.store(study_files[2:])
+    assert node.study(study_uid).state == StudyState.READY
+    assert node.handed == [[job.id for job in node.jobs()]] and node.handed[0]
+
+
+@pytest.mark.parametrize(("rule", "jobs_expected"), [("skip", 0), ("run", 1)])
+def test_discontinued_step_follows_the_setting(
+    make_node: Callable[..., Node], study_files: list[Path], rule: str, jobs_expected: int
+) -> None:
+    node = make_node(mpps_discontinued=rule)
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
+    _end(assoc, "DISCONTINUED", study_files, step_uid)
+
+    study = node.study(study_uid)
+    assert study.state == StudyState.READY
+    assert len(node.jobs()) == jobs_expected
+    # a skipped study is closed: the quiet timer does not assemble it later
+    assert sweep(node.ctx, make_celery(node.ctx.settings)).assembled == 0
+    assert len(node.jobs()) == jobs_expected
+    assert ("skip" in node.audit_actions()) is (rule == "skip")
+
+
+def test_step_statuses_follow_ps3_4_annex_f(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    node = make_node()
+    study_uid, step_uid = _study_uid(study_files), generate_uid()
+    assoc = _associate(node)
+    completed_at_create = _in_progress(study_uid)
+    completed_at_create.PerformedProcedureStepStatus = "COMPLETED"
+    status, _ = assoc.send_n_create(
+        completed_at_create, ModalityPerformedProcedureStep, generate_uid()
+    )
+    assert int(status.Status) == 0x0106  # a step starts IN PROGRESS
+    assert _create(assoc, study_uid, step_uid) == 0x0000
+    assert _create(assoc, study_uid, step_uid) == 0x0111  # duplicate SOP instance
+    assert _set(assoc, _final("COMPLETED", []), generate_uid()) == 0x0112  # no such instance
+    bad = Dataset()
+    bad.PerformedProcedureStepStatus = "FINISHED"
+    assert _set(assoc, bad, step_uid) == 0x0106
+    assert _set(assoc, _final("COMPLETED", []), step_uid) == 0x0000
+    assert _set(assoc, _final("DISCONTINUED", []), step_uid) == 0x0110  # no longer updatable
+    assoc.release()
+
+
+def test_sweeper_acts_on_a_completed_step_whose_last_instance_reached_another_scp(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    node = make_node()
+    # a second SCP process of the same node (same database), started before the step ends
+    other = start_scp(
+        node.ctx.settings.model_copy(update={"port": 0}), node.ctx.spool, node.ctx.sessions
+    )
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files[:2])
+    _end(assoc, "COMPLETED", study_files, step_uid)
+    try:  # receives the last instance
+        send_instances(
+            Destination(ae_title="LNMNODE", host="127.0.0.1", port=other.server_address[1]),
+            study_files[2:],
+            "MODALITY",
+        )
+    finally:
+        other.shutdown()
+    assert node.jobs() == []  # the SCP that holds the step did not hear of it
+
+    result = sweep(node.ctx, make_celery(node.ctx.settings))
+    assert node.study(study_uid).state == StudyState.READY
+    assert result.enqueued == 1 and len(node.jobs()) == 1
+
+
+def test_quiet_time_does_not_assemble_a_study_whose_step_is_in_progress(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    node = make_node(quiet_seconds=0)
+    app = make_celery(node.ctx.settings)
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
+    assert sweep(node.ctx, app).assembled == 0  # quiet, but the modality has not finished
+    assert node.study(study_uid).state == StudyState.RECEIVING
+    _end(assoc, "COMPLETED", study_files, step_uid)
+    assert node.study(study_uid).state == StudyState.READY and len(node.jobs()) == 1

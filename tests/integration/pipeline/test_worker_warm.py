@@ -1,0 +1,40 @@
+"""A worker warms its live model versions before its first job, and a promoted one soon after."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from db import model_versions
+from pipeline.serve import prepare
+from pipeline.worker import get_ready, ready_marker
+from tests.integration.pipeline.conftest import make_settings
+from tests.support.models import package_model
+from tests.support.network import wait_until
+
+
+def test_worker_warms_live_versions_then_a_version_promoted_while_it_runs(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    package_model(models / "tiny-ynet-1", seed=0)
+    package_model(models / "tiny-ynet-2", seed=1, version="0.2.0")
+    ctx = prepare(make_settings(tmp_path / "home", models, sweep_interval_seconds=0.2))
+    with ctx.sessions() as session:  # a fresh node enables the newest version of the default key
+        live = [(r.version, r.enabled) for r in model_versions.version_rows(session)]
+    (enabled,) = [version for version, on in live if on]
+    other = next(version for version, _ in live if version != enabled)
+    stop = threading.Event()
+    try:
+        assert get_ready(ctx, processes=1, watch=stop) == [f"tiny-ynet@{enabled}"]
+        assert len(ctx.model_cache) == 1
+        assert ready_marker(ctx.settings.home, os.getpid()).read_text().split() == [
+            f"tiny-ynet@{enabled}"
+        ]
+
+        with ctx.sessions.begin() as session:
+            model_versions.promote(
+                session, model_versions.find_version(session, "tiny-ynet", other), actor="test"
+            )
+        wait_until(lambda: len(ctx.model_cache) == 2, timeout=60, what="the promoted version warm")
+    finally:
+        stop.set()

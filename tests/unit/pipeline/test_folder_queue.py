@@ -1,0 +1,24 @@
+"""The embedded folder queue: a message reaches the queue folder whole, through staging."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kernel.settings import Settings
+from pipeline.celery_app import enqueue, make_celery
+from pipeline.folder_queue import Transport
+
+
+def test_a_message_is_staged_then_renamed_whole_into_the_queue_folder(tmp_path: Path) -> None:
+    app = make_celery(Settings(home=tmp_path))
+    enqueue(app, 42)
+    queue = tmp_path / "queue"
+    (message,) = os.listdir(queue / "messages")
+    assert message.endswith(".lnm.msg") and os.listdir(queue / "staging") == []
+    with app.connection_for_read() as connection:
+        assert isinstance(connection.transport, Transport)
+        received = connection.SimpleQueue("lnm").get(timeout=5)
+        assert received.payload[0] == [42]
+        received.ack()
+    assert os.listdir(queue / "messages") == []
