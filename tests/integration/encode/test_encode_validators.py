@@ -72,52 +72,52 @@ def _elliptical_mask(source) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", list(PHANTOMS))
-def test_outputs_phantom_source_dciodvfy_zero_errors(phantom, make_prediction, tmp_path, kind):
+def test_outputs_phantom_source_dciodvfy_zero_errors(phantom, make_prediction, tmp_path, kind, spec):
     _need("dciodvfy")
     source, mask = phantom(seed=8, **PHANTOMS[kind])
-    paths = _write(build_outputs(make_prediction(source, mask), source, 31), tmp_path)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 31, spec=spec), tmp_path)
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
 
 
-def test_outputs_nothing_segmented_dciodvfy_and_dsrdump_clean(phantom, make_prediction, tmp_path):
+def test_outputs_nothing_segmented_dciodvfy_and_dsrdump_clean(phantom, make_prediction, tmp_path, spec):
     _need("dciodvfy")
     _need("dsrdump")
     source, _ = phantom(seed=8)
     prediction = make_prediction(source, None, probability=0.1, call=Call.ABSENT)
-    paths = _write(build_outputs(prediction, source, 32), tmp_path)
+    paths = _write(build_outputs(prediction, source, 32, spec=spec), tmp_path)
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
     assert dsrdump_errors(paths["sr"]) == []
 
 
 @pytest.mark.parametrize("kind", ["grey", "cine"])
-def test_outputs_sr_dsrdump_parses_without_error(phantom, make_prediction, tmp_path, kind):
+def test_outputs_sr_dsrdump_parses_without_error(phantom, make_prediction, tmp_path, kind, spec):
     _need("dsrdump")
     source, mask = phantom(seed=8, **PHANTOMS[kind])
-    paths = _write(build_outputs(make_prediction(source, mask), source, 33), tmp_path)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 33, spec=spec), tmp_path)
     assert dsrdump_errors(paths["sr"]) == []
 
 
-def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path):
+def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path, spec):
     _need("java")
     if not Path("/usr/share/java/pixelmed.jar").is_file():
         pytest.skip("pixelmed-apps is not installed")
     source, mask = phantom(seed=8)
-    paths = _write(build_outputs(make_prediction(source, mask), source, 34), tmp_path)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 34, spec=spec), tmp_path)
     assert pixelmed_sr_errors(paths["sr"]) == []
 
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not REAL_FILES, reason=f"real US files not found under {SHARED_US}")
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
-def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, path):
+def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, path, spec):
     _need("dciodvfy")
     _need("dsrdump")
     source = pydicom.dcmread(path)
     frames = int(source.get("NumberOfFrames", 1) or 1)
     prediction = make_prediction(source, _elliptical_mask(source), frame_index=frames // 2)
-    outputs = build_outputs(prediction, source, 35)
+    outputs = build_outputs(prediction, source, 35, spec=spec)
     assert ("seg" in outputs) == (frames == 1)
     paths = _write(outputs, tmp_path)
     for role, output_path in paths.items():
