@@ -46,7 +46,7 @@ def _handler(dist: Path, orthanc_http_port: int) -> type[BaseHTTPRequestHandler]
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             return  # quiet: the browser fetches hundreds of files
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -99,7 +99,7 @@ def _handler(dist: Path, orthanc_http_port: int) -> type[BaseHTTPRequestHandler]
                 kind = "application/wasm"
             self._send(200, target.read_bytes(), kind)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.startswith("/dicom-web/"):
                 self._forward()
             else:
@@ -107,7 +107,7 @@ def _handler(dist: Path, orthanc_http_port: int) -> type[BaseHTTPRequestHandler]
 
         do_HEAD = do_GET
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._forward()
 
     return Handler
@@ -135,7 +135,9 @@ class OhifServer:
 def serve_ohif(orthanc_http_port: int, dist: Path | None = None) -> Iterator[OhifServer]:
     """Serve OHIF (``dist``, default :func:`ohif_dist`) and proxy Orthanc's DICOMweb."""
     port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(dist or ohif_dist(), orthanc_http_port))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", port), _handler(dist or ohif_dist(), orthanc_http_port)
+    )
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="ohif-proxy", daemon=True)
     thread.start()

@@ -19,6 +19,7 @@ from inference.encode.outputs import build_outputs
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_sr_errors
 from inference.prediction import Call
 from inference.regions import tissue_box
+from phantom.us_dicom import US_IMAGE_STORAGE
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,8 @@ PHANTOMS = {
     "uncalibrated": {"mm_per_pixel": None},
     "cine": {"frames": 3},
     "retired-class": {"sop_class_uid": "1.2.840.10008.5.1.4.1.1.6"},
+    # a single-frame class carrying 2 frames (a real Philips file does): referenced as a whole
+    "two-frames-single-frame-class": {"frames": 2, "sop_class_uid": US_IMAGE_STORAGE},
 }
 _ILLEGAL_ROOT = re.compile(r'Illegal root for UID - "([0-9.]+)"')
 
@@ -99,13 +102,22 @@ def test_outputs_sr_dsrdump_parses_without_error(phantom, make_prediction, tmp_p
     assert dsrdump_errors(paths["sr"]) == []
 
 
-def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path, spec):
+@pytest.mark.parametrize("kind", ["grey", "two-frames-single-frame-class"])
+def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path, spec, kind):
     _need("java")
     if not Path("/usr/share/java/pixelmed.jar").is_file():
         pytest.skip("pixelmed-apps is not installed")
-    source, mask = phantom(seed=8)
+    source, mask = phantom(seed=8, **PHANTOMS[kind])
     paths = _write(build_outputs(make_prediction(source, mask), source, 34, spec=spec), tmp_path)
     assert pixelmed_sr_errors(paths["sr"]) == []
+
+
+def test_outputs_two_frames_single_frame_class_no_frame_number(phantom, make_prediction, spec):
+    source, mask = phantom(seed=8, **PHANTOMS["two-frames-single-frame-class"])
+    assert source.SOPClassUID == US_IMAGE_STORAGE and int(source.NumberOfFrames) == 2
+    outputs = build_outputs(make_prediction(source, mask, frame_index=1), source, 36, spec=spec)
+    for role, dataset in outputs.items():
+        assert "ReferencedFrameNumber" not in str(dataset), role
 
 
 @pytest.mark.shared_data
