@@ -9,7 +9,6 @@ from __future__ import annotations
 from io import BytesIO
 from pathlib import Path
 
-import highdicom as hd
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw

@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 ROLES = ("seg", "sr", "heatmap")
 """Output roles, in the order of their series numbers (base + 1, + 2, + 3)."""
 NOTE_NO_SEGMENTATION = "no outline and no measurement: nothing was segmented"
+NOTE_NO_SEG_UNCALIBRATED = (
+    "no SEG: the segmentation lies in no calibrated ultrasound region, so no pixel size can be "
+    "given; the outline is this report's polygon"
+)
 NOTE_CINE_OUTLINE = "outline on frame {frame} of the cine (no SEG is built for a cine source)"
 
 _DESCRIPTIONS = {"seg": "SEG", "sr": "SR", "heatmap": "Grad-CAM"}
@@ -86,7 +90,11 @@ def build_outputs(
     spec: ModelSpec,
     sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
 ) -> dict[str, Dataset]:
-    """The job's outputs by role: ``"seg"`` (single-frame source with a mask), ``"sr"``, ``"heatmap"``.
+    """The job's outputs by role: ``"seg"``, ``"sr"``, ``"heatmap"``.
+
+    The SEG is built for a single-frame source whose mask lies in a calibrated ultrasound region
+    (viewers such as OHIF need its pixel size); otherwise the SR's polygon is the outline and
+    the SR says why there is no SEG.
 
     Parameters
     ----------
@@ -127,18 +135,22 @@ def build_outputs(
         return output_identity(role, job_id, spec.key, spec.version, series_number_base)
 
     outputs: dict[str, Dataset] = {}
-    if has_mask and frames == 1 and spec.outputs.segments:
-        outputs["seg"] = build_seg(
-            prediction.mask,  # type: ignore[arg-type]
-            clean,
-            identity("seg"),
-            spec=spec,
-            tracking_id=identifier,
-            tracking_uid=uid,
-            pixel_spacing_mm=segment_pixel_spacing(source, prediction.mask),  # type: ignore[arg-type]
-        )
-
     comments: list[str] = []
+    if has_mask and frames == 1 and spec.outputs.segments:
+        spacing = segment_pixel_spacing(source, prediction.mask)  # type: ignore[arg-type]
+        if spacing is None:
+            comments.append(NOTE_NO_SEG_UNCALIBRATED)
+        else:
+            outputs["seg"] = build_seg(
+                prediction.mask,  # type: ignore[arg-type]
+                clean,
+                identity("seg"),
+                spec=spec,
+                tracking_id=identifier,
+                tracking_uid=uid,
+                pixel_spacing_mm=spacing,
+            )
+
     measurements = prediction.measurements
     outline = None
     if has_mask:

@@ -1,9 +1,9 @@
 """The model's segmentation as a DICOM Segmentation (BINARY), PS3.3 A.51, built by highdicom.
 
 The segment is described by the model's spec (label, category, type); the Pixel Measures
-functional group carries the pixel size of the ultrasound region that holds the segment (OHIF
-needs the group to open a SEG at all). A source without such a calibration gets the group
-without Pixel Spacing: nothing in the SEG then claims a size in mm.
+functional group carries the pixel size of the calibrated ultrasound region that holds the
+segment (OHIF needs it to open a SEG at all; :func:`inference.encode.outputs.build_outputs`
+builds no SEG for an uncalibrated source).
 """
 
 from __future__ import annotations
@@ -39,14 +39,13 @@ class OutputIdentity:
     series_description: str
 
 
-def pixel_measures_item(pixel_spacing_mm: tuple[float, float] | None) -> Dataset:
-    """A Pixel Measures Sequence item (PS3.3 C.7.6.16.2.1): (row, column) spacing in mm when known.
+def pixel_measures_item(pixel_spacing_mm: tuple[float, float]) -> Dataset:
+    """A Pixel Measures Sequence item (PS3.3 C.7.6.16.2.1): (row, column) spacing in mm.
 
     Values are rounded to 0.1 micrometre (DS holds 16 characters).
     """
     item = Dataset()
-    if pixel_spacing_mm is not None:
-        item.PixelSpacing = [round(float(v), 7) for v in pixel_spacing_mm]
+    item.PixelSpacing = [round(float(v), 7) for v in pixel_spacing_mm]
     return item
 
 
@@ -58,7 +57,7 @@ def build_seg(
     spec: ModelSpec,
     tracking_id: str,
     tracking_uid: str,
-    pixel_spacing_mm: tuple[float, float] | None,
+    pixel_spacing_mm: tuple[float, float],
 ) -> hd.seg.Segmentation:
     """A BINARY Segmentation of the spec's first segment on a single-frame source image.
 
@@ -75,8 +74,7 @@ def build_seg(
     tracking_id, tracking_uid
         Shared with the SR measurement group to link the two (TID 1500 rows 112039/112040).
     pixel_spacing_mm
-        (row, column) pixel size in mm of the calibrated ultrasound region holding the mask, or
-        ``None`` for an uncalibrated source.
+        (row, column) pixel size in mm of the calibrated ultrasound region holding the mask.
 
     Raises
     ------

@@ -60,3 +60,16 @@ def test_systemd_units_run_existing_commands() -> None:
         start = re.search(r"^ExecStart=\S+/lnm-node (\w+)", unit.read_text(), re.MULTILINE)
         assert start is not None and start.group(1) in commands, unit.name
         assert "KillSignal=SIGTERM" in unit.read_text()
+
+
+def test_compose_ohif_service_serves_pinned_viewer_beside_orthanc() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    ohif = compose["services"]["ohif"]
+    version = (DEPLOY / "ohif" / "VERSION").read_text().strip()
+    volumes = " ".join(ohif["volumes"])
+    assert f"ohif-{version}/dist" in volumes  # the dist scripts/install.sh installs
+    assert "./ohif/app-config.js" in volumes and "./ohif/nginx.conf" in volumes
+    assert "orthanc" in ohif["depends_on"]
+    nginx = (DEPLOY / "ohif" / "nginx.conf").read_text()
+    assert "proxy_pass http://orthanc:8042/dicom-web/" in nginx
+    assert "window.location.origin + '/dicom-web'" in (DEPLOY / "ohif" / "app-config.js").read_text()

@@ -11,7 +11,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit
 
-from inference.encode.outputs import NOTE_NO_SEGMENTATION, build_outputs
+from inference.encode.outputs import NOTE_NO_SEG_UNCALIBRATED, NOTE_NO_SEGMENTATION, build_outputs
 from inference.measure import NOTE_NO_REGIONS, measure_axes
 from inference.prediction import Call
 from kernel.errors import EncodeError
@@ -58,7 +58,7 @@ def _bytes(dataset) -> BytesIO:
 def test_build_outputs_phantom_roundtrip_read_by_highdicom(phantom, make_prediction, kind, spec):
     source, mask = phantom(seed=5, **SOURCES[kind])
     outputs = build_outputs(make_prediction(source, mask), source, job_id=11, spec=spec)
-    expected = {"sr", "heatmap"} if kind == "cine" else {"seg", "sr", "heatmap"}
+    expected = {"sr", "heatmap"} if kind in {"cine", "uncalibrated"} else {"seg", "sr", "heatmap"}
     assert set(outputs) == expected
     if "seg" in outputs:
         seg = pydicom.dcmread(_bytes(outputs["seg"]))
@@ -253,3 +253,21 @@ def test_build_outputs_one_model_name_on_every_output(phantom, make_prediction, 
         if i.ValueType == "TEXT" and i.ConceptNameCodeSequence[0].CodeValue in {"121013", "121015"}
     ]
     assert names == ["tiny-ynet@0.1.0", "tiny-ynet@0.1.0"]
+
+
+def test_build_outputs_uncalibrated_no_seg_sr_polygon_and_why(
+    phantom, make_prediction, roundtrip, spec
+):
+    source, mask = phantom(seed=6, mm_per_pixel=None)
+    outputs = build_outputs(make_prediction(source, mask), source, 25, spec=spec)
+    assert set(outputs) == {"sr", "heatmap"}
+    sr = roundtrip(outputs["sr"])
+    assert [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert NOTE_NO_SEG_UNCALIBRATED in _comments(sr)
+
+
+def test_build_outputs_seg_pixel_spacing_from_region_calibration(phantom, make_prediction, spec):
+    source, mask = phantom(seed=6)  # 0.1 mm per pixel
+    seg = build_outputs(make_prediction(source, mask), source, 26, spec=spec)["seg"]
+    spacing = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    assert [float(v) for v in spacing] == pytest.approx([0.1, 0.1])

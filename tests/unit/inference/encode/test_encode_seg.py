@@ -93,13 +93,6 @@ def test_build_seg_pixel_measures_and_orientation_for_viewers(phantom):
     ]
 
 
-def test_build_seg_uncalibrated_pixel_measures_without_spacing(phantom):
-    source, mask = phantom(seed=3, mm_per_pixel=None)
-    seg = _build(source, mask, pixel_spacing_mm=None)
-    measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
-    assert "PixelSpacing" not in measures
-
-
 def test_build_seg_equipment_named_key_at_version(phantom):
     source, mask = phantom(seed=3)
     seg = _build(source, mask)

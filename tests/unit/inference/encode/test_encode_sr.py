@@ -10,9 +10,9 @@ import pytest
 from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 
+from inference.encode.codes import LATERALITIES
 from inference.encode.seg import OutputIdentity
 from inference.encode.source import clean_source
-from inference.encode.codes import LATERALITIES
 from inference.encode.sr import NodeReport, SRClass, build_sr, outline_from_mask
 from inference.measure import measure_axes
 from inference.prediction import Call
