@@ -16,6 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
 from inference.encode import codes as c
+from inference.encode.sr import NOTES_SEPARATOR
 from inference.encode.wording import THRESHOLD_PARAMETER, call_text, parse_parameters
 
 _LONG, _SHORT = c.LONG_AXIS.value, c.SHORT_AXIS.value
@@ -167,7 +168,7 @@ def _read_group(group: Dataset) -> Finding:
         elif value_type == "CODE" and _code_value(item) in _CALL_VALUES:
             finding.call_concept, finding.call = _meaning(item), _code_meaning(item)
         elif code == c.COMMENT.value:
-            finding.notes.append(str(item.TextValue))
+            finding.notes.extend(str(item.TextValue).split(NOTES_SEPARATOR))
         elif value_type == "SCOORD":
             _read_scoord(finding, item)
         elif value_type == "IMAGE" and finding.source_sop_instance_uid is None:

@@ -5,7 +5,7 @@ identifier and UID (shared with the SEG segment), the finding, its site (the sou
 anatomy, else the spec's) and laterality (the source's), the algorithm with its parameters
 (threshold, weights sha256), the probability in % (UCUM "%") and, when the source is calibrated,
 long and short axis in mm and their ratio, values rounded; the call as a qualitative
-evaluation and in words (a comment, so viewers show it), then notes. The outline is a closed
+evaluation and in words (a comment, so viewers show it), then the notes in one comment. The outline is a closed
 POLYLINE SCOORD on the source image that the first measurement is INFERRED FROM: the form
 OHIF draws together with the group's comments and measurements.
 """
@@ -41,6 +41,7 @@ from inference.registry import ModelSpec
 logger = logging.getLogger(__name__)
 
 MAX_OUTLINE_POINTS = 128
+NOTES_SEPARATOR = " | "
 MM_DECIMALS = 2
 RATIO_DECIMALS = 2
 
@@ -202,7 +203,11 @@ def _group(report: NodeReport, spec: ModelSpec, source: Dataset) -> hd.sr.Templa
             )
         ],
     )
-    texts = [call_text(call_concept.meaning, call_value.meaning, spec.threshold), *report.comments]
+    # two comments at most: viewers show the group's comments before its measurements, and
+    # OHIF only the first five lines of both
+    texts = [call_text(call_concept.meaning, call_value.meaning, spec.threshold)]
+    if report.comments:
+        texts.append(NOTES_SEPARATOR.join(report.comments))
     for text in texts:
         group[0].ContentSequence.append(_comment(text))
     return group

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
-from inference.encode.outputs import build_outputs
+from inference.encode.outputs import build_outputs, segment_pixel_spacing
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_sr_errors
 from inference.prediction import Call
 from inference.regions import tissue_box
@@ -130,7 +130,8 @@ def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, pat
     frames = int(source.get("NumberOfFrames", 1) or 1)
     prediction = make_prediction(source, _elliptical_mask(source), frame_index=frames // 2)
     outputs = build_outputs(prediction, source, 35, spec=spec)
-    assert ("seg" in outputs) == (frames == 1)
+    calibrated = segment_pixel_spacing(source, prediction.mask) is not None
+    assert ("seg" in outputs) == (frames == 1 and calibrated)
     paths = _write(outputs, tmp_path)
     for role, output_path in paths.items():
         assert _errors_not_from_source(dciodvfy_errors(output_path), source) == [], role

@@ -40,10 +40,12 @@ def _num(sr, code_value):
 
 
 def _comments(sr):
+    """Every note of the SR's comments (the notes share one comment, " | "-separated)."""
     return [
-        i.TextValue
+        note
         for i in _items(sr)
         if i.ValueType == "TEXT" and i.ConceptNameCodeSequence[0].CodeValue == "121106"
+        for note in i.TextValue.split(" | ")
     ]
 
 

@@ -224,3 +224,10 @@ def test_build_sr_observer_device_named_key_at_version(phantom):
     sr = _read(build_sr(_report(outline=outline_from_mask(mask)), SPEC, clean_source(source), IDENTITY))
     assert _texts(sr, "121013") == ["tiny-ynet@0.1.0"]
     assert _texts(sr, "121015") == ["tiny-ynet@0.1.0"]
+
+
+def test_build_sr_notes_share_one_comment_after_the_call(phantom):
+    source, mask = phantom(seed=2)
+    report = _report(outline=outline_from_mask(mask), comments=["first note", "second note"])
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    assert _texts(sr) == ["Metastasis: present (threshold 50.0 %)", "first note | second note"]
