@@ -185,7 +185,7 @@ def _check_study(driver, processed: Processed, study: str, name: str) -> None:  
 
 
 def test_ohif_generated_studies_sr_seg_heatmap_read_right(processed: Processed) -> None:
-    with headless_chromium(1400, 900) as driver:
+    with headless_chromium(1700, 850) as driver:
         for study, name in processed.generated.items():
             _check_study(driver, processed, study, f"generated-{name}")
 
@@ -195,7 +195,7 @@ def test_ohif_real_files_sr_seg_heatmap_read_right(processed: Processed) -> None
     real = [SHARED_US_DICOM / name for name in REAL_FILES]
     if not all(path.is_file() for path in real):
         pytest.skip(f"real US files not found under {SHARED_US_DICOM}")
-    with headless_chromium(1400, 900) as driver:
+    with headless_chromium(1700, 850) as driver:
         for path in real:
             study = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
             assert study in processed.outputs, f"no results for {path.name}"
