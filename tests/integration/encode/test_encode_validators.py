@@ -20,6 +20,7 @@ from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_
 from inference.prediction import Call
 from inference.regions import tissue_box
 from phantom.us_dicom import US_IMAGE_STORAGE
+from tests.support.predictions import lesion_spec
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +111,20 @@ def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path, spe
     source, mask = phantom(seed=8, **PHANTOMS[kind])
     paths = _write(build_outputs(make_prediction(source, mask), source, 34, spec=spec), tmp_path)
     assert pixelmed_sr_errors(paths["sr"]) == []
+
+
+def test_outputs_lesion_spec_uncalibrated_sr_pixelmed_and_dciodvfy_zero_errors(
+    phantom, make_prediction, tmp_path
+):
+    _need("java")
+    _need("dciodvfy")
+    if not Path("/usr/share/java/pixelmed.jar").is_file():
+        pytest.skip("pixelmed-apps is not installed")
+    source, mask = phantom(seed=8, **PHANTOMS["uncalibrated"])
+    paths = _write(build_outputs(make_prediction(source, mask), source, 37, spec=lesion_spec()), tmp_path)
+    assert pixelmed_sr_errors(paths["sr"]) == []
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
 
 
 def test_outputs_two_frames_single_frame_class_no_frame_number(phantom, make_prediction, spec):
