@@ -54,7 +54,7 @@ def main() -> None:
             started = time.perf_counter()
             prediction = run_model(spec, network, [path], "cpu")
             inferred = time.perf_counter()
-            build_outputs(prediction, pydicom.dcmread(path), job_id=1)
+            build_outputs(prediction, pydicom.dcmread(path), job_id=1, spec=spec)
             encoded = time.perf_counter()
             if attempt:  # the first run pays for first-use work a warm worker has done
                 infer.append(inferred - started)

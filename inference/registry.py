@@ -112,6 +112,20 @@ class ProbabilityOutput(_Frozen):
     meaning: Code
 
 
+class FindingOutput(_Frozen):
+    """What the model reports on, as its outputs code it (TID 1500 measurement group).
+
+    ``type`` is the finding (121071, DCM), e.g. (52988006, SCT, "Lesion"); ``site`` the finding
+    site written when the source image carries no coded anatomy (AnatomicRegionSequence);
+    ``call`` the concept the call is made on, e.g. (128462008, SCT, "Metastasis"): the SR says
+    it is present or absent at ``ModelSpec.threshold``.
+    """
+
+    type: Code
+    site: Code | None = None
+    call: Code
+
+
 class MeasurementOutput(_Frozen):
     """A measurement derived from the segmentation, with its UCUM unit."""
 
@@ -136,6 +150,7 @@ class ModelOutputs(_Frozen):
     """Everything a model produces, named."""
 
     segments: list[SegmentOutput]
+    finding: FindingOutput
     probability: ProbabilityOutput
     measurements: list[MeasurementOutput]
     heatmap: HeatmapOutput

@@ -16,12 +16,19 @@ log = logging.getLogger(__name__)
 
 
 def encode(ctx: NodeContext, job: Job, prediction: Prediction) -> dict[str, str]:
-    """Write every output object durably, re-read each, record their UIDs; returns role -> path."""
-    from inference.encode.outputs import build_outputs
+    """Write every output object durably, re-read each, record their UIDs; returns role -> path.
 
+    The outputs are described by the spec of the model version the prediction names.
+    """
+    from inference.encode.outputs import build_outputs
+    from inference.registry import Registry
+
+    spec = Registry.from_settings(ctx.settings).get(
+        f"{prediction.model_key}@{prediction.model_version}", ctx.settings.default_model
+    )
     outbox = ctx.spool.outbox_dir(job.id)
     source = pydicom.dcmread(prediction.source_path)
-    outputs = build_outputs(prediction, source, job.id)
+    outputs = build_outputs(prediction, source, job.id, spec=spec)
     written: dict[str, str] = {}
     uids: dict[str, str] = {}
     for role, dataset in outputs.items():

@@ -82,4 +82,4 @@ def _run_once(spec, network, sample: Path, device: str) -> None:  # type: ignore
         inputs = tuple(t.to(device) for t in dummy_input(spec))
         explain_input(network, inputs, spec.outputs.heatmap.layer, spec.explained_index)
         return
-    build_outputs(prediction, pydicom.dcmread(sample), job_id=0)
+    build_outputs(prediction, pydicom.dcmread(sample), job_id=0, spec=spec)

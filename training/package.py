@@ -95,6 +95,15 @@ def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict
                     "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
                 }
             ],
+            "finding": {
+                "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+                "site": {"value": "76752008", "scheme": "SCT", "meaning": "Breast"},
+                "call": {
+                    "value": "363346000",
+                    "scheme": "SCT",
+                    "meaning": "Malignant neoplastic disease",
+                },
+            },
             "probability": {
                 "name": "probability of malignancy",
                 "meaning": {"value": "111047", "scheme": "DCM", "meaning": "Probability of cancer"},

@@ -27,6 +27,10 @@ _LESION_SEGMENT = {
     "category": {"value": "91723000", "scheme": "SCT", "meaning": "Anatomical Structure"},
     "type": {"value": "59441001", "scheme": "SCT", "meaning": "Lymph node"},
 }
+_FINDING = {
+    "type": {"value": "59441001", "scheme": "SCT", "meaning": "Lymph node"},
+    "call": {"value": "128462008", "scheme": "SCT", "meaning": "Metastasis"},
+}
 _PROBABILITY = {
     "name": "probability of malignancy",
     "meaning": {"value": "111047", "scheme": "DCM", "meaning": "Probability of cancer"},
@@ -107,6 +111,7 @@ def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str)
         "inputs": inputs,
         "outputs": {
             "segments": [_LESION_SEGMENT] if segcls else [],
+            "finding": _FINDING,
             "probability": _PROBABILITY,
             "measurements": _AXES if segcls else [],
             "heatmap": {"method": "gradcam", "layer": facts.heatmap_layer},

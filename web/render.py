@@ -9,7 +9,6 @@ from __future__ import annotations
 from io import BytesIO
 from pathlib import Path
 
-import highdicom as hd
 import numpy as np
 import pydicom
 from PIL import Image, ImageDraw
@@ -42,15 +41,23 @@ def source_frame(path: Path, frame_number: int) -> np.ndarray:
 
 
 def seg_mask(seg_path: Path, source_sop_instance_uid: str) -> np.ndarray | None:
-    """The SEG's segments on the source image, combined into one boolean mask (or None)."""
-    seg = hd.seg.segread(seg_path)
-    uids = {uid for _, _, uid in seg.get_source_image_uids()}
-    if source_sop_instance_uid not in uids:
-        return None
-    pixels = seg.get_pixels_by_source_instance(
-        [source_sop_instance_uid], combine_segments=True, skip_overlap_checks=True
-    )
-    return np.asarray(pixels[0]).squeeze() > 0
+    """The SEG's frames on the source image, combined into one boolean mask (or None).
+
+    Read with pydicom, frame by frame through each frame's Derivation Image reference: our SEG of
+    an uncalibrated ultrasound image carries Pixel Measures without spacing, which
+    highdicom's reader refuses although the standard allows it.
+    """
+    seg = pydicom.dcmread(seg_path)
+    frames = np.asarray(seg.pixel_array).reshape(-1, int(seg.Rows), int(seg.Columns))
+    mask = np.zeros(frames.shape[1:], dtype=bool)
+    found = False
+    for index, group in enumerate(seg.get("PerFrameFunctionalGroupsSequence", [])):
+        for derivation in group.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                if source.get("ReferencedSOPInstanceUID") == source_sop_instance_uid:
+                    mask |= frames[index] > 0
+                    found = True
+    return mask if found else None
 
 
 def draw_mask_outline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -16,9 +16,12 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
 from inference.encode import codes as c
+from inference.encode.sr import NOTES_SEPARATOR
+from inference.encode.wording import THRESHOLD_PARAMETER, call_text, parse_parameters
 
 _LONG, _SHORT = c.LONG_AXIS.value, c.SHORT_AXIS.value
-_RATIO, _PROBABILITY = c.RATIO.value, c.PROBABILITY_OF_CANCER.value
+_RATIO = c.RATIO.value
+_CALL_VALUES = {code.value for code in c.CALL_CODES.values()}
 
 
 @dataclass
@@ -32,8 +35,14 @@ class Finding:
     laterality: str | None = None
     algorithm_name: str | None = None
     algorithm_version: str | None = None
+    #: the probability in percent, and the concept it is the probability of
     probability: float | None = None
+    probability_name: str | None = None
+    #: the concept the call is made on (e.g. "Metastasis"), its value ("Present"), the threshold
+    call_concept: str | None = None
     call: str | None = None
+    threshold: float | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
     long_axis_mm: float | None = None
     short_axis_mm: float | None = None
     ratio: float | None = None
@@ -43,6 +52,13 @@ class Finding:
     source_sop_instance_uid: str | None = None
     #: 1-based frame number of the source the outline (or measurements) refer to
     source_frame_number: int = 1
+
+    @property
+    def call_text(self) -> str | None:
+        """The call in the SR's words, e.g. "Metastasis: present (threshold 28.5 %)"."""
+        if self.call is None or self.call_concept is None or self.threshold is None:
+            return self.call
+        return call_text(self.call_concept, self.call, self.threshold)
 
 
 @dataclass
@@ -75,6 +91,17 @@ def _code_meaning(item: Dataset) -> str | None:
     return str(values[0].CodeMeaning) if values else None
 
 
+def _code_value(item: Dataset) -> str | None:
+    values = item.get("ConceptCodeSequence")
+    return str(values[0].CodeValue) if values else None
+
+
+def _unit(item: Dataset) -> str | None:
+    values = item.get("MeasuredValueSequence")
+    units = values[0].get("MeasurementUnitsCodeSequence") if values else None
+    return str(units[0].CodeValue) if units else None
+
+
 def _number(item: Dataset) -> float | None:
     values = item.get("MeasuredValueSequence")
     return float(values[0].NumericValue) if values else None
@@ -100,13 +127,19 @@ def _referenced_image(item: Dataset) -> tuple[str | None, int]:
     return None, 1
 
 
+def _read_scoord(finding: Finding, item: Dataset) -> None:
+    data = [float(v) for v in item.GraphicData]
+    finding.outline = list(zip(data[0::2], data[1::2], strict=True))
+    finding.source_sop_instance_uid, finding.source_frame_number = _referenced_image(item)
+
+
 def _read_group(group: Dataset) -> Finding:
     finding = Finding()
     for item in group.get("ContentSequence", []):
         code, value_type = _concept(item), item.get("ValueType")
-        if code == "112039":
+        if code == c.TRACKING_IDENTIFIER.value:
             finding.tracking_id = str(item.TextValue)
-        elif code == "112040":
+        elif code == c.TRACKING_UID.value:
             finding.tracking_uid = str(item.UID)
         elif code == c.FINDING.value:
             finding.finding = _code_meaning(item)
@@ -115,28 +148,35 @@ def _read_group(group: Dataset) -> Finding:
             for modifier in item.get("ContentSequence", []):
                 if _concept(modifier) == c.LATERALITY.value:
                     finding.laterality = _code_meaning(modifier)
-        elif code == "111001":
+        elif code == c.ALGORITHM_NAME.value:
             finding.algorithm_name = str(item.TextValue)
-        elif code == "111003":
+        elif code == c.ALGORITHM_PARAMETERS.value:
+            finding.parameters.update(parse_parameters([str(item.TextValue)]))
+        elif code == c.ALGORITHM_VERSION.value:
             finding.algorithm_version = str(item.TextValue)
-        elif code == _PROBABILITY:
-            finding.probability = _number(item)
         elif code == _LONG:
             finding.long_axis_mm = _number(item)
         elif code == _SHORT:
             finding.short_axis_mm = _number(item)
         elif code == _RATIO:
             finding.ratio = _number(item)
-        elif code == c.METASTASIS.value:
-            finding.call = _code_meaning(item)
+        elif value_type == "NUM" and _unit(item) == c.PERCENT.value:
+            finding.probability, finding.probability_name = _number(item), _meaning(item)
+            for child in item.get("ContentSequence", []):
+                if child.get("ValueType") == "SCOORD":
+                    _read_scoord(finding, child)
+        elif value_type == "CODE" and _code_value(item) in _CALL_VALUES:
+            finding.call_concept, finding.call = _meaning(item), _code_meaning(item)
         elif code == c.COMMENT.value:
-            finding.notes.append(str(item.TextValue))
+            finding.notes.extend(str(item.TextValue).split(NOTES_SEPARATOR))
         elif value_type == "SCOORD":
-            data = [float(v) for v in item.GraphicData]
-            finding.outline = list(zip(data[0::2], data[1::2], strict=True))
-            finding.source_sop_instance_uid, finding.source_frame_number = _referenced_image(item)
+            _read_scoord(finding, item)
         elif value_type == "IMAGE" and finding.source_sop_instance_uid is None:
             finding.source_sop_instance_uid, finding.source_frame_number = _referenced_image(item)
+    threshold = finding.parameters.get(THRESHOLD_PARAMETER)
+    finding.threshold = float(threshold) if threshold else None
+    if finding.call_text in finding.notes:
+        finding.notes.remove(finding.call_text)  # shown as the call
     return finding
 
 

@@ -15,8 +15,11 @@ from PIL import Image, ImageDraw, ImageFont
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, pixel_array
 
-from inference.encode.equipment import MANUFACTURER
+from inference.encode.codes import HEATMAP_DERIVATION
+from inference.encode.equipment import MANUFACTURER, model_name
 from inference.encode.seg import OutputIdentity
+from inference.encode.source import references_frames
+from inference.registry import ModelSpec
 from kernel.errors import EncodeError
 
 logger = logging.getLogger(__name__)
@@ -100,8 +103,29 @@ def blend_heatmap(frame_rgb: np.ndarray, heatmap: np.ndarray, label: str) -> np.
     alpha = (MAX_ALPHA * heat)[..., None]
     blended = ((1.0 - alpha) * base + alpha * colour).clip(0, 255).astype(np.uint8)
     image = Image.fromarray(np.concatenate([blended, _scale_bar(blended.shape[0])], axis=1))
-    ImageDraw.Draw(image).text((4, 2), label, fill=(255, 255, 255), font=ImageFont.load_default())
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(image)
+    for row, line in enumerate(label_lines(label, image.width - 8, font)):
+        draw.text((4, 2 + 12 * row), line, fill=(255, 255, 255), font=font)
     return np.asarray(image)
+
+
+def label_lines(label: str, width: int, font: ImageFont.ImageFont) -> list[str]:
+    """``label`` broken at spaces into lines at most ``width`` pixels wide (a longer word
+    keeps its own line): the whole label is burned in, never cut."""
+    lines: list[str] = []
+    for word in label.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and font.getlength(candidate) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
+
+
+def heatmap_label(spec: ModelSpec) -> str:
+    """The label burned into the heatmap: the method and the model's whole name."""
+    return f"Grad-CAM {model_name(spec.key, spec.version)}"
 
 
 def build_heatmap(
@@ -110,7 +134,7 @@ def build_heatmap(
     source: Dataset,
     identity: OutputIdentity,
     *,
-    label: str,
+    spec: ModelSpec,
     frame_index: int = 0,
 ) -> hd.sc.SCImage:
     """An RGB Secondary Capture of the blended heatmap in the source's study, new series.
@@ -125,12 +149,12 @@ def build_heatmap(
         The CLEAN source header (:func:`inference.encode.source.clean_source`).
     identity
         UIDs, numbers and SeriesDescription of the image.
-    label
-        Text burned in at the top left.
+    spec
+        The model: its name (label, equipment) and the layer Grad-CAM hooked.
     frame_index
         The source frame shown (0-based), referenced in SourceImageSequence for a cine.
     """
-    pixels = blend_heatmap(frame_rgb, heatmap, label)
+    pixels = blend_heatmap(frame_rgb, heatmap, heatmap_label(spec))
     image = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
         pixel_array=pixels,
@@ -150,10 +174,24 @@ def build_heatmap(
     image.BurnedInAnnotation = "YES"
     image.ImageType = ["DERIVED", "SECONDARY"]
     image.Modality = "US" if str(source.get("Modality", "")) == "US" else "OT"
+    image.ConversionType = "WSD"  # a workstation made it (PS3.3 C.8.6.1)
+    image.ManufacturerModelName = model_name(spec.key, spec.version)
+    image.SoftwareVersions = spec.version[:64]
+    frame = f", frame {frame_index + 1}" if int(source.get("NumberOfFrames", 1) or 1) > 1 else ""
+    image.DerivationDescription = (
+        f"Grad-CAM map of {model_name(spec.key, spec.version)} (layer "
+        f"{spec.outputs.heatmap.layer}) blended over the source image{frame}, "
+        f"with a colour scale from 0.0 to 1.0"
+    )[:1024]
+    derivation = Dataset()
+    derivation.CodeValue = HEATMAP_DERIVATION.value
+    derivation.CodingSchemeDesignator = HEATMAP_DERIVATION.scheme_designator
+    derivation.CodeMeaning = HEATMAP_DERIVATION.meaning
+    image.DerivationCodeSequence = [derivation]
     reference = Dataset()
     reference.ReferencedSOPClassUID = source.SOPClassUID
     reference.ReferencedSOPInstanceUID = source.SOPInstanceUID
-    if int(source.get("NumberOfFrames", 1) or 1) > 1:
+    if references_frames(source):
         reference.ReferencedFrameNumber = frame_index + 1
     image.SourceImageSequence = [reference]
     logger.debug("built heatmap image %s", pixels.shape)

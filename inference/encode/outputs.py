@@ -7,46 +7,78 @@ import logging
 import numpy as np
 from pydicom.dataset import Dataset
 
-from inference.encode.equipment import add_air_equipment
+from inference.encode.codes import LATERALITIES, from_spec
+from inference.encode.equipment import add_air_equipment, model_name
 from inference.encode.heatmap import build_heatmap, source_frame_rgb
 from inference.encode.seg import OutputIdentity, build_seg
-from inference.encode.source import clean_source, restore_source_class, source_laterality
+from inference.encode.source import (
+    clean_source,
+    restore_source_class,
+    source_anatomy,
+    source_laterality,
+)
 from inference.encode.sr import NodeReport, SRClass, build_sr, outline_from_mask
-from inference.measure import measure_axes
+from inference.measure import largest_component, measure_axes
 from inference.prediction import Prediction
+from inference.regions import mm_per_pixel, region_containing
+from inference.registry import ModelSpec
+from kernel.errors import EncodeError
 from kernel.uids import derive_uid
 
 logger = logging.getLogger(__name__)
 
 ROLES = ("seg", "sr", "heatmap")
 """Output roles, in the order of their series numbers (base + 1, + 2, + 3)."""
-TRACKING_ID = "Lymph node 1"
 NOTE_NO_SEGMENTATION = "no outline and no measurement: nothing was segmented"
+NOTE_NO_SEG_UNCALIBRATED = (
+    "no SEG: the segmentation lies in no calibrated ultrasound region, so no pixel size can be "
+    "given; the outline is this report's polygon"
+)
 NOTE_CINE_OUTLINE = "outline on frame {frame} of the cine (no SEG is built for a cine source)"
 
 _DESCRIPTIONS = {"seg": "SEG", "sr": "SR", "heatmap": "Grad-CAM"}
 
 
 def output_identity(
-    role: str, job_id: int, model_name: str, model_version: str, series_number_base: int
+    role: str, job_id: int, model_key: str, model_version: str, series_number_base: int
 ) -> OutputIdentity:
-    """Deterministic UIDs, numbers and SeriesDescription of the ``role`` output of a job."""
+    """Deterministic UIDs, numbers and SeriesDescription of the ``role`` output of a job.
+
+    The description starts with the role, then the model's name: "SEG AI ynet-busi@1.0.0"
+    (cut at 64 characters, so the role always shows).
+    """
     return OutputIdentity(
         series_instance_uid=str(derive_uid(job_id, role, "series")),
         sop_instance_uid=str(derive_uid(job_id, role, "instance")),
         series_number=series_number_base + ROLES.index(role) + 1,
         instance_number=1,
-        series_description=f"AI {model_name} {model_version} {_DESCRIPTIONS[role]}"[:64],
+        series_description=f"{_DESCRIPTIONS[role]} AI {model_name(model_key, model_version)}"[:64],
     )
 
 
 def tracking_uid(job_id: int) -> str:
-    """The node's tracking UID, shared by the SEG segment and the SR measurement group."""
+    """The finding's tracking UID, shared by the SEG segment and the SR measurement group."""
     return str(derive_uid(job_id, "tracking", 1))
+
+
+def tracking_id(spec: ModelSpec) -> str:
+    """The finding's tracking identifier: the spec's finding, numbered ("Lesion 1")."""
+    return f"{spec.outputs.finding.type.meaning} 1"[:64]
 
 
 def _has_foreground(mask: np.ndarray | None) -> bool:
     return mask is not None and bool(np.asarray(mask).any())
+
+
+def segment_pixel_spacing(source: Dataset, mask: np.ndarray) -> tuple[float, float] | None:
+    """(row, column) pixel size in mm of the calibrated ultrasound region holding ``mask``'s
+    largest component (the region the axes are measured in), else ``None``."""
+    region = region_containing(source, largest_component(mask))
+    spacing = mm_per_pixel(region) if region is not None else None
+    if spacing is None:
+        return None
+    dx, dy = spacing
+    return dy, dx
 
 
 def build_outputs(
@@ -55,10 +87,14 @@ def build_outputs(
     job_id: int,
     series_number_base: int = 9000,
     *,
-    finding_site: str | None = None,
+    spec: ModelSpec,
     sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
 ) -> dict[str, Dataset]:
-    """The job's outputs by role: ``"seg"`` (single-frame source with a mask), ``"sr"``, ``"heatmap"``.
+    """The job's outputs by role: ``"seg"``, ``"sr"``, ``"heatmap"``.
+
+    The SEG is built for a single-frame source whose mask lies in a calibrated ultrasound region
+    (viewers such as OHIF need its pixel size); otherwise the SR's polygon is the outline and
+    the SR says why there is no SEG.
 
     Parameters
     ----------
@@ -70,8 +106,8 @@ def build_outputs(
         Seeds every UID (series, instance, tracking), so a retried job yields the same ones.
     series_number_base
         SeriesNumber of the outputs is this plus 1 (SEG), 2 (SR), 3 (heatmap).
-    finding_site
-        ``cervical``, ``axillary``, ``supraclavicular`` or ``inguinal`` when known.
+    spec
+        The model that made the prediction: every concept, name and parameter of the outputs.
     sr_class
         SR storage class for this destination (Comprehensive 3D by default).
 
@@ -79,30 +115,42 @@ def build_outputs(
     -------
     dict
         pydicom datasets keyed by role, each carrying the IHE AIR Contributing Equipment item.
+
+    Raises
+    ------
+    EncodeError
+        When ``spec`` is not the model the prediction names.
     """
+    if (prediction.model_key, prediction.model_version) != (spec.key, spec.version):
+        raise EncodeError(
+            f"prediction of {prediction.model_key}@{prediction.model_version} "
+            f"encoded with the spec of {spec.ref}"
+        )
     clean = clean_source(source)
     frames = int(clean.get("NumberOfFrames", 1) or 1)
     has_mask = _has_foreground(prediction.mask)
-    uid = tracking_uid(job_id)
+    uid, identifier = tracking_uid(job_id), tracking_id(spec)
 
     def identity(role: str) -> OutputIdentity:
-        return output_identity(
-            role, job_id, prediction.model_name, prediction.model_version, series_number_base
-        )
+        return output_identity(role, job_id, spec.key, spec.version, series_number_base)
 
     outputs: dict[str, Dataset] = {}
-    if has_mask and frames == 1:
-        outputs["seg"] = build_seg(
-            prediction.mask,  # type: ignore[arg-type]
-            clean,
-            identity("seg"),
-            model_key=prediction.model_key,
-            model_version=prediction.model_version,
-            tracking_id=TRACKING_ID,
-            tracking_uid=uid,
-        )
-
     comments: list[str] = []
+    if has_mask and frames == 1 and spec.outputs.segments:
+        spacing = segment_pixel_spacing(source, prediction.mask)  # type: ignore[arg-type]
+        if spacing is None:
+            comments.append(NOTE_NO_SEG_UNCALIBRATED)
+        else:
+            outputs["seg"] = build_seg(
+                prediction.mask,  # type: ignore[arg-type]
+                clean,
+                identity("seg"),
+                spec=spec,
+                tracking_id=identifier,
+                tracking_uid=uid,
+                pixel_spacing_mm=spacing,
+            )
+
     measurements = prediction.measurements
     outline = None
     if has_mask:
@@ -117,23 +165,25 @@ def build_outputs(
         comments.append(NOTE_NO_SEGMENTATION)
     comments.extend(n for n in prediction.notes if n not in comments)
 
+    site = source_anatomy(source)
+    if site is None and spec.outputs.finding.site is not None:
+        site = from_spec(spec.outputs.finding.site)
     report = NodeReport(
-        model_key=prediction.model_key,
-        model_name=prediction.model_name,
-        model_version=prediction.model_version,
         probability=float(prediction.probability),
         call=prediction.call,
-        tracking_id=TRACKING_ID,
+        tracking_id=identifier,
         tracking_uid=uid,
         frame_index=prediction.frame_index,
         outline=outline,
         measurements=measurements,
         comments=comments,
-        finding_site=finding_site,
-        laterality=source_laterality(source),
+        finding_site=site,
+        laterality=LATERALITIES.get(source_laterality(source) or ""),
     )
     evidence = [outputs["seg"]] if "seg" in outputs else []
-    outputs["sr"] = build_sr(report, clean, identity("sr"), evidence=evidence, sr_class=sr_class)
+    outputs["sr"] = build_sr(
+        report, spec, clean, identity("sr"), evidence=evidence, sr_class=sr_class
+    )
 
     frame = source_frame_rgb(source, prediction.frame_index)
     outputs["heatmap"] = build_heatmap(
@@ -141,13 +191,11 @@ def build_outputs(
         prediction.heatmap,
         clean,
         identity("heatmap"),
-        label=f"{prediction.model_name} {prediction.model_version} Grad-CAM"[:60],
+        spec=spec,
         frame_index=prediction.frame_index,
     )
     for dataset in outputs.values():
         restore_source_class(dataset, source)
-        add_air_equipment(
-            dataset, prediction.model_key, prediction.model_name, prediction.model_version
-        )
+        add_air_equipment(dataset, spec.key, spec.name, spec.version)
     logger.info("built outputs %s for job %s", sorted(outputs), job_id)
     return outputs

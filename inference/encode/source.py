@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.sr.coding import Code
 from pydicom.uid import UID
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,19 @@ RETIRED_CLASS_MAP: dict[str, str] = {
     "1.2.840.10008.5.1.4.1.1.3": "1.2.840.10008.5.1.4.1.1.3.1",  # US Multi-frame (retired)
 }
 """Retired US storage classes and their current equivalents (PS3.4 B.5, PS3.3 A.6/A.7)."""
+
+MULTI_FRAME_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.3.1",  # US Multi-frame Image
+        "1.2.840.10008.5.1.4.1.1.6.2",  # Enhanced US Volume
+        "1.2.840.10008.5.1.4.1.1.7.1",  # Multi-frame Single Bit SC
+        "1.2.840.10008.5.1.4.1.1.7.2",  # Multi-frame Grayscale Byte SC
+        "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word SC
+        "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color SC
+    }
+)
+"""Storage classes whose instances are multi-frame (PS3.3): only their frames are referenced
+by number (ReferencedFrameNumber "shall not be present" for any other class)."""
 
 DEIDENTIFICATION_UNKNOWN = "Not stated by the source instance"
 
@@ -189,6 +203,27 @@ def source_laterality(source: Dataset) -> str | None:
         value = str(source.get(keyword, "") or "").strip().upper()
         if value in {"R", "L"}:
             return "right" if value == "R" else "left"
+    return None
+
+
+def references_frames(source: Dataset) -> bool:
+    """Whether references to ``source`` name a frame: a multi-frame class with several frames.
+
+    A single-frame class that carries several frames anyway (seen from real scanners) is
+    referenced as a whole: ReferencedFrameNumber is not allowed for its class.
+    """
+    frames = _integer(source.get("NumberOfFrames")) or 1
+    return frames > 1 and str(current_sop_class(source.SOPClassUID)) in MULTI_FRAME_CLASSES
+
+
+def source_anatomy(source: Dataset) -> Code | None:
+    """The coded anatomy of the source (first AnatomicRegionSequence item), else ``None``."""
+    for item in source.get("AnatomicRegionSequence", None) or []:
+        value = clean_string(item.get("CodeValue"), 16)
+        scheme = clean_string(item.get("CodingSchemeDesignator"), 16)
+        meaning = clean_string(item.get("CodeMeaning"), 64)
+        if value and scheme and meaning:
+            return Code(value, scheme, meaning)
     return None
 
 

@@ -1,9 +1,13 @@
 """The report as a TID 1500 Measurement Report in a Comprehensive 3D SR (PS3.16 TID 1500).
 
-One measurement group per node: tracking identifier and UID (shared with the SEG segment), the
-outline as a closed POLYLINE SCOORD on the source image (frame), finding, long/short axis and
-their ratio in mm, probability of cancer, the call, the algorithm, and free-text comments for
-notes and for why there is no measurement.
+One measurement group (TID 1501) per finding, every concept from the model's spec: tracking
+identifier and UID (shared with the SEG segment), the finding, its site (the source's coded
+anatomy, else the spec's) and laterality (the source's), the algorithm with its parameters
+(threshold, weights sha256), the probability in % (UCUM "%") and, when the source is calibrated,
+long and short axis in mm and their ratio, values rounded; the call as a qualitative
+evaluation and in words (a comment, so viewers show it), then the notes in one comment. The outline is a closed
+POLYLINE SCOORD on the source image that the first measurement is INFERRED FROM: the form
+OHIF draws together with the group's comments and measurements.
 """
 
 from __future__ import annotations
@@ -16,17 +20,30 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from skimage.measure import approximate_polygon, find_contours
 
 from inference.encode import codes as c
-from inference.encode.equipment import MANUFACTURER, algorithm_device_uid
+from inference.encode.equipment import MANUFACTURER, algorithm_device_uid, model_name
 from inference.encode.seg import OutputIdentity
+from inference.encode.source import references_frames
+from inference.encode.wording import (
+    THRESHOLD_PARAMETER,
+    WEIGHTS_PARAMETER,
+    call_text,
+    parameter_text,
+    percent,
+)
 from inference.measure import largest_component
 from inference.prediction import AxisMeasurements, Call
+from inference.registry import ModelSpec
 
 logger = logging.getLogger(__name__)
 
 MAX_OUTLINE_POINTS = 128
+NOTES_SEPARATOR = " | "
+MM_DECIMALS = 2
+RATIO_DECIMALS = 2
 
 
 class SRClass(StrEnum):
@@ -38,11 +55,8 @@ class SRClass(StrEnum):
 
 @dataclass(frozen=True)
 class NodeReport:
-    """What the SR says about one node (one measurement group)."""
+    """What the SR says about one finding (one measurement group) beyond the model's spec."""
 
-    model_key: str
-    model_name: str
-    model_version: str
     probability: float
     call: Call
     tracking_id: str
@@ -51,8 +65,8 @@ class NodeReport:
     outline: np.ndarray | None = None
     measurements: AxisMeasurements | None = None
     comments: list[str] = field(default_factory=list)
-    finding_site: str | None = None
-    laterality: str | None = None
+    finding_site: Code | None = None
+    laterality: Code | None = None
 
 
 def outline_from_mask(mask: np.ndarray, max_points: int = MAX_OUTLINE_POINTS) -> np.ndarray | None:
@@ -85,12 +99,19 @@ def outline_from_mask(mask: np.ndarray, max_points: int = MAX_OUTLINE_POINTS) ->
     return points.astype(np.float32)
 
 
-def _measurement(name: object, value: float, unit: object) -> hd.sr.Measurement:
-    return hd.sr.Measurement(name=name, value=float(value), unit=unit)  # type: ignore[arg-type]
+def _measurement(
+    name: Code, value: float, unit: Code, outline: hd.sr.CoordinatesForMeasurement | None
+) -> hd.sr.Measurement:
+    return hd.sr.Measurement(
+        name=name,
+        value=value,
+        unit=unit,
+        referenced_coordinates=[outline] if outline is not None else None,
+    )
 
 
 def _ratio(value: float) -> hd.sr.Measurement:
-    ratio = _measurement(c.RATIO, value, c.NO_UNITS)
+    ratio = _measurement(c.RATIO, round(value, RATIO_DECIMALS), c.NO_UNITS, None)
     item = ratio[0]
     if "ContentSequence" not in item:
         item.ContentSequence = hd.sr.ContentSequence(is_root=False)
@@ -104,81 +125,102 @@ def _ratio(value: float) -> hd.sr.Measurement:
     return ratio
 
 
-def _measurements(report: NodeReport) -> list[hd.sr.Measurement]:
-    items = []
+def _outline(report: NodeReport, source: Dataset) -> hd.sr.CoordinatesForMeasurement | None:
+    if report.outline is None:
+        return None
+    return hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=report.outline,
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=source.SOPClassUID,
+            referenced_sop_instance_uid=source.SOPInstanceUID,
+            referenced_frame_numbers=_frame_numbers(report, source),
+        ),
+    )
+
+
+def _frame_numbers(report: NodeReport, source: Dataset) -> list[int] | None:
+    return [report.frame_index + 1] if references_frames(source) else None
+
+
+def _measurements(report: NodeReport, spec: ModelSpec, source: Dataset) -> list[hd.sr.Measurement]:
+    probability = c.from_spec(spec.outputs.probability.meaning)
+    items = [_measurement(probability, percent(report.probability), c.PERCENT, _outline(report, source))]
     m = report.measurements
     if m is not None:
         items += [
-            _measurement(c.LONG_AXIS, m.long_axis_mm, c.MILLIMETER),
-            _measurement(c.SHORT_AXIS, m.short_axis_mm, c.MILLIMETER),
+            _measurement(c.LONG_AXIS, round(m.long_axis_mm, MM_DECIMALS), c.MILLIMETER, None),
+            _measurement(c.SHORT_AXIS, round(m.short_axis_mm, MM_DECIMALS), c.MILLIMETER, None),
             _ratio(m.short_to_long_ratio),
         ]
-    items.append(_measurement(c.PROBABILITY_OF_CANCER, report.probability, c.NO_UNITS))
     return items
 
 
 def _finding_sites(report: NodeReport) -> list[hd.sr.FindingSite] | None:
-    site = c.FINDING_SITES.get(report.finding_site or "")
-    if site is None:
+    if report.finding_site is None:
         return None
-    laterality = c.LATERALITIES.get(report.laterality or "")
-    return [hd.sr.FindingSite(anatomic_location=site, laterality=laterality)]
+    return [hd.sr.FindingSite(anatomic_location=report.finding_site, laterality=report.laterality)]
 
 
-def _group(report: NodeReport, source: Dataset) -> hd.sr.Template:
-    tracking = hd.sr.TrackingIdentifier(uid=report.tracking_uid, identifier=report.tracking_id)
-    algorithm = hd.sr.AlgorithmIdentification(
-        name=report.model_key, version=report.model_version, family=c.ALGORITHM_FAMILY_AI
-    )
-    common = {
-        "tracking_identifier": tracking,
-        "finding_type": c.LYMPH_NODE,
-        "algorithm_id": algorithm,
-        "finding_sites": _finding_sites(report),
-        "measurements": _measurements(report),
-        "qualitative_evaluations": [
-            hd.sr.QualitativeEvaluation(name=c.METASTASIS, value=c.CALL_CODES[report.call])
+def algorithm_identification(spec: ModelSpec) -> hd.sr.AlgorithmIdentification:
+    """TID 4019: the model key and version, its threshold and weights sha256 as parameters."""
+    return hd.sr.AlgorithmIdentification(
+        name=spec.key,
+        version=spec.version,
+        family=c.ALGORITHM_FAMILY_AI,
+        parameters=[
+            parameter_text(THRESHOLD_PARAMETER, spec.threshold),
+            parameter_text(WEIGHTS_PARAMETER, spec.weights_sha256),
         ],
-    }
-    frames = int(source.get("NumberOfFrames", 1) or 1)
-    frame_numbers = [report.frame_index + 1] if frames > 1 else None
-    if report.outline is not None:
-        region = hd.sr.ImageRegion(
-            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-            graphic_data=report.outline,
-            source_image=hd.sr.SourceImageForRegion(
+    )
+
+
+def _comment(text: str) -> hd.sr.TextContentItem:
+    return hd.sr.TextContentItem(
+        name=c.COMMENT,
+        value=text[:1024],
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+
+
+def _group(report: NodeReport, spec: ModelSpec, source: Dataset) -> hd.sr.Template:
+    call_concept = c.from_spec(spec.outputs.finding.call)
+    call_value = c.CALL_CODES[report.call]
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=report.tracking_uid, identifier=report.tracking_id
+        ),
+        finding_type=c.from_spec(spec.outputs.finding.type),
+        algorithm_id=algorithm_identification(spec),
+        finding_sites=_finding_sites(report),
+        measurements=_measurements(report, spec, source),
+        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=call_concept, value=call_value)],
+        source_images=[
+            hd.sr.SourceImageForMeasurementGroup(
                 referenced_sop_class_uid=source.SOPClassUID,
                 referenced_sop_instance_uid=source.SOPInstanceUID,
-                referenced_frame_numbers=frame_numbers,
-            ),
-        )
-        group = hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-            referenced_region=region, **common
-        )
-    else:
-        image = hd.sr.SourceImageForMeasurementGroup(
-            referenced_sop_class_uid=source.SOPClassUID,
-            referenced_sop_instance_uid=source.SOPInstanceUID,
-            referenced_frame_numbers=frame_numbers,
-        )
-        group = hd.sr.MeasurementsAndQualitativeEvaluations(source_images=[image], **common)
-    for comment in report.comments:
-        group[0].ContentSequence.append(
-            hd.sr.TextContentItem(
-                name=c.COMMENT,
-                value=comment[:1024],
-                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+                referenced_frame_numbers=_frame_numbers(report, source),
             )
-        )
+        ],
+    )
+    # two comments at most: viewers show the group's comments before its measurements, and
+    # OHIF only the first five lines of both
+    texts = [call_text(call_concept.meaning, call_value.meaning, spec.threshold)]
+    if report.comments:
+        texts.append(NOTES_SEPARATOR.join(report.comments))
+    for text in texts:
+        group[0].ContentSequence.append(_comment(text))
     return group
 
 
-def _observation_context(report: NodeReport) -> hd.sr.ObservationContext:
+def observation_context(model_key: str, model_version: str) -> hd.sr.ObservationContext:
+    """The algorithm as the observing device, named :func:`model_name` like every output."""
+    name = model_name(model_key, model_version)
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=algorithm_device_uid(report.model_key, report.model_version),
-        name=report.model_name[:64] or report.model_key,
+        uid=algorithm_device_uid(model_key, model_version),
+        name=name,
         manufacturer_name=MANUFACTURER,
-        model_name=f"{report.model_key} {report.model_version}"[:64],
+        model_name=name,
     )
     return hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(
@@ -189,19 +231,22 @@ def _observation_context(report: NodeReport) -> hd.sr.ObservationContext:
 
 def build_sr(
     report: NodeReport,
+    spec: ModelSpec,
     source: Dataset,
     identity: OutputIdentity,
     *,
     evidence: list[Dataset] | None = None,
     sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
 ) -> hd.sr.Comprehensive3DSR | hd.sr.ComprehensiveSR:
-    """The TID 1500 Measurement Report for one node on one source image.
+    """The TID 1500 Measurement Report for one finding on one source image.
 
     Parameters
     ----------
     report
-        The node's content; ``outline`` in SCOORD image coordinates (see
+        The run's content; ``outline`` in SCOORD image coordinates (see
         :func:`outline_from_mask`), ``None`` when nothing was segmented.
+    spec
+        The model: every concept of the report, its name, threshold and weights.
     source
         The CLEAN source header (:func:`inference.encode.source.clean_source`); it is listed
         in the image library (TID 1600) and referenced by the outline.
@@ -213,18 +258,28 @@ def build_sr(
         Comprehensive 3D SR (default) or Comprehensive SR for destinations without 88.34.
     """
     measurement_report = hd.sr.MeasurementReport(
-        observation_context=_observation_context(report),
+        observation_context=observation_context(spec.key, spec.version),
         procedure_reported=c.PROCEDURE_REPORTED,
-        imaging_measurements=[_group(report, source)],
+        imaging_measurements=[_group(report, spec, source)],
         title=c.REPORT_TITLE,
         referenced_images=[source],
     )
+    return sr_document(measurement_report, identity, [source, *(evidence or [])], sr_class)
+
+
+def sr_document(
+    content: hd.sr.MeasurementReport,
+    identity: OutputIdentity,
+    evidence: list[Dataset],
+    sr_class: SRClass,
+) -> hd.sr.Comprehensive3DSR | hd.sr.ComprehensiveSR:
+    """The SR instance of class ``sr_class`` holding ``content``, in the study of ``evidence``."""
     sr_type = (
         hd.sr.Comprehensive3DSR if sr_class is SRClass.COMPREHENSIVE_3D else hd.sr.ComprehensiveSR
     )
     sr = sr_type(
-        evidence=[source, *(evidence or [])],
-        content=measurement_report,
+        evidence=evidence,
+        content=content,
         series_instance_uid=identity.series_instance_uid,
         series_number=identity.series_number,
         sop_instance_uid=identity.sop_instance_uid,
@@ -233,5 +288,5 @@ def build_sr(
         is_complete=True,
         series_description=identity.series_description[:64],
     )
-    logger.debug("built SR with %d comment(s)", len(report.comments))
+    logger.debug("built SR %s", identity.series_description)
     return sr

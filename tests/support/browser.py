@@ -23,13 +23,16 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-    "--force-device-scale-factor=1", "--hide-scrollbars",
+    "--force-device-scale-factor=1", "--hide-scrollbars", "--enable-unsafe-swiftshader",
 )
 
 
 @contextmanager
 def headless_chromium(width: int = 1400, height: int = 1000) -> Iterator[object]:
-    """A selenium Chrome driver on a fresh profile folder; quits and removes it afterwards."""
+    """A selenium Chrome driver on a fresh profile folder; quits and removes it afterwards.
+
+    The page's console messages are kept: ``driver.get_log("browser")`` returns them.
+    """
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.fail("Debian chromium and chromium-driver are required (scripts/install.sh)")
     profile = Path(tempfile.mkdtemp(prefix="lnm-chromium-"))
@@ -39,6 +42,7 @@ def headless_chromium(width: int = 1400, height: int = 1000) -> Iterator[object]
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(60)

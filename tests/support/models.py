@@ -45,6 +45,10 @@ def spec_fields(**overrides: Any) -> dict[str, Any]:
                     "type": {"value": "59441001", "scheme": "SCT", "meaning": "Lymph node"},
                 }
             ],
+            "finding": {
+                "type": {"value": "59441001", "scheme": "SCT", "meaning": "Lymph node"},
+                "call": {"value": "128462008", "scheme": "SCT", "meaning": "Metastasis"},
+            },
             "probability": {
                 "name": "probability of malignancy",
                 "meaning": {"value": "111047", "scheme": "DCM", "meaning": "Probability of cancer"},

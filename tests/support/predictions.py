@@ -11,7 +11,15 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from inference.prediction import Call, Prediction
+from inference.registry import ModelSpec
 from phantom.us_dicom import make_us_dataset
+from tests.support.models import spec_fields
+
+
+def model_spec(**overrides: Any) -> ModelSpec:
+    """The spec of the model :func:`prediction_for` names (``tiny-ynet@0.1.0``), with
+    ``overrides`` of its fields (e.g. ``outputs``)."""
+    return ModelSpec.model_validate(spec_fields(**overrides))
 
 
 def roundtrip(dataset: Dataset) -> Dataset:
@@ -28,6 +36,26 @@ def gaussian_heatmap(
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
     d2 = (xx - center[0]) ** 2 + (yy - center[1]) ** 2
     return np.exp(-d2 / (2 * sigma**2)).astype(np.float32)
+
+
+LESION_OUTPUTS_FINDING = {
+    "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+    "site": {"value": "76752008", "scheme": "SCT", "meaning": "Breast"},
+    "call": {"value": "363346000", "scheme": "SCT", "meaning": "Malignant neoplastic disease"},
+}
+
+
+def lesion_spec() -> ModelSpec:
+    """:func:`model_spec` of a breast-lesion model (the shipped ynet-busi's codes, threshold
+    0.285): its outputs must say "Lesion", never "Lymph node"."""
+    fields = spec_fields(threshold=0.285)
+    fields["outputs"]["segments"][0].update(
+        label="lesion",
+        category={"value": "49755003", "scheme": "SCT", "meaning": "Morphologically Abnormal Structure"},
+        type=LESION_OUTPUTS_FINDING["type"],
+    )
+    fields["outputs"]["finding"] = LESION_OUTPUTS_FINDING
+    return ModelSpec.model_validate(fields)
 
 
 def prediction_for(

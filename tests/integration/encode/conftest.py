@@ -9,7 +9,8 @@ import pytest
 from pydicom.dataset import Dataset
 
 from inference.prediction import Prediction
-from tests.support.predictions import phantom_source, prediction_for, roundtrip
+from inference.registry import ModelSpec
+from tests.support.predictions import model_spec, phantom_source, prediction_for, roundtrip
 
 
 @pytest.fixture
@@ -29,3 +30,9 @@ def make_prediction() -> Callable[..., Prediction]:
     """Build a Prediction on a source (see ``tests.support.predictions.prediction_for``)."""
     return prediction_for
 
+
+
+@pytest.fixture
+def spec() -> ModelSpec:
+    """The spec of the model the predictions name (tiny-ynet@0.1.0, a lymph-node finding)."""
+    return model_spec()

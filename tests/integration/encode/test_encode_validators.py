@@ -15,10 +15,12 @@ import pydicom
 import pytest
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
-from inference.encode.outputs import build_outputs
+from inference.encode.outputs import build_outputs, segment_pixel_spacing
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_sr_errors
 from inference.prediction import Call
 from inference.regions import tissue_box
+from phantom.us_dicom import US_IMAGE_STORAGE
+from tests.support.predictions import lesion_spec
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +34,8 @@ PHANTOMS = {
     "uncalibrated": {"mm_per_pixel": None},
     "cine": {"frames": 3},
     "retired-class": {"sop_class_uid": "1.2.840.10008.5.1.4.1.1.6"},
+    # a single-frame class carrying 2 frames (a real Philips file does): referenced as a whole
+    "two-frames-single-frame-class": {"frames": 2, "sop_class_uid": US_IMAGE_STORAGE},
 }
 _ILLEGAL_ROOT = re.compile(r'Illegal root for UID - "([0-9.]+)"')
 
@@ -72,53 +76,77 @@ def _elliptical_mask(source) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", list(PHANTOMS))
-def test_outputs_phantom_source_dciodvfy_zero_errors(phantom, make_prediction, tmp_path, kind):
+def test_outputs_phantom_source_dciodvfy_zero_errors(phantom, make_prediction, tmp_path, kind, spec):
     _need("dciodvfy")
     source, mask = phantom(seed=8, **PHANTOMS[kind])
-    paths = _write(build_outputs(make_prediction(source, mask), source, 31), tmp_path)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 31, spec=spec), tmp_path)
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
 
 
-def test_outputs_nothing_segmented_dciodvfy_and_dsrdump_clean(phantom, make_prediction, tmp_path):
+def test_outputs_nothing_segmented_dciodvfy_and_dsrdump_clean(phantom, make_prediction, tmp_path, spec):
     _need("dciodvfy")
     _need("dsrdump")
     source, _ = phantom(seed=8)
     prediction = make_prediction(source, None, probability=0.1, call=Call.ABSENT)
-    paths = _write(build_outputs(prediction, source, 32), tmp_path)
+    paths = _write(build_outputs(prediction, source, 32, spec=spec), tmp_path)
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
     assert dsrdump_errors(paths["sr"]) == []
 
 
 @pytest.mark.parametrize("kind", ["grey", "cine"])
-def test_outputs_sr_dsrdump_parses_without_error(phantom, make_prediction, tmp_path, kind):
+def test_outputs_sr_dsrdump_parses_without_error(phantom, make_prediction, tmp_path, kind, spec):
     _need("dsrdump")
     source, mask = phantom(seed=8, **PHANTOMS[kind])
-    paths = _write(build_outputs(make_prediction(source, mask), source, 33), tmp_path)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 33, spec=spec), tmp_path)
     assert dsrdump_errors(paths["sr"]) == []
 
 
-def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path):
+@pytest.mark.parametrize("kind", ["grey", "two-frames-single-frame-class"])
+def test_outputs_sr_pixelmed_zero_errors(phantom, make_prediction, tmp_path, spec, kind):
     _need("java")
     if not Path("/usr/share/java/pixelmed.jar").is_file():
         pytest.skip("pixelmed-apps is not installed")
-    source, mask = phantom(seed=8)
-    paths = _write(build_outputs(make_prediction(source, mask), source, 34), tmp_path)
+    source, mask = phantom(seed=8, **PHANTOMS[kind])
+    paths = _write(build_outputs(make_prediction(source, mask), source, 34, spec=spec), tmp_path)
     assert pixelmed_sr_errors(paths["sr"]) == []
+
+
+def test_outputs_lesion_spec_uncalibrated_sr_pixelmed_and_dciodvfy_zero_errors(
+    phantom, make_prediction, tmp_path
+):
+    _need("java")
+    _need("dciodvfy")
+    if not Path("/usr/share/java/pixelmed.jar").is_file():
+        pytest.skip("pixelmed-apps is not installed")
+    source, mask = phantom(seed=8, **PHANTOMS["uncalibrated"])
+    paths = _write(build_outputs(make_prediction(source, mask), source, 37, spec=lesion_spec()), tmp_path)
+    assert pixelmed_sr_errors(paths["sr"]) == []
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+
+
+def test_outputs_two_frames_single_frame_class_no_frame_number(phantom, make_prediction, spec):
+    source, mask = phantom(seed=8, **PHANTOMS["two-frames-single-frame-class"])
+    assert source.SOPClassUID == US_IMAGE_STORAGE and int(source.NumberOfFrames) == 2
+    outputs = build_outputs(make_prediction(source, mask, frame_index=1), source, 36, spec=spec)
+    for role, dataset in outputs.items():
+        assert "ReferencedFrameNumber" not in str(dataset), role
 
 
 @pytest.mark.shared_data
 @pytest.mark.skipif(not REAL_FILES, reason=f"real US files not found under {SHARED_US}")
 @pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
-def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, path):
+def test_outputs_real_source_dciodvfy_zero_errors(make_prediction, tmp_path, path, spec):
     _need("dciodvfy")
     _need("dsrdump")
     source = pydicom.dcmread(path)
     frames = int(source.get("NumberOfFrames", 1) or 1)
     prediction = make_prediction(source, _elliptical_mask(source), frame_index=frames // 2)
-    outputs = build_outputs(prediction, source, 35)
-    assert ("seg" in outputs) == (frames == 1)
+    outputs = build_outputs(prediction, source, 35, spec=spec)
+    calibrated = segment_pixel_spacing(source, prediction.mask) is not None
+    assert ("seg" in outputs) == (frames == 1 and calibrated)
     paths = _write(outputs, tmp_path)
     for role, output_path in paths.items():
         assert _errors_not_from_source(dciodvfy_errors(output_path), source) == [], role

@@ -37,6 +37,6 @@ def test_models_list_json_every_family_key_version_backbone_inputs_outputs(
     assert rows["tiny-ceus"]["inputs"][1]["contract"]["frames"] == 5
     for row in rows.values():
         assert row["version"] == "0.1.0" and row["backbone"]
-        assert set(row["outputs"]) == {"segments", "probability", "measurements", "heatmap"}
+        assert set(row["outputs"]) == {"segments", "finding", "probability", "measurements", "heatmap"}
         assert row["outputs"]["heatmap"]["input"] == row["inputs"][0]["name"]  # the default
     assert rows["tiny-ynet"]["outputs"]["segments"] and not rows["tiny-dual"]["outputs"]["segments"]

@@ -34,6 +34,7 @@ def _write_not_run(folder: Path, source: pydicom.Dataset) -> Path:
         reason=REASON,
         source=source,
         job_id=41,
+        numbers={"score": 0.1234567, "threshold": 0.5},
     )
     path = folder / "not-run-sr.dcm"
     outputs["sr"].save_as(path, enforce_file_format=True)
@@ -59,8 +60,15 @@ def test_not_run_sr_names_model_version_and_reason(tmp_path: Path, bmode: pydico
     assert f"Reason: {REASON}" in texts
     assert NOT_RUN_TRACKING_ID in texts
     assert sr.StudyInstanceUID == bmode.StudyInstanceUID
-    assert sr.SeriesDescription == "AI Tiny dual (test) 0.1.0 SR"
+    assert "score: 0.1235" in texts and "threshold: 0.5" in texts
+    assert sr.SeriesDescription == "SR AI tiny-dual@0.1.0"
     assert sr.ContributingEquipmentSequence[-1].SoftwareVersions == "0.1.0"
+
+
+def test_not_run_sr_asserts_no_finding(tmp_path: Path, bmode: pydicom.Dataset) -> None:
+    sr = pydicom.dcmread(_write_not_run(tmp_path, bmode))
+    assert "Lymph node" not in str(sr)
+    assert "121071" not in str(sr)  # no Finding item at all
 
 
 def test_not_run_sr_passes_dciodvfy_dsrdump_pixelmed(

@@ -106,3 +106,16 @@ def test_dockerfile_copies_every_package_the_project_installs() -> None:
 def test_systemd_units_umask_0077() -> None:
     for unit in sorted((DEPLOY / "systemd").glob("*.service")):
         assert re.search(r"^UMask=0077$", unit.read_text(), re.MULTILINE), unit.name
+
+
+def test_compose_ohif_service_serves_pinned_viewer_beside_orthanc() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    ohif = compose["services"]["ohif"]
+    version = (DEPLOY / "ohif" / "VERSION").read_text().strip()
+    volumes = " ".join(ohif["volumes"])
+    assert f"ohif-{version}/dist" in volumes  # the dist scripts/install.sh installs
+    assert "./ohif/app-config.js" in volumes and "./ohif/nginx.conf" in volumes
+    assert "orthanc" in ohif["depends_on"]
+    nginx = (DEPLOY / "ohif" / "nginx.conf").read_text()
+    assert "proxy_pass http://orthanc:8042/dicom-web/" in nginx
+    assert "window.location.origin + '/dicom-web'" in (DEPLOY / "ohif" / "app-config.js").read_text()

@@ -71,9 +71,9 @@ def test_browser_study_link_without_login_goes_through_login_to_study(  # type: 
 
     report = browser.find_element(By.ID, f"report-{job}").text
     assert "Research use only: not a medical device" in report
-    assert "Tiny Y-Net (test) (tiny-ynet version 0.1.0)" in report
-    assert f"Probability of cancer {served_node.delivered_probability:.3f}" in report
-    assert "Call: metastasis" in report and " mm" in report
+    assert "Model tiny-ynet@0.1.0" in report
+    assert f"Probability of cancer {100 * served_node.delivered_probability:.1f} %" in report
+    assert "Call Metastasis: " in report and "(threshold 50.0 %)" in report and " mm" in report
     header = browser.find_element(By.ID, "study-header").text
     assert "SYNTHETIC^PHANTOM" in header
 

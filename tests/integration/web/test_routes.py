@@ -139,9 +139,12 @@ def test_study_page_shows_report_with_model_probability_call(served_node) -> Non
         page = client.get(f"/studies/{served_node.delivered_study_id}").text
     assert "SYNTHETIC^PHANTOM" in page  # the page may show who the patient is
     assert "Research use only: not a medical device" in page
-    assert "Tiny Y-Net (test) (tiny-ynet version 0.1.0)" in page
-    assert f'class="probability">{served_node.delivered_probability:.3f}<' in page
-    assert re.search(r'class="call call-(present|absent|undetermined)">(Present|Absent|Undetermined)<', page)
+    assert 'class="model">tiny-ynet@0.1.0<' in page
+    assert f'class="probability">{100 * served_node.delivered_probability:.1f} %<' in page
+    assert re.search(
+        r'class="call call-(present|absent)">Metastasis: (present|absent) \(threshold 50\.0 %\)<', page
+    )
+    assert "<th>Probability of cancer</th>" in page and "Lymph node" in page
     assert re.search(r'class="long-axis">\d+\.\d mm<', page)
     assert re.search(r'class="ratio">\d\.\d\d<', page)
 

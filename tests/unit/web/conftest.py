@@ -13,7 +13,8 @@ from pydicom.dataset import Dataset
 from inference.encode.outputs import build_outputs
 from inference.measure import measure_axes
 from inference.prediction import Call
-from tests.support.predictions import phantom_source, prediction_for
+from inference.registry import ModelSpec
+from tests.support.predictions import model_spec, phantom_source, prediction_for
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ def written_outputs(tmp_path: Path) -> Callable[..., WrittenOutputs]:
     """Build a job's outputs for a phantom source with its true mask and write them to files."""
 
     def build(frames: int = 1, frame_index: int = 0, probability: float = 0.8,
-              call: Call = Call.PRESENT, notes: list[str] | None = None) -> WrittenOutputs:
+              call: Call = Call.PRESENT, notes: list[str] | None = None,
+              spec: ModelSpec | None = None) -> WrittenOutputs:
         source, mask = phantom_source(seed=3, frames=frames)
         folder = tmp_path / f"job-{frames}-{frame_index}"
         folder.mkdir()
@@ -42,7 +44,7 @@ def written_outputs(tmp_path: Path) -> Callable[..., WrittenOutputs]:
         prediction = prediction_for(source, mask, probability=probability, call=call,
                                     frame_index=frame_index, notes=notes, source_path=source_path)
         files = {}
-        for role, dataset in build_outputs(prediction, source, job_id=42).items():
+        for role, dataset in build_outputs(prediction, source, job_id=42, spec=spec or model_spec()).items():
             files[role] = folder / f"{role}.dcm"
             dataset.save_as(files[role], enforce_file_format=True)
         return WrittenOutputs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inference.prediction import Call
+from tests.support.predictions import lesion_spec
 from web.report import ReportError, read_report
 
 
@@ -13,17 +14,18 @@ def test_read_report_single_frame_gives_model_probability_call_axes(written_outp
     report = read_report(out.files["sr"])
     assert report.title == "Imaging Measurement Report"
     assert report.sr_class == "Comprehensive 3D SR Storage"
-    assert report.device_name == "Tiny Y-Net"
+    assert report.device_name == "tiny-ynet@0.1.0"
     assert report.completion == "COMPLETE"
     (finding,) = report.findings
     assert finding.algorithm_name == "tiny-ynet" and finding.algorithm_version == "0.1.0"
-    assert finding.probability == pytest.approx(0.8)
-    assert finding.call == "Present"
+    assert finding.probability == 80.0 and finding.probability_name == "Probability of cancer"
+    assert finding.call == "Present" and finding.threshold == 0.5
+    assert finding.call_text == "Metastasis: present (threshold 50.0 %)"
     assert finding.finding == "Lymph node"
-    assert finding.long_axis_mm == pytest.approx(out.long_axis_mm, rel=1e-6)
-    assert finding.short_axis_mm == pytest.approx(out.short_axis_mm, rel=1e-6)
-    assert finding.ratio == pytest.approx(out.short_axis_mm / out.long_axis_mm, rel=1e-4)
-    assert "test note" in finding.notes
+    assert finding.long_axis_mm == round(out.long_axis_mm, 2)
+    assert finding.short_axis_mm == round(out.short_axis_mm, 2)
+    assert finding.ratio == pytest.approx(out.short_axis_mm / out.long_axis_mm, abs=0.01)
+    assert finding.notes == ["test note"]  # the call reads as the call, not as a note
     assert finding.source_sop_instance_uid == str(out.source.SOPInstanceUID)
     assert finding.source_frame_number == 1
     assert len(finding.outline) >= 4 and finding.outline[0] == finding.outline[-1]
@@ -34,7 +36,7 @@ def test_read_report_cine_gives_frame_and_outline_without_seg(written_outputs) -
     assert "seg" not in out.files
     (finding,) = read_report(out.files["sr"]).findings
     assert finding.source_frame_number == 3
-    assert finding.call == "Absent" and finding.probability == pytest.approx(0.2)
+    assert finding.call == "Absent" and finding.probability == 20.0
     assert finding.outline
     assert any("frame 3" in note for note in finding.notes)
 
@@ -43,3 +45,11 @@ def test_read_report_not_an_sr_raises(written_outputs) -> None:  # type: ignore[
     out = written_outputs()
     with pytest.raises(ReportError, match="not a readable SR"):
         read_report(out.files["heatmap"])
+
+
+def test_read_report_lesion_spec_reads_lesion_breast_and_its_call(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    out = written_outputs(spec=lesion_spec())
+    (finding,) = read_report(out.files["sr"]).findings
+    assert (finding.finding, finding.finding_site) == ("Lesion", "Breast")
+    assert finding.tracking_id == "Lesion 1"
+    assert finding.call_text == "Malignant neoplastic disease: present (threshold 28.5 %)"

@@ -11,8 +11,10 @@ def test_air_equipment_item_purpose_model_version_device():
     item = air_equipment_item("tiny-ynet", "Tiny Y-Net", "0.1.0")
     purpose = item.PurposeOfReferenceCodeSequence[0]
     assert (purpose.CodeValue, purpose.CodingSchemeDesignator) == ("Newcode1", "99IHE")
+    assert purpose.CodeMeaning == "Processing Algorithm"
     assert item.Manufacturer == "lnm-node"
-    assert item.ManufacturerModelName == "Tiny Y-Net"
+    assert item.ManufacturerModelName == "tiny-ynet@0.1.0"
+    assert "Tiny Y-Net" in item.ContributionDescription
     assert item.SoftwareVersions == "0.1.0"
     assert item.DeviceUID
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import ImageFont
 from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
-from inference.encode.heatmap import BAR_WIDTH, blend_heatmap, build_heatmap, source_frame_rgb
+from inference.encode.heatmap import (
+    BAR_WIDTH,
+    blend_heatmap,
+    build_heatmap,
+    heatmap_label,
+    label_lines,
+    source_frame_rgb,
+)
 from inference.encode.seg import OutputIdentity
 from inference.encode.source import clean_source
 from kernel.errors import EncodeError
+from phantom.us_dicom import US_IMAGE_STORAGE
+from tests.support.predictions import model_spec
 
 IDENTITY = OutputIdentity(
     "1.2.826.0.1.3680043.8.498.21", "1.2.826.0.1.3680043.8.498.22", 9003, 1, "AI Tiny Grad-CAM"
@@ -82,7 +92,9 @@ def test_build_heatmap_rgb_secondary_capture_roundtrip(phantom, roundtrip):
     source, _ = phantom(seed=4)
     frame = source_frame_rgb(source, 0)
     heat = np.linspace(0, 1, source.Rows * source.Columns).reshape(source.Rows, source.Columns)
-    image = roundtrip(build_heatmap(frame, heat, clean_source(source), IDENTITY, label="Tiny"))
+    image = roundtrip(
+        build_heatmap(frame, heat, clean_source(source), IDENTITY, spec=model_spec())
+    )
     assert image.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
     assert image.PhotometricInterpretation == "RGB"
     assert image.BurnedInAnnotation == "YES"
@@ -91,3 +103,35 @@ def test_build_heatmap_rgb_secondary_capture_roundtrip(phantom, roundtrip):
     assert image.SeriesInstanceUID == IDENTITY.series_instance_uid
     assert image.pixel_array.shape == (source.Rows, source.Columns + BAR_WIDTH, 3)
     assert image.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert image.ConversionType == "WSD"
+    assert "Grad-CAM" in image.DerivationDescription
+    assert image.DerivationCodeSequence[0].CodeValue == "113042"
+    assert (image.ManufacturerModelName, image.SoftwareVersions) == ("tiny-ynet@0.1.0", "0.1.0")
+
+
+def test_heatmap_label_whole_version_and_method():
+    spec = model_spec(key="a-rather-long-model-key-for-a-label", version="10.20.30rc4")
+    assert heatmap_label(spec) == "Grad-CAM a-rather-long-model-key-for-a-label@10.20.30rc4"
+
+
+def test_label_lines_narrow_image_wraps_never_cuts():
+    font = ImageFont.load_default()
+    lines = label_lines("Grad-CAM ynet-busi@1.0.0", 60, font)
+    assert lines == ["Grad-CAM", "ynet-busi@1.0.0"]
+    assert label_lines("Grad-CAM ynet-busi@1.0.0", 600, font) == ["Grad-CAM ynet-busi@1.0.0"]
+
+
+def test_build_heatmap_two_frames_single_frame_class_no_frame_number(phantom):
+    source, _ = phantom(seed=4, frames=2, sop_class_uid=US_IMAGE_STORAGE)
+    frame = source_frame_rgb(source, 1)
+    heat = np.zeros((source.Rows, source.Columns))
+    image = build_heatmap(frame, heat, clean_source(source), IDENTITY, spec=model_spec(), frame_index=1)
+    assert "ReferencedFrameNumber" not in image.SourceImageSequence[0]
+
+
+def test_build_heatmap_cine_frame_number_referenced(phantom):
+    source, _ = phantom(seed=4, frames=3)
+    frame = source_frame_rgb(source, 1)
+    heat = np.zeros((source.Rows, source.Columns))
+    image = build_heatmap(frame, heat, clean_source(source), IDENTITY, spec=model_spec(), frame_index=1)
+    assert image.SourceImageSequence[0].ReferencedFrameNumber == 2

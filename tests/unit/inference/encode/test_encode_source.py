@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.sr.coding import Code
 
 from inference.encode.source import (
     DEIDENTIFICATION_UNKNOWN,
     clean_date,
     clean_source,
     clean_time,
+    references_frames,
     restore_source_class,
+    source_anatomy,
     source_laterality,
 )
+from phantom.us_dicom import US_IMAGE_STORAGE
 
 RETIRED_US = "1.2.840.10008.5.1.4.1.1.6"
 
@@ -112,3 +116,21 @@ def test_source_laterality_code_to_word(value, expected):
     ds = Dataset()
     ds.ImageLaterality = value
     assert source_laterality(ds) == expected
+
+
+def test_references_frames_multi_frame_class_only(phantom):
+    cine, _ = phantom(seed=1, frames=3)
+    two_frames_single_class, _ = phantom(seed=1, frames=2, sop_class_uid=US_IMAGE_STORAGE)
+    single, _ = phantom(seed=1)
+    assert references_frames(cine)
+    assert not references_frames(two_frames_single_class)
+    assert not references_frames(single)
+
+
+def test_source_anatomy_first_coded_region_else_none(phantom):
+    source, _ = phantom(seed=1)
+    assert source_anatomy(source) is None
+    region = Dataset()
+    region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "76752008", "SCT", "Breast"
+    source.AnatomicRegionSequence = [region]
+    assert source_anatomy(source) == Code("76752008", "SCT", "Breast")

@@ -8,24 +8,26 @@ import highdicom as hd
 import numpy as np
 import pytest
 from highdicom.sr import CodedConcept
+from pydicom.sr.codedict import codes
 
+from inference.encode.codes import LATERALITIES
 from inference.encode.seg import OutputIdentity
 from inference.encode.source import clean_source
 from inference.encode.sr import NodeReport, SRClass, build_sr, outline_from_mask
 from inference.measure import measure_axes
 from inference.prediction import Call
+from phantom.us_dicom import US_IMAGE_STORAGE
+from tests.support.predictions import lesion_spec, model_spec
 
 IDENTITY = OutputIdentity(
     "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12", 9002, 1, "AI Tiny SR"
 )
 TRACKING_UID = "1.2.826.0.1.3680043.8.498.13"
+SPEC = model_spec()
 
 
 def _report(**overrides) -> NodeReport:
     fields = {
-        "model_key": "tiny-ynet",
-        "model_name": "Tiny Y-Net",
-        "model_version": "0.1.0",
         "probability": 0.75,
         "call": Call.PRESENT,
         "tracking_id": "Lymph node 1",
@@ -93,25 +95,26 @@ def test_build_sr_measured_node_roundtrip_values(phantom):
     source, mask = phantom(seed=2)
     measurements, _ = measure_axes(mask, source)
     report = _report(outline=outline_from_mask(mask), measurements=measurements)
-    sr = _read(build_sr(report, clean_source(source), IDENTITY))
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
     assert sr.SOPClassUID == SRClass.COMPREHENSIVE_3D
-    assert _num(sr, "103339001") == pytest.approx(measurements.long_axis_mm, rel=1e-9)
-    assert _num(sr, "103340004") == pytest.approx(measurements.short_axis_mm, rel=1e-9)
-    assert _num(sr, "118586006") == pytest.approx(measurements.short_to_long_ratio, rel=1e-9)
-    assert _num(sr, "111047") == pytest.approx(0.75)
+    assert _num(sr, "103339001") == round(measurements.long_axis_mm, 2)
+    assert _num(sr, "103340004") == round(measurements.short_axis_mm, 2)
+    assert _num(sr, "118586006") == round(measurements.short_to_long_ratio, 2)
+    assert _num(sr, "111047") == 75.0
     assert _texts(sr, "121050") == ["Short axis to long axis ratio"]
 
 
 def test_build_sr_measured_node_group_tracking_outline_call(phantom):
     source, mask = phantom(seed=2)
     report = _report(outline=outline_from_mask(mask), call=Call.ABSENT)
-    sr = _read(build_sr(report, clean_source(source), IDENTITY))
-    (group,) = sr.content.get_planar_roi_measurement_groups()
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    (group,) = sr.content.get_image_measurement_groups()
     assert group.tracking_uid == TRACKING_UID
     assert group.finding_type.value == "59441001"
-    assert group.roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+    (scoord,) = [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert scoord.GraphicType == "POLYLINE" and scoord.RelationshipType == "INFERRED FROM"
     assert (
-        group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+        scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
         == source.SOPInstanceUID
     )
     evaluations = group.get_qualitative_evaluations(name=CodedConcept("128462008", "SCT", "x"))
@@ -121,9 +124,10 @@ def test_build_sr_measured_node_group_tracking_outline_call(phantom):
 
 def test_build_sr_algorithm_and_image_library_present(phantom):
     source, mask = phantom(seed=2)
-    sr = _read(build_sr(_report(outline=outline_from_mask(mask)), clean_source(source), IDENTITY))
+    sr = _read(build_sr(_report(outline=outline_from_mask(mask)), SPEC, clean_source(source), IDENTITY))
     assert "tiny-ynet" in _texts(sr, "111001")
     assert "0.1.0" in _texts(sr, "111003")
+    assert _texts(sr, "111002") == ["threshold=0.5", f"weights sha256={SPEC.weights_sha256}"]
     library = [i for i in _items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "111028"]
     assert library, "image library (TID 1600) missing"
 
@@ -132,19 +136,18 @@ def test_build_sr_no_measurement_comment_and_no_mm(phantom):
     source, mask = phantom(seed=2, mm_per_pixel=None)
     measurements, note = measure_axes(mask, source)
     report = _report(outline=outline_from_mask(mask), measurements=measurements, comments=[note])
-    sr = _read(build_sr(report, clean_source(source), IDENTITY))
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
     assert _num(sr, "103339001") is None and _num(sr, "103340004") is None
     assert any("no measurement" in text for text in _texts(sr))
-    assert _num(sr, "111047") == pytest.approx(0.75)
+    assert _num(sr, "111047") == 75.0
 
 
 def test_build_sr_nothing_segmented_probability_and_call_only(phantom):
     source, _ = phantom(seed=2)
     report = _report(call=Call.UNDETERMINED, comments=["nothing was segmented"])
-    sr = _read(build_sr(report, clean_source(source), IDENTITY))
-    assert sr.content.get_planar_roi_measurement_groups() == []
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
     assert not [i for i in _items(sr) if i.ValueType == "SCOORD"]
-    assert _num(sr, "111047") == pytest.approx(0.75)
+    assert _num(sr, "111047") == 75.0
     codes = [i.ConceptCodeSequence[0].CodeValue for i in _items(sr) if i.ValueType == "CODE"]
     assert "373068000" in codes
 
@@ -152,7 +155,7 @@ def test_build_sr_nothing_segmented_probability_and_call_only(phantom):
 def test_build_sr_cine_outline_references_frame(phantom):
     source, mask = phantom(seed=2, frames=3)
     report = _report(outline=outline_from_mask(mask), frame_index=1)
-    sr = _read(build_sr(report, clean_source(source), IDENTITY))
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
     (scoord,) = [i for i in _items(sr) if i.ValueType == "SCOORD"]
     reference = scoord.ContentSequence[0].ReferencedSOPSequence[0]
     assert int(reference.ReferencedFrameNumber) == 2
@@ -162,6 +165,7 @@ def test_build_sr_comprehensive_fallback_class(phantom):
     source, mask = phantom(seed=2)
     sr = build_sr(
         _report(outline=outline_from_mask(mask)),
+        SPEC,
         clean_source(source),
         IDENTITY,
         sr_class=SRClass.COMPREHENSIVE,
@@ -171,7 +175,59 @@ def test_build_sr_comprehensive_fallback_class(phantom):
 
 def test_build_sr_finding_site_and_laterality_coded(phantom):
     source, mask = phantom(seed=2)
-    report = _report(outline=outline_from_mask(mask), finding_site="axillary", laterality="left")
-    sr = _read(build_sr(report, clean_source(source), IDENTITY))
-    codes = [i.ConceptCodeSequence[0].CodeValue for i in _items(sr) if i.ValueType == "CODE"]
-    assert "68171009" in codes and "7771000" in codes
+    report = _report(
+        outline=outline_from_mask(mask),
+        finding_site=codes.SCT.AxillaryLymphNode,
+        laterality=LATERALITIES["left"],
+    )
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    coded = [i.ConceptCodeSequence[0].CodeValue for i in _items(sr) if i.ValueType == "CODE"]
+    assert "68171009" in coded and "7771000" in coded
+
+
+def test_build_sr_probability_percent_unit_and_call_in_words(phantom):
+    source, mask = phantom(seed=2)
+    report = _report(outline=outline_from_mask(mask), probability=0.123456789)
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    (item,) = [
+        i for i in _items(sr)
+        if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeValue == "111047"
+    ]
+    measured = item.MeasuredValueSequence[0]
+    assert str(measured.NumericValue) == "12.3"
+    assert measured.MeasurementUnitsCodeSequence[0].CodeValue == "%"
+    assert _texts(sr)[0] == "Metastasis: present (threshold 50.0 %)"
+
+
+def test_build_sr_spec_lesion_finding_call_and_probability_concepts(phantom):
+    source, mask = phantom(seed=2)
+    spec = lesion_spec()
+    report = _report(outline=outline_from_mask(mask), tracking_id="Lesion 1")
+    sr = _read(build_sr(report, spec, clean_source(source), IDENTITY))
+    (group,) = sr.content.get_image_measurement_groups()
+    assert (group.finding_type.value, group.finding_type.meaning) == ("52988006", "Lesion")
+    names = [i.ConceptNameCodeSequence[0].CodeMeaning for i in _items(sr) if i.ValueType == "CODE"]
+    assert "Malignant neoplastic disease" in names and "Metastasis" not in names
+    assert "Lymph node" not in str(sr)
+    assert _texts(sr)[0] == "Malignant neoplastic disease: present (threshold 28.5 %)"
+
+
+def test_build_sr_two_frames_single_frame_class_no_frame_number(phantom):
+    source, mask = phantom(seed=2, frames=2, sop_class_uid=US_IMAGE_STORAGE)
+    report = _report(outline=outline_from_mask(mask), frame_index=1)
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    assert "ReferencedFrameNumber" not in str(sr)
+
+
+def test_build_sr_observer_device_named_key_at_version(phantom):
+    source, mask = phantom(seed=2)
+    sr = _read(build_sr(_report(outline=outline_from_mask(mask)), SPEC, clean_source(source), IDENTITY))
+    assert _texts(sr, "121013") == ["tiny-ynet@0.1.0"]
+    assert _texts(sr, "121015") == ["tiny-ynet@0.1.0"]
+
+
+def test_build_sr_notes_share_one_comment_after_the_call(phantom):
+    source, mask = phantom(seed=2)
+    report = _report(outline=outline_from_mask(mask), comments=["first note", "second note"])
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    assert _texts(sr) == ["Metastasis: present (threshold 50.0 %)", "first note | second note"]
