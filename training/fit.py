@@ -83,9 +83,11 @@ class LoaderBatches:
 
     def epoch(self) -> Iterator[Batch]:
         for batch in self._loader:
+            mask = batch["mask"].to(self._device, non_blocking=True)
             yield (
-                batch["image"].to(self._device, non_blocking=True),
-                batch["mask"].to(self._device, non_blocking=True),
+                [batch["image"].to(self._device, non_blocking=True)],
+                mask,
+                torch.ones(len(mask), dtype=torch.bool, device=self._device),
                 batch["label"].to(self._device, non_blocking=True),
             )
 
