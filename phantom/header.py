@@ -17,6 +17,8 @@ US_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.6.1")
 US_MULTIFRAME_STORAGE = UID("1.2.840.10008.5.1.4.1.1.3.1")
 SYNTHETIC_PATIENT_NAME = "SYNTHETIC^PHANTOM"
 SYNTHETIC_COMMENT = "SYNTHETIC PHANTOM - NOT A PATIENT"
+SYNTHETIC_BODY_PART = "NECK"
+"""BodyPartExamined of every phantom instance: cervical lymph nodes, in the demo models' scope."""
 MODE_2D = "0001"
 MODE_2D_COLOUR = "0011"
 TISSUE_DATA_TYPE = 1
@@ -97,6 +99,7 @@ def us_dataset(
     ds.StudyID = "1"
     ds.StudyDescription = "SYNTHETIC LYMPH NODE PHANTOM"
     ds.SeriesDescription = identity.series_description
+    ds.BodyPartExamined = SYNTHETIC_BODY_PART
     ds.Modality = "US"
     ds.Manufacturer = "lnm-node phantom"
     ds.SeriesNumber = identity.series_number
