@@ -107,7 +107,6 @@ def us_dataset(
     ds.ImageType = ["ORIGINAL", "PRIMARY", "SMALL PARTS", modes]
     ds.ImageComments = SYNTHETIC_COMMENT
     ds.PatientOrientation = ""
-    ds.Laterality = ""
     ds.BurnedInAnnotation = "NO"
     ds.SequenceOfUltrasoundRegions = regions
     if rgb:
