@@ -8,10 +8,10 @@ the sweep (the slice that cuts through them): a sign seen in some frames only.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from pydicom.dataset import Dataset
-
-from dataclasses import replace
 
 from phantom.header import InstanceIdentity, calibrated_region, us_dataset
 from phantom.node import PhantomNode, render_bmode

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from training.datasets import arrays_from_rows, read_image_folder
+from training.kfold import CV_METRICS_FILE, POOLED_FILE, PREDICTIONS_FILE, cross_validate
 from training.networks import draft_spec
 from training.retrain import network_maker
-from training.kfold import CV_METRICS_FILE, POOLED_FILE, PREDICTIONS_FILE, cross_validate
 from training.trainer import TrainConfig, split_outputs, train_network
 
 CONFIG = TrainConfig(epochs=1, batch_size=4, seed=3)

@@ -100,6 +100,7 @@ def test_study_without_an_input_excluded_with_reason_folds_frozen(
     assert {row["group"] for row in manifest["rows"]} == {"SYN000000", "SYN000001", "SYN000002"}
     write_study_dataset(manifest, tensors, tmp_path / "ds")
     arrays, folds = load_study_arrays(tmp_path / "ds", spec)
+    assert len(arrays.malignant) == 3 and arrays.inputs[1].shape[1:] == (3, 32, 32)
     tests = frozen_folds(folds)
     assert sorted(np.concatenate(tests).tolist()) == [0, 1, 2]
     assert [r["fold"] for r in manifest["rows"]] == folds.tolist()
