@@ -67,17 +67,21 @@ def us_dataset(
     multi_frame: bool,
     frame_time_ms: float = 40.0,
     modes: str = MODE_2D,
+    sop_class: UID | None = None,
 ) -> Dataset:
     """A US Image (or US Multi-frame Image when ``multi_frame``) dataset holding ``pixels``.
 
     ``pixels``: uint8 grey (H,W), RGB (H,W,3), or with a leading frame axis when
     ``multi_frame``. ``modes`` is the ultrasound mode bitmap of ImageType value 4
     (PS3.3 C.8.5.6.1.1): :data:`MODE_2D`, or :data:`MODE_2D_COLOUR` for colour Doppler.
+    ``sop_class`` overrides the SOP class (a scanner variant, e.g. Secondary Capture); no
+    ``regions`` leaves out SequenceOfUltrasoundRegions (an uncalibrated image).
     """
     array = np.ascontiguousarray(pixels, dtype=np.uint8)
     frame_ndim = array.ndim - (1 if multi_frame else 0)
     rgb = frame_ndim == 3
-    sop_class = US_MULTIFRAME_STORAGE if multi_frame else US_IMAGE_STORAGE
+    if sop_class is None:
+        sop_class = US_MULTIFRAME_STORAGE if multi_frame else US_IMAGE_STORAGE
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -108,7 +112,8 @@ def us_dataset(
     ds.ImageComments = SYNTHETIC_COMMENT
     ds.PatientOrientation = ""
     ds.BurnedInAnnotation = "NO"
-    ds.SequenceOfUltrasoundRegions = regions
+    if regions:
+        ds.SequenceOfUltrasoundRegions = regions
     if rgb:
         ds.PlanarConfiguration = 0
     if multi_frame:
