@@ -15,7 +15,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 WORK="${1:-$(mktemp -d)}"
 VERSION="${2:-0.3.0}"
 STUDIES="${STUDIES:-48}"
-FOLDS="${FOLDS:-3}"
+FOLDS="${FOLDS:-2}"
 lnm() { nice -n 10 python3 -m cli.main "$@"; }
 
 mkdir -p "$WORK"
@@ -31,9 +31,9 @@ while read -r key epochs rate; do
   rm -rf "inference/models/$key"
   cp -r "$WORK/home/models/$key-$VERSION" "inference/models/$key"
 done <<'MODELS'
-image-squeezenet1_1-phantom 20 3e-4
-dual-crossattn-phantom 12 1e-3
-video-tin-phantom 8 1e-3
-ceus-fusion-phantom 12 1e-3
+image-squeezenet1_1-phantom 8 3e-4
+dual-crossattn-phantom 6 1e-3
+video-tin-phantom 3 1e-3
+ceus-fusion-phantom 6 1e-3
 MODELS
 lnm models verify
