@@ -24,12 +24,15 @@ if [ ! -f "$WORK/pathology.csv" ]; then
 fi
 # key and epochs; the image model's SqueezeNet (no batch norm) wants a lower learning rate
 while read -r key epochs rate; do
+  if grep -q "\"version\": \"$VERSION\"" "inference/models/$key/spec.json"; then
+    continue  # rebuilt already (a rerun after an interruption)
+  fi
   lnm dataset build --dicom-folder "$WORK/studies" --labels "$WORK/pathology.csv" \
     --model "$key" --out "$WORK/ds-$key" --folds "$FOLDS" --home "$WORK/home"
   lnm train "$key" "$WORK/ds-$key" --out "$WORK/run-$key" --folds "$FOLDS" --epochs "$epochs" \
     --batch-size 8 --learning-rate "$rate" --package "$VERSION" --home "$WORK/home"
   rm -rf "inference/models/$key"
-  cp -r "$WORK/home/models/$key-$VERSION" "inference/models/$key"
+  mv "$WORK/home/models/$key-$VERSION" "inference/models/$key"
 done <<'MODELS'
 image-squeezenet1_1-phantom 8 3e-4
 dual-crossattn-phantom 6 1e-3
