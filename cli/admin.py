@@ -162,7 +162,7 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file() and p.name[0] != ".")
-        source = f"DICOM folder {dicom_folder} with {labels.name}"  # type: ignore[union-attr]
+        source = f"DICOM folder {dicom_folder.name} with {labels.name}"  # type: ignore[union-attr]
     else:
         from db.labels import label_records, labelled_instances
         from db.session import make_sessionmaker
@@ -237,6 +237,9 @@ def train(
         str | None,
         typer.Option(help="Package the best fold as this version into HOME/models."),
     ] = None,
+    data_note: Annotated[
+        str, typer.Option(help="A sentence on the data for the packaged model's card.")
+    ] = "",
     home: HomeOption = None,
 ) -> None:
     """k-fold cross-validation of any family's network, built as inference builds it; resumable.
@@ -246,7 +249,14 @@ def train(
     not an ensemble) where the node at --home loads models from (HOME/models).
     """
     from inference.registry import site_models_dir
-    from training.retrain import DatasetMismatch, load_cases, package_run, pretrain_encoder, retrain
+    from training.retrain import (
+        DatasetMismatch,
+        describe_dataset,
+        load_cases,
+        package_run,
+        pretrain_encoder,
+        retrain,
+    )
     from training.trainer import TrainConfig
 
     settings = _settings(home)
@@ -267,7 +277,7 @@ def train(
     if package:
         try:
             packaged = package_run(spec, out, summary, package, site_models_dir(settings),
-                                   str(dataset))  # fmt: skip
+                                   describe_dataset(dataset, data_note))  # fmt: skip
         except FileExistsError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc

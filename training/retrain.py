@@ -31,6 +31,14 @@ ENCODER_FILE = "encoder.pt"
 PRETRAIN_DIR = "pretrain"
 
 
+PACKAGED_FIGURES = (
+    "n", "n_positive", "auc", "auc_ci_low", "auc_ci_high", "accuracy", "sensitivity",
+    "specificity", "ppv", "npv", "f1", "kappa", "brier", "dice_mean", "dice_median",
+    "auc_fold_mean", "auc_fold_sd",
+)  # fmt: skip
+"""The pooled out-of-fold figures a packaged spec and card record."""
+
+
 class DatasetMismatch(ValueError):
     """A dataset that does not hold the inputs the spec's network takes (the message says why)."""
 
@@ -101,6 +109,21 @@ def dataset_spec(dataset: Path, size: int) -> ModelSpec:
         if is_study_manifest(manifest):
             return ModelSpec.model_validate(manifest["spec"])
     return draft_spec("dataset", "ynet", size=size)
+
+
+def describe_dataset(dataset: Path, note: str = "") -> str:
+    """A line for a card on what ``dataset`` holds (its manifest's source and counts)."""
+    from training.manifest import MANIFEST_FILE
+
+    path = Path(dataset) / MANIFEST_FILE
+    text = f"dataset {Path(dataset).name}"
+    if path.is_file():
+        manifest = json.loads(path.read_text())
+        text = (
+            f"{text}: {manifest['n']} labelled cases ({manifest['n_positive']} positive, "
+            f"{manifest['n_groups']} groups) from {manifest['source']}"
+        )
+    return f"{text}. {note}".strip() if note else f"{text}."
 
 
 def has_shared_encoder(network: nn.Module) -> bool:
@@ -191,9 +214,9 @@ def package_run(
     pooled, k = summary["pooled"], len(summary["folds"])
     fold_auc = summary["folds"][fold].get("auc")
     metrics = {
-        name: float(value)
-        for name, value in pooled.items()
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        name: float(pooled[name])
+        for name in PACKAGED_FIGURES
+        if isinstance(pooled.get(name), int | float) and math.isfinite(pooled[name])
     }
     metrics["packaged_fold"] = float(fold)
     facts = NetworkFacts(
@@ -204,8 +227,9 @@ def package_run(
         input_size=spec.input_size,
         heatmap_layer=spec.outputs.heatmap.layer,
         threshold=threshold,
-        trained_on=f"{dataset}: the training part of fold {fold} of a {k}-fold cross-validation",
-        evaluated_on=f"{dataset}: pooled out-of-fold predictions of all {k} folds",
+        trained_on=f"{dataset} Trained on the training part of fold {fold} of a {k}-fold "
+        "cross-validation.",
+        evaluated_on=f"The same dataset: out-of-fold predictions of all {k} folds, pooled.",
         metrics=metrics,
         training=(
             f"Weights: fold {fold} alone (the fold with the best out-of-fold AUC, "
@@ -217,7 +241,14 @@ def package_run(
             "Figures: every fold's test cases at that fold's own threshold, pooled."
         ),
         limitations=(
-            "Cross-validated on the site's own labelled studies only; no external test set.",
+            (
+                "Cross-validated on the training data's own labelled cases only; no external test "
+                "set: evaluate it on other studies (`lnm-node evaluate`) before promoting it."
+            ),
+            (
+                "Registered beside the live version but not enabled: `lnm-node models shadow` runs "
+                "it without sending results, `models promote` makes it live."
+            ),
         ),
     )
     state = torch.load(fold_dir / BEST_FILE, map_location="cpu", weights_only=True)
