@@ -34,10 +34,10 @@ from training.metrics import auc_with_ci, classification_summary, delong_test
 VERSION = "1.0.0"
 #: key -> (family label, network, backbone, frames, epochs) of `lnm-node networks`
 MODELS = {
-    "bench-bmode": ("image (B-mode only)", "classifier", "resnet10-w16", None, 8),
-    "bench-dual": ("dual B-mode + Doppler", "dual-crossattn", "resnet10-w16", None, 8),
+    "bench-bmode": ("image (B-mode only)", "classifier", "resnet10-w16", None, 10),
+    "bench-dual": ("dual B-mode + Doppler", "dual-crossattn", "resnet10-w16", None, 10),
     "bench-video": ("video (cine)", "tin", "resnet10-w16", 16, 4),
-    "bench-ceus": ("2D + CEUS key frames", "ceus-fusion", "resnet10-w16", 5, 8),
+    "bench-ceus": ("2D + CEUS key frames", "ceus-fusion", "resnet10-w16", 5, 10),
 }
 BASELINE = "bench-bmode"
 
@@ -80,7 +80,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--train", type=int, default=40, help="training studies (sent to the node)")
     parser.add_argument("--test", type=int, default=32, help="held-out studies")
-    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epoch-scale", type=float, default=1.0, help="times each model's epochs")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()

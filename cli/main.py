@@ -249,7 +249,11 @@ def evaluate(
     if is_study_dataset(dataset):
         if subset is not None:
             raise typer.BadParameter("--subset applies to image folders")
-        metrics = evaluate_studies(spec, dataset, out, settings.device, CeusRule.from_settings(settings))
+        try:
+            metrics = evaluate_studies(spec, dataset, out, settings.device, CeusRule.from_settings(settings))
+        except ValueError as exc:  # files changed since the dataset was built
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
         console.print_json(json.dumps(metrics, default=str))
         return
     groups = None

@@ -16,6 +16,7 @@ WORK="${1:-$(mktemp -d)}"
 VERSION="${2:-0.3.0}"
 STUDIES="${STUDIES:-48}"
 FOLDS="${FOLDS:-2}"
+NOTE="Synthetic phantom studies only (lnm-node phantom --seed 1000, half of them ambiguous in B-mode); no patient data."
 lnm() { nice -n 10 python3 -m cli.main "$@"; }
 
 mkdir -p "$WORK"
@@ -27,16 +28,19 @@ while read -r key epochs rate; do
   if grep -q "\"version\": \"$VERSION\"" "inference/models/$key/spec.json"; then
     continue  # rebuilt already (a rerun after an interruption)
   fi
-  lnm dataset build --dicom-folder "$WORK/studies" --labels "$WORK/pathology.csv" \
-    --model "$key" --out "$WORK/ds-$key" --folds "$FOLDS" --home "$WORK/home"
+  if [ ! -f "$WORK/ds-$key/manifest.json" ]; then
+    lnm dataset build --dicom-folder "$WORK/studies" --labels "$WORK/pathology.csv" \
+      --model "$key" --out "$WORK/ds-$key" --folds "$FOLDS" --home "$WORK/home"
+  fi
   lnm train "$key" "$WORK/ds-$key" --out "$WORK/run-$key" --folds "$FOLDS" --epochs "$epochs" \
-    --batch-size 8 --learning-rate "$rate" --package "$VERSION" --home "$WORK/home"
+    --batch-size 8 --learning-rate "$rate" --package "$VERSION" --home "$WORK/home" \
+    --data-note "$NOTE"
   rm -rf "inference/models/$key"
   mv "$WORK/home/models/$key-$VERSION" "inference/models/$key"
 done <<'MODELS'
-image-squeezenet1_1-phantom 8 3e-4
-dual-crossattn-phantom 6 1e-3
+image-squeezenet1_1-phantom 10 3e-4
+dual-crossattn-phantom 10 1e-3
 video-tin-phantom 3 1e-3
-ceus-fusion-phantom 6 1e-3
+ceus-fusion-phantom 10 1e-3
 MODELS
 lnm models verify

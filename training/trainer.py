@@ -6,7 +6,8 @@ spec, as inference builds them); the network takes them positionally, as ``run_m
 A family's network returns either ``(segmentation_logits, classification_logits)`` (a
 segmenter-classifier) or ``classification_logits`` alone (a classifier); the mask loss counts
 only the cases with a reference mask. An inner group-aware split picks the best epoch (mean of
-validation Dice and AUC) and the Youden threshold. Imports no pydantic, pydicom or settings.
+validation Dice and AUC; the later epoch on a tie, as small validation splits tie often) and
+the Youden threshold. Imports no pydantic, pydicom or settings.
 """
 
 from __future__ import annotations
@@ -327,7 +328,7 @@ def train_network(
             }
             state["history"].append(record)
             state["epoch"] = epoch
-            if validation["score"] > state["best_score"]:
+            if validation["score"] >= state["best_score"]:  # a tie: the later, more trained epoch
                 labelled = val.malignant >= 0
                 state.update(
                     best_score=validation["score"],
