@@ -64,7 +64,9 @@ NetworkOption = Annotated[
     typer.Option(help="Network name from `lnm-node networks`, for a key not registered yet."),
 ]
 BackboneOption = Annotated[str | None, typer.Option(help="Backbone of --network.")]
-SizeOption = Annotated[int, typer.Option(help="Input size of --network (a registered key: its own).")]
+SizeOption = Annotated[
+    int, typer.Option(help="Input size of --network (a registered key: its own).")
+]
 FramesOption = Annotated[
     int | None, typer.Option(help="Cine frames or CEUS key frames of --network.")
 ]
@@ -186,7 +188,8 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
     console.print(
         f"{len(records)} labels, {len(units)} labelled units: {manifest['n']} kept "
         f"({manifest['n_positive']} positive, {manifest['n_groups']} groups), "
-        f"{manifest['n_excluded']} excluded" + (f"; labels left out: {skipped}" if skipped else "")
+        f"{manifest['n_excluded']} excluded"
+        + (f"; labels left out: {skipped}" if skipped else "")
         + f" -> {path}"
     )
 
@@ -341,7 +344,9 @@ def cv_summary(
 def compare(
     model_a: Annotated[str, typer.Argument(help="Model ref, or a k-fold run folder (oof.npz).")],
     model_b: Annotated[str, typer.Argument(help="Model ref, or a k-fold run folder (oof.npz).")],
-    dataset: Annotated[Path | None, typer.Argument(help="Image folder (for model refs).")] = None,
+    dataset: Annotated[
+        Path | None, typer.Argument(help="Image folder or study-level dataset (for model refs).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out")] = Path("out/compare"),
     home: HomeOption = None,
 ) -> None:
@@ -377,12 +382,20 @@ def _evaluate_pair(a: str, b: str, dataset: Path, out: Path, settings: Settings)
     import numpy as np
 
     from inference.registry import Registry
-    from training.evaluate import CASES_FILE, evaluate
+    from inference.selection import CeusRule
+    from training.evaluate import CASES_FILE, evaluate, evaluate_studies
+    from training.study_dataset import is_study_dataset
 
     registry = Registry.from_settings(settings)
     columns = []
     for ref, folder in ((a, out / "a"), (b, out / "b")):
-        evaluate(registry.get(ref, settings.default_model), dataset, folder, device=settings.device)
+        spec = registry.get(ref, settings.default_model)
+        if is_study_dataset(dataset):  # each study through run_model, as `evaluate` does
+            evaluate_studies(
+                spec, dataset, folder, settings.device, CeusRule.from_settings(settings)
+            )
+        else:
+            evaluate(spec, dataset, folder, device=settings.device)
         with (folder / CASES_FILE).open() as handle:
             rows = list(csv.DictReader(handle))
         columns.append(rows)

@@ -26,6 +26,7 @@ def perfusion_defect_mask(node: PhantomNode, rows: int, cols: int) -> np.ndarray
     x, y, radius = node.perfusion_defect
     return ((xx - x) ** 2 + (yy - y) ** 2 <= radius**2) & node_mask(node, rows, cols)
 
+
 CEUS_SERIES_DESCRIPTION = "CEUS"
 
 

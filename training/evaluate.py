@@ -196,7 +196,9 @@ def evaluate_studies(
     manifest = json.loads((dataset_dir / "manifest.json").read_text())
     changed = changed_files(manifest)
     if changed:
-        raise ValueError(f"{len(changed)} file(s) changed since the dataset was built: {changed[0]}")
+        raise ValueError(
+            f"{len(changed)} file(s) changed since the dataset was built: {changed[0]}"
+        )
     network = load_network(spec, device)
     rows = manifest["rows"]
     probabilities = []
@@ -222,7 +224,9 @@ def evaluate_studies(
         writer.writerow(["unit", "group", "malignant", "probability", "call"])
         for row, probability in zip(rows, probabilities, strict=True):
             call = int(probability >= spec.threshold)
-            writer.writerow([row["uid"], row["group"], row["malignant"], f"{probability:.6f}", call])
+            writer.writerow(
+                [row["uid"], row["group"], row["malignant"], f"{probability:.6f}", call]
+            )
     _write_plots(metrics, y, p, out_dir)
     write_report(metrics, out_dir)
     logger.info("evaluated %s on %d studies: auc %s", spec.ref, len(rows), metrics["auc"])

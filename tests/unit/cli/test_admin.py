@@ -118,10 +118,14 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
                   "--epochs", "1", "--batch-size", "4", "--package", "0.3.0",
                   "--home", str(node))  # fmt: skip
-    assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(out.split())
+    assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(
+        out.split()
+    )
     spec = Registry.load(node / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
     assert spec.architecture == "ynet" and "auc" in spec.metrics and "packaged_fold" in spec.metrics
-    assert "tiny-ynet@0.3.0" in [s.ref for s in Registry.from_settings(load_settings(home=node)).specs()]
+    assert "tiny-ynet@0.3.0" in [
+        s.ref for s in Registry.from_settings(load_settings(home=node)).specs()
+    ]
     assert json.loads((tmp_path / "run" / "cv_metrics.json").read_text())["pooled"]["n"] == 12
     table = tmp_path / "table.md"
     _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64",

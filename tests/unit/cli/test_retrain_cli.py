@@ -47,6 +47,10 @@ def test_dicom_folder_dataset_trained_packaged_into_home_and_evaluated(tmp_path:
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n"] == 8 and metrics["model"] == "site-dual@1.0.0"
     assert (tmp_path / "eval" / "report.html").is_file()
+    _invoke("compare", "site-dual@1.0.0", "site-dual@1.0.0", str(tmp_path / "ds"), "--out",
+            str(tmp_path / "cmp"), "--home", str(home))  # fmt: skip
+    compared = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert compared["n"] == 8 and compared["difference"] == 0.0
     refused = runner.invoke(app, ["train", "site-dual", str(tmp_path / "ds"), "--network", "tin",
                                   "--out", str(tmp_path / "run2"), "--home", str(home)])  # fmt: skip
     assert refused.exit_code != 0 and "registered as dual-crossattn" in refused.output
