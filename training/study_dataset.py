@@ -207,10 +207,12 @@ def build_study_dataset(
 
 
 def write_study_dataset(manifest: dict, tensors: dict[str, np.ndarray], out_dir: Path) -> Path:
-    """Write ``manifest.json``, ``manifest.csv`` (one row per unit) and ``inputs.npz``."""
+    """Write ``inputs.npz``, ``manifest.json`` (with the sha256 of ``inputs.npz``) and
+    ``manifest.csv`` (one row per unit, excluded ones with their reason)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / INPUTS_FILE, **tensors)
+    manifest = {**manifest, "inputs_sha256": sha256_file(out_dir / INPUTS_FILE)}
     path = out_dir / MANIFEST_FILE
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     with (out_dir / MANIFEST_CSV).open("w", newline="") as handle:
@@ -249,9 +251,12 @@ def changed_files(manifest: dict) -> list[str]:
 def load_study_arrays(folder: Path, spec: ModelSpec) -> tuple[StudyArrays, np.ndarray]:
     """(cases, frozen fold per case) of the study dataset in ``folder``, for ``spec``.
 
-    Raises ``ValueError`` when the dataset was built for other inputs than ``spec``'s.
+    Raises ``ValueError`` when the dataset was built for other inputs than ``spec``'s, or when
+    ``inputs.npz`` is not the file the manifest froze.
     """
     manifest = json.loads((Path(folder) / MANIFEST_FILE).read_text())
+    if sha256_file(Path(folder) / INPUTS_FILE) != manifest.get("inputs_sha256"):
+        raise ValueError(f"{folder}/{INPUTS_FILE} is not the file its manifest froze: rebuild it")
     built_for = [tuple(sorted(i.items())) for i in _inputs_of(manifest["spec"])]
     wanted = [tuple(sorted(i.items())) for i in _inputs_of(spec.model_dump(mode="json"))]
     if built_for != wanted:

@@ -116,6 +116,9 @@ def test_dataset_of_other_inputs_refused(
     write_study_dataset(manifest, tensors, tmp_path / "ds")
     with pytest.raises(ValueError, match="rebuild the dataset"):
         load_cases(tmp_path / "ds", _spec("tin", 4))
+    np.savez(tmp_path / "ds" / "inputs.npz", **{k: v + 1 for k, v in tensors.items()})
+    with pytest.raises(ValueError, match="not the file its manifest froze"):
+        load_cases(tmp_path / "ds", _spec("dual-crossattn"))
 
 
 def test_series_level_label_takes_only_that_series(
