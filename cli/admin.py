@@ -56,6 +56,34 @@ def labels_import(
     console.print(f"{len(records)} labels imported: {matched} matched, {unmatched} unmatched")
 
 
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="Key whose spec names the inputs (study-level).")
+]
+NetworkOption = Annotated[
+    str | None,
+    typer.Option(help="Network name from `lnm-node networks`, for a key not registered yet."),
+]
+BackboneOption = Annotated[str | None, typer.Option(help="Backbone of --network.")]
+SizeOption = Annotated[
+    int, typer.Option(help="Input size of --network (a registered key: its own).")
+]
+FramesOption = Annotated[
+    int | None, typer.Option(help="Cine frames or CEUS key frames of --network.")
+]
+
+
+def _spec(settings: Settings, key: str, network: str | None, backbone: str | None, size: int,
+          frames: int | None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """The spec to build a dataset for or train (``training.networks.resolve_spec``)."""
+    from inference.registry import Registry
+    from training.networks import resolve_spec
+
+    try:
+        return resolve_spec(Registry.from_settings(settings), key, network, backbone, size, frames)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 @dataset_app.command("build")
 def dataset_build(
     out: Annotated[Path, typer.Option("--out", help="Folder for manifest.json and manifest.csv.")],
@@ -67,31 +95,48 @@ def dataset_build(
     from_node: Annotated[
         bool, typer.Option("--from-node", help="The node's labelled studies.")
     ] = False,
+    model: ModelOption = None,
+    network: NetworkOption = None,
+    backbone: BackboneOption = None,
+    size: SizeOption = 256,
+    frames: FramesOption = None,
     folds: Annotated[int, typer.Option(help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option()] = 2026,
     home: HomeOption = None,
 ) -> None:
-    """Freeze a dataset: every file with its sha256, label, group and fold."""
+    """Freeze a dataset: every file with its sha256, label, group and fold.
+
+    With --model KEY (DICOM sources): one row per labelled study, series or instance, holding
+    the inputs KEY's spec names, selected as inference selects them; units without one are
+    listed as excluded, with the reason.
+    """
     from training import manifest as mf
 
     sources = [image_folder is not None, dicom_folder is not None, from_node]
     if sum(sources) != 1:
         raise typer.BadParameter("give exactly one of --image-folder, --dicom-folder, --from-node")
+    if dicom_folder is not None and labels is None:
+        raise typer.BadParameter("--dicom-folder needs --labels")
+    settings = _settings(home)
+    if model is not None:
+        if image_folder is not None:
+            raise typer.BadParameter("--model takes DICOM studies: --dicom-folder or --from-node")
+        spec = _spec(settings, model, network, backbone, size, frames)
+        _build_study_dataset(settings, spec, dicom_folder, labels, out, folds, seed)
+        return
     if image_folder is not None:
         rows, source = mf.from_image_folder(image_folder), f"image folder {image_folder}"
     elif dicom_folder is not None:
         from training.pathology_labels import read_label_file
 
-        if labels is None:
-            raise typer.BadParameter("--dicom-folder needs --labels")
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file())
-        rows, unlabelled = mf.from_dicom_files(paths, read_label_file(labels))
-        source = f"DICOM folder {dicom_folder} with {labels.name} ({unlabelled} files unlabelled)"
+        rows, unlabelled = mf.from_dicom_files(paths, read_label_file(labels))  # type: ignore[arg-type]
+        source = f"DICOM folder {dicom_folder} with {labels.name} ({unlabelled} files unlabelled)"  # type: ignore[union-attr]
     else:
         from db.labels import labelled_instances
         from db.session import make_sessionmaker
 
-        with make_sessionmaker(_settings(home).database_url)() as session:
+        with make_sessionmaker(settings.database_url)() as session:
             found = labelled_instances(session)
         rows, source = _node_rows(found), "node database"
     try:
@@ -102,6 +147,51 @@ def dataset_build(
     path = mf.write_manifest(manifest, out)
     console.print(f"{manifest['n']} rows ({manifest['n_positive']} positive) in "
                   f"{manifest['n_groups']} groups -> {path}")  # fmt: skip
+
+
+def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  # type: ignore[no-untyped-def]
+                         labels: Path | None, out: Path, folds: int, seed: int) -> None:  # fmt: skip
+    """``dataset build --model``: the labelled units of a DICOM folder or of the node."""
+    from inference.selection import CeusRule
+    from training.study_dataset import build_study_dataset, labelled_units, write_study_dataset
+
+    if dicom_folder is not None:
+        from training.pathology_labels import LabelFileError, read_label_file
+
+        try:
+            records = read_label_file(labels)  # type: ignore[arg-type]
+        except (LabelFileError, OSError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file() and p.name[0] != ".")
+        source = f"DICOM folder {dicom_folder.name} with {labels.name}"  # type: ignore[union-attr]
+    else:
+        from db.labels import label_records, labelled_instances
+        from db.session import make_sessionmaker
+
+        with make_sessionmaker(settings.database_url)() as session:
+            paths = [Path(path) for path, _, _ in labelled_instances(session)]
+            records = label_records(session)
+        source = "node database"
+    units, left_out = labelled_units(paths, records)
+    try:
+        manifest, tensors = build_study_dataset(
+            spec, units, source, folds, seed, CeusRule.from_settings(settings)
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    path = write_study_dataset(manifest, tensors, out)
+    for row in manifest["excluded"]:
+        console.print(f"excluded {row['level']} {row['uid']}: {row['reason']}")
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(left_out.items()))
+    console.print(
+        f"{len(records)} labels, {len(units)} labelled units: {manifest['n']} kept "
+        f"({manifest['n_positive']} positive, {manifest['n_groups']} groups), "
+        f"{manifest['n_excluded']} excluded"
+        + (f"; labels left out: {skipped}" if skipped else "")
+        + f" -> {path}"
+    )
 
 
 def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-arg]
@@ -123,123 +213,80 @@ def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-
     return rows
 
 
-def load_dataset(path: Path, size: int):  # type: ignore[no-untyped-def]
-    """Training arrays of a packed .npz, a manifest.json (or its folder) or an image folder."""
-    from training.datasets import arrays_from_rows
-    from training.gpu_kfold import load_arrays
-    from training.image_folders import read_labelled_folder
-    from training.manifest import MANIFEST_FILE, manifest_arrays
-
-    if path.suffix == ".npz":
-        return load_arrays(path, size, None)
-    manifest = path if path.suffix == ".json" else path / MANIFEST_FILE
-    if manifest.is_file():
-        return manifest_arrays(json.loads(manifest.read_text()), size)
-    rows = [r for r in read_labelled_folder(path) if not r.label_conflict]
-    return arrays_from_rows(rows, size, root=path)
-
-
-def _network_name(settings: Settings, model_key: str, network: str | None) -> str:
-    if network:
-        return network
-    from inference.registry import Registry, RegistryError
-
-    try:
-        spec = Registry.from_settings(settings).get(model_key, model_key)
-    except RegistryError:
-        return "ynet"
-    if spec.architecture == "hybrid-swin":
-        return f"hybrid:{spec.backbone}"
-    if spec.architecture == "classifier":
-        return f"classifier:{spec.backbone}"
-    return "ynet"
-
-
 def train(
     model_key: Annotated[str, typer.Argument(help="Key of the model to train (and package).")],
-    dataset: Annotated[Path, typer.Argument(help="Image folder, manifest.json or packed .npz.")],
+    dataset: Annotated[
+        Path, typer.Argument(help="Study-level dataset, manifest.json, image folder or .npz.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Run folder (per-fold artefacts; resumable).")],
-    network: Annotated[
-        str | None,
-        typer.Option(
-            help="ynet, classifier:<backbone>, hybrid:swin-f<N>; default: the registered key's."
-        ),
+    network: NetworkOption = None,
+    backbone: BackboneOption = None,
+    size: SizeOption = 256,
+    frames: FramesOption = None,
+    folds: Annotated[
+        int | None, typer.Option(help="Folds (default: the manifest's frozen folds, else 5).")
     ] = None,
-    folds: Annotated[int, typer.Option()] = 5,
     seed: Annotated[int, typer.Option()] = 2026,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
-    size: Annotated[int, typer.Option(help="Model input size.")] = 256,
     epochs: Annotated[int, typer.Option()] = 30,
     seconds: Annotated[float | None, typer.Option(help="Time budget per fold (s).")] = None,
     batch_size: Annotated[int, typer.Option()] = 16,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
     pretrain: Annotated[
-        Path | None, typer.Option(help="Dataset to pretrain the hybrid's encoder on.")
+        Path | None, typer.Option(help="Dataset to pretrain the shared encoder on first.")
     ] = None,
     package: Annotated[
-        str | None, typer.Option(help="Package fold 0's best weights as this version.")
+        str | None,
+        typer.Option(help="Package the best fold as this version into HOME/models."),
     ] = None,
-    models_dir: Annotated[
-        Path | None, typer.Option(help="Registry folder to package into.")
-    ] = None,
+    data_note: Annotated[
+        str, typer.Option(help="A sentence on the data for the packaged model's card.")
+    ] = "",
     home: HomeOption = None,
 ) -> None:
-    """k-fold cross-validation of any family: per-fold and pooled out-of-fold metrics; resumable."""
-    import torch
+    """k-fold cross-validation of any family's network, built as inference builds it; resumable.
 
-    from training.families import network_factory
-    from training.kfold import cross_validate
-    from training.trainer import TrainConfig, train_network
+    The network is KEY's registered one, or --network (and --backbone, --size, --frames) for a
+    key not registered yet. --package writes the fold with the best out-of-fold AUC (one fold,
+    not an ensemble) where the node at --home loads models from (HOME/models).
+    """
+    from inference.registry import site_models_dir
+    from training.retrain import (
+        DatasetMismatch,
+        describe_dataset,
+        load_cases,
+        package_run,
+        pretrain_encoder,
+        retrain,
+    )
+    from training.trainer import TrainConfig
 
     settings = _settings(home)
-    name = _network_name(settings, model_key, network)
+    spec = _spec(settings, model_key, network, backbone, size, frames)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                         device=device, max_seconds=seconds)  # fmt: skip
-    arrays = load_dataset(dataset, size)
-    make = network_factory(name, size)
-    if pretrain is not None:
-        if not name.startswith("hybrid:"):
-            raise typer.BadParameter("--pretrain needs a hybrid network (its shared encoder)")
-        encoder_path = out / "pretrain" / "encoder.pt"
-        if not encoder_path.is_file():
-            outcome = train_network(
-                make, load_dataset(pretrain, size), out / "pretrain", config, "pretrain"
-            )
-            pretrained = make()
-            pretrained.load_state_dict(torch.load(outcome.best_state_path, weights_only=True))
-            torch.save(pretrained.encoder_state_dict(), encoder_path)
-        encoder = torch.load(encoder_path, weights_only=True)
-        base = make
-
-        def make():  # type: ignore[no-untyped-def]
-            built = base()
-            built.load_encoder_state_dict(encoder)
-            return built
-
-    summary = cross_validate(make, arrays, out, config, k=folds)
-    print_summary({name + (" + pretrain" if pretrain else ""): summary["pooled"]})
+                         device=device, max_seconds=seconds, augment=augment)  # fmt: skip
+    try:
+        cases, tests = load_cases(dataset, spec)
+        encoder = None
+        if pretrain is not None:
+            encoder = pretrain_encoder(spec, load_cases(pretrain, spec)[0], out, config)
+        summary = retrain(spec, cases, tests, out, config, folds, encoder)
+    except (DatasetMismatch, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    label = f"{spec.architecture} ({spec.backbone})" + (" + pretrain" if pretrain else "")
+    print_summary({label: summary["pooled"]})
     if package:
-        _package(settings, model_key, package, name, out, summary, dataset, size, models_dir)
-
-
-def _package(settings: Settings, key: str, version: str, name: str, out: Path, summary: dict,
-             dataset: Path, size: int, models_dir: Path | None) -> None:  # fmt: skip
-    from training.families import network_factory, registry_fields
-    from training.package import ModelFacts, package_model
-
-    pooled = summary["pooled"]
-    fields = registry_fields(name)
-    facts = ModelFacts(
-        name=f"{name} ({key})"[:64], input_size=size,
-        threshold=min(max(json.loads((out / "fold_0" / "train.json").read_text())["threshold"], 0.01), 0.99),
-        trained_on=f"{dataset}: fold 0's training part of a {len(summary['folds'])}-fold cross-validation",
-        evaluated_on=f"{dataset}: pooled out-of-fold predictions of every fold",
-        metrics={k: v for k, v in pooled.items() if isinstance(v, int | float)},
-        heatmap_layer=network_factory(name, size)().gradcam_layer, **fields,
-    )  # fmt: skip
-    target = (models_dir or settings.models_dir or out / "models") / f"{key}-{version}"
-    package_model(out / "fold_0" / "best.pt", target, key, version, facts)
-    console.print(f"packaged {key}@{version} into {target}")
+        try:
+            packaged = package_run(spec, out, summary, package, site_models_dir(settings),
+                                   describe_dataset(dataset, data_note))  # fmt: skip
+        except FileExistsError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        fold = int(packaged.metrics["packaged_fold"])
+        console.print(f"packaged {packaged.ref} (fold {fold}, best out-of-fold AUC; one fold, "
+                      f"not an ensemble) into {packaged.folder}")  # fmt: skip
 
 
 def print_summary(pooled_by_name: dict[str, dict]) -> None:
@@ -279,8 +326,9 @@ def cv_summary(
 ) -> None:
     """Re-pool each run's out-of-fold predictions (DeLong CI, calls at each fold's threshold)."""
     from training.kfold import pool
+    from training.retrain import dataset_spec, load_cases
 
-    arrays = load_dataset(dataset, size)
+    arrays, _ = load_cases(dataset, dataset_spec(dataset, size))
     pooled = {}
     for run in runs:
         summary = pool(arrays, run, folds)
@@ -296,7 +344,9 @@ def cv_summary(
 def compare(
     model_a: Annotated[str, typer.Argument(help="Model ref, or a k-fold run folder (oof.npz).")],
     model_b: Annotated[str, typer.Argument(help="Model ref, or a k-fold run folder (oof.npz).")],
-    dataset: Annotated[Path | None, typer.Argument(help="Image folder (for model refs).")] = None,
+    dataset: Annotated[
+        Path | None, typer.Argument(help="Image folder or study-level dataset (for model refs).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out")] = Path("out/compare"),
     home: HomeOption = None,
 ) -> None:
@@ -332,12 +382,20 @@ def _evaluate_pair(a: str, b: str, dataset: Path, out: Path, settings: Settings)
     import numpy as np
 
     from inference.registry import Registry
-    from training.evaluate import CASES_FILE, evaluate
+    from inference.selection import CeusRule
+    from training.evaluate import CASES_FILE, evaluate, evaluate_studies
+    from training.study_dataset import is_study_dataset
 
     registry = Registry.from_settings(settings)
     columns = []
     for ref, folder in ((a, out / "a"), (b, out / "b")):
-        evaluate(registry.get(ref, settings.default_model), dataset, folder, device=settings.device)
+        spec = registry.get(ref, settings.default_model)
+        if is_study_dataset(dataset):  # each study through run_model, as `evaluate` does
+            evaluate_studies(
+                spec, dataset, folder, settings.device, CeusRule.from_settings(settings)
+            )
+        else:
+            evaluate(spec, dataset, folder, device=settings.device)
         with (folder / CASES_FILE).open() as handle:
             rows = list(csv.DictReader(handle))
         columns.append(rows)

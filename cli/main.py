@@ -239,19 +239,33 @@ def send(
 @app.command()
 def evaluate(
     model_ref: Annotated[str, typer.Argument(help="key, key@version or 'default'.")],
-    dataset: Annotated[Path, typer.Argument(help="Image folder with labels.csv.")],
+    dataset: Annotated[Path, typer.Argument(help="Image folder with labels.csv, or a study-level dataset.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     subset: Annotated[str | None, typer.Option(help="'holdout': only the model's held-out groups.")] = None,
     home: HomeOption = None,
 ) -> None:
-    """Run a registered model on an image-folder dataset; write metrics.json and plots."""
-    from inference.registry import Registry, default_models_dir
+    """Run a registered model on an image folder or a study-level dataset (each study through
+    the node's inference path); write metrics.json, cases.csv, plots and report.html."""
+    from inference.registry import Registry
+    from inference.selection import CeusRule
     from training.evaluate import evaluate as run_evaluation
+    from training.evaluate import evaluate_studies
+    from training.study_dataset import is_study_dataset
 
     configure_logging(json_lines=False)
     settings = _settings(home)
-    registry = Registry.load(settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(settings)
     spec = registry.get(model_ref, settings.default_model)
+    if is_study_dataset(dataset):
+        if subset is not None:
+            raise typer.BadParameter("--subset applies to image folders")
+        try:
+            metrics = evaluate_studies(spec, dataset, out, settings.device, CeusRule.from_settings(settings))
+        except ValueError as exc:  # files changed since the dataset was built
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        console.print_json(json.dumps(metrics, default=str))
+        return
     groups = None
     if subset == "holdout":
         holdout = json.loads((spec.weights_path.parent / "holdout.json").read_text())
@@ -262,13 +276,30 @@ def evaluate(
     console.print_json(json.dumps(metrics, default=str))
 
 
+@app.command()
+def networks(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every trainable network: name (the spec's architecture), family, inputs and backbones."""
+    from training.networks import NETWORKS
+
+    rows = [network.row() for network in NETWORKS]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "family", "inputs", "backbones (default first)", "what")
+    for row in rows:
+        others = [b for b in row["backbones"] if b != row["default_backbone"]]  # type: ignore[union-attr]
+        table.add_row(str(row["name"]), str(row["family"]), ", ".join(row["inputs"]),  # type: ignore[arg-type]
+                      ", ".join([str(row["default_backbone"]), *others]), str(row["description"]))
+    console.print(table)
+
+
 @models_app.command("list")
 def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Registered models: key, version, family, backbone, inputs and outputs."""
-    from inference.registry import Registry, default_models_dir
+    from inference.registry import Registry
 
     settings = _settings(home)
-    registry = Registry.load(settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(settings)
     rows = [spec.model_dump(mode="json") for spec in registry.specs()]
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -282,11 +313,11 @@ def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("
 @models_app.command("verify")
 def models_verify(home: HomeOption = None) -> None:
     """Build every registered model, run a forward pass and Grad-CAM on the configured device."""
-    from inference.registry import Registry, default_models_dir
+    from inference.registry import Registry
     from inference.verify import verify_models
 
     settings = _settings(home)
-    registry = Registry.load(settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(settings)
     results = verify_models(registry, settings.device)
     table = Table("model", "ok", "forward s", "Grad-CAM s", "error")
     for result in results:

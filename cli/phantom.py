@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,14 @@ def phantom(
     doppler: Annotated[bool, typer.Option("--doppler/--no-doppler")] = True,
     cine: Annotated[bool, typer.Option("--cine/--no-cine")] = True,
     ceus: Annotated[bool, typer.Option("--ceus/--no-ceus")] = True,
+    ambiguous: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Fraction of studies whose B-mode alone is ambiguous."),
+    ] = 0.5,
+    pathology_csv: Annotated[
+        Path | None,
+        typer.Option(help="Also write the studies' pathology here (`labels import` format)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the ground truth as JSON.")
     ] = False,
@@ -28,10 +37,14 @@ def phantom(
     """Write N synthetic studies (B-mode, colour Doppler, cine, CEUS), benign and malignant in turn.
 
     Every instance is labelled synthetic (PatientName SYNTHETIC^PHANTOM). Study k is
-    ``OUT/study-<seed+k>/`` with its ground truth in ``.truth.json``.
+    ``OUT/study-<seed+k>/`` with its ground truth in ``.truth.json``. In about --ambiguous of
+    the studies the B-mode image does not tell benign from malignant; Doppler, cine and CEUS do.
     """
+    from phantom.node import is_ambiguous
     from phantom.study import write_phantom_study
 
+    if pathology_csv is not None:
+        _check_label_path(pathology_csv, out)
     rows = []
     for index in range(studies):
         study_seed = seed + index
@@ -43,6 +56,7 @@ def phantom(
             with_doppler=doppler,
             with_cine=cine,
             with_ceus=ceus,
+            ambiguous=is_ambiguous(study_seed, ambiguous),
         )
         (folder / TRUTH_FILE).write_text(truth.to_json() + "\n")
         rows.append({"folder": str(folder), "files": len(paths), **json.loads(truth.to_json())})
@@ -52,7 +66,30 @@ def phantom(
                 f"long {truth.long_axis_mm:.1f} mm, short {truth.short_axis_mm:.1f} mm, "
                 f"S/L {truth.short_to_long_ratio:.2f}"
             )
+    if pathology_csv is not None:
+        write_pathology_csv(pathology_csv, rows)
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
         console.print(f"{studies} synthetic stud{'y' if studies == 1 else 'ies'} in {out}")
+        if pathology_csv is not None:
+            console.print(f"pathology of each study in {pathology_csv} (lnm-node labels import)")
+
+
+def _check_label_path(path: Path, out: Path) -> None:
+    """A pathology CSV goes beside the studies, never among them (``send OUT`` would try it)."""
+    if path.name == "labels.csv":
+        raise typer.BadParameter("labels.csv names the image-folder format; choose another name")
+    if path.absolute().is_relative_to(out.absolute()):
+        raise typer.BadParameter(f"{path} is inside {out}: write it beside the studies")
+
+
+def write_pathology_csv(path: Path, rows: list[dict]) -> None:
+    """The studies' outcomes in the format ``lnm-node labels import`` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["study_instance_uid", "outcome", "node_station", "date"])
+        for row in rows:
+            outcome = "metastatic" if row["malignant"] else "benign"
+            writer.writerow([row["study_instance_uid"], outcome, "", ""])

@@ -110,6 +110,19 @@ def label_rows(session: Session) -> list[PathologyLabel]:
     return list(session.scalars(select(PathologyLabel).order_by(PathologyLabel.id)))
 
 
+def label_records(session: Session) -> list[LabelRecord]:
+    """Every label of a received study, as the records a labels file gives."""
+    rows = session.scalars(
+        select(PathologyLabel)
+        .where(PathologyLabel.study_id.is_not(None))
+        .order_by(PathologyLabel.id)
+    )
+    return [
+        LabelRecord(row.level, row.uid, row.outcome, row.node_station, row.outcome_date)
+        for row in rows
+    ]
+
+
 def labelled_instances(session: Session) -> list[tuple[str, str, int]]:
     """(instance path, study UID, 0/1 outcome) of every instance of a study with a known outcome."""
     outcomes = study_outcomes(session)

@@ -3,6 +3,8 @@
 A models folder holds one sub-folder per packaged model (``<folder>/<key>/`` with
 ``spec.json``, the weights file and the model card). The packaged models live in
 ``inference/models/`` (package data); a site may point ``settings.models_dir`` elsewhere.
+The models a site trains itself land in ``HOME/models/`` (:func:`site_models_dir`), which the
+node registers too.
 """
 
 from __future__ import annotations
@@ -354,6 +356,12 @@ def default_models_dir() -> Path:
     return Path(str(files("inference") / "models"))
 
 
+def site_models_dir(settings: Settings) -> Path:
+    """``HOME/models``: the models a site trained (``lnm-node train --package``), registered
+    beside the packaged ones."""
+    return settings.home / "models"
+
+
 def _version_key(spec: ModelSpec) -> Any:
     return Version(spec.version)
 
@@ -381,8 +389,14 @@ class Registry:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
-        """The registry of ``settings.models_dir``, or of the packaged models when unset."""
-        return cls.load(settings.models_dir or default_models_dir())
+        """The models the node at ``settings.home`` runs: those of ``settings.models_dir`` (the
+        packaged models when unset) and the site's own in :func:`site_models_dir`."""
+        folders = [settings.models_dir or default_models_dir(), site_models_dir(settings)]
+        specs = []
+        for folder in dict.fromkeys(Path(f).absolute() for f in folders):
+            if folder.is_dir():
+                specs += cls.load(folder).specs()
+        return cls(specs)
 
     def specs(self) -> list[ModelSpec]:
         """All registered specs, sorted by key then version."""

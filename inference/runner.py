@@ -151,6 +151,24 @@ def _notes(spec: ModelSpec, selections: Sequence[InputSelection]) -> list[str]:
     return notes
 
 
+def study_inputs(
+    spec: ModelSpec, paths: Iterable[Path], *, ceus: CeusRule | None = None
+) -> tuple[list[InputSelection], list[tuple[torch.Tensor, tuple[int, int, int, int]]]]:
+    """Every input of ``spec`` selected from the study made of ``paths``, and its network tensor
+    with the crop box used: what :func:`run_model` feeds the network, and what a training
+    dataset of the same spec stores (``training.study_dataset``).
+
+    Raises :class:`inference.selection.MissingInput` naming the first input the study lacks.
+    """
+    headers = read_headers(paths)
+    selections = [select_model_input(headers, item, ceus=ceus) for item in spec.inputs]
+    built = [
+        input_tensor(selection, item, spec.family)
+        for selection, item in zip(selections, spec.inputs, strict=True)
+    ]
+    return selections, built
+
+
 def run_model(
     spec: ModelSpec,
     network: nn.Module,
@@ -166,12 +184,7 @@ def run_model(
     when the study does not hold one of the spec's inputs.
     """
     started = time.perf_counter()
-    headers = read_headers(paths)
-    selections = [select_model_input(headers, item, ceus=ceus) for item in spec.inputs]
-    built = [
-        input_tensor(selection, item, spec.family)
-        for selection, item in zip(selections, spec.inputs, strict=True)
-    ]
+    selections, built = study_inputs(spec, paths, ceus=ceus)
     tensors = [tensor.to(device) for tensor, _ in built]
     index = spec.explained_index
     explained, box = selections[index], built[index][1]

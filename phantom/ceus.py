@@ -17,6 +17,16 @@ from pydicom.dataset import Dataset
 from phantom.header import InstanceIdentity, calibrated_region, us_dataset
 from phantom.node import PhantomNode, hilum_mask, necrosis_mask, node_mask, speckle
 
+
+def perfusion_defect_mask(node: PhantomNode, rows: int, cols: int) -> np.ndarray:
+    """The non-enhancing area only CEUS shows (an ambiguous malignant node's), or none."""
+    if node.perfusion_defect is None:
+        return np.zeros((rows, cols), bool)
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    x, y, radius = node.perfusion_defect
+    return ((xx - x) ** 2 + (yy - y) ** 2 <= radius**2) & node_mask(node, rows, cols)
+
+
 CEUS_SERIES_DESCRIPTION = "CEUS"
 
 
@@ -50,7 +60,7 @@ def ceus_frames(
     times = np.arange(frames) * frame_time_s
     tissue_curve, node_curve = curves(node.malignant)
     inside = node_mask(node, rows, cols)
-    defect = necrosis_mask(node, rows, cols)
+    defect = necrosis_mask(node, rows, cols) | perfusion_defect_mask(node, rows, cols)
     hilum = hilum_mask(node, rows, cols)
     yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
     (cx, cy), (ax, ay) = node.center_xy, node.semi_axes_xy

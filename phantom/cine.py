@@ -1,10 +1,14 @@
 """A grey B-mode cine of a phantom node with probe motion (US Multi-frame Image).
 
 The probe sways sideways and slightly in depth (a sine over the clip); the speckle moves with
-the tissue and partly decorrelates from frame to frame, as in a real sweep.
+the tissue and partly decorrelates from frame to frame, as in a real sweep. An ambiguous
+malignant node shows its microcalcifications and malignant cortex only in the middle third of
+the sweep (the slice that cuts through them): a sign seen in some frames only.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -31,9 +35,12 @@ def cine_frames(
     margin = max(MOTION_PX)
     stack, centres = [], []
     for index, (ox, oy) in enumerate(probe_offsets(frames)):
+        shown = node
+        if node.hidden_calcifications and frames // 3 <= index < 2 * frames // 3:
+            shown = replace(node, ambiguous=False, calcifications=node.hidden_calcifications)
         stack.append(
             render_bmode(
-                node,
+                shown,
                 rows,
                 cols,
                 seed,

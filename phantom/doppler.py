@@ -62,7 +62,7 @@ def flow_map(node: PhantomNode, rows: int, cols: int, seed: int) -> np.ndarray:
             a = (float(cx + ax * rng.uniform(-0.9, 0.9)), float(cy - ay * rng.uniform(0.6, 0.95)))
             b = (float(cx + ax * rng.uniform(-0.5, 0.5)), float(cy + ay * rng.uniform(-0.3, 0.5)))
             flow[_segment(xx, yy, a, b, 3.0) & inside] = -1
-    else:
+    if not node.looks_malignant:  # hilar flow: benign, or mixed with the above (ambiguous)
         hx, hy = node.hilum_center_xy
         entry = (float(hx), float(cy + ay * 1.15))
         flow[_segment(xx, yy, entry, (hx, hy), 5.0)] = 1

@@ -17,6 +17,8 @@ US_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.6.1")
 US_MULTIFRAME_STORAGE = UID("1.2.840.10008.5.1.4.1.1.3.1")
 SYNTHETIC_PATIENT_NAME = "SYNTHETIC^PHANTOM"
 SYNTHETIC_COMMENT = "SYNTHETIC PHANTOM - NOT A PATIENT"
+SYNTHETIC_BODY_PART = "NECK"
+"""BodyPartExamined of every phantom instance: cervical lymph nodes, in the demo models' scope."""
 MODE_2D = "0001"
 MODE_2D_COLOUR = "0011"
 TISSUE_DATA_TYPE = 1
@@ -65,17 +67,21 @@ def us_dataset(
     multi_frame: bool,
     frame_time_ms: float = 40.0,
     modes: str = MODE_2D,
+    sop_class: UID | None = None,
 ) -> Dataset:
     """A US Image (or US Multi-frame Image when ``multi_frame``) dataset holding ``pixels``.
 
     ``pixels``: uint8 grey (H,W), RGB (H,W,3), or with a leading frame axis when
     ``multi_frame``. ``modes`` is the ultrasound mode bitmap of ImageType value 4
     (PS3.3 C.8.5.6.1.1): :data:`MODE_2D`, or :data:`MODE_2D_COLOUR` for colour Doppler.
+    ``sop_class`` overrides the SOP class (a scanner variant, e.g. Secondary Capture); no
+    ``regions`` leaves out SequenceOfUltrasoundRegions (an uncalibrated image).
     """
     array = np.ascontiguousarray(pixels, dtype=np.uint8)
     frame_ndim = array.ndim - (1 if multi_frame else 0)
     rgb = frame_ndim == 3
-    sop_class = US_MULTIFRAME_STORAGE if multi_frame else US_IMAGE_STORAGE
+    if sop_class is None:
+        sop_class = US_MULTIFRAME_STORAGE if multi_frame else US_IMAGE_STORAGE
 
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -97,6 +103,7 @@ def us_dataset(
     ds.StudyID = "1"
     ds.StudyDescription = "SYNTHETIC LYMPH NODE PHANTOM"
     ds.SeriesDescription = identity.series_description
+    ds.BodyPartExamined = SYNTHETIC_BODY_PART
     ds.Modality = "US"
     ds.Manufacturer = "lnm-node phantom"
     ds.SeriesNumber = identity.series_number
@@ -104,9 +111,9 @@ def us_dataset(
     ds.ImageType = ["ORIGINAL", "PRIMARY", "SMALL PARTS", modes]
     ds.ImageComments = SYNTHETIC_COMMENT
     ds.PatientOrientation = ""
-    ds.Laterality = ""
     ds.BurnedInAnnotation = "NO"
-    ds.SequenceOfUltrasoundRegions = regions
+    if regions:
+        ds.SequenceOfUltrasoundRegions = regions
     if rgb:
         ds.PlanarConfiguration = 0
     if multi_frame:

@@ -6,6 +6,13 @@ lost or pushed aside by eccentric cortical thickening, sometimes microcalcificat
 dots with a posterior shadow) and coagulation necrosis (an anechoic area). Speckle is Rayleigh
 noise with depth attenuation. The node's long axis is horizontal; everything is deterministic
 for a seed.
+
+An *ambiguous* node looks the same in B-mode whatever its pathology (an oval node, ratio
+0.5-0.7, with a central hilum and an even cortex, drawn from one distribution for both), so
+only the other modalities tell: a malignant one keeps its peripheral or mixed Doppler flow,
+its CEUS enhancement (heterogeneous, early, fast wash-out, a perfusion defect) and shows
+microcalcifications and a malignant cortex in some frames of the cine sweep only
+(``hidden_calcifications``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ class PhantomNode:
     calcifications: tuple[tuple[float, float], ...]
     necrosis: tuple[float, float, float] | None
     mm_per_pixel: float
+    ambiguous: bool = False
+    #: microcalcifications an ambiguous malignant node shows in part of the cine only
+    hidden_calcifications: tuple[tuple[float, float], ...] = ()
+    #: a perfusion defect (x, y, radius) only CEUS shows (ambiguous malignant nodes)
+    perfusion_defect: tuple[float, float, float] | None = None
+
+    @property
+    def looks_malignant(self) -> bool:
+        """Whether its B-mode shows the malignant signs (an ambiguous node's does not)."""
+        return self.malignant and not self.ambiguous
 
     @property
     def long_axis_mm(self) -> float:
@@ -45,10 +62,58 @@ class PhantomNode:
         return self.short_axis_mm / self.long_axis_mm
 
 
-def make_node(
-    rows: int, cols: int, seed: int, malignant: bool, mm_per_pixel: float = 0.1
+def _ambiguous_node(
+    rows: int, cols: int, seed: int, malignant: bool, mm_per_pixel: float
 ) -> PhantomNode:
-    """Draw a node's geometry and features for ``seed``."""
+    """A node whose B-mode does not depend on ``malignant``; its hidden signs do."""
+    rng = np.random.default_rng([seed, 5])  # the same draws for either label
+    cx, cy = cols * rng.uniform(0.42, 0.58), rows * rng.uniform(0.42, 0.58)
+    ax = cols * rng.uniform(0.15, 0.21)
+    ay = min(ax * rng.uniform(0.5, 0.7), rows * 0.3)
+    hidden: tuple[tuple[float, float], ...] = ()
+    defect = None
+    if malignant:
+        signs = np.random.default_rng([seed, 6])
+        angles = signs.uniform(0, 2 * np.pi, 5)
+        radii = np.sqrt(signs.uniform(0.05, 0.5, 5))
+        hidden = tuple(
+            (float(cx + r * ax * np.cos(a)), float(cy + r * ay * np.sin(a)))
+            for a, r in zip(angles, radii, strict=True)
+        )
+        side = 1.0 if signs.uniform() < 0.5 else -1.0
+        defect = (float(cx + side * ax * 0.4), float(cy), float(ay * signs.uniform(0.35, 0.5)))
+    return PhantomNode(
+        center_xy=(float(cx), float(cy)),
+        semi_axes_xy=(float(ax), float(ay)),
+        malignant=malignant,
+        hilum=True,
+        hilum_center_xy=(float(cx), float(cy)),
+        cortex_thickening=False,
+        calcifications=(),
+        necrosis=None,
+        mm_per_pixel=mm_per_pixel,
+        ambiguous=True,
+        hidden_calcifications=hidden,
+        perfusion_defect=defect,
+    )
+
+
+def is_ambiguous(seed: int, fraction: float) -> bool:
+    """Whether study ``seed`` draws an ambiguous node when ``fraction`` of them are."""
+    return fraction > 0.0 and float(np.random.default_rng([seed, 99]).uniform()) < fraction
+
+
+def make_node(
+    rows: int,
+    cols: int,
+    seed: int,
+    malignant: bool,
+    mm_per_pixel: float = 0.1,
+    ambiguous: bool = False,
+) -> PhantomNode:
+    """Draw a node's geometry and features for ``seed`` (an ambiguous one when asked)."""
+    if ambiguous:
+        return _ambiguous_node(rows, cols, seed, malignant, mm_per_pixel)
     rng = np.random.default_rng([seed, 1 if malignant else 0, 7])
     cx, cy = cols * rng.uniform(0.42, 0.58), rows * rng.uniform(0.42, 0.58)
     ax = cols * rng.uniform(0.15, 0.21)
@@ -110,7 +175,7 @@ def hilum_mask(
     xx, yy = _grid(rows, cols, offset)
     hx, hy = node.hilum_center_xy
     ax, ay = node.semi_axes_xy
-    scale = (0.25, 0.2) if node.malignant else (0.55, 0.32)
+    scale = (0.25, 0.2) if node.looks_malignant else (0.55, 0.32)
     inside = ((xx - hx) / (ax * scale[0])) ** 2 + ((yy - hy) / (ay * scale[1])) ** 2 <= 1.0
     return inside & node_mask(node, rows, cols, offset)
 
@@ -160,7 +225,7 @@ def render_bmode(
 
     inside = node_mask(node, rows, cols, offset)
     (cx, cy), (ax, ay) = node.center_xy, node.semi_axes_xy
-    if node.malignant:
+    if node.looks_malignant:
         texture = 0.75 + 0.25 * np.sin(xx / 5.0 + seed) * np.cos(yy / 7.0 - seed)
         cortex = 30.0 * texture * grain
     else:

@@ -35,6 +35,7 @@ class StudyTruth:
 
     study_instance_uid: str
     malignant: bool
+    ambiguous: bool
     node: PhantomNode
     long_axis_mm: float
     short_axis_mm: float
@@ -77,9 +78,14 @@ def phantom_datasets(
     mm_per_pixel: float = 0.1,
     cine_frames: int = 24,
     ceus_frames: int = 20,
+    ambiguous: bool = False,
 ) -> tuple[dict[str, Dataset], PhantomNode]:
-    """The study's datasets by role (``bmode`` always), and the node they show."""
-    node = make_node(rows, cols, seed, malignant, mm_per_pixel)
+    """The study's datasets by role (``bmode`` always), and the node they show.
+
+    ``ambiguous``: the node's B-mode does not tell its pathology; Doppler, cine and CEUS do
+    (:mod:`phantom.node`).
+    """
+    node = make_node(rows, cols, seed, malignant, mm_per_pixel, ambiguous=ambiguous)
     datasets = {"bmode": _bmode_dataset(node, rows, cols, seed)}
     if with_doppler:
         datasets["doppler"] = make_doppler_dataset(
@@ -108,7 +114,7 @@ def write_phantom_study(
     """Write one phantom study into ``folder`` (``<role>.dcm``); returns (paths, truth).
 
     ``options`` go to :func:`phantom_datasets` (``rows``, ``cols``, ``mm_per_pixel``,
-    ``cine_frames``, ``ceus_frames``).
+    ``cine_frames``, ``ceus_frames``, ``ambiguous``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     datasets, node = phantom_datasets(
@@ -129,6 +135,7 @@ def write_phantom_study(
     truth = StudyTruth(
         study_instance_uid=str(datasets["bmode"].StudyInstanceUID),
         malignant=malignant,
+        ambiguous=node.ambiguous,
         node=node,
         long_axis_mm=node.long_axis_mm,
         short_axis_mm=node.short_axis_mm,

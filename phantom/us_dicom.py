@@ -1,19 +1,20 @@
 """Generate synthetic ultrasound DICOM instances (B-mode lymph-node phantom) with ground truth.
 
 Everything written here says it is synthetic: PatientName ``SYNTHETIC^PHANTOM`` and an
-ImageComments line. Output is deterministic for a given seed.
+ImageComments line. Pixels are deterministic for a given seed; the header is
+:func:`phantom.header.us_dataset`'s (the one header builder of the phantom), with the storage
+variants scanners send layered on top.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     UID,
@@ -28,8 +29,14 @@ from pydicom.uid import (
     generate_uid,
 )
 
-US_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.6.1")
-US_MULTIFRAME_STORAGE = UID("1.2.840.10008.5.1.4.1.1.3.1")
+from phantom.header import (
+    US_IMAGE_STORAGE,
+    US_MULTIFRAME_STORAGE,
+    InstanceIdentity,
+    calibrated_region,
+    us_dataset,
+)
+
 SECONDARY_CAPTURE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.7")
 
 
@@ -61,24 +68,6 @@ def bmode_image(rows: int, cols: int, seed: int, malignant: bool) -> tuple[np.nd
     image = np.clip(image, 0, 255).astype(np.uint8)
     truth = NodeTruth((float(cx), float(cy)), (float(ax), float(ay)), malignant, None)
     return image, inside.astype(np.uint8), truth
-
-
-def _region(cols: int, rows: int, mm_per_pixel: float) -> Dataset:
-    item = Dataset()
-    item.RegionSpatialFormat = 1
-    item.RegionDataType = 1
-    item.RegionFlags = 0
-    item.RegionLocationMinX0 = 0
-    item.RegionLocationMinY0 = 0
-    item.RegionLocationMaxX1 = cols - 1
-    item.RegionLocationMaxY1 = rows - 1
-    item.PhysicalUnitsXDirection = 3
-    item.PhysicalUnitsYDirection = 3
-    item.PhysicalDeltaX = mm_per_pixel / 10.0
-    item.PhysicalDeltaY = mm_per_pixel / 10.0
-    item.ReferencePixelX0 = 0
-    item.ReferencePixelY0 = 0
-    return item
 
 
 def _jpeg_frames(frames: np.ndarray) -> list[bytes]:
@@ -117,54 +106,24 @@ def make_us_dataset(
     if sop_class_uid is None:
         sop_class_uid = US_MULTIFRAME_STORAGE if frames > 1 else US_IMAGE_STORAGE
 
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class_uid
-    ds.SOPClassUID = sop_class_uid
-    ds.SOPInstanceUID = sop_instance_uid or generate_uid(entropy_srcs=["sop", str(seed)])
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.StudyInstanceUID = study_instance_uid or generate_uid(entropy_srcs=["study", str(seed)])
-    ds.SeriesInstanceUID = series_instance_uid or generate_uid(entropy_srcs=["series", str(seed)])
-    now = datetime(2026, 1, 1, 12, 0, 0)
-    ds.PatientName = "SYNTHETIC^PHANTOM"
-    ds.PatientID = f"SYN{seed:06d}"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
-    ds.StudyTime = ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
-    ds.AccessionNumber = f"A{seed:06d}"
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = "1"
-    ds.StudyDescription = "SYNTHETIC LYMPH NODE PHANTOM"
-    ds.SeriesDescription = series_description
-    ds.Modality = "US"
-    ds.Manufacturer = "lnm-node phantom"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = instance_number
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "", "0001"] if sop_class_uid != SECONDARY_CAPTURE_STORAGE else ["DERIVED", "SECONDARY"]
-    ds.ImageComments = "SYNTHETIC PHANTOM - NOT A PATIENT"
-    ds.PatientOrientation = ""
-    ds.Laterality = ""
-    ds.BurnedInAnnotation = "NO"
-    if sop_class_uid == SECONDARY_CAPTURE_STORAGE:
-        ds.ConversionType = "WSD"
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.SamplesPerPixel = 3 if rgb else 1
-    ds.PhotometricInterpretation = "RGB" if rgb else "MONOCHROME2"
-    if rgb:
-        ds.PlanarConfiguration = 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-        ds.FrameTime = 40.0
-        ds.FrameIncrementPointer = (0x0018, 0x1063)
-        ds.CineRate = 25
+    identity = InstanceIdentity(
+        patient_id=f"SYN{seed:06d}",
+        accession_number=f"A{seed:06d}",
+        study_instance_uid=study_instance_uid or generate_uid(entropy_srcs=["study", str(seed)]),
+        series_instance_uid=series_instance_uid or generate_uid(entropy_srcs=["series", str(seed)]),
+        sop_instance_uid=sop_instance_uid or generate_uid(),
+        series_number=1,
+        series_description=series_description,
+        instance_number=instance_number,
+    )
+    regions = []
     if mm_per_pixel is not None:
-        ds.SequenceOfUltrasoundRegions = [_region(cols, rows, mm_per_pixel)]
+        regions = [calibrated_region((0, 0, cols - 1, rows - 1), mm_per_pixel)]
     pixels = stack if frames > 1 else stack[0]
+    ds = us_dataset(pixels, identity, regions, multi_frame=frames > 1, sop_class=sop_class_uid)
+    if sop_class_uid == SECONDARY_CAPTURE_STORAGE:
+        ds.ImageType = ["DERIVED", "SECONDARY"]
+        ds.ConversionType = "WSD"
 
     if transfer_syntax == JPEGBaseline8Bit:
         if rgb:
@@ -176,14 +135,9 @@ def make_us_dataset(
         ds.LossyImageCompressionMethod = "ISO_10918_1"
         ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     elif transfer_syntax in (RLELossless, JPEGLSLossless, JPEG2000Lossless):
-        ds.set_pixel_data(pixels, ds.PhotometricInterpretation, 8)
-        ds.compress(transfer_syntax)
-    else:
-        ds.set_pixel_data(pixels, ds.PhotometricInterpretation, 8)
-        if transfer_syntax == ImplicitVRLittleEndian:
-            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    if frames > 1:
-        ds.NumberOfFrames = frames
+        ds.compress(transfer_syntax, generate_instance_uid=False)
+    elif transfer_syntax == ImplicitVRLittleEndian:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     return ds, mask, truth
 
 

@@ -15,12 +15,12 @@ log = logging.getLogger(__name__)
 
 def infer(ctx: NodeContext, job: Job) -> Prediction:
     """Run the job's model version on its study and write the prediction; a rerun overwrites it."""
-    from inference.registry import Registry, default_models_dir
+    from inference.registry import Registry
     from inference.runner import run_model
     from inference.selection import CeusRule
 
     work = ctx.spool.work_dir(job.id)
-    registry = Registry.load(ctx.settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(ctx.settings)
     spec = registry.get(f"{job.model_key}@{job.model_version}", ctx.settings.default_model)
     network = ctx.model_cache.get(spec, ctx.settings.device)
     with ctx.sessions() as session:

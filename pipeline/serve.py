@@ -32,11 +32,11 @@ WARM_TIMEOUT_SECONDS = 600.0
 def prepare(settings: Settings) -> NodeContext:
     """Migrate the database, clear partial files a crash left in the spool and register the
     shipped models: every entry point starts here."""
-    from inference.registry import Registry, default_models_dir
+    from inference.registry import Registry
 
     ctx = NodeContext.build(settings, migrate=True)
     remove_stale_partials(ctx.spool)
-    registry = Registry.load(settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(settings)
     sync_registry(ctx.sessions, registry, settings.default_model)
     return ctx
 

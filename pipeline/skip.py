@@ -25,10 +25,10 @@ def encode_not_run(ctx: NodeContext, job: Job, reason: str) -> dict[str, str]:
     import pydicom
 
     from inference.encode.not_run import build_not_run_outputs
-    from inference.registry import Registry, default_models_dir
+    from inference.registry import Registry
     from inference.selection import reference_header
 
-    registry = Registry.load(ctx.settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(ctx.settings)
     spec = registry.get(f"{job.model_key}@{job.model_version}", ctx.settings.default_model)
     with ctx.sessions() as session:
         paths = [Path(p) for p in jobs.study_instance_paths(session, job.study_id)]

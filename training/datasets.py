@@ -45,6 +45,8 @@ class TrainingArrays:
     malignant: np.ndarray
     groups: np.ndarray
     names: np.ndarray
+    #: (N,) bool: the case has a reference mask (an empty one says "no lesion"); None: all have
+    has_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -52,6 +54,16 @@ class TrainingArrays:
             raise ValueError(
                 "TrainingArrays: images, masks, malignant, groups, names differ in length"
             )
+        if self.has_mask is None:
+            object.__setattr__(self, "has_mask", np.ones(n, bool))
+
+    def network_inputs(self) -> list[torch.Tensor]:
+        """The network's one input, (N,1,S,S) normalised as ``to_model_input`` normalises."""
+        return [(torch.from_numpy(self.images.astype(np.float32) / 255.0)[:, None] - 0.5) / 0.25]
+
+    def mask_tensor(self) -> torch.Tensor:
+        """The masks as (N,1,S,S) float32."""
+        return torch.from_numpy(self.masks[:, None].astype(np.float32))
 
     @property
     def size(self) -> int:
@@ -67,6 +79,7 @@ class TrainingArrays:
             self.malignant[index],
             self.groups[index],
             self.names[index],
+            self.has_mask[index],  # type: ignore[index]
         )
 
 

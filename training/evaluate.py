@@ -16,6 +16,7 @@ from torch import nn
 
 from inference.loading import load_network
 from inference.registry import ModelSpec
+from inference.selection import CeusRule
 from inference.transforms import to_model_input, to_source_grid
 from training.datasets import Row, load_grey, load_mask, read_image_folder
 from training.metrics import (
@@ -161,11 +162,7 @@ def evaluate(
                     int(not truth.any()),
                 ]
             )
-    roc_plot(
-        y, p, metrics["auc"], (metrics["auc_ci_low"], metrics["auc_ci_high"]), out_dir / "roc.png"
-    )
-    calibration_plot(metrics["calibration"], out_dir / "calibration.png")
-    decision_curve_plot(metrics["decision_curve"], out_dir / "decision_curve.png")
+    _write_plots(metrics, y, p, out_dir)
     contact_sheet(sheet, out_dir / "cases.png")
     write_report(metrics, out_dir)
     logger.info(
@@ -176,3 +173,70 @@ def evaluate(
         metrics["dice_mean"],
     )
     return metrics
+
+
+def evaluate_studies(
+    spec: ModelSpec,
+    dataset_dir: Path,
+    out_dir: Path,
+    device: str = "cpu",
+    ceus: CeusRule | None = None,
+) -> dict:
+    """Run ``spec`` on every study of a study-level dataset through ``run_model`` (the node's
+    inference path: selection, crop, resampling, the spec's threshold); returns the metrics.
+
+    Writes ``metrics.json``, ``cases.csv`` (unit, group, malignant, probability, call),
+    ``roc.png``, ``calibration.png``, ``decision_curve.png`` and ``report.html``.
+    """
+    from inference.runner import run_model
+    from training.study_dataset import changed_files
+
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    changed = changed_files(manifest)
+    if changed:
+        raise ValueError(
+            f"{len(changed)} file(s) changed since the dataset was built: {changed[0]}"
+        )
+    network = load_network(spec, device)
+    rows = manifest["rows"]
+    probabilities = []
+    with Progress(disable=not Console().is_terminal) as progress:
+        for row in progress.track(rows, description="evaluate"):
+            paths = [Path(f["path"]) for f in row["files"]]
+            probabilities.append(run_model(spec, network, paths, device, ceus=ceus).probability)
+    y = np.array([r["malignant"] for r in rows], dtype=int)
+    p = np.array(probabilities, dtype=float)
+    metrics = classification_summary(y, p, spec.threshold)
+    metrics.update(
+        model=spec.ref,
+        dataset=dataset_dir.name,
+        subset="all",
+        n_excluded=manifest.get("n_excluded", 0),
+        input_size=spec.input_size,
+        calibration=calibration_table(y, p),
+        decision_curve=net_benefit(y, p, DECISION_THRESHOLDS),
+    )
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    with (out_dir / CASES_FILE).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["unit", "group", "malignant", "probability", "call"])
+        for row, probability in zip(rows, probabilities, strict=True):
+            call = int(probability >= spec.threshold)
+            writer.writerow(
+                [row["uid"], row["group"], row["malignant"], f"{probability:.6f}", call]
+            )
+    _write_plots(metrics, y, p, out_dir)
+    write_report(metrics, out_dir)
+    logger.info("evaluated %s on %d studies: auc %s", spec.ref, len(rows), metrics["auc"])
+    return metrics
+
+
+def _write_plots(metrics: dict, y: np.ndarray, p: np.ndarray, out_dir: Path) -> None:
+    """ROC, calibration and decision-curve plots of ``metrics`` into ``out_dir``."""
+    roc_plot(
+        y, p, metrics["auc"], (metrics["auc_ci_low"], metrics["auc_ci_high"]), out_dir / "roc.png"
+    )
+    calibration_plot(metrics["calibration"], out_dir / "calibration.png")
+    decision_curve_plot(metrics["decision_curve"], out_dir / "decision_curve.png")

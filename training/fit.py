@@ -11,7 +11,9 @@ inference.networks / inference.transforms modules, so it runs on a bare GPU mach
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,17 @@ from training.trainer import (
     train_network,
 )
 
-__all__ = ["BEST_FILE", "CHECKPOINT_FILE", "SUMMARY_FILE", "FitConfig", "FitResult", "fit"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BEST_FILE",
+    "CHECKPOINT_FILE",
+    "SUMMARY_FILE",
+    "FitConfig",
+    "FitResult",
+    "calibrated_epochs",
+    "fit",
+]
 
 SUMMARY_FILE = "fit.json"
 
@@ -83,9 +95,11 @@ class LoaderBatches:
 
     def epoch(self) -> Iterator[Batch]:
         for batch in self._loader:
+            mask = batch["mask"].to(self._device, non_blocking=True)
             yield (
-                batch["image"].to(self._device, non_blocking=True),
-                batch["mask"].to(self._device, non_blocking=True),
+                [batch["image"].to(self._device, non_blocking=True)],
+                mask,
+                torch.ones(len(mask), dtype=torch.bool, device=self._device),
                 batch["label"].to(self._device, non_blocking=True),
             )
 
@@ -109,3 +123,14 @@ def fit(
     return train_network(
         YNet, arrays, out_dir, config, label="fit", batches=LoaderBatches, summary_file=SUMMARY_FILE
     )
+
+
+def calibrated_epochs(
+    development: TrainingArrays, work: Path, config: FitConfig, budget_s: float
+) -> int:
+    """Epochs that fit ``budget_s``, from two timed warm-up epochs (the second one counts)."""
+    probe = fit(development, work / "probe", replace(config, epochs=2, resume=False))
+    epoch_s = max(float(probe.history[-1]["seconds"]), 1e-3)
+    epochs = int(budget_s / (epoch_s * 1.15))
+    logger.info("one epoch takes %.2fs: planning %d epochs in %.0fs", epoch_s, epochs, budget_s)
+    return max(2, min(epochs, 400))

@@ -5,7 +5,8 @@
 that pretrains the hybrid's encoder on ddti; the ``hybrid-pretrained`` folds start when the
 pretraining ends. Every process trains within a time budget so that all end by the deadline.
 ``$OUT/kfold.tar.gz`` bundles each fold's ``predictions.npz``, ``train.json`` and
-``cv_metrics.json`` per configuration. Imports no pydantic, pydicom or settings.
+``cv_metrics.json`` per configuration. A thin scheduler: each process calls the library
+(``training.retrain``, ``training.kfold``) on networks built as inference builds them.
 """
 
 from __future__ import annotations
@@ -20,48 +21,30 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from training.datasets import TrainingArrays
-from training.families import network_factory
+from inference.registry import ModelSpec
 from training.kfold import fold_indices, pool, run_fold
-from training.pack import load_packed
-from training.trainer import TrainConfig, train_network
+from training.networks import draft_spec
+from training.pack import load_arrays
+from training.retrain import ENCODER_FILE, network_maker, pretrain_encoder
+from training.trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-#: configuration name -> network name
+#: configuration name -> (network name, backbone) of ``lnm-node networks``
 CONFIGURATIONS = {
-    "ynet": "ynet",
-    "densenet121": "classifier:densenet121",
-    "hybrid": "hybrid:swin-f24",
-    "hybrid-pretrained": "hybrid:swin-f24",
+    "ynet": ("ynet", None),
+    "densenet121": ("classifier", "densenet121"),
+    "hybrid": ("hybrid-swin", "swin-f24"),
+    "hybrid-pretrained": ("hybrid-swin", "swin-f24"),
 }
-ENCODER_FILE = "encoder.pt"
 STARTUP_S = 25.0
 
 
-def load_arrays(path: Path, size: int, limit: int | None) -> TrainingArrays:
-    """A pack without conflicting groups, resized to ``size`` (bilinear) when packed otherwise."""
-    arrays, conflict = load_packed(path)
-    arrays = arrays.subset(np.flatnonzero(~conflict))
-    if limit and limit < len(arrays.images):  # evenly spread, so both classes stay (dry runs)
-        arrays = arrays.subset(np.linspace(0, len(arrays.images) - 1, limit).round().astype(int))
-    if arrays.size == size:
-        return arrays
-    images = torch.from_numpy(arrays.images.astype(np.float32))[:, None]
-    masks = torch.from_numpy(arrays.masks.astype(np.float32))[:, None]
-    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
-    return TrainingArrays(
-        images=images[:, 0].round().clamp(0, 255).numpy().astype(np.uint8),
-        masks=(masks[:, 0] > 0.5).numpy().astype(np.uint8),
-        malignant=arrays.malignant,
-        groups=arrays.groups,
-        names=arrays.names,
-    )
+def _spec(configuration: str, size: int) -> ModelSpec:
+    network, backbone = CONFIGURATIONS[configuration]
+    return draft_spec(configuration, network, backbone, size)
 
 
 def _config(args: argparse.Namespace, seconds: float) -> TrainConfig:
@@ -80,32 +63,19 @@ def _config(args: argparse.Namespace, seconds: float) -> TrainConfig:
 def pretrain(args: argparse.Namespace) -> int:
     """Train the hybrid on ddti (segmentation + TI-RADS class) and save its encoder's weights."""
     arrays = load_arrays(args.ddti, args.size, args.limit)
-    make = network_factory(CONFIGURATIONS["hybrid"], args.size)
-    outcome = train_network(
-        make, arrays, args.work / "pretrain", _config(args, args.seconds), "pretrain"
-    )
-    network = make()
-    network.load_state_dict(
-        torch.load(outcome.best_state_path, map_location="cpu", weights_only=True)
-    )
-    torch.save(network.encoder_state_dict(), args.work / ENCODER_FILE)
-    logger.info("pretrained encoder: best epoch %d of %d", outcome.best_epoch, len(outcome.history))
+    config = _config(args, args.seconds)
+    path = pretrain_encoder(_spec("hybrid", args.size), arrays, args.work, config)
+    logger.info("pretrained encoder: %s", path)
     return 0
 
 
 def fold(args: argparse.Namespace) -> int:
     """Train and predict one fold of one configuration."""
     arrays = load_arrays(args.busi, args.size, args.limit)
-    base = network_factory(CONFIGURATIONS[args.configuration], args.size)
-    make = base
+    encoder = None
     if args.configuration == "hybrid-pretrained":
-        encoder = torch.load(args.work / ENCODER_FILE, map_location="cpu", weights_only=True)
-
-        def make() -> torch.nn.Module:
-            network = base()
-            network.load_encoder_state_dict(encoder)
-            return network
-
+        encoder = args.work / "pretrain" / ENCODER_FILE
+    make = network_maker(_spec(args.configuration, args.size), encoder)
     tests = fold_indices(arrays, args.folds, args.seed)
     config = replace(_config(args, args.seconds), seed=args.seed + args.fold)
     fold_dir = args.work / args.configuration / f"fold_{args.fold}"

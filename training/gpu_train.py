@@ -2,13 +2,13 @@
 
 ``python -m training.gpu_train --data .devdata/busi-256.npz --out $OUT --budget-s 330``
 writes ``holdout.json``, ``best.pt``, ``fit.json`` (and the caller tees the log) into ``--out``;
-checkpoints go to ``--work``. Imports no pydantic, pydicom or settings.
+checkpoints go to ``--work``. A thin caller of ``training.fit`` and ``training.splits``.
+Imports no pydantic, pydicom or settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import time
@@ -18,31 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.fit import BEST_FILE, SUMMARY_FILE, FitConfig, fit
+from training.fit import BEST_FILE, SUMMARY_FILE, FitConfig, calibrated_epochs, fit
 from training.pack import load_packed
-from training.splits import holdout_indices
+from training.splits import holdout_indices, write_holdout
 
 logger = logging.getLogger(__name__)
-
-
-def write_holdout(path: Path, groups: list[str], seed: int, fraction: float, source: str) -> None:
-    """``holdout.json``: the held-out group ids and how they were drawn."""
-    path.write_text(
-        json.dumps(
-            {"seed": seed, "fraction": fraction, "source": source, "groups": sorted(groups)},
-            indent=2,
-        )
-        + "\n"
-    )
-
-
-def _calibrated_epochs(development, work: Path, config: FitConfig, budget_s: float) -> int:
-    """Epochs that fit ``budget_s``, from two timed warm-up epochs (the second one counts)."""
-    probe = fit(development, work / "probe", replace(config, epochs=2, resume=False))
-    epoch_s = max(float(probe.history[-1]["seconds"]), 1e-3)
-    epochs = int(budget_s / (epoch_s * 1.15))
-    logger.info("one epoch takes %.2fs: planning %d epochs in %.0fs", epoch_s, epochs, budget_s)
-    return max(2, min(epochs, 400))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is None:
         spent = time.monotonic() - started
         probe_started = time.monotonic()
-        epochs = _calibrated_epochs(development, args.work, config, args.budget_s * 0.9)
+        epochs = calibrated_epochs(development, args.work, config, args.budget_s * 0.9)
         remaining = args.budget_s - (time.monotonic() - probe_started) - spent
         config = replace(config, epochs=epochs, max_seconds=max(remaining, 10.0))
     result = fit(development, args.work / "main", config)

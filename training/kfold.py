@@ -18,10 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.datasets import TrainingArrays
 from training.metrics import binary_metrics, classification_summary, dice_scores, dice_summary
 from training.splits import fold_test_indices
-from training.trainer import TrainConfig, model_inputs, predict, train_network
+from training.trainer import Cases, TrainConfig, lesion_cases, predict, train_network
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +30,28 @@ CV_METRICS_FILE = "cv_metrics.json"
 FOLDS_FILE = "folds.json"
 
 
-def fold_indices(arrays: TrainingArrays, k: int, seed: int) -> list[np.ndarray]:
+def fold_indices(arrays: Cases, k: int, seed: int) -> list[np.ndarray]:
     """Test indices of each of ``k`` label-stratified group folds (groups never straddle)."""
     return fold_test_indices(arrays.groups.tolist(), arrays.malignant.tolist(), k, seed)
 
 
+def frozen_folds(fold_of_case: np.ndarray) -> list[np.ndarray]:
+    """Test indices per fold of a manifest's frozen folds (``fold_of_case[i]``: case i's fold)."""
+    folds = np.asarray(fold_of_case)
+    if (folds < 0).any():
+        raise ValueError(
+            f"{int((folds < 0).sum())} case(s) have no fold in the manifest: rebuild the dataset "
+            "with fewer folds or more groups"
+        )
+    return [np.flatnonzero(folds == fold) for fold in range(int(folds.max()) + 1)]
+
+
 def _fold_predictions(
-    network: nn.Module, arrays: TrainingArrays, device: str, threshold: float
+    network: nn.Module, arrays: Cases, device: str, threshold: float
 ) -> dict[str, np.ndarray]:
-    probabilities, masks = predict(network, model_inputs(arrays.images), device)
-    dice = np.full(len(arrays.images), np.nan)
-    if masks is not None:
+    probabilities, masks = predict(network, arrays.network_inputs(), device)
+    dice = np.full(len(arrays.malignant), np.nan)
+    if masks is not None and arrays.masks is not None:
         dice = np.asarray(dice_scores(list(masks), list(arrays.masks)), dtype=float)
     return {
         "probability": probabilities.astype(np.float32),
@@ -53,7 +63,7 @@ def _fold_predictions(
 
 def run_fold(
     make_network: Callable[[], nn.Module],
-    arrays: TrainingArrays,
+    arrays: Cases,
     test_index: np.ndarray,
     fold_dir: Path,
     config: TrainConfig,
@@ -64,7 +74,7 @@ def run_fold(
     if done.is_file():
         with np.load(done) as saved:
             return {name: saved[name] for name in saved.files}
-    train_index = np.setdiff1d(np.arange(len(arrays.images)), test_index)
+    train_index = np.setdiff1d(np.arange(len(arrays.malignant)), test_index)
     outcome = train_network(
         make_network, arrays.subset(train_index), fold_dir, config, label=f"fold {fold}"
     )
@@ -81,7 +91,7 @@ def run_fold(
     return result
 
 
-def summarise(arrays: TrainingArrays, predictions: list[dict[str, np.ndarray]]) -> dict:
+def summarise(arrays: Cases, predictions: list[dict[str, np.ndarray]]) -> dict:
     """Per-fold and pooled out-of-fold figures (AUC with DeLong CI, calls at each fold's threshold, Dice)."""
     per_fold = []
     for fold, result in enumerate(predictions):
@@ -98,7 +108,7 @@ def summarise(arrays: TrainingArrays, predictions: list[dict[str, np.ndarray]]) 
     return summary
 
 
-def _figures(arrays: TrainingArrays, result: dict[str, np.ndarray]) -> dict:
+def _figures(arrays: Cases, result: dict[str, np.ndarray]) -> dict:
     index = result["index"]
     y = arrays.malignant[index].astype(int)
     labelled = y >= 0
@@ -108,7 +118,7 @@ def _figures(arrays: TrainingArrays, result: dict[str, np.ndarray]) -> dict:
     calls.pop("threshold")
     figures.update(calls)
     figures["threshold"] = float(np.mean(result["threshold"]))  # mean of the folds' thresholds
-    lesion = arrays.masks[index].reshape(len(index), -1).any(axis=1)
+    lesion = lesion_cases(arrays)[index]
     dice = result["dice"][lesion]
     figures.update(dice_summary([] if np.isnan(dice).all() else dice.tolist()))
     return figures
@@ -116,20 +126,26 @@ def _figures(arrays: TrainingArrays, result: dict[str, np.ndarray]) -> dict:
 
 def cross_validate(
     make_network: Callable[[], nn.Module],
-    arrays: TrainingArrays,
+    arrays: Cases,
     out_dir: Path,
     config: TrainConfig,
     k: int = 5,
     folds: list[int] | None = None,
+    tests: list[np.ndarray] | None = None,
 ) -> dict:
     """Run (or resume) ``k``-fold CV; writes ``folds.json``, ``oof.npz`` and ``cv_metrics.json``.
 
-    ``folds`` restricts the run to some folds (parallel runs); the pooled files are written
-    once every fold has predictions. Returns the summary (empty when folds are missing).
+    ``tests`` are the frozen folds of a manifest (test indices per fold; :func:`frozen_folds`);
+    without them the folds are drawn from the groups with ``config.seed``. ``folds`` restricts
+    the run to some folds (parallel runs); the pooled files are written once every fold has
+    predictions. Returns the summary (empty when folds are missing).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tests = fold_indices(arrays, k, config.seed)
+    if tests is None:
+        tests = fold_indices(arrays, k, config.seed)
+    elif len(tests) != k:
+        raise ValueError(f"the manifest froze {len(tests)} folds, not {k}")
     (out_dir / FOLDS_FILE).write_text(
         json.dumps(
             {
@@ -148,7 +164,7 @@ def cross_validate(
     return pool(arrays, out_dir, k)
 
 
-def pool(arrays: TrainingArrays, out_dir: Path, k: int) -> dict:
+def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
     """Pool the folds' predictions under ``out_dir`` into ``oof.npz`` and ``cv_metrics.json``."""
     paths = [Path(out_dir) / f"fold_{fold}" / PREDICTIONS_FILE for fold in range(k)]
     if not all(path.is_file() for path in paths):

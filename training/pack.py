@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder
 
@@ -56,6 +58,28 @@ def load_packed(path: Path) -> tuple[TrainingArrays, np.ndarray]:
             names=data["names"],
         )
         return arrays, data["label_conflict"].astype(bool)
+
+
+def load_arrays(path: Path, size: int, limit: int | None = None) -> TrainingArrays:
+    """A pack without conflicting groups, resized to ``size`` (bilinear) when packed otherwise;
+    ``limit`` keeps that many cases spread evenly over the pack (dry runs keep both classes)."""
+    arrays, conflict = load_packed(path)
+    arrays = arrays.subset(np.flatnonzero(~conflict))
+    if limit and limit < len(arrays.images):
+        arrays = arrays.subset(np.linspace(0, len(arrays.images) - 1, limit).round().astype(int))
+    if arrays.size == size:
+        return arrays
+    images = torch.from_numpy(arrays.images.astype(np.float32))[:, None]
+    masks = torch.from_numpy(arrays.masks.astype(np.float32))[:, None]
+    images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    masks = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=False)
+    return TrainingArrays(
+        images=images[:, 0].round().clamp(0, 255).numpy().astype(np.uint8),
+        masks=(masks[:, 0] > 0.5).numpy().astype(np.uint8),
+        malignant=arrays.malignant,
+        groups=arrays.groups,
+        names=arrays.names,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

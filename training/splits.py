@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -69,3 +71,14 @@ def fold_test_indices(
 ) -> list[np.ndarray]:
     """Test indices of each of ``k`` label-stratified group folds (groups never straddle)."""
     return [np.sort(test) for _, test in _folds(groups, labels, k, seed)]
+
+
+def write_holdout(path: Path, groups: list[str], seed: int, fraction: float, source: str) -> None:
+    """``holdout.json``: the held-out group ids and how they were drawn."""
+    path.write_text(
+        json.dumps(
+            {"seed": seed, "fraction": fraction, "source": source, "groups": sorted(groups)},
+            indent=2,
+        )
+        + "\n"
+    )

@@ -1,9 +1,13 @@
-"""Train any network family on model-grid arrays held on the device: resumable, seeded, timed.
+"""Train any network family on its network inputs held on the device: resumable, seeded, timed.
 
+The cases are image-level arrays (:class:`training.datasets.TrainingArrays`: one grey input,
+masks) or study-level inputs (:class:`training.study_dataset.StudyArrays`: every input of a
+spec, as inference builds them); the network takes them positionally, as ``run_model`` does.
 A family's network returns either ``(segmentation_logits, classification_logits)`` (a
-segmenter-classifier) or ``classification_logits`` alone (a classifier); the loss follows.
-An inner group-aware split picks the best epoch (mean of validation Dice and AUC) and the
-Youden threshold. Imports no pydantic, pydicom or settings, so it runs on a bare GPU machine.
+segmenter-classifier) or ``classification_logits`` alone (a classifier); the mask loss counts
+only the cases with a reference mask. An inner group-aware split picks the best epoch (mean of
+validation Dice and AUC; the later epoch on a tie, as small validation splits tie often) and
+the Youden threshold. Imports no pydantic, pydicom or settings.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from training.datasets import TrainingArrays
 from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
 from training.splits import holdout_indices
 from training.tensor_augment import augment_batch
@@ -69,6 +72,22 @@ class TrainOutcome:
     history: list[dict] = field(default_factory=list)
 
 
+class Cases(Protocol):
+    """What the trainer needs of a dataset: labels, groups, names, network inputs, masks."""
+
+    malignant: np.ndarray
+    groups: np.ndarray
+    names: np.ndarray
+    masks: np.ndarray | None
+    has_mask: np.ndarray | None
+
+    def subset(self, indices: np.ndarray) -> Cases: ...
+
+    def network_inputs(self) -> list[torch.Tensor]: ...
+
+    def mask_tensor(self) -> torch.Tensor | None: ...
+
+
 def model_inputs(images: np.ndarray) -> torch.Tensor:
     """(N,1,S,S) normalised inputs from uint8 grey (N,S,S), as ``to_model_input`` normalises."""
     return (torch.from_numpy(images.astype(np.float32) / 255.0)[:, None] - 0.5) / 0.25
@@ -92,30 +111,43 @@ def autocast(device: str) -> torch.autocast:
 
 @torch.no_grad()
 def predict(
-    network: nn.Module, inputs: torch.Tensor, device: str, batch_size: int = 32
+    network: nn.Module,
+    inputs: torch.Tensor | list[torch.Tensor],
+    device: str,
+    batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(probabilities (N,), masks (N,S,S) bool or None for a classifier) on normalised inputs."""
+    """(probabilities (N,), masks (N,S,S) bool or None for a classifier) on normalised inputs
+    (one tensor, or one per network input in forward order)."""
     network.eval()
+    inputs = inputs if isinstance(inputs, list) else [inputs]
     probabilities, masks = [], []
-    for start in range(0, len(inputs), batch_size):
+    for start in range(0, len(inputs[0]), batch_size):
+        batch = [x[start : start + batch_size].to(device) for x in inputs]
         with autocast(device):
-            seg, cls = split_outputs(network(inputs[start : start + batch_size].to(device)))
+            seg, cls = split_outputs(network(*batch))
         probabilities.append(torch.sigmoid(cls.float())[:, 0].cpu().numpy())
         if seg is not None:
             masks.append((torch.sigmoid(seg.float()) > 0.5)[:, 0].cpu().numpy())
     return np.concatenate(probabilities), (np.concatenate(masks) if masks else None)
 
 
-def score_predictions(
-    arrays: TrainingArrays, probabilities: np.ndarray, masks: np.ndarray | None
-) -> dict:
+def lesion_cases(arrays: Cases) -> np.ndarray:
+    """(N,) bool: the cases whose reference mask holds a lesion (none without masks)."""
+    if arrays.masks is None:
+        return np.zeros(len(arrays.malignant), bool)
+    lesion = arrays.masks.reshape(len(arrays.masks), -1).any(axis=1)
+    return lesion & np.asarray(arrays.has_mask, bool)
+
+
+def score_predictions(arrays: Cases, probabilities: np.ndarray, masks: np.ndarray | None) -> dict:
     """AUC and Dice (lesion images only) of predictions against ``arrays``; ``score`` = their mean."""
     labelled = arrays.malignant >= 0
     auc, _, _ = auc_with_ci(arrays.malignant[labelled], probabilities[labelled])
     dice: dict = {"dice_mean": None, "dice_median": None, "dice_n": 0}
-    if masks is not None:
-        lesion = arrays.masks.reshape(len(arrays.masks), -1).any(axis=1)
-        dice = dice_summary(dice_scores(list(masks[lesion]), list(arrays.masks[lesion])))
+    lesion = lesion_cases(arrays)
+    if masks is not None and lesion.any():
+        reference = arrays.masks[lesion]  # type: ignore[index]
+        dice = dice_summary(dice_scores(list(masks[lesion]), list(reference)))
     parts = [v for v in (dice["dice_mean"], auc) if v is not None]
     return {"auc": auc, **dice, "score": float(np.mean(parts)) if parts else 0.0}
 
@@ -139,8 +171,9 @@ def epoch_progress(label: str) -> Progress:
     )
 
 
-#: one training batch on the device: normalised images (B,1,S,S), masks (B,1,S,S), labels (B,1)
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+#: one training batch on the device: the network inputs (forward order), masks (B,1,S,S) or
+#: None, which cases have a reference mask (B,) bool, labels (B,1)
+Batch = tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor, torch.Tensor]
 
 
 class BatchSource(Protocol):
@@ -153,28 +186,45 @@ class BatchSource(Protocol):
     def restore(self, state: object) -> None: ...
 
 
-class TensorBatches:
-    """The training arrays held on the device, shuffled by a seeded generator and augmented
-    per batch on the device (:func:`training.tensor_augment.augment_batch`)."""
+def flip_inputs(
+    inputs: list[torch.Tensor], mask: torch.Tensor | None, generator: torch.Generator
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Mirror the whole batch left-right (every input and the mask alike) half of the time."""
+    if float(torch.rand((), generator=generator)) >= 0.5:
+        return inputs, mask
+    flipped = [x.flip(-1) for x in inputs]
+    return flipped, None if mask is None else mask.flip(-1)
 
-    def __init__(self, train: TrainingArrays, config: TrainConfig) -> None:
+
+class TensorBatches:
+    """The training cases held on the device, shuffled by a seeded generator and augmented per
+    batch on the device: one image input with :func:`training.tensor_augment.augment_batch`,
+    several inputs (or a clip) with a left-right flip of all of them at once."""
+
+    def __init__(self, train: Cases, config: TrainConfig) -> None:
         device = config.device
-        self._inputs = model_inputs(train.images).to(device)
-        self._masks = torch.from_numpy(train.masks[:, None].astype(np.float32)).to(device)
+        self._inputs = [x.to(device) for x in train.network_inputs()]
+        masks = train.mask_tensor()
+        self._masks = None if masks is None else masks.to(device)
+        self._has_mask = torch.from_numpy(np.asarray(train.has_mask, bool)).to(device)
         self._labels = torch.from_numpy(train.malignant.astype(np.float32)).to(device)[:, None]
         self._generator = torch.Generator().manual_seed(config.seed)
-        self._batch_size = min(config.batch_size, len(self._inputs))
+        self._batch_size = min(config.batch_size, len(self._labels))
         self._augment = config.augment
         self._device = device
 
     def epoch(self) -> Iterator[Batch]:
-        order = torch.randperm(len(self._inputs), generator=self._generator)
+        order = torch.randperm(len(self._labels), generator=self._generator)
         for step in range(max(1, len(order) // self._batch_size)):
             index = order[step * self._batch_size : (step + 1) * self._batch_size].to(self._device)
-            image, mask = self._inputs[index], self._masks[index]
-            if self._augment:
-                image, mask = augment_batch(image, mask, self._generator)
-            yield image, mask, self._labels[index]
+            inputs = [x[index] for x in self._inputs]
+            mask = None if self._masks is None else self._masks[index]
+            if self._augment and len(inputs) == 1 and inputs[0].ndim == 4 and mask is not None:
+                image, mask = augment_batch(inputs[0], mask, self._generator)
+                inputs = [image]
+            elif self._augment:
+                inputs, mask = flip_inputs(inputs, mask, self._generator)
+            yield inputs, mask, self._has_mask[index], self._labels[index]
 
     def state(self) -> object:
         return self._generator.get_state()
@@ -185,11 +235,11 @@ class TensorBatches:
 
 def train_network(
     make_network: Callable[[], nn.Module],
-    arrays: TrainingArrays,
+    arrays: Cases,
     out_dir: Path,
     config: TrainConfig,
     label: str = "train",
-    batches: Callable[[TrainingArrays, TrainConfig], BatchSource] = TensorBatches,
+    batches: Callable[[Cases, TrainConfig], BatchSource] = TensorBatches,
     summary_file: str = SUMMARY_FILE,
 ) -> TrainOutcome:
     """Train ``make_network()`` on ``arrays`` (inner split for model selection); returns the best epoch.
@@ -208,7 +258,7 @@ def train_network(
     )
     train, val = arrays.subset(train_index), arrays.subset(val_index)
     source = batches(train, config)
-    val_inputs = model_inputs(val.images)
+    val_inputs = val.network_inputs()
     network = make_network().to(device)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -232,13 +282,12 @@ def train_network(
         state = saved["state"]
         logger.info("resumed %s after epoch %d", checkpoint_path, state["epoch"])
     logger.info(
-        "%s: %d train / %d validation images (%d / %d groups), size %d, device %s",
+        "%s: %d train / %d validation cases (%d / %d groups), device %s",
         label,
-        len(train.images),
-        len(val.images),
+        len(train.malignant),
+        len(val.malignant),
         len(set(train.groups.tolist())),
         len(set(val.groups.tolist())),
-        arrays.size,
         device,
     )
     started = time.monotonic()
@@ -252,16 +301,16 @@ def train_network(
                     group["lr"] = config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * spent))
             network.train()
             losses = []
-            for image, mask, target in source.epoch():
+            for inputs, mask, has_mask, target in source.epoch():
                 with autocast(device):
-                    seg, cls = split_outputs(network(image))
+                    seg, cls = split_outputs(network(*inputs))
                 known = (target >= 0).float()
                 per_case = cls_loss(cls.float(), target.clamp(min=0))
                 loss = config.classification_weight * (
                     (per_case * known).sum() / known.sum().clamp(min=1.0)
                 )
-                if seg is not None:
-                    loss = loss + seg_loss(seg.float(), mask)
+                if seg is not None and mask is not None and bool(has_mask.any()):
+                    loss = loss + seg_loss(seg[has_mask].float(), mask[has_mask])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -279,7 +328,7 @@ def train_network(
             }
             state["history"].append(record)
             state["epoch"] = epoch
-            if validation["score"] > state["best_score"]:
+            if validation["score"] >= state["best_score"]:  # a tie: the later, more trained epoch
                 labelled = val.malignant >= 0
                 state.update(
                     best_score=validation["score"],
@@ -328,8 +377,8 @@ def train_network(
         "epochs_run": state["epoch"],
         "threshold": outcome.threshold,
         "validation": outcome.validation,
-        "n_train": len(train.images),
-        "n_validation": len(val.images),
+        "n_train": len(train.malignant),
+        "n_validation": len(val.malignant),
         "validation_groups": sorted(set(val.groups.tolist())),
         "config": asdict(config),
         "history": outcome.history,

@@ -7,7 +7,8 @@ heads on it. Nothing is downloaded: every network starts from random initialisat
 The torchvision backbones are the ones compared in the lymph-node ultrasound literature:
 ResNet50 (He et al., CVPR 2016), DenseNet121 (Huang et al., CVPR 2017), VGG16 (Simonyan and
 Zisserman, ICLR 2015), InceptionV3 (Szegedy et al., CVPR 2016), EfficientNet-B3 (Tan and Le,
-ICML 2019), ConvNeXt-T (Liu et al., CVPR 2022) and SqueezeNet 1.1 (Iandola et al., 2016).
+ICML 2019), ConvNeXt-T (Liu et al., CVPR 2022) and SqueezeNet 1.1 (Iandola et al., 2016);
+DenseNet169/201 and ResNet18/34 add the encoders of the B-mode + CEUS fusion studies.
 ``resnet<depth>-w<width>`` names a MONAI ``ResNet`` with basic blocks and stage widths
 ``(w, 2w, 4w, 8w)`` (depth 10: one block per stage; 18: two), for small CPU models.
 """
@@ -31,6 +32,9 @@ TORCHVISION_BACKBONES = (
     "convnext_tiny",
     "squeezenet1_1",
 )
+"""The seven backbones of the image family's literature."""
+CEUS_BACKBONES = ("densenet121", "densenet169", "densenet201", "resnet18", "resnet34")
+"""The 2D encoders compared in the B-mode + CEUS deep-learning studies."""
 _SMALL_RESNET = re.compile(r"^resnet(10|18)-w([1-9][0-9]*)$")
 _RESNET_LAYERS = {"10": [1, 1, 1, 1], "18": [2, 2, 2, 2]}
 
@@ -105,6 +109,27 @@ def _squeezenet1_1() -> Backbone:
     return Backbone(models.squeezenet1_1(weights=None).features, 512, 32)
 
 
+def _densenet(depth: int) -> Callable[[], Backbone]:
+    def build() -> Backbone:
+        net = getattr(models, f"densenet{depth}")(weights=None)
+        channels = int(net.classifier.in_features)
+        return Backbone(nn.Sequential(net.features, nn.ReLU(inplace=False)), channels, 32)
+
+    return build
+
+
+def _resnet(depth: int) -> Callable[[], Backbone]:
+    def build() -> Backbone:
+        net = getattr(models, f"resnet{depth}")(weights=None)
+        trunk = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+            net.layer4,
+        )  # fmt: skip
+        return Backbone(trunk, int(net.fc.in_features), 32)
+
+    return build
+
+
 _TORCHVISION: dict[str, Callable[[], Backbone]] = {
     "resnet50": _resnet50,
     "densenet121": _densenet121,
@@ -113,6 +138,10 @@ _TORCHVISION: dict[str, Callable[[], Backbone]] = {
     "efficientnet_b3": _efficientnet_b3,
     "convnext_tiny": _convnext_tiny,
     "squeezenet1_1": _squeezenet1_1,
+    "densenet169": _densenet(169),
+    "densenet201": _densenet(201),
+    "resnet18": _resnet(18),
+    "resnet34": _resnet(34),
 }
 
 
@@ -156,5 +185,5 @@ def build_backbone(name: str, in_channels: int) -> Backbone:
         net = small_resnet(name, in_channels)
         return Backbone(resnet_trunk(net), int(net.fc.in_features), 16)
     raise ValueError(
-        f"unknown backbone {name!r}; known: {', '.join(TORCHVISION_BACKBONES)}, resnet<10|18>-w<width>"
+        f"unknown backbone {name!r}; known: {', '.join(_TORCHVISION)}, resnet<10|18>-w<width>"
     )

@@ -14,6 +14,7 @@ from cli.main import app
 from db.models import AuditEvent, ModelVersion, PathologyLabel, Study
 from db.session import make_sessionmaker
 from inference.registry import Registry
+from kernel.settings import load_settings
 from tests.support.models import package_model
 from tests.unit.training.conftest import write_image_folder
 
@@ -115,11 +116,16 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["n"] == 12 and {r["fold"] for r in manifest["rows"]} == {0, 1}
     out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
-                  "--epochs", "1", "--size", "64", "--batch-size", "4", "--package", "0.3.0",
-                  "--models-dir", str(tmp_path / "models"), "--home", str(node))  # fmt: skip
-    assert "packaged tiny-ynet@0.3.0" in out
-    spec = Registry.load(tmp_path / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
-    assert spec.architecture == "ynet" and "auc" in spec.metrics
+                  "--epochs", "1", "--batch-size", "4", "--package", "0.3.0",
+                  "--home", str(node))  # fmt: skip
+    assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(
+        out.split()
+    )
+    spec = Registry.load(node / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
+    assert spec.architecture == "ynet" and "auc" in spec.metrics and "packaged_fold" in spec.metrics
+    assert "tiny-ynet@0.3.0" in [
+        s.ref for s in Registry.from_settings(load_settings(home=node)).specs()
+    ]
     assert json.loads((tmp_path / "run" / "cv_metrics.json").read_text())["pooled"]["n"] == 12
     table = tmp_path / "table.md"
     _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64",
@@ -144,7 +150,8 @@ def test_compare_two_oof_runs_delong_p_value(tmp_path: Path) -> None:
 def test_train_hybrid_with_pretrain_encoder_saved_and_folds_run(node: Path, tmp_path: Path) -> None:
     folder = write_image_folder(tmp_path / "images")
     run = tmp_path / "run"
-    _invoke("train", "hyb", str(folder), "--network", "hybrid:swin-f12", "--pretrain", str(folder),
+    _invoke("train", "hyb", str(folder), "--network", "hybrid-swin", "--backbone", "swin-f12",
+            "--pretrain", str(folder),
             "--out", str(run), "--folds", "2", "--epochs", "1", "--size", "64", "--batch-size", "4",
             "--home", str(node))  # fmt: skip
     assert (run / "pretrain" / "encoder.pt").is_file()

@@ -99,3 +99,36 @@ def test_phantom_truth_mask_measured_as_truth_axes_in_mm(tmp_path: Path, maligna
     assert measured.long_axis_mm == pytest.approx(truth.long_axis_mm, rel=0.03)
     assert measured.short_axis_mm == pytest.approx(truth.short_axis_mm, rel=0.05)
     assert measured.short_to_long_ratio == pytest.approx(truth.short_to_long_ratio, rel=0.06)
+
+
+def test_ambiguous_node_same_bmode_either_label_sign_in_doppler_cine_ceus() -> None:
+    from phantom.study import phantom_datasets
+
+    options = {"rows": 96, "cols": 128, "cine_frames": 9, "ceus_frames": 6, "ambiguous": True}
+    benign, _ = phantom_datasets(7, False, **options)  # type: ignore[arg-type]
+    malignant, node = phantom_datasets(7, True, **options)  # type: ignore[arg-type]
+    assert node.ambiguous and node.malignant and not node.looks_malignant
+    assert benign["bmode"].PixelData == malignant["bmode"].PixelData
+    assert benign["doppler"].PixelData != malignant["doppler"].PixelData
+    cine_b, cine_m = benign["cine"].pixel_array, malignant["cine"].pixel_array
+    assert (cine_b[0] == cine_m[0]).all() and (cine_b[-1] == cine_m[-1]).all()
+    assert not (cine_b[4] == cine_m[4]).all()  # the sign: in the middle of the sweep only
+    assert benign["ceus"].PixelData != malignant["ceus"].PixelData
+    assert benign["bmode"].BodyPartExamined == "NECK"
+
+
+def test_cli_phantom_pathology_csv_in_labels_import_format(tmp_path: Path) -> None:
+    from training.pathology_labels import read_label_file
+
+    labels = tmp_path / "pathology.csv"
+    result = CliRunner().invoke(app, ["phantom", str(tmp_path / "out"), "--studies", "2",
+                                      "--no-cine", "--no-ceus", "--pathology-csv", str(labels)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = read_label_file(labels)
+    truths = [json.loads(p.read_text()) for p in sorted((tmp_path / "out").glob("*/.truth.json"))]
+    assert [(r.uid, r.outcome.value) for r in records] == [
+        (t["study_instance_uid"], "metastatic" if t["malignant"] else "benign") for t in truths
+    ]
+    inside = CliRunner().invoke(app, ["phantom", str(tmp_path / "out"), "--pathology-csv",
+                                      str(tmp_path / "out" / "p.csv")])  # fmt: skip
+    assert inside.exit_code != 0

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.gpu_kfold import ENCODER_FILE, load_arrays, main
+from training.gpu_kfold import main
 from training.kfold import PREDICTIONS_FILE
-from training.pack import pack_image_folder
+from training.pack import load_arrays, pack_image_folder
+from training.retrain import ENCODER_FILE
 
 
 def test_gpu_kfold_pretrain_then_pretrained_fold_writes_predictions(
@@ -18,7 +19,7 @@ def test_gpu_kfold_pretrain_then_pretrained_fold_writes_predictions(
     common = ["--busi", str(pack), "--ddti", str(pack), "--work", str(tmp_path / "work"),
               "--device", "cpu", "--size", "64", "--epochs", "1", "--batch-size", "4", "--folds", "2"]  # fmt: skip
     assert main(["pretrain", *common]) == 0
-    assert (tmp_path / "work" / ENCODER_FILE).is_file()
+    assert (tmp_path / "work" / "pretrain" / ENCODER_FILE).is_file()
     assert main(["fold", *common, "--configuration", "hybrid-pretrained", "--fold", "1"]) == 0
     with np.load(tmp_path / "work" / "hybrid-pretrained" / "fold_1" / PREDICTIONS_FILE) as saved:
         assert len(saved["probability"]) == len(saved["index"]) > 0

@@ -10,11 +10,17 @@ import pytest
 import torch
 
 from training.datasets import arrays_from_rows, read_image_folder
-from training.families import network_factory, registry_fields
 from training.kfold import CV_METRICS_FILE, POOLED_FILE, PREDICTIONS_FILE, cross_validate
+from training.networks import draft_spec
+from training.retrain import network_maker
 from training.trainer import TrainConfig, split_outputs, train_network
 
 CONFIG = TrainConfig(epochs=1, batch_size=4, seed=3)
+
+
+def _make(network: str, backbone: str | None = None):  # type: ignore[no-untyped-def]
+    """A constructor of ``network`` at 64 px, built as inference builds it."""
+    return network_maker(draft_spec("test", network, backbone, 64))
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +31,7 @@ def arrays(image_folder: Path):  # type: ignore[no-untyped-def]
 def test_cross_validate_ynet_groups_never_straddle_and_pooled_written(
     arrays, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    summary = cross_validate(network_factory("ynet", 64), arrays, tmp_path, CONFIG, k=2)
+    summary = cross_validate(_make("ynet"), arrays, tmp_path, CONFIG, k=2)
     folds = json.loads((tmp_path / "folds.json").read_text())["groups"]
     assert not set(folds[0]) & set(folds[1])
     with np.load(tmp_path / POOLED_FILE) as pooled:
@@ -37,7 +43,7 @@ def test_cross_validate_ynet_groups_never_straddle_and_pooled_written(
 
 
 def test_cross_validate_rerun_skips_finished_folds(arrays, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cross_validate(network_factory("ynet", 64), arrays, tmp_path, CONFIG, k=2)
+    cross_validate(_make("ynet"), arrays, tmp_path, CONFIG, k=2)
     stamp = (tmp_path / "fold_0" / PREDICTIONS_FILE).stat().st_mtime_ns
     first = json.loads((tmp_path / CV_METRICS_FILE).read_text())
 
@@ -50,13 +56,13 @@ def test_cross_validate_rerun_skips_finished_folds(arrays, tmp_path: Path) -> No
 
 def test_cross_validate_classifier_no_dice(arrays, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     summary = cross_validate(
-        network_factory("classifier:resnet10-w4", 64), arrays, tmp_path, CONFIG, k=2
+        _make("classifier", "resnet10-w4"), arrays, tmp_path, CONFIG, k=2
     )
     assert summary["pooled"]["dice_mean"] is None and summary["pooled"]["n"] == len(arrays.images)
 
 
 def test_train_network_same_seed_same_weights(arrays, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    make = network_factory("ynet", 64)
+    make = _make("ynet")
     first = train_network(make, arrays, tmp_path / "a", CONFIG)
     second = train_network(make, arrays, tmp_path / "b", CONFIG)
     a = torch.load(first.best_state_path, weights_only=True)
@@ -65,7 +71,7 @@ def test_train_network_same_seed_same_weights(arrays, tmp_path: Path) -> None:  
 
 
 def test_hybrid_encoder_transfer_loads_pretrained_encoder(arrays, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    make = network_factory("hybrid:swin-f12", 64)
+    make = _make("hybrid-swin", "swin-f12")
     outcome = train_network(make, arrays, tmp_path / "pretrain", CONFIG)
     source = make()
     source.load_state_dict(torch.load(outcome.best_state_path, weights_only=True))
@@ -77,8 +83,6 @@ def test_hybrid_encoder_transfer_loads_pretrained_encoder(arrays, tmp_path: Path
     assert seg is not None and cls.shape == (1, 1)
 
 
-def test_registry_fields_known_names_unknown_raises() -> None:
-    assert registry_fields("hybrid:swin-f24")["architecture"] == "hybrid-swin"
-    assert registry_fields("classifier:densenet121")["family"] == "image"
-    with pytest.raises(ValueError, match="unknown network"):
-        network_factory("resnet", 64)
+def test_unknown_network_name_raises_listing_names() -> None:
+    with pytest.raises(ValueError, match="lnm-node networks"):
+        draft_spec("test", "classifier:densenet121", size=64)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from training.datasets import TrainingArrays, arrays_from_rows, read_image_folder
-from training.families import network_factory
+from training.networks import draft_spec
+from training.retrain import network_maker
 from training.trainer import (
     CHECKPOINT_FILE,
     Batch,
@@ -20,6 +21,11 @@ from training.trainer import (
 )
 
 CONFIG = TrainConfig(epochs=3, batch_size=4, seed=5)
+
+
+def _make(network: str, backbone: str | None = None):  # type: ignore[no-untyped-def]
+    """A constructor of ``network`` at 64 px, built as inference builds it."""
+    return network_maker(draft_spec("test", network, backbone, 64))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,7 @@ class _DiesInThirdEpoch(TensorBatches):
 def test_train_network_resumed_run_equals_uninterrupted_run(
     arrays: TrainingArrays, tmp_path: Path
 ) -> None:
-    make = network_factory("ynet", 64)
+    make = _make("ynet")
     whole = train_network(make, arrays, tmp_path / "whole", CONFIG)
     with pytest.raises(_Killed):
         train_network(make, arrays, tmp_path / "split", CONFIG, batches=_DiesInThirdEpoch)
@@ -76,7 +82,7 @@ def test_train_network_trains_on_the_given_batch_source(
     arrays: TrainingArrays, tmp_path: Path
 ) -> None:
     outcome = train_network(
-        network_factory("ynet", 64),
+        _make("ynet"),
         arrays,
         tmp_path / "run",
         replace(CONFIG, epochs=2),

@@ -1,0 +1,133 @@
+"""Study-level datasets: inference's selection feeds training, bit for bit; nothing is guessed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from db.labels import LabelRecord
+from db.models import LabelLevel, PathologyOutcome
+from inference.loading import build_network
+from inference.registry import ModelSpec
+from inference.runner import run_model
+from phantom.study import write_phantom_study
+from training.kfold import frozen_folds
+from training.networks import draft_spec
+from training.retrain import load_cases
+from training.study_dataset import (
+    build_study_dataset,
+    changed_files,
+    labelled_units,
+    load_study_arrays,
+    write_study_dataset,
+)
+from training.trainer import TensorBatches, TrainConfig
+
+
+def _recording(network: nn.Module) -> list[list[torch.Tensor]]:
+    """Record the tensors every forward call of ``network`` receives (a forward pre-hook)."""
+    seen: list[list[torch.Tensor]] = []
+    network.register_forward_pre_hook(
+        lambda _module, args: seen.append([x.detach().clone() for x in args])
+    )
+    return seen
+
+
+def _record(uid: str, outcome: str, level: LabelLevel = LabelLevel.STUDY) -> LabelRecord:
+    return LabelRecord(level, uid, PathologyOutcome(outcome), None, None)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[LabelRecord]]:
+    """Four phantom studies (two ambiguous), the last without Doppler; their labels."""
+    root = tmp_path_factory.mktemp("studies")
+    records = []
+    for seed in range(4):
+        _, truth = write_phantom_study(
+            root / f"s{seed}", seed, malignant=seed % 2 == 1, with_doppler=seed != 3,
+            rows=96, cols=128, cine_frames=6, ceus_frames=5, ambiguous=seed < 2,
+        )  # fmt: skip
+        records.append(_record(truth.study_instance_uid, "metastatic" if seed % 2 else "benign"))
+    return root, records
+
+
+def _spec(network: str, frames: int | None = None) -> ModelSpec:
+    return draft_spec("t", network, "resnet10-w8", size=32, frames=frames)
+
+
+@pytest.mark.parametrize(("network", "frames"), [("dual-crossattn", None), ("tin", 4),
+                                                  ("ceus-fusion", 3)])  # fmt: skip
+def test_trainer_loader_and_run_model_feed_bit_identical_tensors(
+    studies: tuple[Path, list[LabelRecord]], tmp_path: Path, network: str, frames: int | None
+) -> None:
+    root, records = studies
+    spec = _spec(network, frames)
+    units, _ = labelled_units(sorted(root.rglob("*.dcm")), records)
+    manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0)
+    write_study_dataset(manifest, tensors, tmp_path / "ds")
+    cases, _ = load_cases(tmp_path / "ds", spec)
+    loader = TensorBatches(cases, TrainConfig(batch_size=64, augment=False))
+    (inputs, _, _, _) = next(iter(loader.epoch()))  # one shuffled batch holding every case
+    order = {name: i for i, name in enumerate(cases.names)}
+    network = build_network(spec)
+    seen = _recording(network)
+    unit = units[0]
+    run_model(spec, network, unit.paths, "cpu")
+    fed = seen[0]
+    position = [i for i in range(len(inputs[0]))
+                if all(torch.equal(x[i], y[0]) for x, y in zip(inputs, fed, strict=True))]  # fmt: skip
+    assert position, "no training case equals what run_model fed the network"
+    stored = [torch.from_numpy(x[order[unit.uid]]) for x in cases.inputs]
+    assert all(torch.equal(a, b[0]) for a, b in zip(stored, fed, strict=True))
+
+
+def test_study_without_an_input_excluded_with_reason_folds_frozen(
+    studies: tuple[Path, list[LabelRecord]], tmp_path: Path
+) -> None:
+    root, records = studies
+    spec = _spec("dual-crossattn")
+    records = [*records, _record("1.2.3.4", "benign"), _record(records[0].uid, "unknown")]
+    units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records)
+    assert left_out == {"no file of that UID": 1, "outcome unknown": 1}
+    manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0)
+    assert manifest["n"] == 3 and manifest["n_excluded"] == 1
+    assert "no colour Doppler image" in manifest["excluded"][0]["reason"]
+    assert all(len(f["sha256"]) == 64 for row in manifest["rows"] for f in row["files"])
+    assert {row["group"] for row in manifest["rows"]} == {"SYN000000", "SYN000001", "SYN000002"}
+    write_study_dataset(manifest, tensors, tmp_path / "ds")
+    arrays, folds = load_study_arrays(tmp_path / "ds", spec)
+    assert len(arrays.malignant) == 3 and arrays.inputs[1].shape[1:] == (3, 32, 32)
+    tests = frozen_folds(folds)
+    assert sorted(np.concatenate(tests).tolist()) == [0, 1, 2]
+    assert [r["fold"] for r in manifest["rows"]] == folds.tolist()
+    assert changed_files(manifest) == []
+
+
+def test_dataset_of_other_inputs_refused(
+    studies: tuple[Path, list[LabelRecord]], tmp_path: Path
+) -> None:
+    root, records = studies
+    units, _ = labelled_units(sorted(root.rglob("*.dcm")), records)
+    manifest, tensors = build_study_dataset(_spec("dual-crossattn"), units, "t", k=2, seed=0)
+    write_study_dataset(manifest, tensors, tmp_path / "ds")
+    with pytest.raises(ValueError, match="rebuild the dataset"):
+        load_cases(tmp_path / "ds", _spec("tin", 4))
+    np.savez(tmp_path / "ds" / "inputs.npz", **{k: v + 1 for k, v in tensors.items()})
+    with pytest.raises(ValueError, match="not the file its manifest froze"):
+        load_cases(tmp_path / "ds", _spec("dual-crossattn"))
+
+
+def test_series_level_label_takes_only_that_series(
+    studies: tuple[Path, list[LabelRecord]],
+) -> None:
+    root, _ = studies
+    import pydicom
+
+    series = str(pydicom.dcmread(root / "s0" / "bmode.dcm").SeriesInstanceUID)
+    units, _ = labelled_units(sorted(root.rglob("*.dcm")), [_record(series, "benign",
+                                                                     LabelLevel.SERIES)])  # fmt: skip
+    assert [p.name for p in units[0].paths] == ["bmode.dcm"]

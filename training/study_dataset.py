@@ -1,0 +1,284 @@
+"""Study-level datasets: the inputs a model's spec names, selected from labelled studies as
+inference selects them, frozen with every file's sha256, the group and the cross-validation fold.
+
+A *unit* is what a pathology label names: a study, a series or one instance (the label's
+level). Each unit's files go through :func:`inference.runner.study_inputs`, the function
+``run_model`` feeds the network with (selection rules, frame sampling, crop, resampling and
+normalisation), and the resulting tensors are stored as they are (``inputs.npz``). A unit that
+lacks an input of the spec is listed as excluded with the selection's reason: nothing is
+guessed. Groups are the patient (PatientID), else the study.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import torch
+from pydicom.errors import InvalidDicomError
+from rich.console import Console
+from rich.progress import Progress
+
+from db.labels import LabelRecord
+from db.models import LabelLevel, PathologyOutcome
+from inference.registry import ModelSpec, sha256_file
+from inference.selection import CeusRule
+from kernel.errors import InvalidInput
+from training.manifest import MANIFEST_CSV, MANIFEST_FILE
+from training.splits import fold_test_indices
+
+logger = logging.getLogger(__name__)
+
+INPUTS_FILE = "inputs.npz"
+KIND = "study"
+
+
+@dataclass(frozen=True)
+class LabelledUnit:
+    """The files a pathology label names (one study, series or instance) and its outcome."""
+
+    uid: str
+    level: LabelLevel
+    paths: tuple[Path, ...]
+    malignant: int
+    group: str
+
+
+@dataclass(frozen=True)
+class StudyArrays:
+    """Study-level training cases: one stacked tensor per spec input, as ``run_model`` builds
+    them (already normalised), with labels, groups and names. No masks."""
+
+    inputs: tuple[np.ndarray, ...]
+    malignant: np.ndarray
+    groups: np.ndarray
+    names: np.ndarray
+    masks: None = None
+    has_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    def __post_init__(self) -> None:
+        n = len(self.malignant)
+        if any(len(x) != n for x in self.inputs) or len(self.groups) != n or len(self.names) != n:
+            raise ValueError("StudyArrays: inputs, malignant, groups and names differ in length")
+        if len(self.has_mask) != n:
+            object.__setattr__(self, "has_mask", np.zeros(n, bool))
+
+    def subset(self, indices: np.ndarray) -> StudyArrays:
+        """The cases ``indices`` (in that order)."""
+        index = np.asarray(indices, dtype=np.int64)
+        return StudyArrays(
+            tuple(x[index] for x in self.inputs),
+            self.malignant[index],
+            self.groups[index],
+            self.names[index],
+        )
+
+    def network_inputs(self) -> list[torch.Tensor]:
+        """One tensor per spec input, batch first, in forward order."""
+        return [torch.from_numpy(x) for x in self.inputs]
+
+    def mask_tensor(self) -> None:
+        """Studies carry no reference masks."""
+
+
+def _outcome(record: LabelRecord) -> int | None:
+    if record.outcome is PathologyOutcome.UNKNOWN:
+        return None
+    return int(record.outcome is PathologyOutcome.METASTATIC)
+
+
+def labelled_units(
+    paths: Iterable[Path], records: Iterable[LabelRecord]
+) -> tuple[list[LabelledUnit], Counter[str]]:
+    """The units the labels ``records`` name among the DICOM files ``paths``, and a count of the
+    labels left out and why (unknown outcome, no file). Units sort by UID."""
+    by_uid: dict[tuple[LabelLevel, str], list[tuple[Path, pydicom.Dataset]]] = {}
+    for path in sorted(Path(p) for p in paths):
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, ValueError, EOFError):
+            logger.warning("skipping unreadable file %s", path.name)
+            continue
+        for level, keyword in (
+            (LabelLevel.STUDY, "StudyInstanceUID"),
+            (LabelLevel.SERIES, "SeriesInstanceUID"),
+            (LabelLevel.INSTANCE, "SOPInstanceUID"),
+        ):
+            uid = str(header.get(keyword, "") or "")
+            if uid:
+                by_uid.setdefault((level, uid), []).append((path, header))
+    units, left_out = [], Counter[str]()
+    for record in records:
+        malignant = _outcome(record)
+        files = by_uid.get((record.level, record.uid), [])
+        if malignant is None:
+            left_out["outcome unknown"] += 1
+        elif not files:
+            left_out["no file of that UID"] += 1
+        else:
+            first = files[0][1]
+            group = str(first.get("PatientID", "") or "") or str(first.StudyInstanceUID)
+            paths_of = tuple(path for path, _ in files)
+            units.append(LabelledUnit(record.uid, record.level, paths_of, malignant, group))
+    return sorted(units, key=lambda u: u.uid), left_out
+
+
+def _folds(units: list[LabelledUnit], k: int, seed: int) -> list[int]:
+    """Each unit's fold (label-stratified, by group); -1 for all when too few groups."""
+    if len({u.group for u in units}) < k:
+        return [-1] * len(units)
+    fold_of = [-1] * len(units)
+    tests = fold_test_indices([u.group for u in units], [u.malignant for u in units], k, seed)
+    for fold, test in enumerate(tests):
+        for index in test:
+            fold_of[index] = fold
+    return fold_of
+
+
+def build_study_dataset(
+    spec: ModelSpec,
+    units: list[LabelledUnit],
+    source: str,
+    k: int,
+    seed: int,
+    ceus: CeusRule | None = None,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """(manifest, tensors by input name) of ``units`` for ``spec``'s inputs.
+
+    Every unit goes through :func:`inference.runner.study_inputs`; one that lacks an input
+    is listed under ``excluded`` with the reason. Raises ``ValueError`` when no unit is left.
+    """
+    from inference.runner import study_inputs
+
+    kept: list[LabelledUnit] = []
+    tensors: dict[str, list[np.ndarray]] = {item.name: [] for item in spec.inputs}
+    excluded = []
+    with Progress(disable=not Console().is_terminal) as progress:
+        for unit in progress.track(units, description="select inputs"):
+            try:
+                _, built = study_inputs(spec, unit.paths, ceus=ceus)
+            except InvalidInput as error:  # MissingInput, or frames that do not decode
+                excluded.append({"uid": unit.uid, "level": unit.level.value, "reason": str(error)})
+                continue
+            for item, (tensor, _) in zip(spec.inputs, built, strict=True):
+                tensors[item.name].append(tensor[0].numpy())
+            kept.append(unit)
+    if not kept:
+        raise ValueError(
+            f"no labelled unit of {source} holds every input of {spec.ref} "
+            f"({len(excluded)} excluded): nothing to build a dataset of"
+        )
+    folds = _folds(kept, k, seed)
+    rows = [
+        {
+            "uid": unit.uid,
+            "level": unit.level.value,
+            "malignant": unit.malignant,
+            "group": unit.group,
+            "fold": fold,
+            "files": [{"path": str(p.absolute()), "sha256": sha256_file(p)} for p in unit.paths],
+        }
+        for unit, fold in zip(kept, folds, strict=True)
+    ]
+    manifest = {
+        "kind": KIND,
+        "source": source,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": spec.key,
+        "spec": spec.model_dump(mode="json"),
+        "k": k,
+        "seed": seed,
+        "n": len(rows),
+        "n_positive": sum(r["malignant"] == 1 for r in rows),
+        "n_groups": len({r["group"] for r in rows}),
+        "n_excluded": len(excluded),
+        "rows": rows,
+        "excluded": excluded,
+    }
+    return manifest, {name: np.stack(stack) for name, stack in tensors.items() if stack}
+
+
+def write_study_dataset(manifest: dict, tensors: dict[str, np.ndarray], out_dir: Path) -> Path:
+    """Write ``inputs.npz``, ``manifest.json`` (with the sha256 of ``inputs.npz``) and
+    ``manifest.csv`` (one row per unit, excluded ones with their reason)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / INPUTS_FILE, **tensors)
+    manifest = {**manifest, "inputs_sha256": sha256_file(out_dir / INPUTS_FILE)}
+    path = out_dir / MANIFEST_FILE
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    with (out_dir / MANIFEST_CSV).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["uid", "level", "malignant", "group", "fold", "files", "excluded"])
+        for row in manifest["rows"]:
+            files = " ".join(f["path"] for f in row["files"])
+            writer.writerow([row["uid"], row["level"], row["malignant"], row["group"],
+                             row["fold"], files, ""])  # fmt: skip
+        for row in manifest["excluded"]:
+            writer.writerow([row["uid"], row["level"], "", "", "", "", row["reason"]])
+    return path
+
+
+def is_study_manifest(manifest: dict) -> bool:
+    """Whether a manifest document is a study-level one (this module's)."""
+    return manifest.get("kind") == KIND
+
+
+def is_study_dataset(folder: Path) -> bool:
+    """Whether ``folder`` holds a study-level dataset."""
+    path = Path(folder) / MANIFEST_FILE
+    return path.is_file() and is_study_manifest(json.loads(path.read_text()))
+
+
+def changed_files(manifest: dict) -> list[str]:
+    """Files whose sha256 no longer matches the manifest (empty when the dataset is intact)."""
+    return [
+        f["path"]
+        for row in manifest["rows"]
+        for f in row["files"]
+        if not Path(f["path"]).is_file() or sha256_file(Path(f["path"])) != f["sha256"]
+    ]
+
+
+def load_study_arrays(folder: Path, spec: ModelSpec) -> tuple[StudyArrays, np.ndarray]:
+    """(cases, frozen fold per case) of the study dataset in ``folder``, for ``spec``.
+
+    Raises ``ValueError`` when the dataset was built for other inputs than ``spec``'s, or when
+    ``inputs.npz`` is not the file the manifest froze.
+    """
+    manifest = json.loads((Path(folder) / MANIFEST_FILE).read_text())
+    if sha256_file(Path(folder) / INPUTS_FILE) != manifest.get("inputs_sha256"):
+        raise ValueError(f"{folder}/{INPUTS_FILE} is not the file its manifest froze: rebuild it")
+    built_for = [tuple(sorted(i.items())) for i in _inputs_of(manifest["spec"])]
+    wanted = [tuple(sorted(i.items())) for i in _inputs_of(spec.model_dump(mode="json"))]
+    if built_for != wanted:
+        raise ValueError(
+            f"{folder} holds the inputs of {manifest['model']} "
+            f"({manifest['spec']['architecture']}); {spec.key} ({spec.architecture}) takes "
+            "other inputs: rebuild the dataset with --model"
+        )
+    with np.load(Path(folder) / INPUTS_FILE) as saved:
+        inputs = tuple(saved[item.name] for item in spec.inputs)
+    rows = manifest["rows"]
+    arrays = StudyArrays(
+        inputs,
+        np.array([r["malignant"] for r in rows], np.int8),
+        np.array([r["group"] for r in rows], dtype=str),
+        np.array([r["uid"] for r in rows], dtype=str),
+    )
+    return arrays, np.array([r["fold"] for r in rows], np.int64)
+
+
+def _inputs_of(spec_json: dict) -> list[dict]:
+    return [
+        {"name": i["name"], "rule": i["rule"], "contract": json.dumps(i["contract"])}
+        for i in spec_json["inputs"]
+    ]
