@@ -15,6 +15,7 @@ from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
 from cli.phantom import phantom
+from cli.scope import register as register_scope
 from kernel.errors import TransientError
 from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings, load_settings, parse_destination
@@ -27,6 +28,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(audit_app, name="audit")
 app.command("deidentify")(deidentify)
 app.command("phantom")(phantom)
+register_scope(app)
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = Console()
 
@@ -232,9 +234,14 @@ def evaluate(
     dataset: Annotated[Path, typer.Argument(help="Image folder with labels.csv.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     subset: Annotated[str | None, typer.Option(help="'holdout': only the model's held-out groups.")] = None,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Apply the model's out-of-domain gate.")] = True,
     home: HomeOption = None,
 ) -> None:
-    """Run a registered model on an image-folder dataset; write metrics.json and plots."""
+    """Run a registered model on an image-folder dataset; write metrics.json and plots.
+
+    The model's out-of-domain gate declines images as the node does (``--no-gate``: none);
+    the figures are of the images it accepts, and the count it declined is printed.
+    """
     from inference.registry import Registry, default_models_dir
     from training.evaluate import evaluate as run_evaluation
 
@@ -248,8 +255,9 @@ def evaluate(
         groups = set(map(str, holdout["groups"]))
     elif subset is not None:
         raise typer.BadParameter("subset must be 'holdout'")
-    metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device)
+    metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)
     console.print_json(json.dumps(metrics, default=str))
+    console.print(f"declined by the out-of-domain gate: {metrics['n_declined_out_of_domain']} image(s)")
 
 
 @models_app.command("list")

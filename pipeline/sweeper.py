@@ -15,6 +15,7 @@ from pipeline.assembly import decide_assembly
 from pipeline.celery_app import enqueue
 from pipeline.context import NodeContext
 from pipeline.routing import queue_for
+from pipeline.scoping import study_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
         )
     created = 0
     for decision in decisions:
+        scope = study_verdicts(ctx, decision.study_id)
         with ctx.sessions.begin() as session:
-            created += len(jobs.assemble_study(session, decision.study_id, decision.forced))
+            created += len(jobs.assemble_study(session, decision.study_id, decision.forced, scope))
         log.info("assembled", extra={"study_id": decision.study_id, "forced": decision.forced})
     with ctx.sessions.begin() as session:
         due = jobs.jobs_to_enqueue(session, now, timedelta(seconds=settings.requeue_after_seconds))

@@ -208,6 +208,14 @@ def _batch(
     return inputs, labels, None
 
 
+def synthetic_inputs(key: str, seeds: list[int]) -> list[torch.Tensor]:
+    """The network inputs of the synthetic cases ``seeds`` of recipe ``key`` (its training kind)."""
+    recipe = next((r for r in RECIPES if r.key == key), None)
+    if recipe is None:
+        raise ValueError(f"no phantom recipe is keyed {key!r}")
+    return _batch(recipe, seeds)[0]
+
+
 def _class_logits(output: object) -> torch.Tensor:
     return output[1] if isinstance(output, tuple) else output  # type: ignore[return-value,index]
 
