@@ -156,7 +156,8 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
     settings = _settings(home)
     sessions = make_sessionmaker(settings.database_url)
     with sessions() as session:
-        data = {"counts": jobs.counts(session), "jobs": jobs.job_rows(session, limit=50)}
+        data = {"counts": jobs.counts(session), "jobs": jobs.job_rows(session, limit=50),
+                "studies": jobs.study_scope_rows(session, limit=50)}
     if as_json:
         print(json.dumps(data, indent=2, default=str))
         return
@@ -168,6 +169,11 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
                       "" if row["probability"] is None else f"{row['probability']:.3f}",
                       ", ".join(f"{d['destination']} {d['state']}" for d in row["deliveries"]))  # type: ignore[union-attr]
     console.print(table)
+    for study in data["studies"]:
+        for verdict in study["scope"]:
+            if not verdict["run"]:
+                console.print(f"study {study['study_instance_uid']}: no job of {verdict['model']}: "
+                              f"{verdict['reason']} (rule {verdict['rule']})")
 
 
 @app.command()

@@ -21,13 +21,21 @@ def phantom(
     doppler: Annotated[bool, typer.Option("--doppler/--no-doppler")] = True,
     cine: Annotated[bool, typer.Option("--cine/--no-cine")] = True,
     ceus: Annotated[bool, typer.Option("--ceus/--no-ceus")] = True,
+    body_part: Annotated[
+        str | None,
+        typer.Option(
+            "--body-part",
+            help="BodyPartExamined and description of every instance, e.g. NECK, AXILLA, BREAST.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the ground truth as JSON.")
     ] = False,
 ) -> None:
     """Write N synthetic studies (B-mode, colour Doppler, cine, CEUS), benign and malignant in turn.
 
-    Every instance is labelled synthetic (PatientName SYNTHETIC^PHANTOM). Study k is
+    Every instance is labelled synthetic (PatientName SYNTHETIC^PHANTOM) and described as a lymph
+    node, or with ``--body-part`` as that body part (what routing rules read). Study k is
     ``OUT/study-<seed+k>/`` with its ground truth in ``.truth.json``.
     """
     from phantom.study import write_phantom_study
@@ -43,6 +51,7 @@ def phantom(
             with_doppler=doppler,
             with_cine=cine,
             with_ceus=ceus,
+            body_part=body_part,
         )
         (folder / TRUTH_FILE).write_text(truth.to_json() + "\n")
         rows.append({"folder": str(folder), "files": len(paths), **json.loads(truth.to_json())})

@@ -88,7 +88,8 @@ def show(
 
 @scope_app.command("set")
 def set_scope(
-    keys: Annotated[list[str], typer.Argument(help="Model key(s).")],
+    keys: Annotated[list[str] | None, typer.Argument(help="Model key(s).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every registered model.")] = False,
     rule: Annotated[
         str | None,
         typer.Option("--rule", help="'all', JSON, or name=value;... e.g. 'modality=US;body_part=BREAST'."),
@@ -112,7 +113,9 @@ def set_scope(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--rule") from exc
     _, sessions, registry = _node(home)
-    specs = [_latest(registry, key)[0] for key in keys]
+    if bool(keys) == every:
+        raise typer.BadParameter("give model key(s) or --all")
+    specs = _latest(registry, None) if every else [_latest(registry, key)[0] for key in keys or []]
     with sessions.begin() as session:
         for spec in specs:
             scope_db.set_override(

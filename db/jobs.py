@@ -252,3 +252,17 @@ def job_rows(session: Session, limit: int = 200) -> list[dict[str, object]]:
             ],
         })
     return rows
+
+
+def study_scope_rows(session: Session, limit: int = 50) -> list[dict[str, object]]:
+    """Recent studies, newest first: UID, state, job count and the scope verdict per model."""
+    studies = session.scalars(select(Study).order_by(Study.id.desc()).limit(limit))
+    return [
+        {
+            "study_instance_uid": study.study_instance_uid,
+            "state": study.state.value,
+            "jobs": len(study.jobs),
+            "scope": list((study.scope or {}).get("models", [])),
+        }
+        for study in studies
+    ]

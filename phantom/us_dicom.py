@@ -28,6 +28,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from phantom.header import label_body_part
+
 US_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.6.1")
 US_MULTIFRAME_STORAGE = UID("1.2.840.10008.5.1.4.1.1.3.1")
 SECONDARY_CAPTURE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.7")
@@ -107,8 +109,13 @@ def make_us_dataset(
     sop_instance_uid: str | None = None,
     instance_number: int = 1,
     series_description: str = "SYNTHETIC B-MODE",
+    body_part: str | None = None,
 ) -> tuple[Dataset, np.ndarray, NodeTruth]:
-    """Build one synthetic ultrasound instance; returns (dataset, mask, truth)."""
+    """Build one synthetic ultrasound instance; returns (dataset, mask, truth).
+
+    ``body_part`` sets BodyPartExamined and the matching StudyDescription
+    (``phantom.header.label_body_part``); without it the study is described as a lymph node.
+    """
     image, mask, truth = bmode_image(rows, cols, seed, malignant)
     truth = NodeTruth(truth.center_xy, truth.semi_axes_xy, malignant, mm_per_pixel)
     stack = np.stack([np.roll(image, k, axis=1) for k in range(frames)])
@@ -162,6 +169,8 @@ def make_us_dataset(
         ds.FrameTime = 40.0
         ds.FrameIncrementPointer = (0x0018, 0x1063)
         ds.CineRate = 25
+    if body_part is not None:
+        label_body_part(ds, body_part)
     if mm_per_pixel is not None:
         ds.SequenceOfUltrasoundRegions = [_region(cols, rows, mm_per_pixel)]
     pixels = stack if frames > 1 else stack[0]
