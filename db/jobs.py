@@ -10,7 +10,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from db import audit
-from db.scope import record_verdicts
 from db.models import (
     Delivery,
     DeliveryState,
@@ -22,6 +21,7 @@ from db.models import (
     StudyState,
     utcnow,
 )
+from db.scope import record_verdicts
 
 #: job states from which the worker may (re)start processing
 RESUMABLE = (JobState.QUEUED, JobState.RUNNING, JobState.INFERRED, JobState.ENCODED)

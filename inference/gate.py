@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
@@ -106,7 +105,7 @@ class FeatureTap:
         self._handle: object | None = None
         self.features: list[np.ndarray] = []
 
-    def __enter__(self) -> FeatureTap:
+    def __enter__(self) -> Self:
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
             self.features.append(pooled(output).cpu().numpy())
 

@@ -109,11 +109,11 @@ def evaluate(
     False: images it declines get no prediction and are left out of every figure;
     ``n_declined_out_of_domain`` counts them (``n`` counts the images evaluated).
     """
-    reference = None
+    gate_reference = None
     if isinstance(network_or_spec, ModelSpec):
         spec = network_or_spec
         network = load_network(spec, device)
-        reference = load_reference(spec) if gate else None
+        gate_reference = load_reference(spec) if gate else None
         size = size or spec.input_size
         threshold = spec.threshold if threshold is None else threshold
         model_ref = spec.ref
@@ -131,8 +131,8 @@ def evaluate(
             f"no rows of {dataset_dir} to evaluate (subset: {subset_groups is not None})"
         )
     declined: list[str] = []
-    if reference is not None:
-        rows, declined = _gated(spec, network, reference, rows, size, device)
+    if gate_reference is not None:
+        rows, declined = _gated(spec, network, gate_reference, rows, size, device)
         if not rows:
             raise ValueError(f"the gate of {spec.ref} declined every image of {dataset_dir}")
     sheet_at = _sheet_indices(rows, sheet_cases)
@@ -174,7 +174,7 @@ def evaluate(
         n_labelled=len(labelled),
         n_excluded_label_conflict=excluded,
         n_declined_out_of_domain=len(declined),
-        gate_threshold=None if reference is None else spec.scope.gate.threshold,  # type: ignore[union-attr]
+        gate_threshold=None if gate_reference is None else spec.scope.gate.threshold,  # type: ignore[union-attr]
         input_size=size,
         **lesion_dice,
         dice_mean_all_images=all_dice["dice_mean"],

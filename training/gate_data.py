@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 PHANTOM = "phantom"
 INNER_SEED = 2026
 INNER_FRACTION = 0.2
-PHANTOM_FIT, PHANTOM_VALIDATION, PHANTOM_HOLDOUT = 384, 128, 128
+PHANTOM_FIT, PHANTOM_VALIDATION, PHANTOM_HOLDOUT = 384, 256, 128
 NOISE_IMAGES = 60
 
 
@@ -119,7 +119,7 @@ def refit_gate(
     network = load_network(spec, device)
     layer = spec.outputs.heatmap.layer
     if dataset == PHANTOM:
-        fit = range(0, PHANTOM_FIT)
+        fit = range(PHANTOM_FIT)
         validation = range(200_000, 200_000 + PHANTOM_VALIDATION)
         holdout = range(300_000, 300_000 + PHANTOM_HOLDOUT)
         batches = [_phantom_batches(spec, seeds) for seeds in (fit, validation, holdout)]

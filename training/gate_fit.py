@@ -80,15 +80,28 @@ def dicom_inputs(spec: ModelSpec, paths: list[Path]) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def gate_features(
-    network: nn.Module, layer: str, batches: Iterable[list[torch.Tensor]]
+    network: nn.Module, layer: str, batches: Iterable[list[torch.Tensor]], batch_size: int = 16
 ) -> np.ndarray:
-    """Pooled features ``[N,D]`` at ``layer`` of every batch of inputs (eval mode)."""
+    """Pooled features ``[N,D]`` at ``layer`` of every input list (eval mode), run
+    ``batch_size`` at a time (eval mode: a batch gives each input the features it has alone)."""
     network.eval()
-    rows = []
+    rows: list[np.ndarray] = []
+    pending: list[list[torch.Tensor]] = []
+
+    def run() -> None:
+        network(*[torch.cat(column) for column in zip(*pending, strict=True)])
+        rows.append(tap.last())
+        pending.clear()
+
     with FeatureTap(network, layer) as tap:
         for inputs in batches:
-            network(*inputs)
-            rows.append(tap.last())
+            pending.append(inputs)
+            if len(pending) == batch_size:
+                run()
+        if pending:
+            run()
+    if not rows:
+        raise ValueError("no inputs to take gate features of")
     return np.concatenate(rows).astype(np.float64)
 
 

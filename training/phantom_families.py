@@ -25,6 +25,7 @@ from torch import nn
 
 from inference.loading import build_network
 from inference.registry import ModelSpec
+from inference.scope import LYMPH_NODE_RULE
 from inference.transforms import to_model_input
 from training import synthetic_inputs as synthetic
 from training.metrics import classification_summary, youden_threshold
@@ -96,6 +97,7 @@ def _facts(
         trained_on="synthetic phantom images",
         evaluated_on="synthetic phantom images",
         limitations=LIMITATIONS,
+        scope_rule=LYMPH_NODE_RULE.model_dump(exclude_defaults=True),
         **extra,  # type: ignore[arg-type]
     )
 

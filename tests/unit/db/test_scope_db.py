@@ -59,7 +59,7 @@ def test_out_of_scope_model_gets_no_job_and_the_audit_names_its_rule(sessions) -
 def test_in_scope_model_queued_and_its_queue_audit_names_the_rule(sessions) -> None:  # type: ignore[no-untyped-def]
     study_id = _study(sessions)
     with sessions.begin() as session:
-        (job,) = jobs.assemble_study(session, study_id, False, {"ynet-busi@1.0.0": _verdict(True)})
+        (_job,) = jobs.assemble_study(session, study_id, False, {"ynet-busi@1.0.0": _verdict(True)})
     with sessions() as session:
         queued = session.scalars(select(AuditEvent).where(AuditEvent.action == "queue")).one()
     assert queued.details["rule"] == "body_part=BREAST" and queued.details["rule_source"] == "spec"
