@@ -37,15 +37,20 @@ def _node_probabilities(home: Path, studies: dict[str, str]) -> dict[str, float 
     """Image name -> the node's probability (None: declined), read from its database."""
     engine = create_engine(f"sqlite:///{home / 'lnm.sqlite3'}")
     with engine.connect() as connection:
-        rows = connection.execute(text(
-            "select s.study_instance_uid, j.state, j.probability from job j "
-            "join study s on s.id = j.study_id")).all()
+        rows = connection.execute(
+            text(
+                "select s.study_instance_uid, j.state, j.probability from job j "
+                "join study s on s.id = j.study_id"
+            )
+        ).all()
     engine.dispose()
     by_uid = {uid: (state, probability) for uid, state, probability in rows}
     if any(by_uid.get(uid, ("",))[0] not in ("DELIVERED", "SKIPPED") for uid in studies):
         raise LookupError("not every job is final yet")
-    return {name: (by_uid[uid][1] if by_uid[uid][0] == "DELIVERED" else None)
-            for uid, name in studies.items()}
+    return {
+        name: (by_uid[uid][1] if by_uid[uid][0] == "DELIVERED" else None)
+        for uid, name in studies.items()
+    }
 
 
 def main() -> int:
@@ -61,27 +66,47 @@ def main() -> int:
         started = time.perf_counter()
         metrics = evaluate(spec, args.dataset, root / "eval", subset_groups=holdout, sheet_cases=0)
         with (root / "eval" / "cases.csv").open(newline="") as handle:
-            evaluated = {Path(r["image"]).name: float(r["probability"]) for r in csv.DictReader(handle)}
-        print(f"evaluate: {metrics['n']} run, {metrics['n_declined_out_of_domain']} declined, "
-              f"AUC {metrics['auc']:.4f} ({time.perf_counter() - started:.0f} s)")
+            evaluated = {
+                Path(r["image"]).name: float(r["probability"]) for r in csv.DictReader(handle)
+            }
+        print(
+            f"evaluate: {metrics['n']} run, {metrics['n_declined_out_of_domain']} declined, "
+            f"AUC {metrics['auc']:.4f} ({time.perf_counter() - started:.0f} s)"
+        )
 
         studies: dict[str, str] = {}
         files = []
         for index, row in enumerate(rows):
             path = wrap_image(row.image, root / "studies", "BREAST", f"{args.model}-{index}")
-            studies[str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)] = row.image.name
+            studies[str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)] = (
+                row.image.name
+            )
             files.append(path)
         home, port = root / "home", free_port()
         env = {**os.environ, "LNM_SWEEP_INTERVAL_SECONDS": "0.5"}
         node = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--port", str(port),
-             "--quiet-seconds", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "serve",
+                "--home",
+                str(home),
+                "--port",
+                str(port),
+                "--quiet-seconds",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         try:
             wait_until(lambda: port_open(port), timeout=120, what="the node")
             started = time.perf_counter()
-            send_paths(Destination(ae_title="LNMNODE", host="127.0.0.1", port=port), files, "PARITY")
+            send_paths(
+                Destination(ae_title="LNMNODE", host="127.0.0.1", port=port), files, "PARITY"
+            )
 
             def finished() -> bool:
                 try:
@@ -97,12 +122,16 @@ def main() -> int:
     labels = {row.image.name: row.malignant for row in rows}
     ran = [name for name, p in served.items() if p is not None]
     auc = roc_auc_score([labels[n] for n in ran], [served[n] for n in ran])
-    print(f"node:     {len(ran)} run, {len(served) - len(ran)} declined, AUC {auc:.4f} "
-          f"({time.perf_counter() - started:.0f} s)")
+    print(
+        f"node:     {len(ran)} run, {len(served) - len(ran)} declined, AUC {auc:.4f} "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
     same = set(ran) == set(evaluated)
     difference = max(abs(served[n] - evaluated[n]) for n in ran if n in evaluated)  # type: ignore[operator]
-    print(f"same images declined: {same}; largest probability difference {difference:.5f}; "
-          f"AUC difference {abs(auc - metrics['auc']):.4f}")
+    print(
+        f"same images declined: {same}; largest probability difference {difference:.5f}; "
+        f"AUC difference {abs(auc - metrics['auc']):.4f}"
+    )
     return 0 if abs(auc - metrics["auc"]) <= 0.01 else 1
 
 

@@ -14,7 +14,7 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
-from cli.phantom import phantom
+from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from kernel.errors import TransientError
 from kernel.logging_setup import configure_logging
@@ -28,6 +28,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(audit_app, name="audit")
 app.command("deidentify")(deidentify)
 app.command("phantom")(phantom)
+app.command("wrap")(wrap)
 register_scope(app)
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = Console()

@@ -65,3 +65,19 @@ def phantom(
         print(json.dumps(rows, indent=2))
     else:
         console.print(f"{studies} synthetic stud{'y' if studies == 1 else 'ies'} in {out}")
+
+
+def wrap(
+    images: Annotated[list[Path], typer.Argument(help="Image files (PNG), e.g. busi-dev images.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write one study per image into.")],
+    body_part: Annotated[
+        str, typer.Option("--body-part", help="BodyPartExamined and description, e.g. BREAST.")
+    ],
+) -> None:
+    """Wrap image files as one-instance ultrasound studies labelled with a body part (demos,
+    parity checks: the node sees the pixels ``lnm-node evaluate`` reads)."""
+    from phantom.wrap import wrap_image
+
+    for index, image in enumerate(images):
+        path = wrap_image(image, out / f"study-{index:04d}", body_part, f"{image.stem}-{index}")
+        console.print(f"{image} -> {path}")

@@ -8,6 +8,7 @@ database and change only here (``scope set``), every change audited.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,6 +47,23 @@ def _latest(registry, key: str | None):  # type: ignore[no-untyped-def]
         raise typer.BadParameter(str(exc)) from exc
 
 
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _emit(
+    rows: list[dict[str, Any]], as_json: bool, columns: dict[str, Callable[[dict[str, Any]], str]]
+) -> None:
+    """Print ``rows`` as JSON, or as a table of ``columns`` (title -> cell of a row)."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(cell(row) for cell in columns.values()))
+    console.print(table)
+
+
 def _scope_row(spec, override) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from pipeline.scoping import effective_rule, gate_enabled
 
@@ -75,15 +93,17 @@ def show(
     with sessions() as session:
         overrides = scope_db.overrides(session)
     rows = [_scope_row(spec, overrides.get(spec.key)) for spec in _latest(registry, key)]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table("model", "rule", "from", "gate", "threshold")
-    for row in rows:
-        threshold = "" if row["gate_threshold"] is None else f"{row['gate_threshold']:.2f}"
-        table.add_row(row["model"], row["rule"], row["rule_source"],
-                      f"{row['gate']} ({row['gate_source']})", threshold)
-    console.print(table)
+    _emit(
+        rows,
+        as_json,
+        {
+            "model": lambda r: r["model"],
+            "rule": lambda r: r["rule"],
+            "from": lambda r: r["rule_source"],
+            "gate": lambda r: f"{r['gate']} ({r['gate_source']})",
+            "threshold": lambda r: _number(r["gate_threshold"]),
+        },
+    )
 
 
 @scope_app.command("set")
@@ -92,12 +112,18 @@ def set_scope(
     every: Annotated[bool, typer.Option("--all", help="Every registered model.")] = False,
     rule: Annotated[
         str | None,
-        typer.Option("--rule", help="'all', JSON, or name=value;... e.g. 'modality=US;body_part=BREAST'."),
+        typer.Option(
+            "--rule", help="'all', JSON, or name=value;... e.g. 'modality=US;body_part=BREAST'."
+        ),
     ] = None,
     gate: Annotated[str | None, typer.Option("--gate", help="on or off.")] = None,
-    reset: Annotated[bool, typer.Option("--reset", help="Back to the spec's rule and gate.")] = False,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Back to the spec's rule and gate.")
+    ] = False,
     home: HomeOption = None,
-    actor: Annotated[str, typer.Option("--actor", help="Who makes the change (audit log).")] = "admin",
+    actor: Annotated[
+        str, typer.Option("--actor", help="Who makes the change (audit log).")
+    ] = "admin",
     as_json: JsonOption = False,
 ) -> None:
     """Change models' rule and/or gate (audited); new studies are routed by it at once."""
@@ -119,8 +145,12 @@ def set_scope(
     with sessions.begin() as session:
         for spec in specs:
             scope_db.set_override(
-                session, spec.key, actor, rule=parsed,
-                gate=None if gate is None else gate == "on", reset=reset,
+                session,
+                spec.key,
+                actor,
+                rule=parsed,
+                gate=None if gate is None else gate == "on",
+                reset=reset,
             )
     with sessions() as session:
         overrides = scope_db.overrides(session)
@@ -129,7 +159,9 @@ def set_scope(
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        console.print(f"{row['model']}: rule {row['rule']} ({row['rule_source']}), gate {row['gate']}")
+        console.print(
+            f"{row['model']}: rule {row['rule']} ({row['rule_source']}), gate {row['gate']}"
+        )
 
 
 def _study_paths(folder: Path) -> list[Path]:
@@ -139,7 +171,9 @@ def _study_paths(folder: Path) -> list[Path]:
 @scope_app.command("test")
 def test_scope(
     study_dir: Annotated[Path, typer.Argument(help="A folder of one study's DICOM files.")],
-    calling_ae: Annotated[str | None, typer.Option("--calling-ae", help="As if sent by this AE.")] = None,
+    calling_ae: Annotated[
+        str | None, typer.Option("--calling-ae", help="As if sent by this AE.")
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -160,18 +194,26 @@ def test_scope(
         verdict = decide(spec.ref, rule, source, series)
         row: dict[str, Any] = {**verdict.as_dict(), "gate_score": None, "missing_input": None}
         if verdict.run:
-            row.update(_try_model(spec, [h[0] for h in headers], settings.device,
-                                  gate_enabled(spec.scope.gate is not None, override)))
+            row.update(
+                _try_model(
+                    spec,
+                    [h[0] for h in headers],
+                    settings.device,
+                    gate_enabled(spec.scope.gate is not None, override),
+                )
+            )
         rows.append(row)
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table("model", "runs", "rule", "gate score", "why")
-    for row in rows:
-        score = "" if row["gate_score"] is None else f"{row['gate_score']:.2f}"
-        table.add_row(row["model"], "yes" if row["run"] else "[red]no[/red]", row["rule"],
-                      score, row["missing_input"] or row["reason"])
-    console.print(table)
+    _emit(
+        rows,
+        as_json,
+        {
+            "model": lambda r: r["model"],
+            "runs": lambda r: "yes" if r["run"] else "[red]no[/red]",
+            "rule": lambda r: r["rule"],
+            "gate score": lambda r: _number(r["gate_score"]),
+            "why": lambda r: r["missing_input"] or r["reason"],
+        },
+    )
 
 
 def _headers(paths: list[Path]) -> list[tuple[Path, Any]]:
@@ -209,15 +251,23 @@ def _try_model(spec, paths: list[Path], device: str, gated: bool) -> dict[str, A
         return {"run": False, "gate_score": exc.score, "reason": str(exc)}
     except InvalidInput as exc:
         return {"run": False, "missing_input": str(exc), "reason": str(exc)}
-    score = next((float(n.split("score ")[1].split(",")[0]) for n in prediction.notes
-                  if n.startswith("in-domain check")), None)
+    score = next(
+        (
+            float(n.split("score ")[1].split(",")[0])
+            for n in prediction.notes
+            if n.startswith("in-domain check")
+        ),
+        None,
+    )
     return {"gate_score": score, "reason": "runs" + ("" if gated else " (gate off)")}
 
 
 @scope_app.command("fit-gate")
 def fit_gate(
     key: Annotated[str, typer.Argument(help="Model key (its highest version).")],
-    dataset: Annotated[str, typer.Argument(help="In-domain image folder (labels.csv), or 'phantom'.")],
+    dataset: Annotated[
+        str, typer.Argument(help="In-domain image folder (labels.csv), or 'phantom'.")
+    ],
     ood_images: Annotated[
         list[str] | None,
         typer.Option("--ood-images", help="NAME=FOLDER out-of-domain image folder (repeatable)."),
@@ -249,8 +299,12 @@ def fit_gate(
         return {name: Path(folder) for name, _, folder in pairs}
 
     result = refit_gate(
-        spec, dataset, out_of_domain_folders=named(ood_images), dicom_folders=named(ood_dicom),
-        folder_limit=limit, device=settings.device,
+        spec,
+        dataset,
+        out_of_domain_folders=named(ood_images),
+        dicom_folders=named(ood_dicom),
+        folder_limit=limit,
+        device=settings.device,
     )
     console.print(f"{result.spec.ref}: gate written to {result.spec.gate_path}")
     print(json.dumps(result.figures, indent=2))

@@ -55,8 +55,13 @@ def set_override(
     row.actor, row.updated_at = actor, utcnow()
     session.flush()
     audit.record(
-        session, actor, "scope_set", "model", model_key,
-        before=before, after={"rule": row.rule, "gate": row.gate},
+        session,
+        actor,
+        "scope_set",
+        "model",
+        model_key,
+        before=before,
+        after={"rule": row.rule, "gate": row.gate},
     )
     return Override(row.rule, row.gate)
 
@@ -69,6 +74,11 @@ def record_verdicts(
     for verdict in verdicts:
         if not verdict["run"]:
             audit.record(
-                session, actor, "out_of_scope", "study", study.id,
-                generation=study.generation, **verdict,
+                session,
+                actor,
+                "out_of_scope",
+                "study",
+                study.id,
+                generation=study.generation,
+                **verdict,
             )

@@ -113,7 +113,10 @@ class FeatureTap:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._handle is not None:
             self._handle.remove()  # type: ignore[attr-defined]

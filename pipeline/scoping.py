@@ -24,7 +24,9 @@ from pipeline.context import NodeContext
 log = logging.getLogger(__name__)
 
 
-def effective_rule(spec_rule: ScopeRule, override: scope_db.Override | None) -> tuple[ScopeRule, str]:
+def effective_rule(
+    spec_rule: ScopeRule, override: scope_db.Override | None
+) -> tuple[ScopeRule, str]:
     """(rule, source): the site's rule when it set one ("site"), else the spec's ("spec")."""
     if override is not None and override.rule is not None:
         return ScopeRule.model_validate(override.rule), "site"

@@ -86,8 +86,12 @@ def _phantom_study_files(folder: Path, count: int) -> list[Path]:
     paths = []
     for seed in range(count):
         written, _ = write_phantom_study(
-            folder / f"s{seed}", 5000 + seed, malignant=seed % 2 == 1,
-            with_doppler=False, with_cine=False, with_ceus=False,
+            folder / f"s{seed}",
+            5000 + seed,
+            malignant=seed % 2 == 1,
+            with_doppler=False,
+            with_cine=False,
+            with_ceus=False,
         )
         paths += written
     return paths

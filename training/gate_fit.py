@@ -161,7 +161,9 @@ def fit_gate(
     """Reference of the inner-train features and threshold at ``quantile`` of the inner-validation
     distances; returns (reference, threshold). Nothing is written (:func:`write_gate`)."""
     if len(train) < 8 or len(validation) < 4:
-        raise ValueError(f"{spec.ref}: too few images to fit a gate ({len(train)}, {len(validation)})")
+        raise ValueError(
+            f"{spec.ref}: too few images to fit a gate ({len(train)}, {len(validation)})"
+        )
     reference = GateReference.fit(train)
     threshold = float(np.quantile(reference.scores(validation), quantile))
     logger.info("gate of %s: threshold %.3f (%s)", spec.ref, threshold, fitted_on)
@@ -191,4 +193,65 @@ def write_gate(
     )
     updated = spec.model_copy(update={"scope": spec.scope.model_copy(update={"gate": gate})})
     ModelSpec.model_validate(updated.model_dump()).save(folder)
-    return ModelSpec.load(folder)
+    written = ModelSpec.load(folder)
+    if written.card_path.is_file():
+        card = written.card_path.read_text()
+        written.card_path.write_text(with_card_section(card, gate_card_section(written)))
+    return written
+
+
+CARD_HEADING = "## Scope and out-of-domain gate"
+
+
+def gate_card_section(spec: ModelSpec) -> str:
+    """The model card's scope section: the rule, the gate's method, why, and its figures."""
+    gate = spec.scope.gate
+    lines = [
+        CARD_HEADING,
+        "",
+        (
+            f"Routing rule (the spec's default; a site changes it with `lnm-node scope set`): "
+            f"`{spec.scope.rule.text()}`. A study no rule matches gets no job."
+        ),
+        "",
+    ]
+    if gate is None:
+        return "\n".join([*lines, "No out-of-domain gate.", ""])
+    figures = gate.figures
+    lines += [
+        (
+            f"Out-of-domain gate: Mahalanobis distance (Lee et al., NeurIPS 2018) of the input's "
+            f"pooled features at `{gate.layer}` (global average per channel) to the training "
+            "features (mean, Ledoit-Wolf shrunk covariance). Chosen because it needs no extra "
+            "network or retraining, costs one matrix product on the forward pass the model runs "
+            "anyway, and its reference is two arrays beside the weights; energy scores need a "
+            "multi-class head (this is one logit) and reconstruction error a second network. "
+            f'An input scoring above {gate.threshold:.2f} ends the job SKIPPED with a "not run" '
+            "SR; `lnm-node evaluate` applies the same gate."
+        ),
+        "",
+        f"Fitted on: {gate.fitted_on}.",
+        "",
+        "| set | images | AUROC vs in-domain hold-out | declined |",
+        "|---|---|---|---|",
+        (
+            f"| in-domain hold-out | {figures.get('holdout_n', 0):.0f} | - | "
+            f"{figures.get('false_decline_rate', float('nan')):.3f} (false declines) |"
+        ),
+    ]
+    for name in sorted(k[: -len("_auroc")] for k in figures if k.endswith("_auroc")):
+        lines.append(
+            f"| {name} | {figures.get(name + '_n', 0):.0f} | {figures[name + '_auroc']:.3f} | "
+            f"{figures.get(name + '_declined', float('nan')):.3f} |"
+        )
+    return "\n".join([*lines, ""])
+
+
+def with_card_section(card: str, section: str) -> str:
+    """``card`` with its scope section replaced by ``section`` (appended when absent)."""
+    start = card.find(CARD_HEADING)
+    if start < 0:
+        return card.rstrip("\n") + "\n\n" + section
+    end = card.find("\n## ", start + len(CARD_HEADING))
+    rest = "" if end < 0 else card[end + 1 :]
+    return card[:start] + section + ("\n" + rest if rest else "")

@@ -48,9 +48,21 @@ def _status(node: NodeProcess) -> dict:  # type: ignore[type-arg]
 
 def _audit(node: NodeProcess, out: Path) -> list[dict]:  # type: ignore[type-arg]
     subprocess.run(
-        [sys.executable, "-m", "cli.main", "audit", "export", "--out", str(out),
-         "--home", str(node.home)],
-        env=node.env, check=True, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "audit",
+            "export",
+            "--out",
+            str(out),
+            "--home",
+            str(node.home),
+        ],
+        env=node.env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     return [json.loads(line) for line in out.read_text().splitlines()]
 
@@ -61,12 +73,15 @@ def _assembled(node: NodeProcess, studies: set[str]) -> bool:
 
 
 def test_rule_breast_studies_get_results_gynaecological_and_real_non_breast_get_no_job(
-    tmp_path: Path, pacs  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    pacs,  # type: ignore[no-untyped-def]
 ) -> None:
     busi = shared_data("busi-dev")
     real = shared_us_files()
-    breast = [wrap_image(busi / "images" / name, tmp_path / "breast", "BREAST", f"b{i}")
-              for i, name in enumerate(BREAST_IMAGES)]
+    breast = [
+        wrap_image(busi / "images" / name, tmp_path / "breast", "BREAST", f"b{i}")
+        for i, name in enumerate(BREAST_IMAGES)
+    ]
     gyn = write_us_study(tmp_path / "gyn", seed=31, count=1, body_part="PELVIS")
     for path in gyn:
         ds = pydicom.dcmread(path)
@@ -79,10 +94,13 @@ def test_rule_breast_studies_get_results_gynaecological_and_real_non_breast_get_
 
         def finished() -> bool:
             counts = _status(node)["counts"]["jobs"]
-            return _assembled(node, breast_studies | other_studies) and \
-                counts.get("DELIVERED", 0) == len(breast_studies)
+            return _assembled(node, breast_studies | other_studies) and counts.get(
+                "DELIVERED", 0
+            ) == len(breast_studies)
 
-        wait_until(finished, timeout=300, interval=1, what="breast jobs delivered, others assembled")
+        wait_until(
+            finished, timeout=300, interval=1, what="breast jobs delivered, others assembled"
+        )
         status = _status(node)
         audit = _audit(node, tmp_path / "audit.jsonl")
     finally:
@@ -92,8 +110,11 @@ def test_rule_breast_studies_get_results_gynaecological_and_real_non_breast_get_
     for job in status["jobs"]:
         by_study.setdefault(job["study_instance_uid"], []).append(job)
     assert set(by_study) == breast_studies  # no job, no probability, for any other study
-    assert all(job["state"] == "DELIVERED" and job["probability"] is not None
-               for jobs in by_study.values() for job in jobs)
+    assert all(
+        job["state"] == "DELIVERED" and job["probability"] is not None
+        for jobs in by_study.values()
+        for job in jobs
+    )
     scope = {row["study_instance_uid"]: row["scope"] for row in status["studies"]}
     for uid in other_studies:
         (verdict,) = scope[uid]
@@ -103,10 +124,15 @@ def test_rule_breast_studies_get_results_gynaecological_and_real_non_breast_get_
     (gyn_study,) = _study_uids(gyn)
     assert "PELVIS" in scope[gyn_study][0]["reason"]
     refused = [e for e in audit if e["action"] == "out_of_scope"]
-    assert {e["entity_id"] for e in refused} and all("BREAST" in e["details"]["rule"] for e in refused)
+    assert {e["entity_id"] for e in refused} and all(
+        "BREAST" in e["details"]["rule"] for e in refused
+    )
     assert len(refused) == len(other_studies)
-    srs = [i for i in pacs.instance_ids()
-           if pacs.get_json(f"/instances/{i}/tags?simplify")["SOPClassUID"] == SR_3D]
+    srs = [
+        i
+        for i in pacs.instance_ids()
+        if pacs.get_json(f"/instances/{i}/tags?simplify")["SOPClassUID"] == SR_3D
+    ]
     assert len(srs) == len(breast_studies)
 
 
@@ -128,7 +154,8 @@ def _relabelled_as_breast(files: list[Path], out: Path) -> list[Path]:
 
 
 def test_gate_rule_opened_real_non_breast_files_skipped_with_not_run_sr_delivered(
-    tmp_path: Path, pacs  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    pacs,  # type: ignore[no-untyped-def]
 ) -> None:
     shared_data("us-dicom")
     with (shared_data("us-dicom") / "manifest.csv").open(newline="") as handle:
@@ -139,9 +166,23 @@ def test_gate_rule_opened_real_non_breast_files_skipped_with_not_run_sr_delivere
     home = tmp_path / "node"
     home.mkdir()
     subprocess.run(
-        [sys.executable, "-m", "cli.main", "scope", "set", "ynet-busi", "--rule", "all",
-         "--home", str(home), "--actor", "test"],
-        check=True, capture_output=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "scope",
+            "set",
+            "ynet-busi",
+            "--rule",
+            "all",
+            "--home",
+            str(home),
+            "--actor",
+            "test",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     node = start_node(home, "--pacs", pacs.destination, "--quiet-seconds", "1")
     try:

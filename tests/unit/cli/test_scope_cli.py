@@ -42,8 +42,19 @@ def test_show_prints_the_spec_rule_and_gate(home: Path) -> None:
 
 
 def test_set_rule_all_is_audited_and_shown_as_the_site_rule(home: Path) -> None:
-    (row,) = _json("scope", "set", "tiny-ynet", "--rule", "all", "--gate", "off",
-                   "--home", str(home), "--actor", "alice")
+    (row,) = _json(
+        "scope",
+        "set",
+        "tiny-ynet",
+        "--rule",
+        "all",
+        "--gate",
+        "off",
+        "--home",
+        str(home),
+        "--actor",
+        "alice",
+    )
     assert (row["rule"], row["rule_source"]) == ("all", "site")
     assert _json("scope", "show", "tiny-ynet", "--home", str(home))[0]["rule"] == "all"
     with make_sessionmaker(f"sqlite:///{home / 'lnm.sqlite3'}")() as session:
@@ -54,8 +65,9 @@ def test_set_rule_all_is_audited_and_shown_as_the_site_rule(home: Path) -> None:
 
 
 def test_set_refuses_a_bad_rule_naming_the_problem(home: Path) -> None:
-    result = runner.invoke(app, ["scope", "set", "tiny-ynet", "--rule", "colour=red",
-                                 "--home", str(home)])
+    result = runner.invoke(
+        app, ["scope", "set", "tiny-ynet", "--rule", "colour=red", "--home", str(home)]
+    )
     assert result.exit_code != 0 and "name=value" in result.output
 
 
@@ -68,4 +80,6 @@ def test_scope_test_says_why_a_study_would_not_run_and_that_it_would_once_opened
     assert row["run"] is False and "NECK" in row["reason"] and row["rule"] == BREAST_RULE.text()
     _json("scope", "set", "tiny-ynet", "--rule", "all", "--home", str(home))
     (row,) = _json("scope", "test", str(study), "--home", str(home))
-    assert row["run"] is True and row["reason"] == "runs (gate off)" and row["missing_input"] is None
+    assert (
+        row["run"] is True and row["reason"] == "runs (gate off)" and row["missing_input"] is None
+    )

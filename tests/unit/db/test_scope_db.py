@@ -1,53 +1,39 @@
 """Scope overrides and the assembly's scope verdicts, on SQLite and the real PostgreSQL."""
 
-from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
 
-from db import jobs, model_versions
+from db import jobs
 from db import scope as scope_db
 from db.models import AuditEvent, Study, StudyState
-from db.session import make_sessionmaker
-from tests.support.databases import database_url
+from tests.unit.db.test_jobs import _study_with_model, sessions
 
-NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sessions(request, tmp_path: Path):  # type: ignore[no-untyped-def]
-    with database_url(request.param, tmp_path) as url:
-        factory = make_sessionmaker(url)
-        yield factory
-        factory.kw["bind"].dispose()
+__all__ = ["sessions"]
 
 
 def _verdict(run: bool) -> dict[str, object]:
-    return {"model": "ynet-busi@1.0.0", "run": run, "rule": "body_part=BREAST",
-            "source": "spec", "reason": "no series matches the spec rule (US, body part PELVIS)"}
-
-
-def _study(sessions) -> int:  # type: ignore[no-untyped-def]
-    with sessions.begin() as session:
-        row, _ = model_versions.register_version(session, "ynet-busi", "1.0.0", "segcls", "0" * 64, {})
-        model_versions.enable(session, row, actor="test")
-        study = Study(study_instance_uid="1.2.3", first_received_at=NOW, last_received_at=NOW)
-        session.add(study)
-        session.flush()
-        return study.id
+    return {
+        "model": "ynet-busi@1.0.0",
+        "run": run,
+        "rule": "body_part=BREAST",
+        "source": "spec",
+        "reason": "no series matches the spec rule (US, body part PELVIS)",
+    }
 
 
 def test_out_of_scope_model_gets_no_job_and_the_audit_names_its_rule(sessions) -> None:  # type: ignore[no-untyped-def]
-    study_id = _study(sessions)
+    study_id = _study_with_model(sessions)
     with sessions.begin() as session:
-        created = jobs.assemble_study(session, study_id, False, {"ynet-busi@1.0.0": _verdict(False)})
+        created = jobs.assemble_study(
+            session, study_id, False, {"ynet-busi@1.0.0": _verdict(False)}
+        )
     assert created == []
     with sessions() as session:
         study = session.get(Study, study_id)
         assert study.state == StudyState.READY
         assert study.scope == {"generation": 0, "models": [_verdict(False)]}
-        refused = session.scalars(select(AuditEvent).where(AuditEvent.action == "out_of_scope")).all()
+        refused = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "out_of_scope")
+        ).all()
     assert [(e.entity_id, e.details["rule"], e.details["run"]) for e in refused] == [
         (str(study_id), "body_part=BREAST", False)
     ]
@@ -57,7 +43,7 @@ def test_out_of_scope_model_gets_no_job_and_the_audit_names_its_rule(sessions) -
 
 
 def test_in_scope_model_queued_and_its_queue_audit_names_the_rule(sessions) -> None:  # type: ignore[no-untyped-def]
-    study_id = _study(sessions)
+    study_id = _study_with_model(sessions)
     with sessions.begin() as session:
         (_job,) = jobs.assemble_study(session, study_id, False, {"ynet-busi@1.0.0": _verdict(True)})
     with sessions() as session:
@@ -80,4 +66,7 @@ def test_set_override_changes_only_given_parts_audits_before_after_and_resets(se
             select(AuditEvent).where(AuditEvent.action == "scope_set").order_by(AuditEvent.id)
         ).all()
     assert [e.actor for e in events] == ["alice", "bob", "carol"]
-    assert events[1].details == {"before": {"rule": {}, "gate": None}, "after": {"rule": {}, "gate": False}}
+    assert events[1].details == {
+        "before": {"rule": {}, "gate": None},
+        "after": {"rule": {}, "gate": False},
+    }

@@ -46,7 +46,9 @@ def test_source_conditions_must_all_hold() -> None:
     rule = ScopeRule(calling_ae=["US1"], station=r"^BREAST-", manufacturer="(?i)ge")
     ok = _series(calling_ae="US1", station="BREAST-3", manufacturer="GE Healthcare")
     assert series_matches(rule, ok)
-    assert not series_matches(rule, _series(calling_ae="US2", station="BREAST-3", manufacturer="GE"))
+    assert not series_matches(
+        rule, _series(calling_ae="US2", station="BREAST-3", manufacturer="GE")
+    )
     assert not series_matches(rule, _series(calling_ae="US1", station="NECK-1", manufacturer="GE"))
 
 
