@@ -277,6 +277,14 @@ def fit_gate(
         typer.Option("--ood-dicom", help="NAME=FOLDER out-of-domain DICOM files (repeatable)."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Images per out-of-domain folder.")] = 200,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layer",
+            help="Network layer whose pooled output is a feature (repeatable; "
+            "default: the Grad-CAM layer).",
+        ),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """(Re)compute a packaged model's gate reference and threshold; print its figures.
@@ -304,6 +312,7 @@ def fit_gate(
         out_of_domain_folders=named(ood_images),
         dicom_folders=named(ood_dicom),
         folder_limit=limit,
+        layers=layers,
         device=settings.device,
     )
     console.print(f"{result.spec.ref}: gate written to {result.spec.gate_path}")

@@ -5,7 +5,8 @@ samples and adversarial attacks"): the Mahalanobis distance of an input's pooled
 to the training features' mean, under their covariance. It needs no extra network and no
 retraining, costs one matrix-vector product on the forward pass the model runs anyway, and its
 reference is two arrays beside the weights. Here the features are the global average, per
-channel, of the layer Grad-CAM hooks (``GateSpec.layer``); the covariance is shrunk
+channel, of the layers the spec names (``GateSpec.layers``: early layers see texture and
+noise, the deepest one content); the covariance is shrunk
 (Ledoit-Wolf) because a few hundred images do not pin down hundreds of dimensions.
 
 The same :class:`FeatureTap` and :func:`check` serve the node (``inference.runner.run_model``)
@@ -87,29 +88,35 @@ def load_reference(spec: ModelSpec) -> GateReference | None:
 
 
 def pooled(output: object) -> torch.Tensor:
-    """``[B,D]`` features of a layer output: the mean over every axis after the channels."""
+    """``[B,2C]`` features of a layer output ``[B,C,...]``: per channel, the mean and the
+    standard deviation over every axis after the channels (``[B,C]`` outputs as they are)."""
     import torch
 
     tensor = output[0] if isinstance(output, tuple | list) else output
     if not isinstance(tensor, torch.Tensor):
         raise RegistryError("the gate's layer must output a tensor")
     tensor = tensor.detach().float()
-    return tensor.flatten(2).mean(dim=2) if tensor.ndim > 2 else tensor
+    if tensor.ndim <= 2:
+        return tensor
+    flat = tensor.flatten(2)
+    return torch.cat([flat.mean(dim=2), flat.std(dim=2, correction=0)], dim=1)
 
 
 class FeatureTap:
-    """Records the pooled output of ``layer`` on every forward pass while entered."""
+    """Records the pooled outputs of ``layers`` on every forward pass while entered."""
 
-    def __init__(self, network: nn.Module, layer: str) -> None:
-        self._module = network.get_submodule(layer)
-        self._handle: object | None = None
-        self.features: list[np.ndarray] = []
+    def __init__(self, network: nn.Module, layers: list[str]) -> None:
+        self._modules = [network.get_submodule(layer) for layer in layers]
+        self._handles: list[object] = []
+        self.features: list[list[np.ndarray]] = [[] for _ in layers]
 
     def __enter__(self) -> Self:
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
-            self.features.append(pooled(output).cpu().numpy())
+        for index, module in enumerate(self._modules):
 
-        self._handle = self._module.register_forward_hook(hook)
+            def hook(_module: nn.Module, _inputs: object, output: object, at: int = index) -> None:
+                self.features[at].append(pooled(output).cpu().numpy())
+
+            self._handles.append(module.register_forward_hook(hook))
         return self
 
     def __exit__(
@@ -118,14 +125,15 @@ class FeatureTap:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._handle is not None:
-            self._handle.remove()  # type: ignore[attr-defined]
+        for handle in self._handles:
+            handle.remove()  # type: ignore[attr-defined]
+        self._handles.clear()
 
     def last(self) -> np.ndarray:
-        """Features ``[B,D]`` of the last forward pass."""
-        if not self.features:
-            raise RegistryError("the gate's layer did not run in the forward pass")
-        return self.features[-1]
+        """Features ``[B,D]`` of the last forward pass, the layers' in order."""
+        if not all(self.features):
+            raise RegistryError("a gate layer did not run in the forward pass")
+        return np.concatenate([per_layer[-1] for per_layer in self.features], axis=1)
 
 
 def check(spec: ModelSpec, reference: GateReference, features: np.ndarray) -> float:

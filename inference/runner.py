@@ -185,11 +185,11 @@ def run_model(
     crop_shape = (y1 - y0, x1 - x0)
 
     # one pass (eval mode) gives the outputs and the map: no second forward for the prediction
-    gate_layer = spec.scope.gate.layer if gate is not None and spec.scope.gate else None
-    if gate_layer is None:
+    gate_layers = spec.scope.gate.layers if gate is not None and spec.scope.gate else None
+    if gate_layers is None:
         explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
     else:
-        with FeatureTap(network, gate_layer) as tap:
+        with FeatureTap(network, gate_layers) as tap:
             explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
         score = check(spec, gate, tap.last())  # type: ignore[arg-type]
     seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
@@ -199,7 +199,7 @@ def run_model(
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)
 
     notes = _notes(spec, selections)
-    if gate_layer is not None:
+    if gate_layers is not None:
         notes.append(
             f"in-domain check: score {score:.2f}, threshold {spec.scope.gate.threshold:.2f}"  # type: ignore[union-attr]
         )

@@ -92,14 +92,15 @@ class ScopeRule(_Frozen):
 class GateSpec(_Frozen):
     """The out-of-domain gate of a model: a reference of its training distribution.
 
-    ``method`` mahalanobis: the distance of an input's pooled features at ``layer`` (the
-    global average of the layer's output per channel) to the mean of the training features,
+    ``method`` mahalanobis: the distance of an input's pooled features at ``layers`` (per
+    layer, the mean and standard deviation of its output per channel, concatenated over the
+    layers) to the mean of the training features,
     under their shrunk covariance (Ledoit-Wolf). ``reference`` is the file (beside the weights)
     holding mean and precision; an input scoring above ``threshold`` is declined.
     """
 
     method: str = Field(pattern=r"^mahalanobis$")
-    layer: str = Field(min_length=1)
+    layers: list[str] = Field(min_length=1)
     reference: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     reference_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     threshold: float = Field(gt=0.0)

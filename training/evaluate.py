@@ -71,7 +71,7 @@ def _gated(
 ) -> tuple[list[Row], list[str]]:
     """(rows the gate accepts, names of those it declines), scored as the node scores them."""
     kept, declined = [], []
-    with FeatureTap(network, spec.scope.gate.layer) as tap:  # type: ignore[union-attr]
+    with FeatureTap(network, spec.scope.gate.layers) as tap:  # type: ignore[union-attr]
         for row in rows:
             network(to_model_input(load_grey(row.image), size).to(device))
             try:

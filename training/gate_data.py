@@ -111,6 +111,7 @@ def refit_gate(
     phantom_studies: int = 24,
     folder_limit: int = 200,
     quantile: float = DEFAULT_QUANTILE,
+    layers: list[str] | None = None,
     device: str = "cpu",
 ) -> GateFit:
     """(Re)compute ``spec``'s gate from ``dataset`` and write it into the package; measure it.
@@ -119,9 +120,11 @@ def refit_gate(
     are left out of the fit and the threshold) or ``phantom``. Out-of-domain sets: each image
     folder (``labels.csv``; at most ``folder_limit`` images, evenly spaced), each folder of DICOM
     files, ``phantom_studies`` phantom lymph-node studies (an image-folder model only) and noise.
+    ``layers``: the network layers whose pooled outputs are the features (default: the layer
+    Grad-CAM hooks).
     """
     network = load_network(spec, device)
-    layer = spec.outputs.heatmap.layer
+    layers = list(layers or [spec.outputs.heatmap.layer])
     if dataset == PHANTOM:
         fit = range(PHANTOM_FIT)
         validation = range(200_000, 200_000 + PHANTOM_VALIDATION)
@@ -144,23 +147,23 @@ def refit_gate(
             f"{INNER_FRACTION:.0%} of those groups (inner-validation, seed {INNER_SEED}); "
             f"hold-out: the {len(parts[2])} images of holdout.json's groups"
         )
-    train, val, held = (gate_features(network, layer, b) for b in batches)
+    train, val, held = (gate_features(network, layers, b) for b in batches)
     reference, threshold = fit_gate(spec, train, val, fitted_on, quantile)
 
     ood: dict[str, np.ndarray] = {}
     for name, path in (out_of_domain_folders or {}).items():
         images = _every([row.image for row in read_image_folder(path)], folder_limit)
-        ood[name] = gate_features(network, layer, _folder_batches(spec, images))
+        ood[name] = gate_features(network, layers, _folder_batches(spec, images))
     for name, path in (dicom_folders or {}).items():
         files = sorted(p for p in path.rglob("*.dcm") if p.is_file())
-        ood[name] = gate_features(network, layer, _dicom_batches(spec, files))
+        ood[name] = gate_features(network, layers, _dicom_batches(spec, files))
     if dataset != PHANTOM and phantom_studies:
         with tempfile.TemporaryDirectory() as tmp:
             files = _phantom_study_files(Path(tmp), phantom_studies)
-            ood["phantom_lymph_node"] = gate_features(network, layer, _dicom_batches(spec, files))
+            ood["phantom_lymph_node"] = gate_features(network, layers, _dicom_batches(spec, files))
     noise = noise_images(NOISE_IMAGES, spec.input_size * 2)
-    ood["noise"] = gate_features(network, layer, (grey_inputs(spec, n) for n in noise))
+    ood["noise"] = gate_features(network, layers, (grey_inputs(spec, n) for n in noise))
     figures = measure_gate(reference, threshold, held, ood)
     figures["threshold"] = threshold
-    written = write_gate(spec, layer, reference, threshold, fitted_on, figures)
+    written = write_gate(spec, layers, reference, threshold, fitted_on, figures)
     return GateFit(written, figures)

@@ -80,9 +80,12 @@ def dicom_inputs(spec: ModelSpec, paths: list[Path]) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def gate_features(
-    network: nn.Module, layer: str, batches: Iterable[list[torch.Tensor]], batch_size: int = 16
+    network: nn.Module,
+    layers: list[str],
+    batches: Iterable[list[torch.Tensor]],
+    batch_size: int = 16,
 ) -> np.ndarray:
-    """Pooled features ``[N,D]`` at ``layer`` of every input list (eval mode), run
+    """Pooled features ``[N,D]`` at ``layers`` of every input list (eval mode), run
     ``batch_size`` at a time (eval mode: a batch gives each input the features it has alone)."""
     network.eval()
     rows: list[np.ndarray] = []
@@ -93,7 +96,7 @@ def gate_features(
         rows.append(tap.last())
         pending.clear()
 
-    with FeatureTap(network, layer) as tap:
+    with FeatureTap(network, layers) as tap:
         for inputs in batches:
             pending.append(inputs)
             if len(pending) == batch_size:
@@ -172,7 +175,7 @@ def fit_gate(
 
 def write_gate(
     spec: ModelSpec,
-    layer: str,
+    layers: list[str],
     reference: GateReference,
     threshold: float,
     fitted_on: str,
@@ -184,7 +187,7 @@ def write_gate(
     reference.save(path)
     gate = GateSpec(
         method="mahalanobis",
-        layer=layer,
+        layers=layers,
         reference=GATE_FILE,
         reference_sha256=file_sha256(path),
         threshold=round(threshold, 4),
@@ -221,7 +224,8 @@ def gate_card_section(spec: ModelSpec) -> str:
     lines += [
         (
             f"Out-of-domain gate: Mahalanobis distance (Lee et al., NeurIPS 2018) of the input's "
-            f"pooled features at `{gate.layer}` (global average per channel) to the training "
+            f"pooled features at {', '.join(f'`{x}`' for x in gate.layers)} (per channel: mean "
+            "and standard deviation) to the training "
             "features (mean, Ledoit-Wolf shrunk covariance). Chosen because it needs no extra "
             "network or retraining, costs one matrix product on the forward pass the model runs "
             "anyway, and its reference is two arrays beside the weights; energy scores need a "

@@ -25,7 +25,7 @@ from tests.support.storescu import run_storescu, shared_us_files
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_data]
 
 SR_3D = "1.2.840.10008.5.1.4.1.1.88.34"
-BREAST_IMAGES = ("benign/benign (1).png", "malignant/malignant (11).png")
+BREAST_IMAGES = ("benign/benign (1).png", "malignant/malignant (1).png")
 """busi-dev hold-out images (holdout.json's groups) the gate accepts."""
 
 

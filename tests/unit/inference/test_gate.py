@@ -51,14 +51,16 @@ def gated(tiny_spec: ModelSpec, tmp_path: Path) -> ModelSpec:
     shutil.copytree(tiny_spec.folder, folder)
     spec = ModelSpec.load(folder)
     network = load_network(spec, "cpu")
-    layer = spec.outputs.heatmap.layer
-    inside = gate_features(network, layer, (grey_inputs(spec, _phantom(s)) for s in range(6)))
-    outside = gate_features(network, layer, [grey_inputs(spec, _checkerboard())])
+    layers = [spec.outputs.heatmap.layer]
+    inside = gate_features(network, layers, (grey_inputs(spec, _phantom(s)) for s in range(6)))
+    outside = gate_features(network, layers, [grey_inputs(spec, _checkerboard())])
     variance = inside.var(axis=0) + 1e-6
     reference = GateReference(mean=inside.mean(axis=0), precision=np.diag(1.0 / variance))
     high_inside, low_outside = reference.scores(inside).max(), reference.scores(outside).min()
     assert low_outside > 1.2 * high_inside  # the checkerboard lies beyond every phantom
-    return write_gate(spec, layer, reference, float(np.sqrt(high_inside * low_outside)), "hand", {})
+    return write_gate(
+        spec, layers, reference, float(np.sqrt(high_inside * low_outside)), "hand", {}
+    )
 
 
 def test_written_gate_is_validated_and_its_reference_checked(gated: ModelSpec) -> None:
