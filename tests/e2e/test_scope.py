@@ -127,7 +127,8 @@ def test_rule_breast_studies_get_results_gynaecological_and_real_non_breast_get_
     assert {e["entity_id"] for e in refused} and all(
         "BREAST" in e["details"]["rule"] for e in refused
     )
-    assert len(refused) == len(other_studies)
+    # one row per study and assembled generation (a late instance re-assembles its study)
+    assert len({e["entity_id"] for e in refused}) == len(other_studies)
     srs = [
         i
         for i in pacs.instance_ids()
@@ -211,6 +212,8 @@ def test_gate_rule_opened_real_non_breast_files_skipped_with_not_run_sr_delivere
             srs.append(ds)
     assert {str(ds.StudyInstanceUID) for ds in srs} == studies
     for ds in srs:
-        text = str(ds.ContentSequence)
+        text = " ".join(
+            str(e.value) for e in ds.iterall() if e.keyword in ("TextValue", "CodeMeaning")
+        )
         assert "was not run" in text and "training domain" in text and "ynet-busi" in text
         assert "threshold" in text
