@@ -1,7 +1,10 @@
 """Train/serve parity of a model with its gate: `evaluate` on busi-dev hold-out images against the
 node process on the same images wrapped as breast DICOM studies.
 
-    python benchmarks/gate_parity.py [--model ynet-busi] [--dataset ../shared/data/busi-dev]
+    python -P benchmarks/gate_parity.py [--model ynet-busi] [--dataset ../shared/data/busi-dev]
+
+(``-P``: the folder of the script, whose inference.py would shadow the package, is not put on
+the path.)
 
 Prints, for both paths: images run, images the gate declined, AUC; and the largest difference
 of one image's probability. Not a test (it runs every hold-out image through the whole node).
