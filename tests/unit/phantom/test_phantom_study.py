@@ -99,3 +99,16 @@ def test_phantom_truth_mask_measured_as_truth_axes_in_mm(tmp_path: Path, maligna
     assert measured.long_axis_mm == pytest.approx(truth.long_axis_mm, rel=0.03)
     assert measured.short_axis_mm == pytest.approx(truth.short_axis_mm, rel=0.05)
     assert measured.short_to_long_ratio == pytest.approx(truth.short_to_long_ratio, rel=0.06)
+
+
+def test_cli_phantom_body_part_labels_every_instance_and_stays_valid(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["phantom", str(tmp_path / "out"), "--studies", "1",
+                                      "--body-part", "axilla", "--no-cine", "--no-ceus"])
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(files) == 2
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert ds.BodyPartExamined == "AXILLA"
+        assert ds.StudyDescription == "SYNTHETIC PHANTOM - AXILLA"
+        assert dciodvfy_errors(path) == []
