@@ -14,7 +14,8 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
-from cli.phantom import phantom
+from cli.phantom import phantom, wrap
+from cli.scope import register as register_scope
 from kernel.errors import TransientError
 from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings, load_settings, parse_destination
@@ -27,6 +28,8 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(audit_app, name="audit")
 app.command("deidentify")(deidentify)
 app.command("phantom")(phantom)
+app.command("wrap")(wrap)
+register_scope(app)
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = Console()
 
@@ -165,8 +168,10 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
                   for name, model in (("studies", Study), ("jobs", Job), ("deliveries", Delivery))}
         counts["instances"] = {"RECEIVED": views.instance_count(session)}
         rows = views.job_rows(session, limit=50)
+        studies = views.study_scope_rows(session, limit=50)
     if as_json:
-        print(json.dumps({"counts": counts, "jobs": [asdict(row) for row in rows]}, indent=2, default=str))
+        print(json.dumps({"counts": counts, "jobs": [asdict(row) for row in rows], "studies": studies},
+                         indent=2, default=str))
         return
     for name, by_state in counts.items():
         console.print(f"[bold]{name}[/bold]: " + (", ".join(f"{k} {v}" for k, v in by_state.items()) or "none"))
@@ -176,6 +181,11 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
                       "" if row.probability is None else f"{row.probability:.3f}",
                       ", ".join(f"{d.destination} {d.state}" for d in row.deliveries))
     console.print(table)
+    for study in studies:
+        for verdict in study["scope"]:
+            if not verdict["run"]:
+                console.print(f"study {study['study_instance_uid']}: no job of {verdict['model']}: "
+                              f"{verdict['reason']} (rule {verdict['rule']})")
 
 
 @app.command()
@@ -242,10 +252,15 @@ def evaluate(
     dataset: Annotated[Path, typer.Argument(help="Image folder with labels.csv, or a study-level dataset.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     subset: Annotated[str | None, typer.Option(help="'holdout': only the model's held-out groups.")] = None,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Apply the model's out-of-domain gate.")] = True,
     home: HomeOption = None,
 ) -> None:
     """Run a registered model on an image folder or a study-level dataset (each study through
-    the node's inference path); write metrics.json, cases.csv, plots and report.html."""
+    the node's inference path); write metrics.json, cases.csv, plots and report.html.
+
+    The model's out-of-domain gate declines images as the node does (``--no-gate``: none);
+    the figures are of the images it accepts, and the count it declined is printed.
+    """
     from inference.registry import Registry
     from inference.selection import CeusRule
     from training.evaluate import evaluate as run_evaluation
@@ -272,8 +287,9 @@ def evaluate(
         groups = set(map(str, holdout["groups"]))
     elif subset is not None:
         raise typer.BadParameter("subset must be 'holdout'")
-    metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device)
+    metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)
     console.print_json(json.dumps(metrics, default=str))
+    console.print(f"declined by the out-of-domain gate: {metrics['n_declined_out_of_domain']} image(s)")
 
 
 @app.command()

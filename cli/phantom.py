@@ -30,14 +30,22 @@ def phantom(
         Path | None,
         typer.Option(help="Also write the studies' pathology here (`labels import` format)."),
     ] = None,
+    body_part: Annotated[
+        str | None,
+        typer.Option(
+            "--body-part",
+            help="BodyPartExamined and description of every instance, e.g. NECK, AXILLA, BREAST.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the ground truth as JSON.")
     ] = False,
 ) -> None:
     """Write N synthetic studies (B-mode, colour Doppler, cine, CEUS), benign and malignant in turn.
 
-    Every instance is labelled synthetic (PatientName SYNTHETIC^PHANTOM). Study k is
-    ``OUT/study-<seed+k>/`` with its ground truth in ``.truth.json``. In about --ambiguous of
+    Every instance is labelled synthetic (PatientName SYNTHETIC^PHANTOM) and described as a lymph
+    node of the neck, or with ``--body-part`` as that body part (what routing rules read). Study k
+    is ``OUT/study-<seed+k>/`` with its ground truth in ``.truth.json``. In about --ambiguous of
     the studies the B-mode image does not tell benign from malignant; Doppler, cine and CEUS do.
     """
     from phantom.node import is_ambiguous
@@ -57,6 +65,7 @@ def phantom(
             with_cine=cine,
             with_ceus=ceus,
             ambiguous=is_ambiguous(study_seed, ambiguous),
+            body_part=body_part,
         )
         (folder / TRUTH_FILE).write_text(truth.to_json() + "\n")
         rows.append({"folder": str(folder), "files": len(paths), **json.loads(truth.to_json())})
@@ -93,3 +102,19 @@ def write_pathology_csv(path: Path, rows: list[dict]) -> None:
         for row in rows:
             outcome = "metastatic" if row["malignant"] else "benign"
             writer.writerow([row["study_instance_uid"], outcome, "", ""])
+
+
+def wrap(
+    images: Annotated[list[Path], typer.Argument(help="Image files (PNG), e.g. busi-dev images.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write one study per image into.")],
+    body_part: Annotated[
+        str, typer.Option("--body-part", help="BodyPartExamined and description, e.g. BREAST.")
+    ],
+) -> None:
+    """Wrap image files as one-instance ultrasound studies labelled with a body part (demos,
+    parity checks: the node sees the pixels ``lnm-node evaluate`` reads)."""
+    from phantom.wrap import wrap_image
+
+    for index, image in enumerate(images):
+        path = wrap_image(image, out / f"study-{index:04d}", body_part, f"{image.stem}-{index}")
+        console.print(f"{image} -> {path}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from db.models import (
     StudyState,
     utcnow,
 )
+from db.scope import record_verdicts
 
 #: job states from which the worker may (re)start processing
 RESUMABLE = (JobState.QUEUED, JobState.RUNNING, JobState.INFERRED, JobState.ENCODED)
@@ -58,10 +60,24 @@ def enabled_models(session: Session) -> list[ModelVersion]:
     )
 
 
-def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
+def assembly_models(session: Session) -> list[tuple[ModelVersion, bool]]:
+    """(model version, shadow) of every version a new study gets a job of: live ones, then shadows."""
+    live = [(model, False) for model in enabled_models(session)]
+    shadows = [(model, True) for model in session.scalars(
+        select(ModelVersion).where(ModelVersion.shadow.is_(True), ModelVersion.retired.is_(False),
+                                   ModelVersion.enabled.is_(False)).order_by(ModelVersion.id))]
+    return live + shadows
+
+
+def assemble_study(
+    session: Session, study_id: int, forced: bool,
+    scope: dict[str, dict[str, Any]] | None = None,
+) -> list[Job]:
     """Mark a study READY and create one QUEUED job per enabled model for its generation.
 
-    Shadow model versions get a job too, flagged ``shadow`` (never delivered).
+    Shadow model versions get a job too, flagged ``shadow`` (never delivered). ``scope`` maps
+    ``key@version`` to its scope verdict (``inference.scope.ScopeVerdict.as_dict``): a version
+    whose verdict says not to run gets no job; the verdicts are kept on the study and audited.
 
     Idempotent: a (study, model, version, generation) job is created once.
     """
@@ -69,11 +85,13 @@ def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
     if study is None or study.state != StudyState.RECEIVING:
         return []
     created = []
-    live = [(model, False) for model in enabled_models(session)]
-    shadows = [(model, True) for model in session.scalars(
-        select(ModelVersion).where(ModelVersion.shadow.is_(True), ModelVersion.retired.is_(False),
-                                   ModelVersion.enabled.is_(False)).order_by(ModelVersion.id))]
-    for model, shadow in live + shadows:
+    candidates = assembly_models(session)
+    if scope is not None:
+        record_verdicts(session, study, [scope[f"{m.model_key}@{m.version}"] for m, _ in candidates
+                                         if f"{m.model_key}@{m.version}" in scope])
+        candidates = [(m, shadow) for m, shadow in candidates
+                      if scope.get(f"{m.model_key}@{m.version}", {"run": True})["run"]]
+    for model, shadow in candidates:
         exists = session.scalar(
             select(Job.id).where(
                 Job.study_id == study.id,
@@ -101,8 +119,10 @@ def assemble_study(session: Session, study_id: int, forced: bool) -> list[Job]:
         generation=study.generation, forced=forced, jobs=[j.id for j in created],
     )
     for job in created:
-        audit.record(session, "sweeper", "queue", "job", job.id, model=f"{job.model_key}@{job.model_version}",
-                     shadow=job.shadow)
+        ref = f"{job.model_key}@{job.model_version}"
+        rule = (scope or {}).get(ref, {}).get("rule")
+        audit.record(session, "sweeper", "queue", "job", job.id, model=ref, shadow=job.shadow,
+                     **({} if rule is None else {"rule": rule, "rule_source": scope[ref]["source"]}))
     return created
 
 

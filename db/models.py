@@ -73,6 +73,8 @@ class Study(Base):
     #: bumped when an instance arrives after the study was assembled: a new job version follows
     generation: Mapped[int] = mapped_column(Integer, default=0)
     assembled_generation: Mapped[int] = mapped_column(Integer, default=-1)
+    #: per model, whether its scope rule let it run on the last assembled generation, and why
+    scope: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
 
     series: Mapped[list[Series]] = relationship(back_populates="study")
     instances: Mapped[list[Instance]] = relationship(back_populates="study")
@@ -128,6 +130,21 @@ class ModelVersion(Base):
     shadow: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     #: retired for good: never enabled or shadowed again
     retired: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+
+class ScopeOverride(Base):
+    """A site's scope of a model key, set with ``lnm-node scope set`` (None: the spec's)."""
+
+    __tablename__ = "scope_override"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: a ``ScopeRule`` as JSON; None keeps the spec's rule
+    rule: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: the gate on or off; None keeps the spec's (on when the spec carries a gate)
+    gate: Mapped[bool | None] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
 
 
 class Job(Base):

@@ -8,8 +8,10 @@ DISCONTINUED under the ``run`` rule) or closes them without jobs (DISCONTINUED, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -132,15 +134,24 @@ def step_study_ids(session: Session, step: Mpps) -> list[int]:
     return sorted(named | holding)
 
 
+#: (session, study id) -> scope verdicts per ``key@version`` (``pipeline.scoping``)
+ScopeOf = Callable[[Session, int], dict[str, dict[str, Any]]]
+
+
 def act_on_step(
-    session: Session, step: Mpps, discontinued_rule: str, now: datetime
+    session: Session,
+    step: Mpps,
+    discontinued_rule: str,
+    now: datetime,
+    scope_of: ScopeOf | None = None,
 ) -> StepOutcome | None:
     """Act on a final step whose listed instances have all arrived; None when it cannot yet.
 
     COMPLETED, or DISCONTINUED under the ``run`` rule: each of its studies still receiving is
     assembled (:func:`db.jobs.assemble_study`). DISCONTINUED under ``skip``: each is closed
     without jobs (READY for its generation: only a later instance reopens it). The step is
-    marked acted, with an audit event; the caller commits, then enqueues the jobs.
+    marked acted, with an audit event; the caller commits, then enqueues the jobs. ``scope_of``
+    gives each study's routing verdicts, so a model outside its scope gets no job here either.
     """
     if step.status not in FINAL or step.acted_at is not None or missing_instances(session, step):
         return None
@@ -151,7 +162,8 @@ def act_on_step(
         if skip:
             _close_without_jobs(session, study_id, step.id)
         else:
-            job_ids += [job.id for job in assemble_study(session, study_id, forced=False)]
+            scope = scope_of(session, study_id) if scope_of is not None else None
+            job_ids += [job.id for job in assemble_study(session, study_id, False, scope)]
     step.acted_at = now
     step.action = "skipped" if skip else "assembled"
     audit.record(

@@ -71,6 +71,13 @@ class StudyRow:
     last_received_at: datetime
     instances: int
     jobs: int
+    #: per model of the last assembly: run or not, by which rule, why (``db.scope``)
+    scope: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def out_of_scope(self) -> list[dict[str, Any]]:
+        """The scope verdicts of the models that got no job."""
+        return [verdict for verdict in self.scope if not verdict.get("run")]
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,8 @@ def _jobs_per_study(session: Session, study_ids: list[int]) -> dict[int, int]:
 
 def _study_row(study: Study, instances: int, jobs: int) -> StudyRow:
     return StudyRow(study.id, study.study_instance_uid, study.state.value,
-                    study.first_received_at, study.last_received_at, instances, jobs)
+                    study.first_received_at, study.last_received_at, instances, jobs,
+                    list((study.scope or {}).get("models", [])))
 
 
 def study_rows(session: Session, limit: int = 100) -> list[StudyRow]:
@@ -297,3 +305,17 @@ def instance_rows(session: Session) -> list[dict[str, Any]]:
 def audit_rows(session: Session, limit: int = 200) -> list[AuditEvent]:
     """The newest audit events, newest first."""
     return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def study_scope_rows(session: Session, limit: int = 50) -> list[dict[str, object]]:
+    """Recent studies, newest first: UID, state, job count and the scope verdict per model."""
+    studies = session.scalars(select(Study).order_by(Study.id.desc()).limit(limit))
+    return [
+        {
+            "study_instance_uid": study.study_instance_uid,
+            "state": study.state.value,
+            "jobs": len(study.jobs),
+            "scope": list((study.scope or {}).get("models", [])),
+        }
+        for study in studies
+    ]

@@ -90,8 +90,10 @@ class MppsScp:
         sessions: sessionmaker[Session],
         discontinued_rule: str,
         on_assembled: OnAssembled | None = None,
+        scope_of: mpps.ScopeOf | None = None,
     ) -> None:
         self._sessions = sessions
+        self._scope_of = scope_of
         self._rule = discontinued_rule
         self._on_assembled = on_assembled
         self._lock = threading.Lock()
@@ -190,7 +192,7 @@ class MppsScp:
         self._hand_over(outcome)
 
     def _act(self, session: Session, step: Mpps) -> mpps.StepOutcome | None:
-        outcome = mpps.act_on_step(session, step, self._rule, datetime.now(UTC))
+        outcome = mpps.act_on_step(session, step, self._rule, datetime.now(UTC), self._scope_of)
         if outcome is None and step.status in mpps.FINAL and step.acted_at is None:
             self._await(step.sop_instance_uid, mpps.missing_instances(session, step))
         return outcome

@@ -139,7 +139,11 @@ def start_scp(
         min_free_disk_bytes=settings.min_free_disk_bytes,
         disk=spool.root,
     )
-    steps = MppsScp(sessions, settings.mpps_discontinued.value, on_assembled)
+    from pipeline.scoping import scope_in_session  # the registry: only when the SCP starts
+
+    steps = MppsScp(
+        sessions, settings.mpps_discontinued.value, on_assembled, scope_in_session(settings)
+    )
     handlers = [
         (evt.EVT_C_STORE, StoreThenNotify(ReceiveHandler(settings, spool, sessions), steps)),
         (evt.EVT_N_CREATE, steps.handle_create),

@@ -20,6 +20,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from inference.scope import ModelScope
 from kernel.errors import NodeError
 from kernel.settings import Settings
 
@@ -218,6 +219,8 @@ class ModelSpec(_Frozen):
     (tensor ``[B,C,T,H,W]``); ceus takes B-mode then the CEUS key frames (1 channel each,
     stacked as channels ``[B,T,H,W]``). ``in_channels`` is the first input's channels per frame.
     ``outputs.heatmap.input`` names the input Grad-CAM explains (default: the first).
+    ``scope`` is the default routing rule and out-of-domain gate (``inference.scope``); a spec
+    without one runs on every study, ungated.
     """
 
     key: str = Field(pattern=_KEY_RE, max_length=64)
@@ -238,6 +241,7 @@ class ModelSpec(_Frozen):
     evaluated_on: str = Field(min_length=1)
     metrics: dict[str, float] = Field(default_factory=dict)
     intended_use: str = Field(min_length=1)
+    scope: ModelScope = Field(default_factory=ModelScope)
 
     _folder: Path | None = PrivateAttr(default=None)
 
@@ -304,6 +308,12 @@ class ModelSpec(_Frozen):
     def weights_path(self) -> Path:
         """The weights file, resolved against the spec's folder."""
         return self.folder / self.weights
+
+    @property
+    def gate_path(self) -> Path | None:
+        """The gate's reference file, resolved against the spec's folder (None: no gate)."""
+        gate = self.scope.gate
+        return None if gate is None else self.folder / gate.reference
 
     @property
     def card_path(self) -> Path:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from inference.frames import frame_count
+from inference.gate import FeatureTap, GateReference, check
 from inference.gradcam import explain_input
 from inference.measure import largest_component, measure_component
 from inference.prediction import Call, Prediction
@@ -176,12 +177,15 @@ def run_model(
     device: str | torch.device,
     *,
     ceus: CeusRule | None = None,
+    gate: GateReference | None = None,
 ) -> Prediction:
     """Run ``network`` (loaded for ``spec``, on ``device``) on the study made of ``paths``.
 
     ``ceus`` is the rule that tells CEUS instances (the settings' one; its defaults otherwise).
     Raises :class:`inference.selection.MissingInput` (an ``InvalidInput``) naming the input
-    when the study does not hold one of the spec's inputs.
+    when the study does not hold one of the spec's inputs. ``gate`` (the spec's reference,
+    ``inference.gate.load_reference``) checks the forward pass's features: an input beyond the
+    spec's gate threshold raises :class:`inference.gate.OutOfDomain`; None runs ungated.
     """
     started = time.perf_counter()
     selections, built = study_inputs(spec, paths, ceus=ceus)
@@ -194,7 +198,13 @@ def run_model(
     crop_shape = (y1 - y0, x1 - x0)
 
     # one pass (eval mode) gives the outputs and the map: no second forward for the prediction
-    explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
+    gate_layers = spec.scope.gate.layers if gate is not None and spec.scope.gate else None
+    if gate_layers is None:
+        explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
+    else:
+        with FeatureTap(network, gate_layers) as tap:
+            explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
+        score = check(spec, gate, tap.last())  # type: ignore[arg-type]
     seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
     probability = float(torch.sigmoid(cls_logits).flatten()[0])
     seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)
@@ -202,6 +212,10 @@ def run_model(
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)
 
     notes = _notes(spec, selections)
+    if gate_layers is not None:
+        notes.append(
+            f"in-domain check: score {score:.2f}, threshold {spec.scope.gate.threshold:.2f}"  # type: ignore[union-attr]
+        )
     mask, measurements = None, None
     if seg_probability is not None:
         crop_mask = to_source_grid(seg_probability[:, :1], crop_shape) > MASK_THRESHOLD

@@ -123,3 +123,14 @@ def us_dataset(
         ds.CineRate = max(1, round(1000.0 / frame_time_ms))
     ds.set_pixel_data(array, "RGB" if rgb else "MONOCHROME2", 8, generate_instance_uid=False)
     return ds
+
+
+def label_body_part(ds: Dataset, body_part: str) -> Dataset:
+    """Set BodyPartExamined and a StudyDescription that names it, e.g. NECK ->
+    "SYNTHETIC PHANTOM - NECK", so a routing rule (``inference.scope``) sees that anatomy."""
+    name = body_part.strip().upper().replace(" ", "")
+    if not name or len(name) > 16:
+        raise ValueError(f"body part {body_part!r} must be 1 to 16 characters (a CS value)")
+    ds.BodyPartExamined = name
+    ds.StudyDescription = f"SYNTHETIC PHANTOM - {name}"
+    return ds

@@ -17,7 +17,7 @@ from kernel.uids import derive_uid
 from phantom.ceus import CEUS_SERIES_DESCRIPTION, make_ceus_dataset
 from phantom.cine import make_cine_dataset
 from phantom.doppler import make_doppler_dataset
-from phantom.header import InstanceIdentity, calibrated_region, us_dataset
+from phantom.header import InstanceIdentity, calibrated_region, label_body_part, us_dataset
 from phantom.node import PhantomNode, make_node, render_bmode
 
 ROLES = ("bmode", "doppler", "cine", "ceus")
@@ -109,12 +109,14 @@ def write_phantom_study(
     with_doppler: bool = True,
     with_cine: bool = True,
     with_ceus: bool = True,
+    body_part: str | None = None,
     **options: float,
 ) -> tuple[list[Path], StudyTruth]:
     """Write one phantom study into ``folder`` (``<role>.dcm``); returns (paths, truth).
 
     ``options`` go to :func:`phantom_datasets` (``rows``, ``cols``, ``mm_per_pixel``,
-    ``cine_frames``, ``ceus_frames``, ``ambiguous``).
+    ``cine_frames``, ``ceus_frames``, ``ambiguous``). ``body_part`` labels every instance with that
+    BodyPartExamined and description (``phantom.header.label_body_part``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     datasets, node = phantom_datasets(
@@ -128,6 +130,8 @@ def write_phantom_study(
     paths: list[Path] = []
     files: dict[str, str] = {}
     for role, dataset in datasets.items():
+        if body_part is not None:
+            label_body_part(dataset, body_part)
         path = folder / f"{role}.dcm"
         dataset.save_as(path, enforce_file_format=True)
         paths.append(path)

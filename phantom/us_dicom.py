@@ -34,6 +34,7 @@ from phantom.header import (
     US_MULTIFRAME_STORAGE,
     InstanceIdentity,
     calibrated_region,
+    label_body_part,
     us_dataset,
 )
 
@@ -96,8 +97,13 @@ def make_us_dataset(
     sop_instance_uid: str | None = None,
     instance_number: int = 1,
     series_description: str = "SYNTHETIC B-MODE",
+    body_part: str | None = None,
 ) -> tuple[Dataset, np.ndarray, NodeTruth]:
-    """Build one synthetic ultrasound instance; returns (dataset, mask, truth)."""
+    """Build one synthetic ultrasound instance; returns (dataset, mask, truth).
+
+    ``body_part`` sets BodyPartExamined and the matching StudyDescription
+    (``phantom.header.label_body_part``); without it the phantom's default body part is kept.
+    """
     image, mask, truth = bmode_image(rows, cols, seed, malignant)
     truth = NodeTruth(truth.center_xy, truth.semi_axes_xy, malignant, mm_per_pixel)
     stack = np.stack([np.roll(image, k, axis=1) for k in range(frames)])
@@ -121,6 +127,8 @@ def make_us_dataset(
         regions = [calibrated_region((0, 0, cols - 1, rows - 1), mm_per_pixel)]
     pixels = stack if frames > 1 else stack[0]
     ds = us_dataset(pixels, identity, regions, multi_frame=frames > 1, sop_class=sop_class_uid)
+    if body_part is not None:
+        label_body_part(ds, body_part)
     if sop_class_uid == SECONDARY_CAPTURE_STORAGE:
         ds.ImageType = ["DERIVED", "SECONDARY"]
         ds.ConversionType = "WSD"

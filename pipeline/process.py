@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from db import jobs
 from db.models import Job, JobState
+from inference.gate import OutOfDomain
 from inference.prediction import Prediction
 from inference.selection import MissingInput
 from kernel.errors import InvalidInput
@@ -61,8 +62,8 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
     if job.state in (JobState.RUNNING, JobState.QUEUED):
         try:
             prediction = infer(ctx, job)
-        except MissingInput as exc:  # the model is skipped, and its SR says why
-            log.info("job skipped: input missing", extra={"job_id": job.id, "reason": str(exc)})
+        except (MissingInput, OutOfDomain) as exc:  # the model is skipped, its SR says why
+            log.info("job skipped", extra={"job_id": job.id, "reason": str(exc)})
             return _deliver_not_run(ctx, job, encode_not_run(ctx, job, str(exc)), str(exc))
     else:
         prediction = Prediction.load(work)

@@ -23,6 +23,7 @@ from pipeline.assembly import decide_assembly, next_deadline
 from pipeline.context import NodeContext
 from pipeline.handover import enqueue_jobs
 from pipeline.retention import enforce_retention
+from pipeline.scoping import scope_in_session, study_verdicts
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
     decisions = decide_assembly(studies, now, quiet=quiet, max_wait=max_wait, held=held)
     created = 0
     for decision in decisions:
+        scope = study_verdicts(ctx, decision.study_id)
         with ctx.sessions.begin() as session:
-            created += len(jobs.assemble_study(session, decision.study_id, decision.forced))
+            created += len(jobs.assemble_study(session, decision.study_id, decision.forced, scope))
         log.info("assembled", extra={"study_id": decision.study_id, "forced": decision.forced})
     act_on_pending_steps(ctx)
     with ctx.sessions.begin() as session:
@@ -70,11 +72,12 @@ def act_on_pending_steps(ctx: NodeContext) -> int:
     with ctx.sessions() as session:
         uids = [step.sop_instance_uid for step in mpps.pending_steps(session)]
     acted = 0
+    scope_of = scope_in_session(ctx.settings)
     for uid in uids:
         with ctx.sessions.begin() as session:
             step = session.scalar(mpps.select_step(uid).with_for_update())
             rule = ctx.settings.mpps_discontinued.value
-            outcome = mpps.act_on_step(session, step, rule, ctx.clock())
+            outcome = mpps.act_on_step(session, step, rule, ctx.clock(), scope_of)
         if outcome is not None:
             acted += 1
             log.info("MPPS acted on by the sweeper", extra={"action": outcome.action})

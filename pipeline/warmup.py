@@ -33,9 +33,9 @@ def warm_models(ctx: NodeContext, refs: list[str] | None = None) -> list[str]:
 
     A version the registry does not hold is logged and left for its first job to report.
     """
-    from inference.registry import Registry, RegistryError, default_models_dir
+    from inference.registry import Registry, RegistryError
 
-    registry = Registry.load(ctx.settings.models_dir or default_models_dir())
+    registry = Registry.from_settings(ctx.settings)
     warmed = []
     with tempfile.TemporaryDirectory(prefix="lnm-warm-") as folder:
         sample = _sample_image(Path(folder))

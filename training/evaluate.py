@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from torch import nn
 
+from inference.gate import FeatureTap, GateReference, OutOfDomain, check, load_reference
 from inference.loading import load_network
 from inference.registry import ModelSpec
 from inference.selection import CeusRule
@@ -61,6 +62,30 @@ def _sheet_indices(rows: list[Row], count: int) -> set[int]:
 
 
 @torch.no_grad()
+def _gated(
+    spec: ModelSpec,
+    network: nn.Module,
+    reference: GateReference,
+    rows: list[Row],
+    size: int,
+    device: str,
+) -> tuple[list[Row], list[str]]:
+    """(rows the gate accepts, names of those it declines), scored as the node scores them."""
+    kept, declined = [], []
+    with FeatureTap(network, spec.scope.gate.layers) as tap:  # type: ignore[union-attr]
+        for row in rows:
+            network(to_model_input(load_grey(row.image), size).to(device))
+            try:
+                check(spec, reference, tap.last())
+            except OutOfDomain as error:
+                logger.info("declined %s: %s", row.image.name, error)
+                declined.append(row.image.name)
+                continue
+            kept.append(row)
+    return kept, declined
+
+
+@torch.no_grad()
 def evaluate(
     network_or_spec: nn.Module | ModelSpec,
     dataset_dir: Path,
@@ -70,6 +95,7 @@ def evaluate(
     device: str = "cpu",
     size: int | None = None,
     sheet_cases: int = 8,
+    gate: bool = True,
 ) -> dict:
     """Evaluate on ``dataset_dir`` (optionally only ``subset_groups``); returns the metrics.
 
@@ -79,10 +105,16 @@ def evaluate(
     spec's (0.5 for a bare network); ``size`` to the spec's input size (256 for a bare network).
     Writes ``metrics.json``, ``cases.csv``, ``roc.png``, ``calibration.png``,
     ``decision_curve.png``, ``cases.png`` and the one-page ``report.html`` into ``out_dir``.
+
+    A spec with a gate (``inference.gate``) applies it as the node does, unless ``gate`` is
+    False: images it declines get no prediction and are left out of every figure;
+    ``n_declined_out_of_domain`` counts them (``n`` counts the images evaluated).
     """
+    gate_reference = None
     if isinstance(network_or_spec, ModelSpec):
         spec = network_or_spec
         network = load_network(spec, device)
+        gate_reference = load_reference(spec) if gate else None
         size = size or spec.input_size
         threshold = spec.threshold if threshold is None else threshold
         model_ref = spec.ref
@@ -99,6 +131,11 @@ def evaluate(
         raise ValueError(
             f"no rows of {dataset_dir} to evaluate (subset: {subset_groups is not None})"
         )
+    declined: list[str] = []
+    if gate_reference is not None:
+        rows, declined = _gated(spec, network, gate_reference, rows, size, device)
+        if not rows:
+            raise ValueError(f"the gate of {spec.ref} declined every image of {dataset_dir}")
     sheet_at = _sheet_indices(rows, sheet_cases)
     probabilities, predicted, reference, sheet = [], [], [], []
     with Progress(disable=not Console().is_terminal) as progress:
@@ -137,6 +174,8 @@ def evaluate(
         n=len(rows),
         n_labelled=len(labelled),
         n_excluded_label_conflict=excluded,
+        n_declined_out_of_domain=len(declined),
+        gate_threshold=None if gate_reference is None else spec.scope.gate.threshold,  # type: ignore[union-attr]
         input_size=size,
         **lesion_dice,
         dice_mean_all_images=all_dice["dice_mean"],

@@ -57,6 +57,8 @@ class ModelFacts:
     architecture: str = "ynet"
     backbone: str = "basicunet"
     heatmap_layer: str = "unet.down_4"
+    #: the spec's default routing rule (``inference.scope.ScopeRule`` fields); None: every study
+    scope_rule: dict[str, Any] | None = None
 
 
 def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict:
@@ -122,6 +124,7 @@ def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict
         "evaluated_on": facts.evaluated_on,
         "metrics": finite,
         "intended_use": facts.intended_use,
+        **({} if facts.scope_rule is None else {"scope": {"rule": facts.scope_rule}}),
     }
 
 

@@ -88,6 +88,8 @@ class NetworkFacts:
     evaluation: str = ""
     limitations: tuple[str, ...] = ()
     intended_use: str = INTENDED_USE
+    #: the spec's default routing rule (``inference.scope.ScopeRule`` fields); None: every study
+    scope_rule: dict[str, Any] | None = None
 
 
 def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str) -> dict[str, Any]:
@@ -124,6 +126,7 @@ def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str)
         "evaluated_on": facts.evaluated_on,
         "metrics": finite,
         "intended_use": facts.intended_use,
+        **({} if facts.scope_rule is None else {"scope": {"rule": facts.scope_rule}}),
     }
 
 

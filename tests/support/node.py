@@ -39,14 +39,31 @@ class NodeProcess:
         return (self.home / "node.log").read_text(errors="replace")
 
 
+def open_scope(home: Path, env: dict[str, str]) -> None:
+    """Let every registered model run on every study, ungated, at the node of ``home``:
+    `lnm-node scope set --all --rule all --gate off --home HOME` (audited, as an admin would)."""
+    subprocess.run(
+        [sys.executable, "-m", "cli.main", "scope", "set", "--all", "--rule", "all", "--gate", "off",
+         "--home", str(home), "--actor", "test"],
+        env=env, capture_output=True, check=True, timeout=120,
+    )
+
+
 def start_node(
-    home: Path, *extra: str, env: dict[str, str] | None = None, command: str = "serve"
+    home: Path, *extra: str, env: dict[str, str] | None = None, command: str = "serve",
+    scope_open: bool = False,
 ) -> NodeProcess:
     """Start `lnm-node serve` (or ``command``, e.g. "scp") on a free loopback port; wait until
-    it answers. The log appends to HOME/node.log, so a restarted node keeps the earlier lines."""
+    it answers. The log appends to HOME/node.log, so a restarted node keeps the earlier lines.
+
+    ``scope_open``: first :func:`open_scope`, so the packaged models (whose rules ask for
+    breast or lymph-node studies, and whose gates decline other images) run on any study.
+    """
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     full_env = {**os.environ, **(env or {})}
+    if scope_open:
+        open_scope(home, full_env)
     with open(home / "node.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", command, "--home", str(home), "--port", str(port), *extra],

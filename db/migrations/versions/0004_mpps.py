@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_mpps"
-down_revision = "0002_labels_shadow"
+down_revision = "0003_scope"
 branch_labels = None
 depends_on = None
 

@@ -149,6 +149,14 @@ def test_study_page_shows_report_with_model_probability_call(served_node) -> Non
     assert re.search(r'class="ratio">\d\.\d\d<', page)
 
 
+def test_study_page_shows_each_models_scope_verdict(served_node) -> None:  # type: ignore[no-untyped-def]
+    with served_node.logged_in() as client:
+        page = client.get(f"/studies/{served_node.delivered_study_id}").text
+    scope = page[page.index('<table id="scope">'):]
+    assert "tiny-ynet@0.1.0" in scope and "<code>all</code> (spec)" in scope
+    assert "the rule matches every study" in scope
+
+
 def test_job_image_png_carries_outline_colour(served_node) -> None:  # type: ignore[no-untyped-def]
     with served_node.logged_in() as client:
         answer = client.get(f"/jobs/{served_node.delivered_job_id}/image.png")

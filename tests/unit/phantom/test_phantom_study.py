@@ -132,3 +132,16 @@ def test_cli_phantom_pathology_csv_in_labels_import_format(tmp_path: Path) -> No
     inside = CliRunner().invoke(app, ["phantom", str(tmp_path / "out"), "--pathology-csv",
                                       str(tmp_path / "out" / "p.csv")])  # fmt: skip
     assert inside.exit_code != 0
+
+
+def test_cli_phantom_body_part_labels_every_instance_and_stays_valid(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["phantom", str(tmp_path / "out"), "--studies", "1",
+                                      "--body-part", "axilla", "--no-cine", "--no-ceus"])
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(files) == 2
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert ds.BodyPartExamined == "AXILLA"
+        assert ds.StudyDescription == "SYNTHETIC PHANTOM - AXILLA"
+        assert dciodvfy_errors(path) == []

@@ -1,0 +1,85 @@
+"""`lnm-node scope show|set|test` through typer's runner, on a tiny model with a breast rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from cli.main import app
+from db.models import AuditEvent
+from db.session import make_sessionmaker
+from inference.scope import BREAST_RULE
+from phantom.us_dicom import write_us_study
+from tests.support.models import package_model
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A node whose only model, tiny-ynet, asks for breast studies (no gate)."""
+    rule = BREAST_RULE.model_dump(exclude_defaults=True)
+    package_model(tmp_path / "models" / "tiny-ynet", seed=0, scope={"rule": rule})
+    monkeypatch.setenv("LNM_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setenv("LNM_DEFAULT_MODEL", "tiny-ynet")
+    return tmp_path / "home"
+
+
+def _json(*args: str) -> list[dict]:  # type: ignore[type-arg]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_show_prints_the_spec_rule_and_gate(home: Path) -> None:
+    (row,) = _json("scope", "show", "--home", str(home))
+    assert row["model"] == "tiny-ynet@0.1.0" and row["rule"] == BREAST_RULE.text()
+    assert row["rule_source"] == "spec" and row["gate"] == "off"
+
+
+def test_set_rule_all_is_audited_and_shown_as_the_site_rule(home: Path) -> None:
+    (row,) = _json(
+        "scope",
+        "set",
+        "tiny-ynet",
+        "--rule",
+        "all",
+        "--gate",
+        "off",
+        "--home",
+        str(home),
+        "--actor",
+        "alice",
+    )
+    assert (row["rule"], row["rule_source"]) == ("all", "site")
+    assert _json("scope", "show", "tiny-ynet", "--home", str(home))[0]["rule"] == "all"
+    with make_sessionmaker(f"sqlite:///{home / 'lnm.sqlite3'}")() as session:
+        (event,) = session.scalars(select(AuditEvent).where(AuditEvent.action == "scope_set"))
+    assert event.actor == "alice" and event.details["after"] == {"rule": {}, "gate": False}
+    (back,) = _json("scope", "set", "tiny-ynet", "--reset", "--home", str(home))
+    assert back["rule_source"] == "spec"
+
+
+def test_set_refuses_a_bad_rule_naming_the_problem(home: Path) -> None:
+    result = runner.invoke(
+        app, ["scope", "set", "tiny-ynet", "--rule", "colour=red", "--home", str(home)]
+    )
+    assert result.exit_code != 0 and "name=value" in result.output
+
+
+def test_scope_test_says_why_a_study_would_not_run_and_that_it_would_once_opened(
+    home: Path, tmp_path: Path
+) -> None:
+    study = tmp_path / "neck"
+    write_us_study(study, seed=5, count=1, body_part="NECK")
+    (row,) = _json("scope", "test", str(study), "--home", str(home))
+    assert row["run"] is False and "NECK" in row["reason"] and row["rule"] == BREAST_RULE.text()
+    _json("scope", "set", "tiny-ynet", "--rule", "all", "--home", str(home))
+    (row,) = _json("scope", "test", str(study), "--home", str(home))
+    assert (
+        row["run"] is True and row["reason"] == "runs (gate off)" and row["missing_input"] is None
+    )

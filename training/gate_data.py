@@ -1,0 +1,169 @@
+"""The image sets a gate is fitted and measured on, and :func:`refit_gate`, which runs it all.
+
+In-domain data of a model: an image folder (``labels.csv``, e.g. busi-dev) whose hold-out groups
+are left out of the fit, or ``phantom``: synthetic cases of the model's own training recipe
+(``training.phantom_families``), other seeds for the hold-out. Out-of-domain sets: other image
+folders (e.g. ddti thyroid, busi-dev breast for a phantom model), real DICOM files (B-mode
+chosen, cropped and resampled as the node does), phantom lymph-node studies and noise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference.loading import load_network
+from inference.registry import ModelSpec
+from kernel.errors import InvalidInput
+from training.datasets import Row, load_grey, read_image_folder, usable_rows
+from training.gate_fit import (
+    DEFAULT_QUANTILE,
+    GateFit,
+    dicom_inputs,
+    fit_gate,
+    gate_features,
+    grey_inputs,
+    measure_gate,
+    noise_images,
+    write_gate,
+)
+
+logger = logging.getLogger(__name__)
+
+PHANTOM = "phantom"
+INNER_SEED = 2026
+INNER_FRACTION = 0.2
+PHANTOM_FIT, PHANTOM_VALIDATION, PHANTOM_HOLDOUT = 384, 256, 128
+NOISE_IMAGES = 60
+
+
+def split_groups(
+    rows: list[Row], holdout: set[str], seed: int = INNER_SEED, fraction: float = INNER_FRACTION
+) -> tuple[list[Row], list[Row], list[Row]]:
+    """(inner-train, inner-validation, hold-out) rows; the inner split draws whole groups."""
+    held = [row for row in rows if row.group in holdout]
+    rest = [row for row in rows if row.group not in holdout]
+    groups = sorted({row.group for row in rest})
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(groups, size=max(1, round(fraction * len(groups))), replace=False))
+    return (
+        [row for row in rest if row.group not in chosen],
+        [row for row in rest if row.group in chosen],
+        held,
+    )
+
+
+def _folder_batches(spec: ModelSpec, paths: list[Path]) -> Iterator[list[torch.Tensor]]:
+    for path in paths:
+        yield grey_inputs(spec, load_grey(path))
+
+
+def _dicom_batches(spec: ModelSpec, paths: list[Path]) -> Iterator[list[torch.Tensor]]:
+    for path in paths:
+        try:
+            yield dicom_inputs(spec, [path])
+        except InvalidInput as error:  # no B-mode frame in it: nothing to score
+            logger.info("gate: %s skipped: %s", path.name, error)
+
+
+def _phantom_batches(spec: ModelSpec, seeds: range) -> Iterator[list[torch.Tensor]]:
+    from training.phantom_families import synthetic_inputs
+
+    inputs = synthetic_inputs(spec.key, list(seeds))
+    for index in range(len(inputs[0])):
+        yield [x[index : index + 1] for x in inputs]
+
+
+def _phantom_study_files(folder: Path, count: int) -> list[Path]:
+    from phantom.study import write_phantom_study
+
+    paths = []
+    for seed in range(count):
+        written, _ = write_phantom_study(
+            folder / f"s{seed}",
+            5000 + seed,
+            malignant=seed % 2 == 1,
+            with_doppler=False,
+            with_cine=False,
+            with_ceus=False,
+        )
+        paths += written
+    return paths
+
+
+def _every(paths: list[Path], limit: int) -> list[Path]:
+    step = max(1, len(paths) // limit)
+    return paths[::step][:limit]
+
+
+def refit_gate(
+    spec: ModelSpec,
+    dataset: str,
+    *,
+    out_of_domain_folders: dict[str, Path] | None = None,
+    dicom_folders: dict[str, Path] | None = None,
+    phantom_studies: int = 24,
+    folder_limit: int = 200,
+    quantile: float = DEFAULT_QUANTILE,
+    layers: list[str] | None = None,
+    device: str = "cpu",
+) -> GateFit:
+    """(Re)compute ``spec``'s gate from ``dataset`` and write it into the package; measure it.
+
+    ``dataset``: an image folder (its hold-out groups, from ``holdout.json`` beside the weights,
+    are left out of the fit and the threshold) or ``phantom``. Out-of-domain sets: each image
+    folder (``labels.csv``; at most ``folder_limit`` images, evenly spaced), each folder of DICOM
+    files, ``phantom_studies`` phantom lymph-node studies (an image-folder model only) and noise.
+    ``layers``: the network layers whose pooled outputs are the features (default: the layer
+    Grad-CAM hooks).
+    """
+    network = load_network(spec, device)
+    layers = list(layers or [spec.outputs.heatmap.layer])
+    if dataset == PHANTOM:
+        fit = range(PHANTOM_FIT)
+        validation = range(200_000, 200_000 + PHANTOM_VALIDATION)
+        holdout = range(300_000, 300_000 + PHANTOM_HOLDOUT)
+        batches = [_phantom_batches(spec, seeds) for seeds in (fit, validation, holdout)]
+        fitted_on = (
+            f"{PHANTOM_FIT} synthetic phantom cases of the model's training kind (inner-train), "
+            f"threshold at the {quantile:g} quantile of {PHANTOM_VALIDATION} others "
+            f"(inner-validation); hold-out: {PHANTOM_HOLDOUT} further cases"
+        )
+    else:
+        folder = Path(dataset)
+        holdout_file = spec.folder / "holdout.json"
+        holdout_groups = set(map(str, json.loads(holdout_file.read_text())["groups"]))
+        parts = split_groups(usable_rows(read_image_folder(folder)), holdout_groups)
+        batches = [_folder_batches(spec, [row.image for row in part]) for part in parts]
+        fitted_on = (
+            f"{folder.name}: {len(parts[0])} images of the non-hold-out groups (inner-train), "
+            f"threshold at the {quantile:g} quantile of {len(parts[1])} images of "
+            f"{INNER_FRACTION:.0%} of those groups (inner-validation, seed {INNER_SEED}); "
+            f"hold-out: the {len(parts[2])} images of holdout.json's groups"
+        )
+    train, val, held = (gate_features(network, layers, b) for b in batches)
+    reference, threshold = fit_gate(spec, train, val, fitted_on, quantile)
+
+    ood: dict[str, np.ndarray] = {}
+    for name, path in (out_of_domain_folders or {}).items():
+        images = _every([row.image for row in read_image_folder(path)], folder_limit)
+        ood[name] = gate_features(network, layers, _folder_batches(spec, images))
+    for name, path in (dicom_folders or {}).items():
+        files = sorted(p for p in path.rglob("*.dcm") if p.is_file())
+        ood[name] = gate_features(network, layers, _dicom_batches(spec, files))
+    if dataset != PHANTOM and phantom_studies:
+        with tempfile.TemporaryDirectory() as tmp:
+            files = _phantom_study_files(Path(tmp), phantom_studies)
+            ood["phantom_lymph_node"] = gate_features(network, layers, _dicom_batches(spec, files))
+    noise = noise_images(NOISE_IMAGES, spec.input_size * 2)
+    ood["noise"] = gate_features(network, layers, (grey_inputs(spec, n) for n in noise))
+    figures = measure_gate(reference, threshold, held, ood)
+    figures["threshold"] = threshold
+    written = write_gate(spec, layers, reference, threshold, fitted_on, figures)
+    return GateFit(written, figures)
