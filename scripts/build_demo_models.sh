@@ -19,6 +19,13 @@ FOLDS="${FOLDS:-2}"
 NOTE="Synthetic phantom studies only (lnm-node phantom --seed 1000, half of them ambiguous in B-mode); no patient data."
 lnm() { nice -n 10 python3 -m cli.main "$@"; }
 
+OOD=()
+SHARED=../shared/data
+if [ -d "$SHARED" ]; then
+  OOD=(--ood-images "busi=$SHARED/busi-dev" --ood-images "ddti=$SHARED/ddti"
+       --ood-dicom "us_dicom=$SHARED/us-dicom" --limit 60)
+fi
+
 mkdir -p "$WORK"
 if [ ! -f "$WORK/pathology.csv" ]; then
   lnm phantom "$WORK/studies" --studies "$STUDIES" --seed 1000 --pathology-csv "$WORK/pathology.csv" >/dev/null
@@ -37,6 +44,8 @@ while read -r key epochs rate; do
     --data-note "$NOTE"
   rm -rf "inference/models/$key"
   mv "$WORK/home/models/$key-$VERSION" "inference/models/$key"
+  # the out-of-domain gate of the new weights (issue 12), with its figures where ../shared is
+  lnm scope fit-gate "$key" phantom "${OOD[@]}" --home "$WORK/home"
 done <<'MODELS'
 image-squeezenet1_1-phantom 10 3e-4
 dual-crossattn-phantom 10 1e-3

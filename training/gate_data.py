@@ -1,8 +1,8 @@
 """The image sets a gate is fitted and measured on, and :func:`refit_gate`, which runs it all.
 
 In-domain data of a model: an image folder (``labels.csv``, e.g. busi-dev) whose hold-out groups
-are left out of the fit, or ``phantom``: synthetic cases of the model's own training recipe
-(``training.phantom_families``), other seeds for the hold-out. Out-of-domain sets: other image
+are left out of the fit, or ``phantom``: phantom studies of the model's training kind (``phantom.study``) through the
+node's input path, other seeds for the hold-out. Out-of-domain sets: other image
 folders (e.g. ddti thyroid, busi-dev breast for a phantom model), real DICOM files (B-mode
 chosen, cropped and resampled as the node does), phantom lymph-node studies and noise.
 """
@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 PHANTOM = "phantom"
 INNER_SEED = 2026
 INNER_FRACTION = 0.2
-PHANTOM_FIT, PHANTOM_VALIDATION, PHANTOM_HOLDOUT = 384, 256, 128
+PHANTOM_FIT, PHANTOM_VALIDATION, PHANTOM_HOLDOUT = 192, 128, 96
+#: share of phantom cases whose B-mode alone is ambiguous (``lnm-node phantom``'s default)
+PHANTOM_AMBIGUOUS = 0.5
 NOISE_IMAGES = 60
 
 
@@ -73,11 +75,27 @@ def _dicom_batches(spec: ModelSpec, paths: list[Path]) -> Iterator[list[torch.Te
 
 
 def _phantom_batches(spec: ModelSpec, seeds: range) -> Iterator[list[torch.Tensor]]:
-    from training.phantom_families import synthetic_inputs
+    """Phantom studies of the model's training kind (``lnm-node phantom``'s generator, half of
+    them ambiguous in B-mode), each through the node's own input path (``study_inputs``)."""
+    from inference.registry import SelectionRule
+    from inference.runner import study_inputs
+    from phantom.node import is_ambiguous
+    from phantom.study import write_phantom_study
 
-    inputs = synthetic_inputs(spec.key, list(seeds))
-    for index in range(len(inputs[0])):
-        yield [x[index : index + 1] for x in inputs]
+    rules = {item.rule for item in spec.inputs}
+    for seed in seeds:
+        with tempfile.TemporaryDirectory(prefix="lnm-gate-") as folder:
+            paths, _ = write_phantom_study(
+                Path(folder),
+                seed,
+                malignant=seed % 2 == 1,
+                with_doppler=SelectionRule.DOPPLER in rules,
+                with_cine=SelectionRule.CINE in rules,
+                with_ceus=SelectionRule.CEUS in rules,
+                ambiguous=is_ambiguous(seed, PHANTOM_AMBIGUOUS),
+            )
+            _, built = study_inputs(spec, paths)
+        yield [tensor for tensor, _ in built]
 
 
 def _phantom_study_files(folder: Path, count: int) -> list[Path]:
