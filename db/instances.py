@@ -61,28 +61,44 @@ def _insert_ignore(
     return session.execute(statement).scalar_one_or_none()
 
 
-def _id_of(session: Session, column: Any, value: str) -> int | None:
-    """The id of the row whose unique ``column`` equals ``value``, or None."""
-    return session.execute(select(column.class_.id).where(column == value)).scalar_one_or_none()
+def _id_of(column: Any, value: str) -> Any:
+    """The id of the row whose unique ``column`` equals ``value`` (NULL when none), as a scalar
+    subquery."""
+    return select(column.class_.id).where(column == value).scalar_subquery()
 
 
-def _ensure(session: Session, column: Any, values: dict[str, Any]) -> tuple[int, bool]:
-    """The id of the row with ``values[column.key]``, inserted when absent; (id, created).
+def _ensure(
+    session: Session, column: Any, values: dict[str, Any], found: int | None
+) -> tuple[int, bool]:
+    """The id of the row with ``values[column.key]`` (``found`` when already looked up),
+    inserted when absent; (id, created).
 
-    The usual case, a row that exists, is one cached SELECT; only a new row pays for the
+    The usual case, a row that exists, costs nothing here; only a new row pays for the
     dialect's ``ON CONFLICT DO NOTHING`` insert (which SQLAlchemy cannot cache), so two
     processes creating the same row at once never collide.
     """
-    key = values[column.key]
-    found = _id_of(session, column, key)
     if found is not None:
         return found, False
+    key = values[column.key]
     created = _insert_ignore(session, column.class_, column.key, values)
     if created is not None:
         return created, True
     # the conflicting row was committed by another writer: it is there now
     found = session.execute(select(column.class_.id).where(column == key)).scalar_one()
     return found, False
+
+
+def _known_ids(session: Session, item: ReceivedInstance) -> tuple[int | None, int | None, bool]:
+    """The ids of ``item``'s study and series rows (None when absent) and whether its
+    instance is recorded: one cached statement, one round trip."""
+    study, series, instance = session.execute(
+        select(
+            _id_of(Study.study_instance_uid, item.study_instance_uid),
+            _id_of(Series.series_instance_uid, item.series_instance_uid),
+            _id_of(Instance.sop_instance_uid, item.sop_instance_uid),
+        )
+    ).one()
+    return study, series, instance is not None
 
 
 def record_instance(session: Session, item: ReceivedInstance, now: datetime | None = None) -> bool:
@@ -92,10 +108,14 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
     (``assembled_generation == generation``) its generation is bumped and its state set back to
     RECEIVING, so the late instance leads to a new job version, with a "reopen" audit event. A
     new study row gets a "receive" audit event. The caller owns the transaction (commit or
-    rollback). Every statement of the usual path (known study and series, new instance) is one
-    SQLAlchemy caches, since this runs once per received instance.
+    rollback). The usual path (known study and series, new instance) is four statements that
+    SQLAlchemy caches (one lookup, one insert, two updates), since this runs once per received
+    instance.
     """
     now = now or datetime.now(UTC)
+    known_study, known_series, known_instance = _known_ids(session, item)
+    if known_instance:
+        return False
     study_id, created = _ensure(
         session,
         Study.study_instance_uid,
@@ -107,6 +127,7 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "generation": 0,
             "assembled_generation": -1,
         },
+        known_study,
     )
     series_id, _ = _ensure(
         session,
@@ -117,9 +138,8 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "modality": item.modality,
             "series_description": item.series_description,
         },
+        known_series,
     )
-    if _id_of(session, Instance.sop_instance_uid, item.sop_instance_uid) is not None:
-        return False
     # a plain (cached) insert: a concurrent writer of the same SOP instance makes it raise
     # IntegrityError, and the caller's retry then finds the row above
     session.execute(
