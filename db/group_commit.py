@@ -15,12 +15,6 @@ retried once (another process inserted the same row first; the rerun finds it).
 The writer thread starts on the first call and ends after ``idle_seconds`` without work, so
 an instance needs no start or stop.
 
-:meth:`GroupCommit.run_with` also takes a ``prepare`` step that the caller runs in its own
-thread while the writer runs its work (the receive stage fsyncs the instance's file there):
-the commit waits for every ``prepare`` of the transaction to succeed, so what ``prepare``
-makes durable is durable before the row, and the statements cost the caller no time of their
-own. A ``prepare`` that raises cancels its work (rolled back, never committed).
-
 A caller waits at most ``wait_seconds`` (a hung connection or statement must not block every
 caller behind it), then raises :class:`CommitTimeout`. Work not yet begun is cancelled then
 (it never runs); work already in a transaction is cancelled if that transaction has not
@@ -33,7 +27,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -44,7 +37,6 @@ from sqlalchemy.orm import Session, sessionmaker
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-P = TypeVar("P")
 
 
 class CommitTimeout(TimeoutError):
@@ -69,10 +61,6 @@ class _Request(Generic[T]):
     #: set under the GroupCommit lock: the caller gave up / the writer began committing
     cancelled: bool = False
     committing: bool = False
-    #: set once the caller's ``prepare`` ended (None: nothing to prepare); the commit waits
-    prepared: threading.Event | None = None
-    #: monotonic time after which the caller no longer waits
-    deadline: float = 0.0
 
     def finish(self, result: T | None = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
@@ -99,22 +87,7 @@ class GroupCommit:
 
     def run(self, work: Callable[[Session], T]) -> T:
         """``work``'s result once its transaction is committed; re-raises its error."""
-        return self._run(work, None)[1]
-
-    def run_with(self, prepare: Callable[[], P], work: Callable[[Session], T]) -> tuple[P, T]:
-        """``prepare()`` here while the writer runs ``work``; both results once the
-        transaction is committed, which happens only after ``prepare`` returned. An error of
-        ``prepare`` is re-raised and its work is never committed; an error of ``work`` is
-        re-raised once ``prepare`` has returned."""
-        return self._run(work, prepare)
-
-    def _run(
-        self, work: Callable[[Session], T], prepare: Callable[[], P] | None
-    ) -> tuple[P | None, T]:
         request: _Request[T] = _Request(work)
-        request.deadline = time.monotonic() + self._wait_seconds
-        if prepare is not None:
-            request.prepared = threading.Event()
         with self._lock:
             self._queue.put(request)
             if self._writer is None:
@@ -122,24 +95,14 @@ class GroupCommit:
                     target=self._serve, name="group-commit", daemon=True
                 )
                 self._writer.start()
-        prepared = None
-        if prepare is not None and request.prepared is not None:
-            try:
-                prepared = prepare()
-            except BaseException:
-                with self._lock:  # the writer waits for ``prepared`` before committing
-                    request.cancelled = True
-                request.prepared.set()
-                raise
-            request.prepared.set()
-        if not request.done.wait(max(0.0, request.deadline - time.monotonic())):
+        if not request.done.wait(self._wait_seconds):
             with self._lock:
                 if not request.done.is_set():
                     request.cancelled = not request.committing
                     raise CommitTimeout(self._wait_seconds, outcome_unknown=request.committing)
         if request.error is not None:
             raise request.error
-        return prepared, request.result  # type: ignore[return-value]
+        return request.result  # type: ignore[return-value]
 
     def pending(self) -> int:
         """How many calls wait for the writer (approximate, for monitoring)."""
@@ -169,14 +132,7 @@ class GroupCommit:
             return [request for request in batch if not request.cancelled]
 
     def _begin_commit(self, batch: list[_Request[Any]]) -> bool:
-        """Wait for the callers' ``prepare`` steps, then mark ``batch`` as committing, unless a
-        caller gave up or its ``prepare`` failed meanwhile (then False)."""
-        for request in batch:
-            if request.prepared is not None and not request.prepared.wait(
-                max(0.0, request.deadline - time.monotonic())
-            ):
-                with self._lock:  # its caller is past its wait: it gets CommitTimeout
-                    request.cancelled = not request.prepared.is_set()
+        """Mark ``batch`` as committing, unless a caller gave up meanwhile (then False)."""
         with self._lock:
             if any(request.cancelled for request in batch):
                 return False

@@ -62,7 +62,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -339,16 +339,20 @@ class ReceiveHandler:
         self, source: Source, size: int, header: InstanceHeader, details: dict[str, Any]
     ) -> int | Dataset:
         """Place the checked bytes and record them (one SOP instance at a time: whoever places
-        the file records it first); the status to answer.
-
-        The file is placed (fsynced) while the group commit's writer runs the statements
-        (:meth:`db.group_commit.GroupCommit.run_with`); the row is committed only once the
-        file is durable. A file already there (the first copy) makes the row describe it:
-        that work is cancelled and recorded again with the first copy's size.
-        """
+        the file records it first); the status to answer."""
         target = self._spool.incoming_path(
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
+        try:  # exclusive: a file already there (the first copy) is never overwritten
+            placed = self._spool.place(source, target)
+            if not placed:
+                size = target.stat().st_size  # a row made now describes the file there
+        except OSError as exc:
+            return self._refuse(
+                source,
+                InstanceRefused(f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES),
+                details,
+            )
         item = ReceivedInstance(
             study_instance_uid=header.study_instance_uid,
             series_instance_uid=header.series_instance_uid,
@@ -362,33 +366,18 @@ class ReceiveHandler:
             series_description=header.series_description,
             calling_ae_title=details["calling_ae_title"],
         )
-        placement = _Placement(self._spool, source, target)
         try:  # the database decides, one writer at a time: check and write cannot race
-            try:
-                _, recorded = self._commits.run_with(
-                    placement, lambda session: record_or_find(session, item)
-                )
-            except _FirstCopyThere:  # exclusive: the file there is never overwritten
-                item = replace(item, size_bytes=target.stat().st_size)
-                recorded = self._commits.run(lambda session: record_or_find(session, item))
+            recorded = self._commits.run(lambda session: record_or_find(session, item))
         except (SQLAlchemyError, CommitTimeout) as exc:
-            return self._database_failed(exc, source, target, placement.placed, details)
-        except OSError as exc:
-            if placement.placed:  # not the spool's error: never answer with a row missing
-                return self._database_failed(exc, source, target, True, details)
-            return self._refuse(
-                source,
-                InstanceRefused(f"spool write failed: {type(exc).__name__}", OUT_OF_RESOURCES),
-                details,
-            )
+            return self._database_failed(exc, source, target, placed, details)
         conflict = None if recorded.new else _conflict(recorded, header)
         if conflict is not None:
-            return self._quarantine_conflict(conflict, source, target, placement.placed, details)
+            return self._quarantine_conflict(conflict, source, target, placed, details)
         logger.info(
             "received %s (%s, %d bytes)%s",
             header.sop_instance_uid,
             header.sop_class_uid,
-            item.size_bytes,
+            size,
             "" if recorded.new else ", already known: kept the first copy",
         )
         return SUCCESS
@@ -460,24 +449,6 @@ class ReceiveHandler:
         except OSError as exc:  # the answer matters more than the record
             logger.error("could not quarantine a refused instance: %s", exc)
         return refused.status
-
-
-class _FirstCopyThere(Exception):
-    """The instance's file is in the spool already: its row must describe that file."""
-
-
-class _Placement:
-    """The ``prepare`` step of recording an instance: place its bytes durably at ``target``
-    (:meth:`kernel.spool.Spool.place`); ``placed`` says whether this call put them there."""
-
-    def __init__(self, spool: Spool, source: Source, target: Path) -> None:
-        self._spool, self._source, self._target = spool, source, target
-        self.placed = False
-
-    def __call__(self) -> None:
-        self.placed = self._spool.place(self._source, self._target)
-        if not self.placed:
-            raise _FirstCopyThere
 
 
 class KeyedLocks:
