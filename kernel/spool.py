@@ -124,14 +124,15 @@ class Spool:
         fsync_dir(path.parent)
         return path
 
-    def place(self, source: bytes | Path, path: Path) -> bool:
+    def place(self, source: bytes | Path, path: Path, sync_folder: bool = True) -> bool:
         """Store ``source`` at ``path`` durably unless a file is there already; True when placed.
 
         Exclusive (a hard link, which fails on an existing name), so two writers of the same
         path never overwrite each other: the first one's bytes stay. A file in the spool's
         ``tmp/`` is linked into place (no copy) and its temporary name removed; bytes, or a
         file on another filesystem, are first written to ``tmp/``. Everything is fsynced
-        (file, then folder) before this returns True.
+        (file, then folder) before this returns True; with ``sync_folder`` False the folder's
+        fsync is left to the caller (the receive stage batches it within its group commit).
         """
         make_dirs(path.parent)
         if isinstance(source, Path):
@@ -142,7 +143,7 @@ class Spool:
             finally:
                 os.close(fd)
             try:
-                return self._link(source, path, remove_source=True)
+                return self._link(source, path, remove_source=True, sync_folder=sync_folder)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
@@ -156,19 +157,20 @@ class Spool:
                     handle.write(source)
                 handle.flush()
                 os.fsync(handle.fileno())
-            return self._link(staged, path, remove_source=False)
+            return self._link(staged, path, remove_source=False, sync_folder=sync_folder)
         finally:
             staged.unlink(missing_ok=True)
 
     @staticmethod
-    def _link(source: Path, path: Path, remove_source: bool) -> bool:
+    def _link(source: Path, path: Path, remove_source: bool, sync_folder: bool) -> bool:
         try:
             os.link(source, path)
         except FileExistsError:
             return False
         if remove_source:
             source.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+        if sync_folder:
+            fsync_dir(path.parent)
         return True
 
     def remove_stale(self, older_than_seconds: float = STALE_AFTER_SECONDS) -> int:

@@ -184,3 +184,68 @@ def test_postgresql_statement_timeout_ends_a_statement_blocked_by_a_lock(tmp_pat
         finally:
             locker.close()
             factory.kw["bind"].dispose()
+
+
+def test_group_commit_queued_calls_share_one_fsync_of_their_folder(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db import group_commit
+
+    synced: list[Path] = []
+    real_fsync_dir = group_commit.fsync_dir
+
+    def counting_fsync_dir(folder: Path) -> None:
+        synced.append(folder)
+        real_fsync_dir(folder)  # the real fsync still runs; this only counts it
+
+    monkeypatch.setattr(group_commit, "fsync_dir", counting_fsync_dir)
+    commits = GroupCommit(sessions)
+    release = threading.Event()
+
+    def first(session: Session) -> bool:
+        release.wait(10)  # holds the writer while seven more calls queue up
+        return record_instance(session, _item("1.2.3.5.0"))
+
+    def record(index: int) -> bool:
+        return commits.run(
+            lambda session: record_instance(session, _item(f"1.2.3.5.{index}")),
+            sync_folders=[tmp_path],
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        head = pool.submit(commits.run, first, [tmp_path])
+        rest = [pool.submit(record, index) for index in range(1, 8)]
+        deadline = time.monotonic() + 10
+        while commits.pending() < 7:
+            assert time.monotonic() < deadline, "the callers did not queue"
+            time.sleep(0.01)
+        release.set()
+        assert [head.result(), *(future.result() for future in rest)] == [True] * 8
+    assert synced == [tmp_path, tmp_path]  # once per transaction, not once per caller
+    assert _count(sessions, Instance.id) == 8
+
+
+def test_group_commit_folder_fsync_failing_reaches_only_its_caller_nothing_committed(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    commits = GroupCommit(sessions)
+    gate = threading.Barrier(3)
+
+    def work(index: int) -> str:
+        folder = tmp_path / ("missing" if index == 1 else "")
+        gate.wait()
+        try:
+            commits.run(
+                lambda session: record_instance(session, _item(f"1.2.3.4.{index}")),
+                sync_folders=[folder],
+            )
+        except OSError as exc:
+            return type(exc).__name__
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(work, range(3)))
+    assert outcomes == ["ok", "FileNotFoundError", "ok"]
+    with sessions() as session:
+        sops = set(session.scalars(select(Instance.sop_instance_uid)))
+    assert sops == {"1.2.3.4.0", "1.2.3.4.2"}  # the row whose folder was not synced: rolled back
