@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,12 +61,6 @@ def _insert_ignore(
     return session.execute(statement).scalar_one_or_none()
 
 
-def _id_of(column: Any, value: str) -> Any:
-    """The id of the row whose unique ``column`` equals ``value`` (NULL when none), as a scalar
-    subquery."""
-    return select(column.class_.id).where(column == value).scalar_subquery()
-
-
 def _ensure(
     session: Session, column: Any, values: dict[str, Any], found: int | None
 ) -> tuple[int, bool]:
@@ -88,16 +82,47 @@ def _ensure(
     return found, False
 
 
+def _id_of(column: Any) -> Any:
+    """The id of the row whose unique ``column`` equals the parameter named after the column
+    (NULL when none), as a scalar subquery."""
+    return select(column.class_.id).where(column == bindparam(column.key)).scalar_subquery()
+
+
+# The usual path's statements, built once: executing one costs no construction and a
+# memoized cache key (this runs once per received instance).
+_KNOWN_IDS = select(
+    _id_of(Study.study_instance_uid),
+    _id_of(Series.series_instance_uid),
+    _id_of(Instance.sop_instance_uid),
+)
+_INSERT_INSTANCE = insert(Instance)
+_TOUCH_STUDY = (
+    update(Study).where(Study.id == bindparam("study")).values(last_received_at=bindparam("now"))
+)
+# one atomic statement: two late instances at once bump the generation only once
+_REOPEN_STUDY = (
+    update(Study)
+    .where(Study.id == bindparam("study"), Study.assembled_generation == Study.generation)
+    .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
+    .returning(Study.generation)
+)
+
+
 def _known_ids(session: Session, item: ReceivedInstance) -> tuple[int | None, int | None, bool]:
     """The ids of ``item``'s study and series rows (None when absent) and whether its
-    instance is recorded: one cached statement, one round trip."""
-    study, series, instance = session.execute(
-        select(
-            _id_of(Study.study_instance_uid, item.study_instance_uid),
-            _id_of(Series.series_instance_uid, item.series_instance_uid),
-            _id_of(Instance.sop_instance_uid, item.sop_instance_uid),
+    instance is recorded: one statement, one round trip."""
+    study, series, instance = (
+        session.connection()
+        .execute(
+            _KNOWN_IDS,
+            {
+                "study_instance_uid": item.study_instance_uid,
+                "series_instance_uid": item.series_instance_uid,
+                "sop_instance_uid": item.sop_instance_uid,
+            },
         )
-    ).one()
+        .one()
+    )
     return study, series, instance is not None
 
 
@@ -108,9 +133,8 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
     (``assembled_generation == generation``) its generation is bumped and its state set back to
     RECEIVING, so the late instance leads to a new job version, with a "reopen" audit event. A
     new study row gets a "receive" audit event. The caller owns the transaction (commit or
-    rollback). The usual path (known study and series, new instance) is four statements that
-    SQLAlchemy caches (one lookup, one insert, two updates), since this runs once per received
-    instance.
+    rollback). The usual path (known study and series, new instance) is four statements built
+    once (one lookup, one insert, two updates), run on the session's connection.
     """
     now = now or datetime.now(UTC)
     known_study, known_series, known_instance = _known_ids(session, item)
@@ -140,30 +164,26 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
         },
         known_series,
     )
-    # a plain (cached) insert: a concurrent writer of the same SOP instance makes it raise
+    # a plain insert: a concurrent writer of the same SOP instance makes it raise
     # IntegrityError, and the caller's retry then finds the row above
-    session.execute(
-        insert(Instance).values(
-            study_id=study_id,
-            series_id=series_id,
-            sop_instance_uid=item.sop_instance_uid,
-            sop_class_uid=item.sop_class_uid,
-            transfer_syntax_uid=item.transfer_syntax_uid,
-            number_of_frames=item.number_of_frames,
-            path=item.path,
-            size_bytes=item.size_bytes,
-            calling_ae_title=item.calling_ae_title,
-            received_at=now,
-        )
+    connection = session.connection()
+    connection.execute(
+        _INSERT_INSTANCE,
+        {
+            "study_id": study_id,
+            "series_id": series_id,
+            "sop_instance_uid": item.sop_instance_uid,
+            "sop_class_uid": item.sop_class_uid,
+            "transfer_syntax_uid": item.transfer_syntax_uid,
+            "number_of_frames": item.number_of_frames,
+            "path": item.path,
+            "size_bytes": item.size_bytes,
+            "calling_ae_title": item.calling_ae_title,
+            "received_at": now,
+        },
     )
-    session.execute(update(Study).where(Study.id == study_id).values(last_received_at=now))
-    # one atomic statement: two late instances at once bump the generation only once
-    reopened = session.execute(
-        update(Study)
-        .where(Study.id == study_id, Study.assembled_generation == Study.generation)
-        .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
-        .returning(Study.generation)
-    ).scalar_one_or_none()
+    connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
+    reopened = connection.execute(_REOPEN_STUDY, {"study": study_id}).scalar_one_or_none()
     if reopened is not None:
         audit.record(session, RECEIVE_ACTOR, "reopen", "study", study_id, generation=reopened)
     if created:
