@@ -47,13 +47,17 @@ def _safe(component: str) -> str:
     return component
 
 
-def make_dirs(path: Path) -> None:
+def make_dirs(path: Path) -> list[Path]:
     """Create ``path`` and its missing parents, each 0700 (``parents=True`` alone would give
-    the parents the umask's mode)."""
+    the parents the umask's mode); the folders this call created, outermost first."""
     if path.is_dir():
-        return
-    make_dirs(path.parent)
-    path.mkdir(mode=DIR_MODE, exist_ok=True)
+        return []
+    created = make_dirs(path.parent)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:  # another thread made it meanwhile
+        return created
+    return [*created, path]
 
 
 def fsync_dir(path: Path) -> None:
@@ -133,8 +137,11 @@ class Spool:
         file on another filesystem, are first written to ``tmp/``. Everything is fsynced
         (file, then folder) before this returns True; with ``sync_folder`` False the folder's
         fsync is left to the caller (the receive stage batches it within its group commit).
+        A folder made for ``path`` (a new study or series) is made durable in its parent
+        first.
         """
-        make_dirs(path.parent)
+        for folder in make_dirs(path.parent):
+            fsync_dir(folder.parent)
         if isinstance(source, Path):
             os.chmod(source, FILE_MODE)
             fd = os.open(source, os.O_RDONLY)
