@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +45,26 @@ def _count(sessions: sessionmaker[Session], column: object) -> int:
         return int(session.scalar(select(func.count(column))) or 0)
 
 
+def _one_then_seven_queued(
+    commits: GroupCommit,
+    first: Callable[[Session], bool],
+    record: Callable[[int], bool],
+    release: threading.Event,
+    sync_folders: list[Path] | None = None,
+) -> list[bool]:
+    """Run ``first`` (it holds the writer until ``release`` is set), queue ``record(1..7)``
+    behind it, then release it; the eight answers."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        head = pool.submit(commits.run, first, sync_folders or [])
+        rest = [pool.submit(record, index) for index in range(1, 8)]
+        deadline = time.monotonic() + 10
+        while commits.pending() < 7:
+            assert time.monotonic() < deadline, "the callers did not queue"
+            time.sleep(0.01)
+        release.set()
+        return [head.result(), *(future.result() for future in rest)]
+
+
 def test_group_commit_queued_calls_share_one_commit_each_gets_its_result(
     sessions: sessionmaker[Session],
 ) -> None:
@@ -61,16 +81,7 @@ def test_group_commit_queued_calls_share_one_commit_each_gets_its_result(
     def record(index: int) -> bool:
         return commits.run(lambda session: record_instance(session, _item(f"1.2.3.9.{index}")))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        head = pool.submit(commits.run, first)
-        rest = [pool.submit(record, index) for index in range(1, 8)]
-        deadline = time.monotonic() + 10
-        while commits.pending() < 7:
-            assert time.monotonic() < deadline, "the callers did not queue"
-            time.sleep(0.01)
-        release.set()
-        answers = [head.result(), *(future.result() for future in rest)]
-    assert answers == [True] * 8
+    assert _one_then_seven_queued(commits, first, record, release) == [True] * 8
     assert len(transactions) == 2  # the first call's, then one for the seven queued calls
     assert _count(sessions, Instance.id) == 8
     assert _count(sessions, Study.id) == 1
@@ -212,15 +223,7 @@ def test_group_commit_queued_calls_share_one_fsync_of_their_folder(
             sync_folders=[tmp_path],
         )
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        head = pool.submit(commits.run, first, [tmp_path])
-        rest = [pool.submit(record, index) for index in range(1, 8)]
-        deadline = time.monotonic() + 10
-        while commits.pending() < 7:
-            assert time.monotonic() < deadline, "the callers did not queue"
-            time.sleep(0.01)
-        release.set()
-        assert [head.result(), *(future.result() for future in rest)] == [True] * 8
+    assert _one_then_seven_queued(commits, first, record, release, [tmp_path]) == [True] * 8
     assert synced == [tmp_path, tmp_path]  # once per transaction, not once per caller
     assert _count(sessions, Instance.id) == 8
 
