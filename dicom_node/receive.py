@@ -35,10 +35,11 @@ answer 0xC211) and never runs inference. For each request, in order:
    overwritten), then a short transaction records them (:func:`db.instances.record_or_find`),
    shared with concurrent associations (:class:`db.group_commit.GroupCommit`: one commit for
    all, after one fsync of each folder the transaction's new files were linked into, so a
-   file's name is durable before its row); only after the commit is 0x0000 answered. Placing and recording run under a lock per
-   SOP Instance UID, so whoever placed the file also records it. A database error, or a commit
-   not done within ``settings.commit_wait_seconds``, answers 0xA700 and rolls back, so nothing
-   is half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
+   file's name is durable before its row); only after the commit is 0x0000 answered. Placing
+   and recording run under a lock per SOP Instance UID, so whoever placed the file also
+   records it. A database error, a folder fsync that fails, or a commit not done within
+   ``settings.commit_wait_seconds``, answers 0xA700 and rolls back, so nothing is
+   half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
    error is logged and answered 0xA700.
 
 A re-sent SOP instance (same study, series and patient) answers 0x0000, adds no row and keeps
