@@ -15,6 +15,12 @@ retried once (another process inserted the same row first; the rerun finds it).
 The writer thread starts on the first call and ends after ``idle_seconds`` without work, so
 an instance needs no start or stop.
 
+A caller may name folders to fsync before its commit (``sync_folders``: the receive stage's
+newly linked files, see :meth:`kernel.spool.Spool.place`): the writer fsyncs each distinct
+folder once per transaction, then commits, so a file's name is durable before its row and
+concurrent instances of one series share one folder fsync. A folder fsync that fails fails
+the transaction like an error of the work.
+
 A caller waits at most ``wait_seconds`` (a hung connection or statement must not block every
 caller behind it), then raises :class:`CommitTimeout`. Work not yet begun is cancelled then
 (it never runs); work already in a transaction is cancelled if that transaction has not
@@ -27,12 +33,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from kernel.spool import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +64,8 @@ class _Cancelled(Exception):
 @dataclass
 class _Request(Generic[T]):
     work: Callable[[Session], T]
+    #: folders to fsync before the commit
+    sync_folders: tuple[Path, ...] = ()
     done: threading.Event = field(default_factory=threading.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -85,9 +96,10 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        """``work``'s result once its transaction is committed; re-raises its error."""
-        request: _Request[T] = _Request(work)
+    def run(self, work: Callable[[Session], T], sync_folders: Iterable[Path] = ()) -> T:
+        """``work``'s result once its transaction is committed, after ``sync_folders`` were
+        fsynced; re-raises its error (or the fsync's ``OSError``)."""
+        request: _Request[T] = _Request(work, tuple(sync_folders))
         with self._lock:
             self._queue.put(request)
             if self._writer is None:
@@ -147,6 +159,7 @@ class GroupCommit:
         try:
             with self._sessions() as session, session.begin():
                 results = [request.work(session) for request in batch]
+                _fsync_folders(batch)
                 if not self._begin_commit(batch):
                     raise _Cancelled
         except _Cancelled:
@@ -175,6 +188,7 @@ class GroupCommit:
             try:
                 with self._sessions() as session, session.begin():
                     result = request.work(session)
+                    _fsync_folders([request])
                     if not self._begin_commit([request]):
                         raise _Cancelled
             except _Cancelled:
@@ -187,3 +201,9 @@ class GroupCommit:
             request.finish(result)
             return
         request.finish(error=error)
+
+
+def _fsync_folders(batch: list[_Request[Any]]) -> None:
+    """fsync each folder the requests of ``batch`` name, once."""
+    for folder in dict.fromkeys(folder for request in batch for folder in request.sync_folders):
+        fsync_dir(folder)

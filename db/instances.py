@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -61,28 +61,69 @@ def _insert_ignore(
     return session.execute(statement).scalar_one_or_none()
 
 
-def _id_of(session: Session, column: Any, value: str) -> int | None:
-    """The id of the row whose unique ``column`` equals ``value``, or None."""
-    return session.execute(select(column.class_.id).where(column == value)).scalar_one_or_none()
+def _ensure(
+    session: Session, column: Any, values: dict[str, Any], found: int | None
+) -> tuple[int, bool]:
+    """The id of the row with ``values[column.key]`` (``found`` when already looked up),
+    inserted when absent; (id, created).
 
-
-def _ensure(session: Session, column: Any, values: dict[str, Any]) -> tuple[int, bool]:
-    """The id of the row with ``values[column.key]``, inserted when absent; (id, created).
-
-    The usual case, a row that exists, is one cached SELECT; only a new row pays for the
+    The usual case, a row that exists, costs nothing here; only a new row pays for the
     dialect's ``ON CONFLICT DO NOTHING`` insert (which SQLAlchemy cannot cache), so two
     processes creating the same row at once never collide.
     """
-    key = values[column.key]
-    found = _id_of(session, column, key)
     if found is not None:
         return found, False
+    key = values[column.key]
     created = _insert_ignore(session, column.class_, column.key, values)
     if created is not None:
         return created, True
     # the conflicting row was committed by another writer: it is there now
     found = session.execute(select(column.class_.id).where(column == key)).scalar_one()
     return found, False
+
+
+def _id_of(column: Any) -> Any:
+    """The id of the row whose unique ``column`` equals the parameter named after the column
+    (NULL when none), as a scalar subquery."""
+    return select(column.class_.id).where(column == bindparam(column.key)).scalar_subquery()
+
+
+# The usual path's statements, built once: executing one costs no construction and a
+# memoized cache key (this runs once per received instance).
+_KNOWN_IDS = select(
+    _id_of(Study.study_instance_uid),
+    _id_of(Series.series_instance_uid),
+    _id_of(Instance.sop_instance_uid),
+)
+_INSERT_INSTANCE = insert(Instance)
+_TOUCH_STUDY = (
+    update(Study).where(Study.id == bindparam("study")).values(last_received_at=bindparam("now"))
+)
+# one atomic statement: two late instances at once bump the generation only once
+_REOPEN_STUDY = (
+    update(Study)
+    .where(Study.id == bindparam("study"), Study.assembled_generation == Study.generation)
+    .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
+    .returning(Study.generation)
+)
+
+
+def _known_ids(session: Session, item: ReceivedInstance) -> tuple[int | None, int | None, bool]:
+    """The ids of ``item``'s study and series rows (None when absent) and whether its
+    instance is recorded: one statement, one round trip."""
+    study, series, instance = (
+        session.connection()
+        .execute(
+            _KNOWN_IDS,
+            {
+                "study_instance_uid": item.study_instance_uid,
+                "series_instance_uid": item.series_instance_uid,
+                "sop_instance_uid": item.sop_instance_uid,
+            },
+        )
+        .one()
+    )
+    return study, series, instance is not None
 
 
 def record_instance(session: Session, item: ReceivedInstance, now: datetime | None = None) -> bool:
@@ -92,10 +133,13 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
     (``assembled_generation == generation``) its generation is bumped and its state set back to
     RECEIVING, so the late instance leads to a new job version, with a "reopen" audit event. A
     new study row gets a "receive" audit event. The caller owns the transaction (commit or
-    rollback). Every statement of the usual path (known study and series, new instance) is one
-    SQLAlchemy caches, since this runs once per received instance.
+    rollback). The usual path (known study and series, new instance) is four statements built
+    once (one lookup, one insert, two updates), run on the session's connection.
     """
     now = now or datetime.now(UTC)
+    known_study, known_series, known_instance = _known_ids(session, item)
+    if known_instance:
+        return False
     study_id, created = _ensure(
         session,
         Study.study_instance_uid,
@@ -107,6 +151,7 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "generation": 0,
             "assembled_generation": -1,
         },
+        known_study,
     )
     series_id, _ = _ensure(
         session,
@@ -117,33 +162,28 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "modality": item.modality,
             "series_description": item.series_description,
         },
+        known_series,
     )
-    if _id_of(session, Instance.sop_instance_uid, item.sop_instance_uid) is not None:
-        return False
-    # a plain (cached) insert: a concurrent writer of the same SOP instance makes it raise
+    # a plain insert: a concurrent writer of the same SOP instance makes it raise
     # IntegrityError, and the caller's retry then finds the row above
-    session.execute(
-        insert(Instance).values(
-            study_id=study_id,
-            series_id=series_id,
-            sop_instance_uid=item.sop_instance_uid,
-            sop_class_uid=item.sop_class_uid,
-            transfer_syntax_uid=item.transfer_syntax_uid,
-            number_of_frames=item.number_of_frames,
-            path=item.path,
-            size_bytes=item.size_bytes,
-            calling_ae_title=item.calling_ae_title,
-            received_at=now,
-        )
+    connection = session.connection()
+    connection.execute(
+        _INSERT_INSTANCE,
+        {
+            "study_id": study_id,
+            "series_id": series_id,
+            "sop_instance_uid": item.sop_instance_uid,
+            "sop_class_uid": item.sop_class_uid,
+            "transfer_syntax_uid": item.transfer_syntax_uid,
+            "number_of_frames": item.number_of_frames,
+            "path": item.path,
+            "size_bytes": item.size_bytes,
+            "calling_ae_title": item.calling_ae_title,
+            "received_at": now,
+        },
     )
-    session.execute(update(Study).where(Study.id == study_id).values(last_received_at=now))
-    # one atomic statement: two late instances at once bump the generation only once
-    reopened = session.execute(
-        update(Study)
-        .where(Study.id == study_id, Study.assembled_generation == Study.generation)
-        .values(generation=Study.generation + 1, state=StudyState.RECEIVING)
-        .returning(Study.generation)
-    ).scalar_one_or_none()
+    connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
+    reopened = connection.execute(_REOPEN_STUDY, {"study": study_id}).scalar_one_or_none()
     if reopened is not None:
         audit.record(session, RECEIVE_ACTOR, "reopen", "study", study_id, generation=reopened)
     if created:

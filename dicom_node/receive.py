@@ -34,10 +34,12 @@ answer 0xC211) and never runs inference. For each request, in order:
    linked there, :meth:`kernel.spool.Spool.place`: exclusively, a file already there is never
    overwritten), then a short transaction records them (:func:`db.instances.record_or_find`),
    shared with concurrent associations (:class:`db.group_commit.GroupCommit`: one commit for
-   all); only after the commit is 0x0000 answered. Placing and recording run under a lock per
-   SOP Instance UID, so whoever placed the file also records it. A database error, or a commit
-   not done within ``settings.commit_wait_seconds``, answers 0xA700 and rolls back, so nothing
-   is half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
+   all, after one fsync of each folder the transaction's new files were linked into, so a
+   file's name is durable before its row); only after the commit is 0x0000 answered. Placing
+   and recording run under a lock per SOP Instance UID, so whoever placed the file also
+   records it. A database error, a folder fsync that fails, or a commit not done within
+   ``settings.commit_wait_seconds``, answers 0xA700 and rolls back, so nothing is
+   half-written. A spool write that fails (I/O error) answers 0xA700 too; any unexpected
    error is logged and answered 0xA700.
 
 A re-sent SOP instance (same study, series and patient) answers 0x0000, adds no row and keeps
@@ -344,7 +346,7 @@ class ReceiveHandler:
             header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid
         )
         try:  # exclusive: a file already there (the first copy) is never overwritten
-            placed = self._spool.place(source, target)
+            placed = self._spool.place(source, target, sync_folder=False)
             if not placed:
                 size = target.stat().st_size  # a row made now describes the file there
         except OSError as exc:
@@ -367,8 +369,10 @@ class ReceiveHandler:
             calling_ae_title=details["calling_ae_title"],
         )
         try:  # the database decides, one writer at a time: check and write cannot race
-            recorded = self._commits.run(lambda session: record_or_find(session, item))
-        except (SQLAlchemyError, CommitTimeout) as exc:
+            recorded = self._commits.run(
+                lambda session: record_or_find(session, item), sync_folders=[target.parent]
+            )
+        except (SQLAlchemyError, CommitTimeout, OSError) as exc:  # OSError: the folder fsync
             return self._database_failed(exc, source, target, placed, details)
         conflict = None if recorded.new else _conflict(recorded, header)
         if conflict is not None:

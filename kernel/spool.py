@@ -47,13 +47,17 @@ def _safe(component: str) -> str:
     return component
 
 
-def make_dirs(path: Path) -> None:
+def make_dirs(path: Path) -> list[Path]:
     """Create ``path`` and its missing parents, each 0700 (``parents=True`` alone would give
-    the parents the umask's mode)."""
+    the parents the umask's mode); the folders this call created, outermost first."""
     if path.is_dir():
-        return
-    make_dirs(path.parent)
-    path.mkdir(mode=DIR_MODE, exist_ok=True)
+        return []
+    created = make_dirs(path.parent)
+    try:
+        path.mkdir(mode=DIR_MODE)
+    except FileExistsError:  # another thread made it meanwhile
+        return created
+    return [*created, path]
 
 
 def fsync_dir(path: Path) -> None:
@@ -124,16 +128,20 @@ class Spool:
         fsync_dir(path.parent)
         return path
 
-    def place(self, source: bytes | Path, path: Path) -> bool:
+    def place(self, source: bytes | Path, path: Path, sync_folder: bool = True) -> bool:
         """Store ``source`` at ``path`` durably unless a file is there already; True when placed.
 
         Exclusive (a hard link, which fails on an existing name), so two writers of the same
         path never overwrite each other: the first one's bytes stay. A file in the spool's
         ``tmp/`` is linked into place (no copy) and its temporary name removed; bytes, or a
         file on another filesystem, are first written to ``tmp/``. Everything is fsynced
-        (file, then folder) before this returns True.
+        (file, then folder) before this returns True; with ``sync_folder`` False the folder's
+        fsync is left to the caller (the receive stage batches it within its group commit).
+        A folder made for ``path`` (a new study or series) is made durable in its parent
+        first.
         """
-        make_dirs(path.parent)
+        for folder in make_dirs(path.parent):
+            fsync_dir(folder.parent)
         if isinstance(source, Path):
             os.chmod(source, FILE_MODE)
             fd = os.open(source, os.O_RDONLY)
@@ -142,7 +150,7 @@ class Spool:
             finally:
                 os.close(fd)
             try:
-                return self._link(source, path, remove_source=True)
+                return self._link(source, path, remove_source=True, sync_folder=sync_folder)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
@@ -156,19 +164,20 @@ class Spool:
                     handle.write(source)
                 handle.flush()
                 os.fsync(handle.fileno())
-            return self._link(staged, path, remove_source=False)
+            return self._link(staged, path, remove_source=False, sync_folder=sync_folder)
         finally:
             staged.unlink(missing_ok=True)
 
     @staticmethod
-    def _link(source: Path, path: Path, remove_source: bool) -> bool:
+    def _link(source: Path, path: Path, remove_source: bool, sync_folder: bool) -> bool:
         try:
             os.link(source, path)
         except FileExistsError:
             return False
         if remove_source:
             source.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+        if sync_folder:
+            fsync_dir(path.parent)
         return True
 
     def remove_stale(self, older_than_seconds: float = STALE_AFTER_SECONDS) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +45,26 @@ def _count(sessions: sessionmaker[Session], column: object) -> int:
         return int(session.scalar(select(func.count(column))) or 0)
 
 
+def _one_then_seven_queued(
+    commits: GroupCommit,
+    first: Callable[[Session], bool],
+    record: Callable[[int], bool],
+    release: threading.Event,
+    sync_folders: list[Path] | None = None,
+) -> list[bool]:
+    """Run ``first`` (it holds the writer until ``release`` is set), queue ``record(1..7)``
+    behind it, then release it; the eight answers."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        head = pool.submit(commits.run, first, sync_folders or [])
+        rest = [pool.submit(record, index) for index in range(1, 8)]
+        deadline = time.monotonic() + 10
+        while commits.pending() < 7:
+            assert time.monotonic() < deadline, "the callers did not queue"
+            time.sleep(0.01)
+        release.set()
+        return [head.result(), *(future.result() for future in rest)]
+
+
 def test_group_commit_queued_calls_share_one_commit_each_gets_its_result(
     sessions: sessionmaker[Session],
 ) -> None:
@@ -61,16 +81,7 @@ def test_group_commit_queued_calls_share_one_commit_each_gets_its_result(
     def record(index: int) -> bool:
         return commits.run(lambda session: record_instance(session, _item(f"1.2.3.9.{index}")))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        head = pool.submit(commits.run, first)
-        rest = [pool.submit(record, index) for index in range(1, 8)]
-        deadline = time.monotonic() + 10
-        while commits.pending() < 7:
-            assert time.monotonic() < deadline, "the callers did not queue"
-            time.sleep(0.01)
-        release.set()
-        answers = [head.result(), *(future.result() for future in rest)]
-    assert answers == [True] * 8
+    assert _one_then_seven_queued(commits, first, record, release) == [True] * 8
     assert len(transactions) == 2  # the first call's, then one for the seven queued calls
     assert _count(sessions, Instance.id) == 8
     assert _count(sessions, Study.id) == 1
@@ -184,3 +195,60 @@ def test_postgresql_statement_timeout_ends_a_statement_blocked_by_a_lock(tmp_pat
         finally:
             locker.close()
             factory.kw["bind"].dispose()
+
+
+def test_group_commit_queued_calls_share_one_fsync_of_their_folder(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db import group_commit
+
+    synced: list[Path] = []
+    real_fsync_dir = group_commit.fsync_dir
+
+    def counting_fsync_dir(folder: Path) -> None:
+        synced.append(folder)
+        real_fsync_dir(folder)  # the real fsync still runs; this only counts it
+
+    monkeypatch.setattr(group_commit, "fsync_dir", counting_fsync_dir)
+    commits = GroupCommit(sessions)
+    release = threading.Event()
+
+    def first(session: Session) -> bool:
+        release.wait(10)  # holds the writer while seven more calls queue up
+        return record_instance(session, _item("1.2.3.5.0"))
+
+    def record(index: int) -> bool:
+        return commits.run(
+            lambda session: record_instance(session, _item(f"1.2.3.5.{index}")),
+            sync_folders=[tmp_path],
+        )
+
+    assert _one_then_seven_queued(commits, first, record, release, [tmp_path]) == [True] * 8
+    assert synced == [tmp_path, tmp_path]  # once per transaction, not once per caller
+    assert _count(sessions, Instance.id) == 8
+
+
+def test_group_commit_folder_fsync_failing_reaches_only_its_caller_nothing_committed(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    commits = GroupCommit(sessions)
+    gate = threading.Barrier(3)
+
+    def work(index: int) -> str:
+        folder = tmp_path / ("missing" if index == 1 else "")
+        gate.wait()
+        try:
+            commits.run(
+                lambda session: record_instance(session, _item(f"1.2.3.4.{index}")),
+                sync_folders=[folder],
+            )
+        except OSError as exc:
+            return type(exc).__name__
+        return "ok"
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(work, range(3)))
+    assert outcomes == ["ok", "FileNotFoundError", "ok"]
+    with sessions() as session:
+        sops = set(session.scalars(select(Instance.sop_instance_uid)))
+    assert sops == {"1.2.3.4.0", "1.2.3.4.2"}  # the row whose folder was not synced: rolled back

@@ -138,3 +138,27 @@ def _loose(folder: Path) -> Path:
     path = folder / "seg.part"
     path.write_bytes(b"z")
     return path
+
+
+def test_spool_place_new_study_folders_synced_in_their_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kernel.spool
+
+    synced: list[Path] = []
+    real_fsync_dir = kernel.spool.fsync_dir
+
+    def counting_fsync_dir(folder: Path) -> None:
+        synced.append(folder)
+        real_fsync_dir(folder)  # the real fsync still runs; this only counts it
+
+    monkeypatch.setattr(kernel.spool, "fsync_dir", counting_fsync_dir)
+    spool = Spool.under(tmp_path)
+    incoming = spool.root / "incoming"
+    first = spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.1")
+    assert spool.place(b"one", first, sync_folder=False) is True
+    # the new study folder's entry in incoming/, the new series folder's in the study folder
+    assert synced == [incoming, incoming / "1.2.3"]
+    synced.clear()
+    assert spool.place(b"two", spool.incoming_path("1.2.3", "1.2.3.4", "1.2.3.4.2")) is True
+    assert synced == [first.parent]  # a known series: only the file's own folder
