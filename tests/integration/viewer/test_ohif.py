@@ -30,11 +30,6 @@ from tests.support.storescu import SHARED_US_DICOM, run_storescu
 
 pytestmark = pytest.mark.e2e
 
-SCOPE_ENV: dict[str, str] = {}
-"""Environment the node starts with so that the shipped breast model runs on every study sent
-here (the real shared files are not breast images): the per-model routing rules of the scope
-issue go here (e.g. an ``LNM_...`` setting that opens ynet-busi's scope to any US image)."""
-
 REAL_FILES = (
     "pydicom_data/JPGLosslessP14SV1_1s_1f_8b.dcm",  # Philips EPIQ 7C, JPEG lossless, calibrated
     "pydicom_data/US1_UNCR.dcm",  # GE LOGIQ 700 RGB, no calibration
@@ -103,7 +98,8 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processed]:
         calibrated[str(header.StudyInstanceUID)] = "SequenceOfUltrasoundRegions" in header
     orthanc = start_orthanc(root / "orthanc", dicomweb=True)
     node = start_node(
-        root / "node", "--pacs", orthanc.destination, "--quiet-seconds", "2", env=SCOPE_ENV
+        root / "node", "--pacs", orthanc.destination, "--quiet-seconds", "2",
+        scope_open=True,  # generated and real files of any anatomy: the breast model runs on all
     )
     try:
         _store(orthanc.dicom_port, files, "ORTHANC")
