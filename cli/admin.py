@@ -252,6 +252,7 @@ def train(
     not an ensemble) where the node at --home loads models from (HOME/models).
     """
     from inference.registry import site_models_dir
+    from training.gate_data import fit_packaged_gate
     from training.retrain import (
         DatasetMismatch,
         describe_dataset,
@@ -285,8 +286,13 @@ def train(
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
         fold = int(packaged.metrics["packaged_fold"])
+        packaged = fit_packaged_gate(packaged, cases, tests[fold] if tests is not None else None,
+                                     settings.device)  # fmt: skip
         console.print(f"packaged {packaged.ref} (fold {fold}, best out-of-fold AUC; one fold, "
                       f"not an ensemble) into {packaged.folder}")  # fmt: skip
+        gate = packaged.scope.gate
+        console.print(f"out-of-domain gate: threshold {gate.threshold:.3f}, {gate.fitted_on}"
+                      if gate is not None else "out-of-domain gate: none")  # fmt: skip
 
 
 def print_summary(pooled_by_name: dict[str, dict]) -> None:

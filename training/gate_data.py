@@ -33,6 +33,7 @@ from training.gate_fit import (
     noise_images,
     write_gate,
 )
+from training.trainer import Cases
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +186,53 @@ def refit_gate(
     figures["threshold"] = threshold
     written = write_gate(spec, layers, reference, threshold, fitted_on, figures)
     return GateFit(written, figures)
+
+
+def fit_packaged_gate(
+    spec: ModelSpec,
+    cases: Cases,
+    held_out: np.ndarray | None,
+    device: str = "cpu",
+    quantile: float = DEFAULT_QUANTILE,
+) -> ModelSpec:
+    """Fit the gate of a freshly packaged ``spec`` (``train --package``) on its own training
+    cases, so the new weights carry a reference of what they were trained on; returns the spec.
+
+    ``held_out``: the packaged fold's test cases, left out. The rest is split at random into
+    inner-train (the reference) and inner-validation (the threshold). A spec whose base had no
+    gate keeps none; with fewer than 8 + 4 cases the gate is removed, and the log says so (fit
+    one later with ``lnm-node scope fit-gate``).
+    """
+    gate = spec.scope.gate
+    if gate is None:
+        return spec
+    rest = np.setdiff1d(np.arange(len(cases.malignant)), held_out if held_out is not None else [])
+    order = np.random.default_rng(INNER_SEED).permutation(rest)
+    n_validation = max(4, round(INNER_FRACTION * len(order)))
+    validation, train = order[:n_validation], order[n_validation:]
+    if len(train) < 8:
+        logger.warning("%s: %d training cases are too few for a gate; packaged without one",
+                       spec.ref, len(rest))  # fmt: skip
+        ungated = spec.model_copy(update={"scope": spec.scope.model_copy(update={"gate": None})})
+        ModelSpec.model_validate(ungated.model_dump()).save(spec.folder)
+        return ModelSpec.load(spec.folder)
+
+    def batches(indices: np.ndarray) -> Iterator[list[torch.Tensor]]:
+        inputs = cases.subset(indices).network_inputs()
+        for index in range(len(indices)):
+            yield [x[index : index + 1] for x in inputs]
+
+    network = load_network(spec, device)
+    layers = list(gate.layers)
+    fitted_on = (
+        f"{len(train)} of the packaged fold's training cases (inner-train), threshold at the "
+        f"{quantile:g} quantile of {len(validation)} others (inner-validation)"
+    )
+    reference, threshold = fit_gate(
+        spec,
+        gate_features(network, layers, batches(train)),
+        gate_features(network, layers, batches(validation)),
+        fitted_on,
+        quantile,
+    )
+    return write_gate(spec, layers, reference, threshold, fitted_on, figures={})
