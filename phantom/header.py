@@ -125,6 +125,13 @@ def us_dataset(
     return ds
 
 
+#: body parts of a pair: General Series' Laterality is then required (Type 2C; empty: unknown)
+PAIRED_BODY_PARTS = frozenset(
+    {"AXILLA", "BREAST", "ARM", "LEG", "HAND", "FOOT", "HIP", "KNEE", "SHOULDER", "ELBOW",
+     "WRIST", "ANKLE", "EYE", "EAR", "KIDNEY", "OVARY", "TESTIS", "LUNG", "CLAVICLE", "THIGH"}
+)
+
+
 def label_body_part(ds: Dataset, body_part: str) -> Dataset:
     """Set BodyPartExamined and a StudyDescription that names it, e.g. NECK ->
     "SYNTHETIC PHANTOM - NECK", so a routing rule (``inference.scope``) sees that anatomy."""
@@ -133,4 +140,8 @@ def label_body_part(ds: Dataset, body_part: str) -> Dataset:
         raise ValueError(f"body part {body_part!r} must be 1 to 16 characters (a CS value)")
     ds.BodyPartExamined = name
     ds.StudyDescription = f"SYNTHETIC PHANTOM - {name}"
+    if name in PAIRED_BODY_PARTS:
+        ds.Laterality = ""
+    elif "Laterality" in ds:
+        del ds.Laterality
     return ds
