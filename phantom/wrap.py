@@ -34,7 +34,6 @@ def wrap_image(
         series_description=f"WRAPPED {image.name}"[:64],
     )
     ds = us_dataset(grey, identity, [], multi_frame=False)
-    del ds.SequenceOfUltrasoundRegions
     label_body_part(ds, body_part)
     if description is not None:
         ds.StudyDescription = description
