@@ -108,7 +108,7 @@ def test_dual_and_video_retrained_from_node_studies_promoted_next_study_names_ve
                 found = list(session.scalars(select(Job).join(Study).where(
                     Study.study_instance_uid == study_uid)))  # fmt: skip
             failed = [j for j in found if j.state.startswith("FAILED")]
-            assert not failed, [(j.model_key, j.error) for j in failed]
+            assert not failed, [(j.model_key, j.model_version, j.state, j.reason) for j in failed]
             jobs[:] = [j for j in found if (j.outputs or {}).get("files", {}).get("sr")]
             return len(jobs) == len(KEYS)
 
