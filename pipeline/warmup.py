@@ -27,6 +27,17 @@ def live_model_refs(ctx: NodeContext) -> list[str]:
     return list(dict.fromkeys(f"{row.model_key}@{row.version}" for row in rows))
 
 
+def import_job_modules() -> None:
+    """Import what a job runs (torch, MONAI, the runner, the gate, the encoders) in this thread,
+    before any other thread can. MONAI's package import is not thread-safe: a job's first import
+    racing the warm-up of a newly promoted version left ``monai`` half-initialised for the whole
+    process (every later job FAILED with an ImportError)."""
+    import inference.encode.outputs
+    import inference.gate
+    import inference.loading
+    import inference.runner  # noqa: F401
+
+
 def warm_models(ctx: NodeContext, refs: list[str] | None = None) -> list[str]:
     """Load ``refs`` (default: the live versions) into the worker's cache and run each once,
     as a job does (forward, Grad-CAM's backward, the encoders); returns the refs warmed.

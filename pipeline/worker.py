@@ -12,7 +12,7 @@ from kernel.settings import Profile, Settings, available_cpus
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
 from pipeline.routing import known_queues
-from pipeline.warmup import live_model_refs, warm_models
+from pipeline.warmup import import_job_modules, live_model_refs, warm_models
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ def get_ready(
         import torch
 
         torch.set_num_threads(cpu_threads(processes))
+    import_job_modules()
     warmed = warm_models(ctx)
     if mark:
         mark_ready(ctx.settings.home, warmed)
