@@ -18,9 +18,14 @@ if [ "$need_apt" = "1" ]; then
   # dcmtk: storescu/dsrdump; dicom3tools: dciodvfy; orthanc: the test PACS; pixelmed-apps: SR validator
   # chromium + chromium-driver: the status page's browser tests (headless)
   # npm: fetches the OHIF viewer below
+  # npm only where no npm is on PATH: a NodeSource nodejs ships its own npm and conflicts
+  # with Debian's npm package
+  packages="dcmtk dicom3tools orthanc orthanc-dicomweb pixelmed-apps default-jre-headless"
+  packages="$packages chromium chromium-driver"
+  command -v npm >/dev/null 2>&1 || packages="$packages npm"
+  # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    dcmtk dicom3tools orthanc orthanc-dicomweb pixelmed-apps default-jre-headless \
-    chromium chromium-driver npm >/dev/null
+    $packages >/dev/null
 fi
 
 # OHIF, the viewer our outputs are checked in (tests/integration/viewer, deploy/ohif): the
