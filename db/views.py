@@ -309,12 +309,18 @@ def audit_rows(session: Session, limit: int = 200) -> list[AuditEvent]:
 
 def study_scope_rows(session: Session, limit: int = 50) -> list[dict[str, object]]:
     """Recent studies, newest first: UID, state, job count and the scope verdict per model."""
-    studies = session.scalars(select(Study).order_by(Study.id.desc()).limit(limit))
+    studies = list(session.scalars(select(Study).order_by(Study.id.desc()).limit(limit)))
+    per_study = (
+        select(Job.study_id, func.count(Job.id))
+        .where(Job.study_id.in_([study.id for study in studies]))
+        .group_by(Job.study_id)
+    )
+    counts = {study_id: count for study_id, count in session.execute(per_study)}
     return [
         {
             "study_instance_uid": study.study_instance_uid,
             "state": study.state.value,
-            "jobs": len(study.jobs),
+            "jobs": counts.get(study.id, 0),
             "scope": list((study.scope or {}).get("models", [])),
         }
         for study in studies

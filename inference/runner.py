@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from inference.frames import frame_count
-from inference.gate import FeatureTap, GateReference, check
-from inference.gradcam import explain_input
+from inference.batching import ForwardBatcher, forward_pass
+from inference.gate import GateReference, check
 from inference.measure import largest_component, measure_component
 from inference.prediction import Call, Prediction
 from inference.regions import tissue_box, tissue_regions
@@ -178,6 +178,7 @@ def run_model(
     *,
     ceus: CeusRule | None = None,
     gate: GateReference | None = None,
+    passes: ForwardBatcher | None = None,
 ) -> Prediction:
     """Run ``network`` (loaded for ``spec``, on ``device``) on the study made of ``paths``.
 
@@ -186,6 +187,8 @@ def run_model(
     when the study does not hold one of the spec's inputs. ``gate`` (the spec's reference,
     ``inference.gate.load_reference``) checks the forward pass's features: an input beyond the
     spec's gate threshold raises :class:`inference.gate.OutOfDomain`; None runs ungated.
+    ``passes`` (a worker's :class:`inference.batching.ForwardBatcher`) runs the forward pass,
+    batched with other jobs' passes of the same network; None runs it here, alone.
     """
     started = time.perf_counter()
     selections, built = study_inputs(spec, paths, ceus=ceus)
@@ -199,12 +202,12 @@ def run_model(
 
     # one pass (eval mode) gives the outputs and the map: no second forward for the prediction
     gate_layers = spec.scope.gate.layers if gate is not None and spec.scope.gate else None
-    if gate_layers is None:
-        explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
-    else:
-        with FeatureTap(network, gate_layers) as tap:
-            explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
-        score = check(spec, gate, tap.last())  # type: ignore[arg-type]
+    run_pass = forward_pass if passes is None else passes.run
+    explanation, features = run_pass(
+        network, tensors, spec.outputs.heatmap.layer, index, gate_layers
+    )
+    if gate_layers is not None:
+        score = check(spec, gate, features)  # type: ignore[arg-type]
     seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
     probability = float(torch.sigmoid(cls_logits).flatten()[0])
     seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)

@@ -257,6 +257,11 @@ class Settings(BaseSettings):
     #: jobs run at once by `serve` (worker processes) and `worker` (pool size); 0: one per GPU
     #: when ``device`` is CUDA, else one per CPU core
     worker_concurrency: int = Field(default=0, ge=0, le=64)
+    #: how long (ms) a job's forward pass waits for other jobs of the same model to run with it
+    #: as one batch; unset: 50 when ``device`` is CUDA, 0 (no batching) on a CPU
+    batch_wait_ms: float | None = Field(default=None, ge=0, le=1000)
+    #: the most jobs in one batch, and the jobs a batching worker process runs at once (threads)
+    batch_max: int = Field(default=8, ge=1, le=64)
     models_dir: Path | None = None
     default_model: str = "ynet-busi"
 
@@ -410,6 +415,16 @@ class Settings(BaseSettings):
         if self.device.startswith("cuda"):
             return max(1, _cuda_device_count())
         return available_cpus()
+
+    def effective_batch_wait_seconds(self) -> float:
+        """Seconds a forward pass waits for a batch: ``batch_wait_ms``, or 0.05 on CUDA, else 0."""
+        if self.batch_wait_ms is not None:
+            return self.batch_wait_ms / 1000.0
+        return 0.05 if self.device.startswith("cuda") else 0.0
+
+    def batching(self) -> bool:
+        """Whether workers batch the forward passes of jobs that wait together."""
+        return self.effective_batch_wait_seconds() > 0 and self.batch_max > 1
 
     def calling_ae_rules(self) -> list[CallingAE]:
         """The calling-AE allowlist, parsed (empty: every calling AE is allowed)."""

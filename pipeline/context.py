@@ -26,6 +26,7 @@ class NodeContext:
     spool: Spool
     clock: Callable[[], datetime] = utc_now
     _model_cache: object | None = field(default=None, repr=False)
+    _passes: object | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, migrate: bool = True) -> NodeContext:
@@ -51,3 +52,14 @@ class NodeContext:
 
             self._model_cache = ModelCache()
         return self._model_cache
+
+    @property
+    def passes(self):  # type: ignore[no-untyped-def]
+        """The process's forward-pass batcher (``inference.batching``), from the settings."""
+        if self._passes is None:
+            from inference.batching import ForwardBatcher
+
+            self._passes = ForwardBatcher(
+                self.settings.effective_batch_wait_seconds(), self.settings.batch_max
+            )
+        return self._passes

@@ -35,7 +35,9 @@ def infer(ctx: NodeContext, job: Job) -> Prediction:
         override = scope_db.overrides(session).get(spec.key)
     ceus = CeusRule.from_settings(ctx.settings)
     gate = load_reference(spec) if gate_enabled(spec.scope.gate is not None, override) else None
-    prediction = run_model(spec, network, paths, ctx.settings.device, ceus=ceus, gate=gate)
+    prediction = run_model(
+        spec, network, paths, ctx.settings.device, ceus=ceus, gate=gate, passes=ctx.passes
+    )
     prediction.save(work)
     with ctx.sessions.begin() as session:
         row = session.get(Job, job.id)

@@ -23,9 +23,11 @@ CHILD_START_SECONDS = 600
 def worker_argv(
     settings: Settings, concurrency: int | None = None, queues: list[str] | None = None
 ) -> list[str]:
-    """Worker options: one task at a time per process (prefetch 1); the solo pool when embedded
-    (``serve`` starts one such process per job slot), else a prefork pool of ``concurrency``
-    (default :meth:`Settings.effective_concurrency`) children.
+    """Worker options: one task at a time per pool slot (prefetch 1). A batching worker
+    (:meth:`Settings.batching`, the default on CUDA) runs ``batch_max`` jobs at once in threads
+    of one process, which share its networks and batch their forward passes; otherwise the solo
+    pool when embedded (``serve`` starts one such process per job slot), else a prefork pool of
+    ``concurrency`` (default :meth:`Settings.effective_concurrency`) children.
 
     ``queues`` (default: every known queue) are the Celery queues this worker consumes.
     """
@@ -33,7 +35,9 @@ def worker_argv(
     argv = ["worker", "-Q", ",".join(names), "--loglevel=INFO", "--without-gossip",
             "--without-mingle", "--without-heartbeat",
             "-n", f"lnm-{settings.profile.value}-{os.getpid()}@%h"]
-    if settings.profile is Profile.EMBEDDED:
+    if settings.batching():
+        argv += ["--pool=threads", f"--concurrency={settings.batch_max}"]
+    elif settings.profile is Profile.EMBEDDED:
         argv += ["--pool=solo"]
     else:
         children = concurrency or settings.effective_concurrency()
@@ -111,7 +115,7 @@ def run_worker(
 
     app = make_celery(settings, context)
     argv = worker_argv(settings, concurrency, queues)
-    if settings.profile is Profile.EMBEDDED:
+    if settings.profile is Profile.EMBEDDED or settings.batching():  # one process warms itself
         _mark_when_consuming(settings.home, get_ready(context(), processes, mark=False))
     else:
         _warm_each_child(context, concurrency or settings.effective_concurrency())
