@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phantom.us_dicom import write_us_study
 from tests.support.models import package_model
-from tests.support.node import start_node
+from tests.support.network import wait_until
+from tests.support.node import NodeProcess, start_node
+from tests.support.storescu import run_storescu
 
 
 def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
@@ -32,3 +35,31 @@ def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
     finally:
         assert node.stop() == 0
     assert not list((tmp_path / "node" / "run").glob("worker-*.ready"))
+
+
+def test_a_batching_node_runs_jobs_in_worker_threads_and_batches_their_passes(
+    tmp_path: Path,
+) -> None:
+    package_model(tmp_path / "models" / "tiny-ynet", seed=0)
+    env = {
+        "LNM_MODELS_DIR": str(tmp_path / "models"),
+        "LNM_DEFAULT_MODEL": "tiny-ynet",
+        "LNM_WORKER_CONCURRENCY": "1",
+        "LNM_BATCH_WAIT_MS": "1000",
+        "LNM_BATCH_MAX": "3",
+    }
+    studies = [p for seed in range(3)
+               for p in write_us_study(tmp_path / f"study{seed}", seed=70 + seed, count=1)]
+    node = start_node(tmp_path / "node", "--quiet-seconds", "1", env=env, scope_open=True)
+    try:
+        outcomes = run_storescu(node.port, studies)  # one association, three studies
+        assert set(outcomes.values()) == {"Success"}, outcomes
+        wait_until(lambda: len(_delivered(node)) == 3, timeout=240, what="three delivered jobs")
+        assert "forward pass of a batch of" in node.log()
+    finally:
+        assert node.stop() == 0
+
+
+def _delivered(node: NodeProcess) -> list[dict]:
+    status = node.cli_json("status")
+    return [job for job in status["jobs"] if job["state"] == "DELIVERED"]  # type: ignore[index]
