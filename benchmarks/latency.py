@@ -21,25 +21,36 @@ rightly declines these synthetic images, and a declined study gets a "not run" S
 the three outputs. On an in-domain image the gate costs a feature tap on the same pass.
 
     python benchmarks/latency.py [--warm 5] [--burst 20] [--json out.json]
+        [--profile embedded|production|both]
+
+``--profile production`` runs the production profile instead: `lnm-node scp` (which assembles
+a study itself on its MPPS N-SET and hands the job to Redis), `lnm-node beat` (the quiet timer)
+and `lnm-node worker` (Celery prefork on Redis), state in a fresh PostgreSQL database on this
+host's server (loopback).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pydicom
+import redis
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
@@ -55,12 +66,15 @@ from db.session import make_sessionmaker
 from dicom_node.scu import send_instances
 from kernel.settings import Destination
 from phantom.us_dicom import make_us_dataset
+from tests.support.databases import postgres_database
 from tests.support.network import wait_until
 from tests.support.node import NodeProcess, start_node
 from tests.support.orthanc import Orthanc, start_orthanc
 
 STAGES = ("receive", "assemble", "queue_wait", "infer", "encode", "deliver", "total")
 SENDER = "US_MODALITY"
+#: the Redis database index the production profile's broker uses (emptied before and after)
+REDIS_INDEX = 12
 
 
 @dataclass
@@ -151,11 +165,11 @@ class Mpps:
 class Bench:
     """A fresh node against one Orthanc, and the study timings it gives."""
 
-    def __init__(self, node: NodeProcess, pacs: Orthanc, mpps: bool) -> None:
+    def __init__(self, node: NodeProcess, pacs: Orthanc, mpps: bool, database_url: str) -> None:
         self.node = node
         self.pacs = pacs
         self.mpps = Mpps(node.port) if mpps else None
-        self.sessions = make_sessionmaker(f"sqlite:///{node.home / 'lnm.sqlite3'}", migrate=False)
+        self.sessions = make_sessionmaker(database_url, migrate=False)
         self.destination = Destination(ae_title="LNMNODE", host="127.0.0.1", port=node.port)
 
     def send(self, study: StudyFiles) -> tuple[float, float, float]:
@@ -261,6 +275,67 @@ def _epoch(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+@contextmanager
+def embedded_node(home: Path, pacs: Orthanc, quiet: str) -> Iterator[tuple[NodeProcess, str]]:
+    """`lnm-node serve` (SQLite, folder queue); yields the node and its database URL."""
+    node = start_node(
+        home,
+        "--pacs",
+        pacs.destination,
+        "--quiet-seconds",
+        quiet,
+        scope_open=True,  # the gate off: ynet-busi's gate declines these synthetic images
+    )
+    try:
+        yield node, f"sqlite:///{home / 'lnm.sqlite3'}"
+    finally:
+        node.stop()
+
+
+@contextmanager
+def production_node(home: Path, pacs: Orthanc, quiet: str) -> Iterator[tuple[NodeProcess, str]]:
+    """The production profile on this host's servers: `lnm-node scp` (receives; assembles on
+    MPPS and hands over to Redis), `lnm-node beat` (the quiet timer), `lnm-node worker`
+    (prefork, warmed), a fresh PostgreSQL database and a Redis database index of its own."""
+    redis_url = f"redis://127.0.0.1:6379/{REDIS_INDEX}"
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    with postgres_database() as database_url:
+        env = {
+            "LNM_PROFILE": "production",
+            "LNM_DATABASE_URL": database_url,
+            "LNM_BROKER_URL": redis_url,
+            "LNM_DESTINATIONS": pacs.destination,
+            "LNM_QUIET_SECONDS": quiet,
+        }
+        node = start_node(home, env=env, command="scp", scope_open=True)
+        helpers: list[subprocess.Popen[bytes]] = []
+        try:
+            with open(home / "node.log", "ab") as out:
+                for command in ("worker", "beat"):
+                    helpers.append(
+                        subprocess.Popen(
+                            [sys.executable, "-m", "cli.main", command, "--home", str(home)],
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            env=node.env,
+                        )
+                    )
+            wait_until(
+                lambda: any((home / "run").glob("worker-*.ready")),
+                timeout=600,
+                what="a warm worker",
+            )
+            yield node, database_url
+        finally:
+            for process in helpers:
+                process.send_signal(signal.SIGTERM)
+            for process in helpers:
+                process.wait(timeout=120)
+            node.stop()
+            client.flushdb()
+
+
 def run_profile(
     folder: Path,
     pacs: Orthanc,
@@ -269,38 +344,45 @@ def run_profile(
     burst: int,
     cine_frames: int,
     log: Callable[[str], None],
+    production: bool = False,
 ) -> list[Timing]:
     """One fresh node: cold, warm, cine, burst."""
     quiet = "30" if mpps else "3"
-    label = "MPPS, quiet 30 s" if mpps else "no MPPS, quiet 3 s"
-    studies = folder / ("mpps" if mpps else "quiet")
+    label = ("production, " if production else "") + (
+        "MPPS, quiet 30 s" if mpps else "no MPPS, quiet 3 s"
+    )
+    name = ("production-" if production else "") + ("mpps" if mpps else "quiet")
+    studies = folder / name
     files = [make_study(studies / "single", seed) for seed in range(1 + warm + burst)]
     cine = make_study(studies / "cine", 1000, frames=cine_frames)
     started = time.time()
-    node = start_node(
-        folder / ("node-mpps" if mpps else "node-quiet"),
-        "--pacs",
-        pacs.destination,
-        "--quiet-seconds",
-        quiet,
-        scope_open=True,  # the gate off: ynet-busi's gate declines these synthetic images
-    )
-    log(f"[{label}] node accepts associations after {time.time() - started:.1f} s")
-    bench = Bench(node, pacs, mpps)
-    timings = []
-    try:
-        timings.append(bench.one(f"{label}: cold single frame", files[0]))
-        log(f"  cold: {timings[-1].stages}")
-        for study in files[1 : 1 + warm]:
-            timings.append(bench.one(f"{label}: warm single frame", study))
-            log(f"  warm: {timings[-1].stages}")
-        timings.append(bench.one(f"{label}: {cine_frames}-frame JPEG cine", cine))
-        log(f"  cine: {timings[-1].stages}")
-        if burst:
-            timings += bench.burst(f"{label}: burst of {burst}", files[1 + warm :])
-            log(f"  burst: max total {max(t.stages['total'] for t in timings[-burst:]):.2f} s")
-    finally:
-        node.stop()
+    start = production_node if production else embedded_node
+    with start(folder / f"node-{name}", pacs, quiet) as (node, database_url):
+        log(f"[{label}] node accepts associations after {time.time() - started:.1f} s")
+        return _scenarios(Bench(node, pacs, mpps, database_url), label, files, cine, warm, burst,
+                          cine_frames, log)
+
+
+def _scenarios(
+    bench: Bench,
+    label: str,
+    files: list[StudyFiles],
+    cine: StudyFiles,
+    warm: int,
+    burst: int,
+    cine_frames: int,
+    log: Callable[[str], None],
+) -> list[Timing]:
+    timings = [bench.one(f"{label}: cold single frame", files[0])]
+    log(f"  cold: {timings[-1].stages}")
+    for study in files[1 : 1 + warm]:
+        timings.append(bench.one(f"{label}: warm single frame", study))
+        log(f"  warm: {timings[-1].stages}")
+    timings.append(bench.one(f"{label}: {cine_frames}-frame JPEG cine", cine))
+    log(f"  cine: {timings[-1].stages}")
+    if burst:
+        timings += bench.burst(f"{label}: burst of {burst}", files[1 + warm :])
+        log(f"  burst: max total {max(t.stages['total'] for t in timings[-burst:]):.2f} s")
     return timings
 
 
@@ -339,13 +421,20 @@ def main() -> None:
     parser.add_argument("--cine-frames", type=int, default=87)
     parser.add_argument("--only", choices=("mpps", "quiet"), help="run one of the two nodes")
     parser.add_argument("--json", type=Path, help="write every timing here")
+    parser.add_argument(
+        "--profile",
+        choices=("embedded", "production", "both"),
+        default="embedded",
+        help="embedded: `serve`; production: scp + beat + worker on PostgreSQL and Redis",
+    )
     args = parser.parse_args()
     timings: list[Timing] = []
     with tempfile.TemporaryDirectory(prefix="lnm-latency-") as tmp:
         folder = Path(tmp)
         pacs = start_orthanc(folder / "orthanc")
         try:
-            for mpps in (False, True):
+            profiles = {"embedded": [False], "production": [True], "both": [False, True]}
+            for production, mpps in itertools.product(profiles[args.profile], (False, True)):
                 if args.only and args.only != ("mpps" if mpps else "quiet"):
                     continue
                 timings += run_profile(
@@ -356,6 +445,7 @@ def main() -> None:
                     args.burst,
                     args.cine_frames,
                     lambda line: print(line, flush=True),
+                    production,
                 )
         finally:
             pacs.stop()

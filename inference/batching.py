@@ -192,7 +192,7 @@ class ForwardBatcher:
                         request.result = self._locked_pass(
                             network, request.tensors, layer, index, gate_layers
                         )
-                    except Exception as error:  # this input's own failure, for its job
+                    except Exception as error:  # noqa: BLE001 - this input's own failure, for its job
                         request.error = error
                 return
             logger.info("forward pass of a batch of %d", len(requests))
