@@ -11,16 +11,21 @@ from tests.support.node import NodeProcess, start_node
 from tests.support.storescu import run_storescu
 
 
-def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
-    tmp_path: Path,
-) -> None:
+def _tiny_model_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A node's environment on a tiny packaged model and one worker process."""
     package_model(tmp_path / "models" / "tiny-ynet", seed=0)
-    env = {
+    return {
         "LNM_MODELS_DIR": str(tmp_path / "models"),
         "LNM_DEFAULT_MODEL": "tiny-ynet",
         "LNM_WORKER_CONCURRENCY": "1",
+        **extra,
     }
-    node = start_node(tmp_path / "node", env=env)  # returns once the port answers
+
+
+def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
+    tmp_path: Path,
+) -> None:
+    node = start_node(tmp_path / "node", env=_tiny_model_env(tmp_path))  # returns once the port answers
     try:
         log = node.log()
         warmed = [i for i, line in enumerate(log.splitlines()) if "model warmed" in line]
@@ -40,14 +45,7 @@ def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
 def test_a_batching_node_runs_jobs_in_worker_threads_and_batches_their_passes(
     tmp_path: Path,
 ) -> None:
-    package_model(tmp_path / "models" / "tiny-ynet", seed=0)
-    env = {
-        "LNM_MODELS_DIR": str(tmp_path / "models"),
-        "LNM_DEFAULT_MODEL": "tiny-ynet",
-        "LNM_WORKER_CONCURRENCY": "1",
-        "LNM_BATCH_WAIT_MS": "1000",
-        "LNM_BATCH_MAX": "3",
-    }
+    env = _tiny_model_env(tmp_path, LNM_BATCH_WAIT_MS="1000", LNM_BATCH_MAX="3")
     studies = [p for seed in range(3)
                for p in write_us_study(tmp_path / f"study{seed}", seed=70 + seed, count=1)]
     node = start_node(tmp_path / "node", "--quiet-seconds", "1", env=env, scope_open=True)
