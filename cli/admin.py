@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import CalibrationOption, OperatingPointOption, check_policy, print_operating_point
 from kernel.settings import Settings, load_settings
 
 console = Console()
@@ -23,7 +24,7 @@ HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Folder for spool, database and queue.")
 ]
 TABLE_FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa",
-                 "dice_mean", "dice_median")  # fmt: skip
+                 "dice_mean", "dice_median", "brier", "ece")  # fmt: skip
 
 
 def _settings(home: Path | None) -> Settings:
@@ -243,13 +244,17 @@ def train(
     data_note: Annotated[
         str, typer.Option(help="A sentence on the data for the packaged model's card.")
     ] = "",
+    operating_point: OperatingPointOption = "youden",
+    calibration: CalibrationOption = "none",
     home: HomeOption = None,
 ) -> None:
     """k-fold cross-validation of any family's network, built as inference builds it; resumable.
 
     The network is KEY's registered one, or --network (and --backbone, --size, --frames) for a
     key not registered yet. --package writes the fold with the best out-of-fold AUC (one fold,
-    not an ensemble) where the node at --home loads models from (HOME/models).
+    not an ensemble) where the node at --home loads models from (HOME/models), with
+    --calibration fitted and the --operating-point threshold chosen on that fold's inner
+    validation split.
     """
     from inference.registry import site_models_dir
     from training.gate_data import fit_packaged_gate
@@ -264,6 +269,7 @@ def train(
     from training.trainer import TrainConfig
 
     settings = _settings(home)
+    check_policy(operating_point)
     spec = _spec(settings, model_key, network, backbone, size, frames)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                          device=device, max_seconds=seconds, augment=augment)  # fmt: skip
@@ -281,8 +287,9 @@ def train(
     if package:
         try:
             packaged = package_run(spec, out, summary, package, site_models_dir(settings),
-                                   describe_dataset(dataset, data_note))  # fmt: skip
-        except FileExistsError as exc:
+                                   describe_dataset(dataset, data_note), calibration.value,
+                                   operating_point)  # fmt: skip
+        except (FileExistsError, ValueError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
         fold = int(packaged.metrics["packaged_fold"])
@@ -290,6 +297,7 @@ def train(
                                      settings.device)  # fmt: skip
         console.print(f"packaged {packaged.ref} (fold {fold}, best out-of-fold AUC; one fold, "
                       f"not an ensemble) into {packaged.folder}")  # fmt: skip
+        print_operating_point(console, packaged)
         gate = packaged.scope.gate
         console.print(f"out-of-domain gate: threshold {gate.threshold:.3f}, {gate.fitted_on}"
                       if gate is not None else "out-of-domain gate: none")  # fmt: skip
@@ -312,7 +320,7 @@ def _cell(value: object) -> str:
 def markdown_table(pooled_by_name: dict[str, dict]) -> str:
     """The pooled figures as a Markdown table (AUC with its DeLong 95% CI)."""
     head = ["configuration", "n", "AUC (95% CI)", "accuracy", "sensitivity", "specificity", "PPV",
-            "NPV", "F1", "kappa", "Dice mean", "Dice median"]  # fmt: skip
+            "NPV", "F1", "kappa", "Dice mean", "Dice median", "Brier", "ECE"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, p in pooled_by_name.items():
         auc = f"{_cell(p.get('auc'))} ({_cell(p.get('auc_ci_low'))}-{_cell(p.get('auc_ci_high'))})"

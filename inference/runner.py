@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.calibration import calibrate
 from inference.frames import frame_count
 from inference.gate import FeatureTap, GateReference, check
 from inference.gradcam import explain_input
@@ -206,7 +207,8 @@ def run_model(
             explanation = explain_input(network, tensors, spec.outputs.heatmap.layer, index)
         score = check(spec, gate, tap.last())  # type: ignore[arg-type]
     seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
-    probability = float(torch.sigmoid(cls_logits).flatten()[0])
+    network_probability = float(torch.sigmoid(cls_logits.double()).flatten()[0])
+    probability = float(calibrate(spec.calibration, network_probability))  # the spec's calibration
     seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)
     crop_heat = np.clip(to_source_grid(explanation.heatmap, crop_shape), 0.0, 1.0)
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from db.models import AuditEvent, ModelVersion, PathologyLabel, Study
 from db.session import make_sessionmaker
+from inference.calibration import calibrate
 from inference.registry import Registry
 from kernel.settings import load_settings
 from tests.support.models import package_model
@@ -117,12 +118,29 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert manifest["n"] == 12 and {r["fold"] for r in manifest["rows"]} == {0, 1}
     out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
                   "--epochs", "1", "--batch-size", "4", "--package", "0.3.0",
+                  "--operating-point", "sensitivity=0.90", "--calibration", "temperature",
                   "--home", str(node))  # fmt: skip
     assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(
         out.split()
     )
     spec = Registry.load(node / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
     assert spec.architecture == "ynet" and "auc" in spec.metrics and "packaged_fold" in spec.metrics
+    # calibration and threshold fitted on the packaged fold's inner validation split
+    fold_dir = tmp_path / "run" / f"fold_{int(spec.metrics['packaged_fold'])}"
+    with np.load(fold_dir / "validation.npz") as validation:
+        y, p = validation["malignant"], validation["probability"]
+    assert spec.calibration is not None and spec.calibration.temperature > 0
+    assert spec.calibration.figures["n"] == len(y) and "inner validation" in spec.calibration.fitted_on
+    assert spec.operating_point.policy == "sensitivity=0.90"
+    called = calibrate(spec.calibration, p) >= spec.threshold
+    assert called[y == 1].mean() >= 0.9
+    assert spec.operating_point.figures["sensitivity"] == pytest.approx(called[y == 1].mean())
+    card = spec.card_path.read_text()
+    assert "## Calibration and operating point" in card and "`sensitivity=0.90`" in card
+    assert "ECE (10 equal-width bins)" in card
+    refused = runner.invoke(app, ["train", "tiny-ynet", str(tmp_path / "ds"), "--out",
+                                  str(tmp_path / "run"), "--operating-point", "f1"])  # fmt: skip
+    assert refused.exit_code == 2 and "--operating-point" in refused.output  # before training
     assert "tiny-ynet@0.3.0" in [
         s.ref for s in Registry.from_settings(load_settings(home=node)).specs()
     ]
