@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.options import CalibrationOption, OperatingPointOption, check_policy, print_operating_point
+from cli.options import (
+    CalibrationChoice,
+    CalibrationOption,
+    OperatingPointOption,
+    check_policy,
+    print_operating_point,
+)
 from kernel.settings import Settings, load_settings
 
 console = Console()
@@ -337,10 +343,21 @@ def cv_summary(
     size: Annotated[int, typer.Option()] = 256,
     folds: Annotated[int, typer.Option()] = 5,
     markdown: Annotated[Path | None, typer.Option(help="Also write the table here.")] = None,
+    calibration: Annotated[
+        CalibrationChoice | None,
+        typer.Option(help="Also a row per run with each fold calibrated on its inner validation."),
+    ] = None,
+    operating_point: OperatingPointOption = "youden",
 ) -> None:
-    """Re-pool each run's out-of-fold predictions (DeLong CI, calls at each fold's threshold)."""
+    """Re-pool each run's out-of-fold predictions (DeLong CI, calls at each fold's threshold;
+    Brier and ECE of the probabilities). With --calibration, each run also gets a row with
+    every fold's probabilities calibrated and called at --operating-point, both fitted on that
+    fold's inner validation split."""
+    from training.calibrate import calibrated_out_of_fold
     from training.kfold import pool
     from training.retrain import dataset_spec, load_cases
+
+    check_policy(operating_point)
 
     arrays, _ = load_cases(dataset, dataset_spec(dataset, size))
     pooled = {}
@@ -350,6 +367,13 @@ def cv_summary(
             console.print(f"[red]{run}: not every fold has predictions[/red]")
             raise typer.Exit(1)
         pooled[run.name] = summary["pooled"]
+        if calibration is not None:
+            try:
+                figures = calibrated_out_of_fold(run, calibration.value, operating_point)
+            except FileNotFoundError as exc:
+                console.print(f"[red]{run}: no inner-validation probabilities ({exc})[/red]")
+                raise typer.Exit(1) from exc
+            pooled[f"{run.name} ({calibration.value}, {operating_point})"] = figures
     print_summary(pooled)
     if markdown is not None:
         markdown.write_text(markdown_table(pooled))

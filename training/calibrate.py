@@ -22,6 +22,7 @@ from training.metrics import (
     ECE_BINS,
     binary_metrics,
     brier_score,
+    classification_summary,
     expected_calibration_error,
     log_loss_score,
     youden_threshold,
@@ -147,3 +148,26 @@ def validation_operating_point(
     calibration = None if fitted.method is CalibrationMethod.NONE else fitted
     threshold, point = choose_operating_point(policy, y, calibrate(calibration, p), where)
     return threshold, calibration, point
+
+
+def calibrated_out_of_fold(run: Path, method: CalibrationMethod | str, policy: str) -> dict:
+    """Pooled out-of-fold figures of a k-fold run (its ``oof.npz``) with each fold's test
+    probabilities calibrated by ``method`` and called at ``policy``'s threshold, both fitted on
+    that fold's own inner validation split (``fold_<i>/validation.npz``), as ``train
+    --package`` would ship that fold. Raises ``FileNotFoundError`` for a fold without one."""
+    with np.load(Path(run) / "oof.npz") as oof:
+        folds, y, p = oof["fold"], oof["malignant"].astype(int), oof["probability"].astype(float)
+    calibrated, called = np.zeros_like(p), np.zeros(len(p), bool)
+    for fold in np.unique(folds):
+        validation = Path(run) / f"fold_{int(fold)}" / "validation.npz"
+        where = f"fold {int(fold)} inner validation"
+        threshold, calibration, _ = validation_operating_point(validation, method, policy, where)
+        members = folds == fold
+        calibrated[members] = calibrate(calibration, p[members])
+        called[members] = calibrated[members] >= threshold
+    labelled = y >= 0
+    y, calibrated, called = y[labelled], calibrated[labelled], called[labelled]
+    figures = classification_summary(y, calibrated, 0.5)
+    calls = binary_metrics(y, called.astype(float), 0.5)  # each fold's own threshold
+    calls.pop("threshold")
+    return {**figures, **calls}

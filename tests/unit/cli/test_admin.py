@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -147,8 +148,10 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert json.loads((tmp_path / "run" / "cv_metrics.json").read_text())["pooled"]["n"] == 12
     table = tmp_path / "table.md"
     _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64",
-            "--folds", "2", "--markdown", str(table))  # fmt: skip
+            "--folds", "2", "--markdown", str(table), "--calibration", "temperature")  # fmt: skip
     assert table.read_text().startswith("| configuration | n | AUC (95% CI)")
+    assert "| Brier | ECE |" in table.read_text()
+    assert "| run (temperature, youden) | 12 |" in table.read_text()
 
 
 def test_compare_two_oof_runs_delong_p_value(tmp_path: Path) -> None:
@@ -174,3 +177,29 @@ def test_train_hybrid_with_pretrain_encoder_saved_and_folds_run(node: Path, tmp_
             "--home", str(node))  # fmt: skip
     assert (run / "pretrain" / "encoder.pt").is_file()
     assert json.loads((run / "cv_metrics.json").read_text())["pooled"]["dice_mean"] is not None
+
+
+def test_models_calibrate_repackages_same_weights_as_new_version_not_live(
+    node: Path, tmp_path: Path
+) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"groups": ["g0", "g1", "g2", "g3", "g8", "g9", "g10", "g11"]}))
+    out = _invoke("models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version", "0.1.1",
+                  "--groups", str(groups), "--operating-point", "specificity=0.75",
+                  "--out", str(tmp_path / "fit"), "--home", str(node))  # fmt: skip
+    assert "packaged tiny-ynet@0.1.1" in out and "(not live)" in out
+    registry = Registry.from_settings(load_settings(home=node))
+    base, new = registry.get("tiny-ynet@0.1.0", "x"), registry.get("tiny-ynet@0.1.1", "x")
+    assert new.folder.parent == node / "models" and new.weights_sha256 == base.weights_sha256
+    assert new.calibration.method.value == "temperature" and new.calibration.figures["n"] == 12
+    assert new.operating_point.policy == "specificity=0.75"
+    with (tmp_path / "fit" / "cases.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    y = np.array([int(r["malignant"]) for r in rows])
+    p = calibrate(new.calibration, [float(r["network_probability"]) for r in rows])
+    assert ((p < new.threshold)[y == 0]).mean() >= 0.75
+    assert "Re-packaged from tiny-ynet@0.1.0" in new.card_path.read_text()
+    again = runner.invoke(app, ["models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version",
+                                "0.1.1", "--out", str(tmp_path / "fit2"), "--home", str(node)])  # fmt: skip
+    assert again.exit_code == 1 and "exists" in again.output
