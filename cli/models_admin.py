@@ -229,7 +229,7 @@ def calibrate(
             calibration=calibration.value, policy=operating_point, groups=named,
             description=description, device=settings.device,
         )  # fmt: skip
-    except (FileExistsError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # exists, no labels.csv, one class only
         _fail(exc)
     console.print(f"packaged {packaged.ref} into {packaged.folder} (not live)")
     print_operating_point(console, packaged)
