@@ -107,7 +107,8 @@ class SegmentOutput(_Frozen):
 
 
 class ProbabilityOutput(_Frozen):
-    """The class probability the network outputs (sigmoid of its class logit).
+    """The class probability the model reports: the sigmoid of the network's class logit,
+    through ``ModelSpec.calibration`` when the spec has one.
 
     The threshold that turns it into a call is ``ModelSpec.threshold``.
     """
