@@ -14,6 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import (
+    CalibrationChoice,
+    CalibrationOption,
+    OperatingPointOption,
+    check_policy,
+    print_operating_point,
+)
 from kernel.settings import Settings, load_settings
 
 console = Console()
@@ -23,7 +30,7 @@ HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Folder for spool, database and queue.")
 ]
 TABLE_FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa",
-                 "dice_mean", "dice_median")  # fmt: skip
+                 "dice_mean", "dice_median", "brier", "ece")  # fmt: skip
 
 
 def _settings(home: Path | None) -> Settings:
@@ -243,13 +250,17 @@ def train(
     data_note: Annotated[
         str, typer.Option(help="A sentence on the data for the packaged model's card.")
     ] = "",
+    operating_point: OperatingPointOption = "youden",
+    calibration: CalibrationOption = "none",
     home: HomeOption = None,
 ) -> None:
     """k-fold cross-validation of any family's network, built as inference builds it; resumable.
 
     The network is KEY's registered one, or --network (and --backbone, --size, --frames) for a
     key not registered yet. --package writes the fold with the best out-of-fold AUC (one fold,
-    not an ensemble) where the node at --home loads models from (HOME/models).
+    not an ensemble) where the node at --home loads models from (HOME/models), with
+    --calibration fitted and the --operating-point threshold chosen on that fold's inner
+    validation split.
     """
     from inference.registry import site_models_dir
     from training.gate_data import fit_packaged_gate
@@ -264,6 +275,7 @@ def train(
     from training.trainer import TrainConfig
 
     settings = _settings(home)
+    check_policy(operating_point)
     spec = _spec(settings, model_key, network, backbone, size, frames)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                          device=device, max_seconds=seconds, augment=augment)  # fmt: skip
@@ -281,8 +293,9 @@ def train(
     if package:
         try:
             packaged = package_run(spec, out, summary, package, site_models_dir(settings),
-                                   describe_dataset(dataset, data_note))  # fmt: skip
-        except FileExistsError as exc:
+                                   describe_dataset(dataset, data_note), calibration.value,
+                                   operating_point)  # fmt: skip
+        except (FileExistsError, ValueError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
         fold = int(packaged.metrics["packaged_fold"])
@@ -290,6 +303,7 @@ def train(
                                      settings.device)  # fmt: skip
         console.print(f"packaged {packaged.ref} (fold {fold}, best out-of-fold AUC; one fold, "
                       f"not an ensemble) into {packaged.folder}")  # fmt: skip
+        print_operating_point(console, packaged)
         gate = packaged.scope.gate
         console.print(f"out-of-domain gate: threshold {gate.threshold:.3f}, {gate.fitted_on}"
                       if gate is not None else "out-of-domain gate: none")  # fmt: skip
@@ -312,7 +326,7 @@ def _cell(value: object) -> str:
 def markdown_table(pooled_by_name: dict[str, dict]) -> str:
     """The pooled figures as a Markdown table (AUC with its DeLong 95% CI)."""
     head = ["configuration", "n", "AUC (95% CI)", "accuracy", "sensitivity", "specificity", "PPV",
-            "NPV", "F1", "kappa", "Dice mean", "Dice median"]  # fmt: skip
+            "NPV", "F1", "kappa", "Dice mean", "Dice median", "Brier", "ECE"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, p in pooled_by_name.items():
         auc = f"{_cell(p.get('auc'))} ({_cell(p.get('auc_ci_low'))}-{_cell(p.get('auc_ci_high'))})"
@@ -329,10 +343,21 @@ def cv_summary(
     size: Annotated[int, typer.Option()] = 256,
     folds: Annotated[int, typer.Option()] = 5,
     markdown: Annotated[Path | None, typer.Option(help="Also write the table here.")] = None,
+    calibration: Annotated[
+        CalibrationChoice | None,
+        typer.Option(help="Also a row per run with each fold calibrated on its inner validation."),
+    ] = None,
+    operating_point: OperatingPointOption = "youden",
 ) -> None:
-    """Re-pool each run's out-of-fold predictions (DeLong CI, calls at each fold's threshold)."""
+    """Re-pool each run's out-of-fold predictions (DeLong CI, calls at each fold's threshold;
+    Brier and ECE of the probabilities). With --calibration, each run also gets a row with
+    every fold's probabilities calibrated and called at --operating-point, both fitted on that
+    fold's inner validation split."""
+    from training.calibrate import calibrated_out_of_fold
     from training.kfold import pool
     from training.retrain import dataset_spec, load_cases
+
+    check_policy(operating_point)
 
     arrays, _ = load_cases(dataset, dataset_spec(dataset, size))
     pooled = {}
@@ -342,6 +367,13 @@ def cv_summary(
             console.print(f"[red]{run}: not every fold has predictions[/red]")
             raise typer.Exit(1)
         pooled[run.name] = summary["pooled"]
+        if calibration is not None:
+            try:
+                figures = calibrated_out_of_fold(run, calibration.value, operating_point)
+            except FileNotFoundError as exc:
+                console.print(f"[red]{run}: no inner-validation probabilities ({exc})[/red]")
+                raise typer.Exit(1) from exc
+            pooled[f"{run.name} ({calibration.value}, {operating_point})"] = figures
     print_summary(pooled)
     if markdown is not None:
         markdown.write_text(markdown_table(pooled))

@@ -1,4 +1,4 @@
-"""`lnm-node models show|promote|rollback|retire|shadow`: model versions for the site admin.
+"""`lnm-node models show|promote|rollback|retire|shadow|calibrate`: model versions for the site admin.
 
 Registered in ``cli.main``'s ``models`` sub-app by :func:`register`. Every change is audited
 and takes effect for the next assembled study; jobs already created keep their version.
@@ -14,6 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import (
+    CalibrationChoice,
+    CalibrationOption,
+    OperatingPointOption,
+    check_policy,
+    print_operating_point,
+)
 from kernel.settings import Settings, load_settings
 
 console = Console()
@@ -181,6 +188,56 @@ def show(
         console.print("no studies with pathology labels have jobs of two versions yet")
 
 
+def calibrate(
+    ref: Annotated[str, typer.Argument(help="key@version to re-package (weights unchanged).")],
+    dataset: Annotated[Path, typer.Argument(help="Labelled image folder (labels.csv).")],
+    version: Annotated[str, typer.Option("--version", help="The new version (e.g. 1.0.1).")],
+    operating_point: OperatingPointOption = "youden",
+    calibration: CalibrationOption = CalibrationChoice.TEMPERATURE,
+    groups: Annotated[
+        Path | None,
+        typer.Option(help="JSON with a 'groups' list (as holdout.json): only those groups."),
+    ] = None,
+    description: Annotated[
+        str, typer.Option(help="What the images are, for the spec and card (default: counted).")
+    ] = "",
+    out: Annotated[Path, typer.Option("--out", help="Folder for the evaluation it runs.")] = Path(
+        "out/calibrate"
+    ),
+    home: HomeOption = None,
+) -> None:
+    """Re-package a model version with a calibration and an operating point fitted on a labelled
+    image folder the site names, as a NEW version in HOME/models (not live: shadow, evaluate,
+    then promote). Fit on cases the model was not trained on, and measure it on others."""
+    from inference.registry import RegistryError, site_models_dir
+    from training.recalibrate import recalibrate
+
+    check_policy(operating_point)
+    settings, _, registry = _context(home)
+    if "@" not in ref:
+        raise typer.BadParameter(f"{ref!r}: give key@version")
+    try:
+        spec = registry.get(ref, settings.default_model)
+    except RegistryError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    named = None
+    if groups is not None:
+        named = set(map(str, json.loads(groups.read_text())["groups"]))
+    try:
+        packaged = recalibrate(
+            spec, dataset, version, site_models_dir(settings), out,
+            calibration=calibration.value, policy=operating_point, groups=named,
+            description=description, device=settings.device,
+        )  # fmt: skip
+    except (OSError, ValueError) as exc:  # exists, no labels.csv, one class only
+        _fail(exc)
+    console.print(f"packaged {packaged.ref} into {packaged.folder} (not live)")
+    print_operating_point(console, packaged)
+    console.print(
+        f"next: lnm-node models shadow {packaged.ref}; lnm-node models promote {packaged.ref}"
+    )
+
+
 def register(models_app: typer.Typer) -> None:
     """Add this module's commands to the ``models`` sub-app."""
     models_app.command("show")(show)
@@ -188,3 +245,4 @@ def register(models_app: typer.Typer) -> None:
     models_app.command("rollback")(rollback)
     models_app.command("retire")(retire)
     models_app.command("shadow")(shadow)
+    models_app.command("calibrate")(calibrate)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from inference.registry import ModelSpec, parse_policy
 from kernel.settings import Settings, load_settings
 
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Folder for spool, database and queue.")]
+HomeOption = Annotated[
+    Path | None, typer.Option("--home", help="Folder for spool, database and queue.")
+]
 
 
 def settings_or_exit(console: Console, home: Path | None) -> Settings:
@@ -20,3 +24,56 @@ def settings_or_exit(console: Console, home: Path | None) -> Settings:
     except ValueError as exc:
         console.print(f"[red]invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+class CalibrationChoice(StrEnum):
+    """--calibration values (``inference.registry.CalibrationMethod``)."""
+
+    NONE = "none"
+    TEMPERATURE = "temperature"
+    ISOTONIC = "isotonic"
+
+
+OperatingPointOption = Annotated[
+    str,
+    typer.Option(
+        "--operating-point",
+        help="Threshold policy on the validation cases' (calibrated) probabilities: youden, "
+        "sensitivity=0.90 or specificity=0.90.",
+    ),
+]
+CalibrationOption = Annotated[
+    CalibrationChoice,
+    typer.Option("--calibration", help="Probability calibration fitted on the validation cases."),
+]
+
+
+def check_policy(policy: str) -> None:
+    """Raise ``typer.BadParameter`` unless ``policy`` is a valid --operating-point."""
+    try:
+        parse_policy(policy)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--operating-point") from exc
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def print_operating_point(console: Console, spec: ModelSpec) -> None:
+    """One line each on a packaged spec's calibration and operating point."""
+    calibration, point = spec.calibration, spec.operating_point
+    if calibration is not None:
+        f = calibration.figures
+        console.print(
+            f"calibration: {calibration.method.value} on {calibration.fitted_on}; ECE "
+            f"{_cell(f.get('ece_before'))} -> {_cell(f.get('ece_after'))}, Brier "
+            f"{_cell(f.get('brier_before'))} -> {_cell(f.get('brier_after'))}"
+        )
+    if point is not None:
+        f = point.figures
+        console.print(
+            f"operating point: {point.policy}, threshold {spec.threshold:.3f} (sensitivity "
+            f"{_cell(f.get('sensitivity'))}, specificity {_cell(f.get('specificity'))} on "
+            f"{point.chosen_on})"
+        )

@@ -14,6 +14,7 @@ import logging
 import re
 from enum import StrEnum
 from importlib.resources import files
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,8 @@ class SegmentOutput(_Frozen):
 
 
 class ProbabilityOutput(_Frozen):
-    """The class probability the network outputs (sigmoid of its class logit).
+    """The class probability the model reports: the sigmoid of the network's class logit,
+    through ``ModelSpec.calibration`` when the spec has one.
 
     The threshold that turns it into a call is ``ModelSpec.threshold``.
     """
@@ -166,6 +168,88 @@ class ModelOutputs(_Frozen):
         return self
 
 
+class CalibrationMethod(StrEnum):
+    """How the class probability is calibrated (``inference.calibration.calibrate`` applies it)."""
+
+    NONE = "none"
+    TEMPERATURE = "temperature"
+    ISOTONIC = "isotonic"
+
+
+class Calibration(_Frozen):
+    """The calibration of the class probability, and the data and figures behind it.
+
+    ``temperature``: sigmoid(logit / T) (Guo et al., ICML 2017); ``isotonic``: the
+    monotone map through ``points`` (uncalibrated, calibrated), linear between knots and flat
+    beyond them; ``none``: the probability as the network gives it (``figures`` may still
+    record its measured calibration). ``figures``: ECE (equal-width bins, ``bins``), Brier and
+    log loss before and after on the ``n`` cases of ``fitted_on``.
+    """
+
+    method: CalibrationMethod = CalibrationMethod.NONE
+    temperature: float | None = Field(default=None, gt=0.0)
+    points: list[tuple[float, float]] | None = None
+    fitted_on: str = ""
+    figures: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Calibration:
+        wants_t = self.method is CalibrationMethod.TEMPERATURE
+        if wants_t != (self.temperature is not None):
+            raise ValueError("temperature is given exactly when method is 'temperature'")
+        wants_points = self.method is CalibrationMethod.ISOTONIC
+        if wants_points != (self.points is not None):
+            raise ValueError("points are given exactly when method is 'isotonic'")
+        if self.points is not None:
+            x = [a for a, _ in self.points]
+            y = [b for _, b in self.points]
+            if len(x) < 2 or any(b <= a for a, b in pairwise(x)):
+                raise ValueError("isotonic points need two or more strictly increasing inputs")
+            if any(b < a for a, b in pairwise(y)):
+                raise ValueError("isotonic points must not decrease")
+            if not all(0.0 <= v <= 1.0 for v in x + y):
+                raise ValueError("isotonic points must lie in [0, 1]")
+        return self
+
+
+_POLICY_RE = r"^(youden|(sensitivity|specificity)=(0?\.[0-9]+|1(\.0*)?))$"
+
+
+def parse_policy(policy: str) -> tuple[str, float | None]:
+    """``"youden"`` -> ("youden", None); ``"sensitivity=0.90"`` -> ("sensitivity", 0.9).
+
+    Raises ``ValueError`` for any other text, or a target outside (0, 1].
+    """
+    text = policy.strip().lower()
+    if not re.match(_POLICY_RE, text):
+        raise ValueError(
+            f"operating point {policy!r}: give youden, sensitivity=0.90 or specificity=0.90"
+        )
+    if text == "youden":
+        return text, None
+    kind, _, target = text.partition("=")
+    value = float(target)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"operating point {policy!r}: the target must lie in (0, 1]")
+    return kind, value
+
+
+class OperatingPoint(_Frozen):
+    """How ``ModelSpec.threshold`` was chosen: the policy (``youden``, ``sensitivity=0.90``,
+    ``specificity=0.90``), the cases it was chosen on and the figures it gave there
+    (``sensitivity``, ``specificity``, ``n``, ``n_positive``). The threshold itself is the
+    spec's ``threshold`` (on the calibrated probability when the spec is calibrated)."""
+
+    policy: str
+    chosen_on: str = Field(min_length=1)
+    figures: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _valid_policy(self) -> OperatingPoint:
+        parse_policy(self.policy)
+        return self
+
+
 # The inputs each family takes, in forward order: (rule, frames allowed) per input. A family
 # with several layouts lists each (the dual family's single-input variant takes B-mode only).
 _FAMILY_LAYOUTS: dict[Family, tuple[tuple[tuple[SelectionRule, str], ...], ...]] = {
@@ -220,7 +304,10 @@ class ModelSpec(_Frozen):
     stacked as channels ``[B,T,H,W]``). ``in_channels`` is the first input's channels per frame.
     ``outputs.heatmap.input`` names the input Grad-CAM explains (default: the first).
     ``scope`` is the default routing rule and out-of-domain gate (``inference.scope``); a spec
-    without one runs on every study, ungated.
+    without one runs on every study, ungated. ``calibration`` maps the network's probability to
+    the reported one (``inference.calibration.calibrate``; none: as the network gives it) and
+    ``threshold`` is compared with that reported probability; ``operating_point`` says how the
+    threshold was chosen.
     """
 
     key: str = Field(pattern=_KEY_RE, max_length=64)
@@ -242,6 +329,8 @@ class ModelSpec(_Frozen):
     metrics: dict[str, float] = Field(default_factory=dict)
     intended_use: str = Field(min_length=1)
     scope: ModelScope = Field(default_factory=ModelScope)
+    calibration: Calibration | None = None
+    operating_point: OperatingPoint | None = None
 
     _folder: Path | None = PrivateAttr(default=None)
 
@@ -280,6 +369,12 @@ class ModelSpec(_Frozen):
                     f"input {model_input.name!r} has size {model_input.contract.size}, "
                     f"input_size is {self.input_size}"
                 )
+        chosen = (self.operating_point.figures if self.operating_point else {}).get("threshold")
+        if chosen is not None and abs(chosen - self.threshold) > 1e-6:
+            raise ValueError(
+                f"operating_point records threshold {chosen}, the spec's threshold is "
+                f"{self.threshold}: the spec's threshold is the one source"
+            )
         return self
 
     @property

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.calibration import calibrate
 from inference.frames import frame_count
 from inference.batching import ForwardBatcher, forward_pass
 from inference.gate import GateReference, check
@@ -209,7 +210,8 @@ def run_model(
     if gate_layers is not None:
         score = check(spec, gate, features)  # type: ignore[arg-type]
     seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
-    probability = float(torch.sigmoid(cls_logits).flatten()[0])
+    network_probability = float(torch.sigmoid(cls_logits.double()).flatten()[0])
+    probability = float(calibrate(spec.calibration, network_probability))  # the spec's calibration
     seg_probability = None if seg_logits is None else torch.sigmoid(seg_logits)
     crop_heat = np.clip(to_source_grid(explanation.heatmap, crop_shape), 0.0, 1.0)
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from torch import nn
 
+from inference.calibration import calibrate
 from inference.gate import FeatureTap, GateReference, OutOfDomain, check, load_reference
 from inference.loading import load_network
 from inference.registry import ModelSpec
@@ -99,7 +100,9 @@ def evaluate(
 ) -> dict:
     """Evaluate on ``dataset_dir`` (optionally only ``subset_groups``); returns the metrics.
 
-    Images go through ``to_grey_unit``/``to_model_input`` at the spec's input size; the mask is
+    Images go through ``to_grey_unit``/``to_model_input`` at the spec's input size; the
+    probability is the network's through the spec's calibration (``inference.calibration``, as
+    ``run_model`` reports it; ``cases.csv`` also keeps the network's own); the mask is
     ``sigmoid(seg)`` brought back with ``to_source_grid`` and thresholded at 0.5, so Dice is on
     the image grid. Rows of conflicting-label groups are excluded. ``threshold`` defaults to the
     spec's (0.5 for a bare network); ``size`` to the spec's input size (256 for a bare network).
@@ -110,13 +113,14 @@ def evaluate(
     False: images it declines get no prediction and are left out of every figure;
     ``n_declined_out_of_domain`` counts them (``n`` counts the images evaluated).
     """
-    gate_reference = None
+    gate_reference, calibration = None, None
     if isinstance(network_or_spec, ModelSpec):
         spec = network_or_spec
         network = load_network(spec, device)
         gate_reference = load_reference(spec) if gate else None
         size = size or spec.input_size
         threshold = spec.threshold if threshold is None else threshold
+        calibration = spec.calibration
         model_ref = spec.ref
     else:
         network = network_or_spec.to(device)
@@ -137,19 +141,21 @@ def evaluate(
         if not rows:
             raise ValueError(f"the gate of {spec.ref} declined every image of {dataset_dir}")
     sheet_at = _sheet_indices(rows, sheet_cases)
-    probabilities, predicted, reference, sheet = [], [], [], []
+    probabilities, network_probabilities, predicted, reference, sheet = [], [], [], [], []
     with Progress(disable=not Console().is_terminal) as progress:
         task = progress.add_task("evaluate", total=len(rows))
         for index, row in enumerate(rows):
             grey = load_grey(row.image)
             truth = load_mask(row.mask, grey.shape)
             seg_logits, cls_logits = split_outputs(network(to_model_input(grey, size).to(device)))
-            probability = float(torch.sigmoid(cls_logits.float())[0, 0])
+            network_probability = float(torch.sigmoid(cls_logits.double())[0, 0])
+            probability = float(calibrate(calibration, network_probability))  # as run_model
             if seg_logits is None:  # a classifier: no mask, no Dice
                 mask = np.zeros(grey.shape, bool)
             else:
                 mask = to_source_grid(torch.sigmoid(seg_logits.float()), grey.shape) > 0.5
             probabilities.append(probability)
+            network_probabilities.append(network_probability)
             predicted.append(mask)
             reference.append(truth)
             if index in sheet_at:
@@ -177,6 +183,7 @@ def evaluate(
         n_declined_out_of_domain=len(declined),
         gate_threshold=None if gate_reference is None else spec.scope.gate.threshold,  # type: ignore[union-attr]
         input_size=size,
+        calibration_method="none" if calibration is None else calibration.method.value,
         **lesion_dice,
         dice_mean_all_images=all_dice["dice_mean"],
         dice_note="dice_* over images with a non-empty reference mask; "
@@ -187,9 +194,10 @@ def evaluate(
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     with (out_dir / CASES_FILE).open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["image", "group", "malignant", "probability", "dice", "reference_empty"])
-        for row, probability, score, truth in zip(
-            rows, probabilities, dice, reference, strict=True
+        writer.writerow(["image", "group", "malignant", "probability", "dice", "reference_empty",
+                         "network_probability"])  # fmt: skip
+        for row, probability, score, truth, raw in zip(
+            rows, probabilities, dice, reference, network_probabilities, strict=True
         ):
             writer.writerow(
                 [
@@ -199,6 +207,7 @@ def evaluate(
                     f"{probability:.6f}",
                     f"{score:.6f}",
                     int(not truth.any()),
+                    f"{raw:.8f}",
                 ]
             )
     _write_plots(metrics, y, p, out_dir)

@@ -1,8 +1,8 @@
 """Entry point run on the GPU machine: hold out 20% of groups, then fit on the rest within a budget.
 
 ``python -m training.gpu_train --data .devdata/busi-256.npz --out $OUT --budget-s 330``
-writes ``holdout.json``, ``best.pt``, ``fit.json`` (and the caller tees the log) into ``--out``;
-checkpoints go to ``--work``. A thin caller of ``training.fit`` and ``training.splits``.
+writes ``holdout.json``, ``best.pt``, ``fit.json``, ``validation.npz`` (and the caller tees the
+log) into ``--out``; checkpoints go to ``--work``. A thin caller of ``training.fit`` and ``training.splits``.
 Imports no pydantic, pydicom or settings.
 """
 
@@ -21,6 +21,7 @@ import torch
 from training.fit import BEST_FILE, SUMMARY_FILE, FitConfig, calibrated_epochs, fit
 from training.pack import load_packed
 from training.splits import holdout_indices, write_holdout
+from training.trainer import VALIDATION_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         remaining = args.budget_s - (time.monotonic() - probe_started) - spent
         config = replace(config, epochs=epochs, max_seconds=max(remaining, 10.0))
     result = fit(development, args.work / "main", config)
-    for name in (BEST_FILE, SUMMARY_FILE):
+    for name in (BEST_FILE, SUMMARY_FILE, VALIDATION_FILE):  # validation: for calibration
         shutil.copy2(args.work / "main" / name, args.out / name)
     logger.info(
         "best epoch %d of %d, threshold %.3f, validation %s; %.0fs in all",

@@ -19,6 +19,7 @@ from sklearn.metrics import (
     brier_score_loss,
     cohen_kappa_score,
     confusion_matrix,
+    log_loss,
     roc_curve,
 )
 
@@ -247,6 +248,35 @@ def calibration_table(y_true: Sequence[int], scores: Sequence[float], bins: int 
     return table
 
 
+ECE_BINS = 10
+"""Equal-width bins of the expected calibration error every report and card gives."""
+
+
+def expected_calibration_error(
+    y_true: Sequence[int], scores: Sequence[float], bins: int = ECE_BINS
+) -> float | None:
+    """ECE over ``bins`` equal-width probability bins (Naeini et al., AAAI 2015): the
+    case-weighted mean gap between mean predicted probability and observed positive fraction,
+    the bins of :func:`calibration_table`. None with no cases."""
+    table = calibration_table(y_true, scores, bins)
+    total = sum(row["n"] for row in table)
+    if not total:
+        return None
+    return float(
+        sum(row["n"] * abs(row["mean_predicted"] - row["observed_fraction"]) for row in table)
+        / total
+    )
+
+
+def log_loss_score(y_true: Sequence[int], scores: Sequence[float]) -> float | None:
+    """Mean negative log-likelihood of the labels (scikit-learn's ``log_loss``); None unless
+    both classes are present."""
+    y = np.asarray(y_true).astype(int)
+    if not _two_classes(y):
+        return None
+    return float(log_loss(y, np.asarray(scores, dtype=float), labels=[0, 1]))
+
+
 def net_benefit(
     y_true: Sequence[int], scores: Sequence[float], thresholds: Sequence[float]
 ) -> list[dict]:
@@ -305,9 +335,12 @@ def dice_summary(scores: Sequence[float]) -> dict:
 def classification_summary(
     y_true: Sequence[int], scores: Sequence[float], threshold: float
 ) -> dict:
-    """AUC with its 95% DeLong CI, the figures of ``binary_metrics`` and the Brier score."""
+    """AUC with its 95% DeLong CI, the figures of ``binary_metrics``, the Brier score and the
+    ECE (``ece_bins`` equal-width bins)."""
     auc, low, high = auc_with_ci(y_true, scores)
     summary = {"auc": auc, "auc_ci_low": low, "auc_ci_high": high}
     summary.update(binary_metrics(y_true, scores, threshold))
     summary["brier"] = brier_score(y_true, scores)
+    summary["ece"] = expected_calibration_error(y_true, scores)
+    summary["ece_bins"] = ECE_BINS
     return summary

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from inference.registry import ModelSpec, sha256_file
+from training.metrics import ECE_BINS
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ CARD_FIGURES = (
     ("f1", "F1"),
     ("kappa", "Cohen's kappa"),
     ("brier", "Brier score"),
+    ("ece", f"ECE ({ECE_BINS} equal-width bins)"),
     ("dice_mean", "Dice mean (lesion images)"),
     ("dice_median", "Dice median (lesion images)"),
 )
@@ -85,7 +87,9 @@ def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict
             }
         ],
         "outputs": {
-            "segments": [] if facts.family == "image" else [
+            "segments": []
+            if facts.family == "image"
+            else [
                 {
                     "number": 1,
                     "label": "lesion",
@@ -134,6 +138,55 @@ def _figure(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) > 1 else f"{value:.3f}"
 
 
+def _pair(figures: dict[str, float], name: str) -> str:
+    before, after = figures.get(f"{name}_before"), figures.get(f"{name}_after")
+    return f"{_figure(before)} before, {_figure(after)} after"
+
+
+def calibration_section(spec: ModelSpec) -> list[str]:
+    """The card's "Calibration and operating point" lines from the spec's ``calibration`` and
+    ``operating_point`` (none when the spec has neither)."""
+    calibration, point = spec.calibration, spec.operating_point
+    if calibration is None and point is None:
+        return []
+    lines = ["", "## Calibration and operating point", ""]
+    if calibration is not None:
+        f = calibration.figures
+        bins = int(f.get("bins", ECE_BINS))
+        method = calibration.method.value
+        if calibration.temperature is not None:
+            method = f"temperature scaling, T = {calibration.temperature:.3f}"
+        elif calibration.points is not None:
+            method = f"isotonic regression ({len(calibration.points)} knots)"
+        if calibration.method.value == "none":
+            lines.append(
+                f"Probability calibration: none (the network's sigmoid). Calibration measured on "
+                f"{calibration.fitted_on}: ECE {_figure(f.get('ece_before'))} ({bins} "
+                f"equal-width bins), Brier {_figure(f.get('brier_before'))}."
+            )
+        else:
+            lines.append(
+                f"Probability calibration: {method}, fitted on {calibration.fitted_on} "
+                f"({_figure(f.get('n'))} cases). There: ECE ({bins} equal-width bins) "
+                f"{_pair(f, 'ece')}; Brier {_pair(f, 'brier')}; log loss {_pair(f, 'log_loss')}. "
+                "The threshold applies to the calibrated probability."
+            )
+    if point is not None:
+        f = point.figures
+        gave = ""
+        if "sensitivity" in f:
+            gave = (
+                f": sensitivity {_figure(f['sensitivity'])}, specificity "
+                f"{_figure(f.get('specificity'))} there"
+            )
+        text = (
+            f"Operating point: `{point.policy}`, threshold {spec.threshold:.3f}, chosen on "
+            f"{point.chosen_on}{gave}."
+        )
+        lines += ["", text]
+    return lines
+
+
 def card_markdown(
     spec: ModelSpec, facts: ModelFacts | Any, model: str, figure_rows: list[tuple[str, str]]
 ) -> str:
@@ -167,6 +220,7 @@ def card_markdown(
         "| --- | --- |",
         *(f"| {label} | {text} |" for label, text in figure_rows),
     ]
+    lines += calibration_section(spec)
     lines += ["", "## Limitations", ""] + [f"- {item}" for item in facts.limitations] + [""]
     return "\n".join(lines)
 

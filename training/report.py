@@ -6,6 +6,8 @@ import base64
 import html
 from pathlib import Path
 
+from training.metrics import ECE_BINS
+
 REPORT_FILE = "report.html"
 PLOTS = (
     ("roc.png", "ROC curve"),
@@ -28,6 +30,8 @@ FIGURES = (
     ("f1", "F1"),
     ("kappa", "Cohen's kappa"),
     ("brier", "Brier score"),
+    ("ece", f"ECE ({ECE_BINS} equal-width bins)"),
+    ("calibration_method", "probability calibration"),
     ("threshold", "operating threshold"),
     ("dice_mean", "Dice mean (lesion images)"),
     ("dice_median", "Dice median (lesion images)"),

@@ -21,9 +21,22 @@ import torch
 from torch import nn
 
 from inference.loading import build_network
-from inference.registry import ModelSpec, SelectionRule
+from inference.registry import (
+    Calibration,
+    ModelSpec,
+    OperatingPoint,
+    SelectionRule,
+    parse_policy,
+)
 from training.kfold import cross_validate, frozen_folds
-from training.trainer import BEST_FILE, SUMMARY_FILE, Cases, TrainConfig, train_network
+from training.trainer import (
+    BEST_FILE,
+    SUMMARY_FILE,
+    VALIDATION_FILE,
+    Cases,
+    TrainConfig,
+    train_network,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +46,7 @@ PRETRAIN_DIR = "pretrain"
 
 PACKAGED_FIGURES = (
     "n", "n_positive", "auc", "auc_ci_low", "auc_ci_high", "accuracy", "sensitivity",
-    "specificity", "ppv", "npv", "f1", "kappa", "brier", "dice_mean", "dice_median",
+    "specificity", "ppv", "npv", "f1", "kappa", "brier", "ece", "dice_mean", "dice_median",
     "auc_fold_mean", "auc_fold_sd",
 )  # fmt: skip
 """The pooled out-of-fold figures a packaged spec and card record."""
@@ -186,6 +199,34 @@ def best_fold(summary: dict) -> int:
     return int(np.argmax(scores))
 
 
+def fold_operating_point(
+    fold_dir: Path, fold: int, calibration: str, policy: str
+) -> tuple[float, Calibration | None, OperatingPoint]:
+    """(threshold, calibration or None, operating point) of a fold, fitted on its inner
+    validation split (``training.calibrate``). A run trained before the trainer kept its
+    validation probabilities gives its recorded Youden threshold, uncalibrated, only."""
+    from training.calibrate import validation_operating_point
+
+    validation = fold_dir / VALIDATION_FILE
+    if validation.is_file():
+        with np.load(validation) as saved:
+            n = int((saved["malignant"] >= 0).sum())
+        where = f"fold {fold}'s inner validation split ({n} cases)"
+        return validation_operating_point(validation, calibration, policy, where)
+    if calibration != "none" or parse_policy(policy)[0] != "youden":
+        raise ValueError(
+            f"{fold_dir} has no {VALIDATION_FILE} (trained before it was kept): retrain the run "
+            "to calibrate it or choose another operating point"
+        )
+    threshold = json.loads((fold_dir / SUMMARY_FILE).read_text())["threshold"]
+    where = f"fold {fold}'s inner validation split"
+    return (
+        min(max(float(threshold), 0.01), 0.99),
+        None,
+        OperatingPoint(policy="youden", chosen_on=where),
+    )
+
+
 def package_run(
     spec: ModelSpec,
     run: Path,
@@ -193,6 +234,8 @@ def package_run(
     version: str,
     models_dir: Path,
     dataset: str,
+    calibration: str = "none",
+    operating_point: str = "youden",
 ) -> ModelSpec:
     """Package the best fold's weights (by its out-of-fold AUC) of ``run`` as ``spec.key``
     ``version`` into ``models_dir/<key>-<version>/``; returns the packaged spec.
@@ -209,8 +252,7 @@ def package_run(
     target = Path(models_dir) / f"{spec.key}-{version}"
     if (target / "spec.json").exists():
         raise FileExistsError(f"{target} exists: package under another version")
-    threshold = json.loads((fold_dir / SUMMARY_FILE).read_text())["threshold"]
-    threshold = min(max(float(threshold), 0.01), 0.99)
+    threshold, fitted, point = fold_operating_point(fold_dir, fold, calibration, operating_point)
     pooled, k = summary["pooled"], len(summary["folds"])
     fold_auc = summary["folds"][fold].get("auc")
     metrics = {
@@ -237,8 +279,9 @@ def package_run(
             f"folds. Trained with `lnm-node train` (run folder {Path(run).name})."
         ),
         evaluation=(
-            f"Threshold {threshold:.3f}: Youden's J on fold {fold}'s inner validation split. "
-            "Figures: every fold's test cases at that fold's own threshold, pooled."
+            f"Threshold {threshold:.3f}: {point.policy} on fold {fold}'s inner validation split"
+            f"{'' if fitted is None else ' (calibrated probabilities)'}. Figures: every fold's "
+            "test cases (uncalibrated probabilities) at that fold's own Youden threshold, pooled."
         ),
         limitations=(
             (
@@ -263,6 +306,8 @@ def package_run(
             "trained_on": facts.trained_on,
             "evaluated_on": facts.evaluated_on,
             "metrics": metrics,
+            "calibration": None if fitted is None else fitted.model_dump(mode="json"),
+            "operating_point": point.model_dump(mode="json"),
         }
 
     packaged = write_package(state, target, fields, lambda s: render_network_card(s, facts))

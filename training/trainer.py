@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_FILE = "best.pt"
 SUMMARY_FILE = "train.json"
+#: the best epoch's inner-validation probabilities and labels (what packaging calibrates on)
+VALIDATION_FILE = "validation.npz"
 
 
 @dataclass(frozen=True)
@@ -246,8 +248,9 @@ def train_network(
 
     ``batches`` makes the training batches from the training part of the split (default:
     :class:`TensorBatches`). Writes ``checkpoint.pt`` every epoch (resumed from when
-    ``config.resume``), ``best.pt`` (fp32 state_dict) and ``summary_file`` (history, split,
-    threshold). A finished run resumes to the same result without training again.
+    ``config.resume``), ``best.pt`` (fp32 state_dict), ``validation.npz`` (the best epoch's
+    inner-validation probabilities, labels and case indices) and ``summary_file`` (history,
+    split, threshold). A finished run resumes to the same result without training again.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -338,6 +341,8 @@ def train_network(
                 )
                 cpu_state = {k: v.detach().float().cpu() for k, v in network.state_dict().items()}
                 save_atomically(cpu_state, out_dir / BEST_FILE)
+                np.savez(out_dir / VALIDATION_FILE, probability=probabilities,
+                         malignant=val.malignant, index=val_index)  # fmt: skip
             save_atomically(
                 {
                     "model": network.state_dict(),

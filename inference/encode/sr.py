@@ -3,7 +3,7 @@
 One measurement group (TID 1501) per finding, every concept from the model's spec: tracking
 identifier and UID (shared with the SEG segment), the finding, its site (the source's coded
 anatomy, else the spec's) and laterality (the source's), the algorithm with its parameters
-(threshold, weights sha256), the probability in % (UCUM "%") and, when the source is calibrated,
+(threshold, weights sha256, operating point, calibration), the probability in % (UCUM "%") and, when the source is calibrated,
 long and short axis in mm and their ratio, values rounded; the call as a qualitative
 evaluation and in words (a comment, so viewers show it), then the notes in one comment. The outline is a closed
 POLYLINE SCOORD on the source image that the first measurement is INFERRED FROM: the form
@@ -28,8 +28,11 @@ from inference.encode.equipment import MANUFACTURER, algorithm_device_uid, model
 from inference.encode.seg import OutputIdentity
 from inference.encode.source import references_frames
 from inference.encode.wording import (
+    CALIBRATION_PARAMETER,
+    OPERATING_POINT_PARAMETER,
     THRESHOLD_PARAMETER,
     WEIGHTS_PARAMETER,
+    calibration_text,
     call_text,
     parameter_text,
     percent,
@@ -145,7 +148,9 @@ def _frame_numbers(report: NodeReport, source: Dataset) -> list[int] | None:
 
 def _measurements(report: NodeReport, spec: ModelSpec, source: Dataset) -> list[hd.sr.Measurement]:
     probability = c.from_spec(spec.outputs.probability.meaning)
-    items = [_measurement(probability, percent(report.probability), c.PERCENT, _outline(report, source))]
+    items = [
+        _measurement(probability, percent(report.probability), c.PERCENT, _outline(report, source))
+    ]
     m = report.measurements
     if m is not None:
         items += [
@@ -162,16 +167,30 @@ def _finding_sites(report: NodeReport) -> list[hd.sr.FindingSite] | None:
     return [hd.sr.FindingSite(anatomic_location=report.finding_site, laterality=report.laterality)]
 
 
+def algorithm_parameters(spec: ModelSpec) -> list[str]:
+    """The Algorithm Parameters (111002) texts: threshold, weights sha256, then the operating
+    point's policy and the probability's calibration when the spec records them."""
+    parameters = [
+        parameter_text(THRESHOLD_PARAMETER, spec.threshold),
+        parameter_text(WEIGHTS_PARAMETER, spec.weights_sha256),
+    ]
+    if spec.operating_point is not None:
+        parameters.append(parameter_text(OPERATING_POINT_PARAMETER, spec.operating_point.policy))
+    calibration = spec.calibration
+    if calibration is not None and calibration.method.value != "none":
+        knots = None if calibration.points is None else len(calibration.points)
+        text = calibration_text(calibration.method.value, calibration.temperature, knots)
+        parameters.append(parameter_text(CALIBRATION_PARAMETER, text))
+    return parameters
+
+
 def algorithm_identification(spec: ModelSpec) -> hd.sr.AlgorithmIdentification:
-    """TID 4019: the model key and version, its threshold and weights sha256 as parameters."""
+    """TID 4019: the model key and version, with :func:`algorithm_parameters`."""
     return hd.sr.AlgorithmIdentification(
         name=spec.key,
         version=spec.version,
         family=c.ALGORITHM_FAMILY_AI,
-        parameters=[
-            parameter_text(THRESHOLD_PARAMETER, spec.threshold),
-            parameter_text(WEIGHTS_PARAMETER, spec.weights_sha256),
-        ],
+        parameters=algorithm_parameters(spec),
     )
 
 

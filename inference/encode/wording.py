@@ -4,6 +4,8 @@ from __future__ import annotations
 
 THRESHOLD_PARAMETER = "threshold"
 WEIGHTS_PARAMETER = "weights sha256"
+OPERATING_POINT_PARAMETER = "operating point"
+CALIBRATION_PARAMETER = "calibration"
 
 
 def percent(probability: float) -> float:
@@ -35,3 +37,12 @@ def parameter_text(name: str, value: object) -> str:
 def parse_parameters(texts: list[str]) -> dict[str, str]:
     """``name=value`` texts back as a mapping (texts without ``=`` are left out)."""
     return dict(text.split("=", 1) for text in texts if "=" in text)
+
+
+def calibration_text(method: str, temperature: float | None, knots: int | None) -> str:
+    """How the probability was calibrated, e.g. "temperature T=1.832" or "isotonic 14 knots"."""
+    if temperature is not None:
+        return f"{method} T={temperature:.4g}"
+    if knots is not None:
+        return f"{method} {knots} knots"
+    return method

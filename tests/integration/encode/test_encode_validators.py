@@ -20,7 +20,7 @@ from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_
 from inference.prediction import Call
 from inference.regions import tissue_box
 from phantom.us_dicom import US_IMAGE_STORAGE
-from tests.support.predictions import lesion_spec
+from tests.support.predictions import lesion_spec, model_spec
 
 pytestmark = pytest.mark.integration
 
@@ -122,6 +122,26 @@ def test_outputs_lesion_spec_uncalibrated_sr_pixelmed_and_dciodvfy_zero_errors(
         pytest.skip("pixelmed-apps is not installed")
     source, mask = phantom(seed=8, **PHANTOMS["uncalibrated"])
     paths = _write(build_outputs(make_prediction(source, mask), source, 37, spec=lesion_spec()), tmp_path)
+    assert pixelmed_sr_errors(paths["sr"]) == []
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+
+
+def test_outputs_operating_point_and_calibration_sr_pixelmed_and_dciodvfy_zero_errors(
+    phantom, make_prediction, tmp_path
+):
+    _need("java")
+    _need("dciodvfy")
+    if not Path("/usr/share/java/pixelmed.jar").is_file():
+        pytest.skip("pixelmed-apps is not installed")
+    spec = model_spec(
+        threshold=0.31,
+        calibration={"method": "isotonic", "points": [(0.1, 0.0), (0.9, 1.0)], "fitted_on": "x"},
+        operating_point={"policy": "specificity=0.90", "chosen_on": "inner validation"},
+    )
+    source, mask = phantom(seed=8)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 38, spec=spec), tmp_path)
+    assert b"operating point=specificity=0.90" in paths["sr"].read_bytes()
     assert pixelmed_sr_errors(paths["sr"]) == []
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role

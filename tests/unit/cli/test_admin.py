@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from db.models import AuditEvent, ModelVersion, PathologyLabel, Study
 from db.session import make_sessionmaker
+from inference.calibration import calibrate
 from inference.registry import Registry
 from kernel.settings import load_settings
 from tests.support.models import package_model
@@ -117,20 +119,39 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert manifest["n"] == 12 and {r["fold"] for r in manifest["rows"]} == {0, 1}
     out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
                   "--epochs", "1", "--batch-size", "4", "--package", "0.3.0",
+                  "--operating-point", "sensitivity=0.90", "--calibration", "temperature",
                   "--home", str(node))  # fmt: skip
     assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(
         out.split()
     )
     spec = Registry.load(node / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
     assert spec.architecture == "ynet" and "auc" in spec.metrics and "packaged_fold" in spec.metrics
+    # calibration and threshold fitted on the packaged fold's inner validation split
+    fold_dir = tmp_path / "run" / f"fold_{int(spec.metrics['packaged_fold'])}"
+    with np.load(fold_dir / "validation.npz") as validation:
+        y, p = validation["malignant"], validation["probability"]
+    assert spec.calibration is not None and spec.calibration.temperature > 0
+    assert spec.calibration.figures["n"] == len(y) and "inner validation" in spec.calibration.fitted_on
+    assert spec.operating_point.policy == "sensitivity=0.90"
+    called = calibrate(spec.calibration, p) >= spec.threshold
+    assert called[y == 1].mean() >= 0.9
+    assert spec.operating_point.figures["sensitivity"] == pytest.approx(called[y == 1].mean())
+    card = spec.card_path.read_text()
+    assert "## Calibration and operating point" in card and "`sensitivity=0.90`" in card
+    assert "ECE (10 equal-width bins)" in card
+    refused = runner.invoke(app, ["train", "tiny-ynet", str(tmp_path / "ds"), "--out",
+                                  str(tmp_path / "run"), "--operating-point", "f1"])  # fmt: skip
+    assert refused.exit_code == 2 and "--operating-point" in refused.output  # before training
     assert "tiny-ynet@0.3.0" in [
         s.ref for s in Registry.from_settings(load_settings(home=node)).specs()
     ]
     assert json.loads((tmp_path / "run" / "cv_metrics.json").read_text())["pooled"]["n"] == 12
     table = tmp_path / "table.md"
     _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64",
-            "--folds", "2", "--markdown", str(table))  # fmt: skip
+            "--folds", "2", "--markdown", str(table), "--calibration", "temperature")  # fmt: skip
     assert table.read_text().startswith("| configuration | n | AUC (95% CI)")
+    assert "| Brier | ECE |" in table.read_text()
+    assert "| run (temperature, youden) | 12 |" in table.read_text()
 
 
 def test_compare_two_oof_runs_delong_p_value(tmp_path: Path) -> None:
@@ -156,3 +177,29 @@ def test_train_hybrid_with_pretrain_encoder_saved_and_folds_run(node: Path, tmp_
             "--home", str(node))  # fmt: skip
     assert (run / "pretrain" / "encoder.pt").is_file()
     assert json.loads((run / "cv_metrics.json").read_text())["pooled"]["dice_mean"] is not None
+
+
+def test_models_calibrate_repackages_same_weights_as_new_version_not_live(
+    node: Path, tmp_path: Path
+) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"groups": ["g0", "g1", "g2", "g3", "g8", "g9", "g10", "g11"]}))
+    out = _invoke("models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version", "0.1.1",
+                  "--groups", str(groups), "--operating-point", "specificity=0.75",
+                  "--out", str(tmp_path / "fit"), "--home", str(node))  # fmt: skip
+    assert "packaged tiny-ynet@0.1.1" in out and "(not live)" in out
+    registry = Registry.from_settings(load_settings(home=node))
+    base, new = registry.get("tiny-ynet@0.1.0", "x"), registry.get("tiny-ynet@0.1.1", "x")
+    assert new.folder.parent == node / "models" and new.weights_sha256 == base.weights_sha256
+    assert new.calibration.method.value == "temperature" and new.calibration.figures["n"] == 12
+    assert new.operating_point.policy == "specificity=0.75"
+    with (tmp_path / "fit" / "cases.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    y = np.array([int(r["malignant"]) for r in rows])
+    p = calibrate(new.calibration, [float(r["network_probability"]) for r in rows])
+    assert ((p < new.threshold)[y == 0]).mean() >= 0.75
+    assert "Re-packaged from tiny-ynet@0.1.0" in new.card_path.read_text()
+    again = runner.invoke(app, ["models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version",
+                                "0.1.1", "--out", str(tmp_path / "fit2"), "--home", str(node)])  # fmt: skip
+    assert again.exit_code == 1 and "exists" in again.output

@@ -12,7 +12,7 @@ from torch import nn
 
 from inference.loading import load_network
 from inference.prediction import Call, Prediction
-from inference.registry import Family, HeatmapOutput, ModelSpec, RegistryError
+from inference.registry import Calibration, Family, HeatmapOutput, ModelSpec, RegistryError
 from inference.runner import (
     NOTE_NO_TISSUE_REGION,
     frame_planes,
@@ -165,6 +165,20 @@ def test_run_model_probability_equal_threshold_is_present(
     prediction = run_model(toy_spec, _ConstantNet(seg=0.0, cls=0.0), _study(tmp_path), "cpu")
 
     assert prediction.probability == 0.5 and prediction.call is Call.PRESENT
+
+
+def test_run_model_temperature_calibrated_probability_and_call_on_it(
+    tmp_path: Path, toy_spec: ModelSpec
+) -> None:
+    """Logit 2 at T = 4 reports sigmoid(0.5) = 0.622: present at threshold 0.6, though the
+    network's own 0.881 would be present at 0.85 and the calibrated one is not."""
+    calibration = Calibration(method="temperature", temperature=4.0, fitted_on="test")
+    study = _study(tmp_path)
+    for threshold, expected in ((0.6, Call.PRESENT), (0.85, Call.ABSENT)):
+        spec = toy_spec.model_copy(update={"calibration": calibration, "threshold": threshold})
+        prediction = run_model(spec, _ConstantNet(seg=0.0, cls=2.0), study, "cpu")
+        assert prediction.probability == pytest.approx(1 / (1 + np.exp(-0.5)), abs=1e-9)
+        assert prediction.call is expected and prediction.threshold == threshold
 
 
 def test_run_model_deterministic(tmp_path: Path, tiny_spec: ModelSpec, network: nn.Module) -> None:

@@ -28,6 +28,7 @@ REQUIRED = (
     "dice_mean",
     "dice_median",
     "brier",
+    "ece",
     "calibration",
     "decision_curve",
 )
@@ -69,3 +70,32 @@ def test_evaluate_one_class_subset_auc_none_no_crash(image_folder: Path, tmp_pat
     metrics = evaluate(_network(), image_folder, tmp_path / "eval", subset_groups={"g8"}, size=64)
     assert metrics["n"] == 1 and metrics["auc"] is None and metrics["auc_ci_low"] is None
     assert (tmp_path / "eval" / "roc.png").is_file()
+
+
+def test_evaluate_spec_with_calibration_reports_calibrated_probability(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    """The same weights with and without temperature scaling: evaluate's probability is the
+    spec's calibration of the network's, which cases.csv keeps beside it; ECE is reported."""
+    import csv
+
+    import numpy as np
+
+    from inference.calibration import calibrate
+    from tests.support.models import package_model
+
+    calibration = {"method": "temperature", "temperature": 3.0, "fitted_on": "test"}
+    plain = package_model(tmp_path / "plain", seed=0)
+    calibrated = package_model(tmp_path / "cal", seed=0, calibration=calibration)
+    rows = {}
+    for name, spec in (("plain", plain), ("cal", calibrated)):
+        metrics = evaluate(spec, image_folder, tmp_path / f"eval-{name}", sheet_cases=2)
+        assert metrics["ece"] is not None and metrics["ece_bins"] == 10
+        assert metrics["calibration_method"] == ("none" if name == "plain" else "temperature")
+        with (tmp_path / f"eval-{name}" / "cases.csv").open() as handle:
+            rows[name] = list(csv.DictReader(handle))
+    network = np.array([float(r["network_probability"]) for r in rows["cal"]])
+    reported = np.array([float(r["probability"]) for r in rows["cal"]])
+    assert np.allclose(network, [float(r["probability"]) for r in rows["plain"]], atol=1e-6)
+    assert np.allclose(reported, calibrate(calibrated.calibration, network), atol=1e-6)
+    assert not np.allclose(reported, network, atol=1e-3)

@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader
 
 from db import views
-from tests.support.predictions import lesion_spec
+from tests.support.predictions import lesion_spec, model_spec
 from web.formatting import register_filters
 from web.report import read_report
 from web.study import JobView
@@ -40,3 +40,17 @@ def test_study_page_lesion_spec_reads_lesion_breast_and_the_call(written_outputs
     assert "Malignant neoplastic disease: present (threshold 28.5 %)" in page
     assert 'class="probability">80.0 %<' in page
     assert "Lymph node" not in page and "Metastasis" not in page
+
+
+def test_study_page_states_the_operating_point_and_calibration(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    spec = model_spec(
+        threshold=0.31,
+        calibration={"method": "temperature", "temperature": 1.45, "fitted_on": "validation"},
+        operating_point={"policy": "sensitivity=0.90", "chosen_on": "validation"},
+    )
+    page = _page(written_outputs(spec=spec))
+    assert (
+        'class="operating-point">sensitivity=0.90; probability calibrated: temperature T=1.45<'
+        in page
+    )
+    assert "operating-point" not in _page(written_outputs(spec=lesion_spec(), frames=2))

@@ -132,6 +132,28 @@ def test_build_sr_algorithm_and_image_library_present(phantom):
     assert library, "image library (TID 1600) missing"
 
 
+CALIBRATED_SPEC = model_spec(
+    threshold=0.31,
+    calibration={"method": "temperature", "temperature": 1.8, "fitted_on": "inner validation"},
+    operating_point={"policy": "sensitivity=0.90", "chosen_on": "inner validation"},
+)
+
+
+def test_build_sr_states_operating_point_and_calibration_as_algorithm_parameters(phantom):
+    source, mask = phantom(seed=2)
+    report = _report(outline=outline_from_mask(mask))
+    sr = _read(build_sr(report, CALIBRATED_SPEC, clean_source(source), IDENTITY))
+    assert _texts(sr, "111002") == [
+        "threshold=0.31",
+        f"weights sha256={SPEC.weights_sha256}",
+        "operating point=sensitivity=0.90",
+        "calibration=temperature T=1.8",
+    ]
+    uncalibrated = model_spec(operating_point={"policy": "youden", "chosen_on": "validation"})
+    sr = _read(build_sr(report, uncalibrated, clean_source(source), IDENTITY))
+    assert _texts(sr, "111002")[2:] == ["operating point=youden"]
+
+
 def test_build_sr_no_measurement_comment_and_no_mm(phantom):
     source, mask = phantom(seed=2, mm_per_pixel=None)
     measurements, note = measure_axes(mask, source)
