@@ -245,8 +245,13 @@ def train(
     ] = None,
     package: Annotated[
         str | None,
-        typer.Option(help="Package the best fold as this version into HOME/models."),
+        typer.Option(help="Package the run as this version into HOME/models."),
     ] = None,
+    members: Annotated[
+        str,
+        typer.Option(help="--package: 'best' (the fold with the best out-of-fold AUC) or 'all' "
+                     "(every fold as one ensemble, probabilities averaged)."),
+    ] = "best",
     data_note: Annotated[
         str, typer.Option(help="A sentence on the data for the packaged model's card.")
     ] = "",
@@ -257,13 +262,15 @@ def train(
     """k-fold cross-validation of any family's network, built as inference builds it; resumable.
 
     The network is KEY's registered one, or --network (and --backbone, --size, --frames) for a
-    key not registered yet. --package writes the fold with the best out-of-fold AUC (one fold,
-    not an ensemble) where the node at --home loads models from (HOME/models), with
-    --calibration fitted and the --operating-point threshold chosen on that fold's inner
-    validation split.
+    key not registered yet. --package writes the fold with the best out-of-fold AUC (--members
+    best) or all k folds as one ensemble model (--members all) where the node at --home loads
+    models from (HOME/models). One fold gets --calibration fitted and the --operating-point
+    threshold chosen on its inner validation split; an ensemble gets its --operating-point on
+    the pooled out-of-fold predictions and no calibration (`models calibrate` fits one later).
     """
     from inference.registry import site_models_dir
     from training.gate_data import fit_packaged_gate
+    from training.package_ensemble import member_spec, package_ensemble
     from training.retrain import (
         DatasetMismatch,
         describe_dataset,
@@ -274,9 +281,11 @@ def train(
     )
     from training.trainer import TrainConfig
 
+    if members not in ("best", "all"):
+        raise typer.BadParameter("--members is 'best' or 'all'")
     settings = _settings(home)
     check_policy(operating_point)
-    spec = _spec(settings, model_key, network, backbone, size, frames)
+    spec = member_spec(_spec(settings, model_key, network, backbone, size, frames))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                          device=device, max_seconds=seconds, augment=augment)  # fmt: skip
     try:
@@ -291,18 +300,24 @@ def train(
     label = f"{spec.architecture} ({spec.backbone})" + (" + pretrain" if pretrain else "")
     print_summary({label: summary["pooled"]})
     if package:
+        pack = package_ensemble if members == "all" else package_run
         try:
-            packaged = package_run(spec, out, summary, package, site_models_dir(settings),
-                                   describe_dataset(dataset, data_note), calibration.value,
-                                   operating_point)  # fmt: skip
+            packaged = pack(spec, out, summary, package, site_models_dir(settings),
+                            describe_dataset(dataset, data_note), calibration.value,
+                            operating_point)  # fmt: skip
         except (FileExistsError, ValueError) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
-        fold = int(packaged.metrics["packaged_fold"])
-        packaged = fit_packaged_gate(packaged, cases, tests[fold] if tests is not None else None,
-                                     settings.device)  # fmt: skip
-        console.print(f"packaged {packaged.ref} (fold {fold}, best out-of-fold AUC; one fold, "
-                      f"not an ensemble) into {packaged.folder}")  # fmt: skip
+        if packaged.ensemble is not None:  # every case trained some member: none held out
+            packaged = fit_packaged_gate(packaged, cases, None, settings.device)
+            what = f"an ensemble of all {packaged.ensemble.members} folds"
+        else:
+            fold = int(packaged.metrics["packaged_fold"])
+            packaged = fit_packaged_gate(packaged, cases,
+                                         tests[fold] if tests is not None else None,
+                                         settings.device)  # fmt: skip
+            what = f"fold {fold}, best out-of-fold AUC; one fold, not an ensemble"
+        console.print(f"packaged {packaged.ref} ({what}) into {packaged.folder}")
         print_operating_point(console, packaged)
         gate = packaged.scope.gate
         console.print(f"out-of-domain gate: threshold {gate.threshold:.3f}, {gate.fitted_on}"
@@ -380,8 +395,10 @@ def cv_summary(
 
 
 def compare(
-    model_a: Annotated[str, typer.Argument(help="Model ref, or a k-fold run folder (oof.npz).")],
-    model_b: Annotated[str, typer.Argument(help="Model ref, or a k-fold run folder (oof.npz).")],
+    model_a: Annotated[str, typer.Argument(
+        help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).")],
+    model_b: Annotated[str, typer.Argument(
+        help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).")],
     dataset: Annotated[
         Path | None, typer.Argument(help="Image folder or study-level dataset (for model refs).")
     ] = None,
@@ -403,6 +420,12 @@ def compare(
             console.print("[red]the two runs do not cover the same cases[/red]")
             raise typer.Exit(1)
         y, pa, pb = scores[0][0], scores[0][1], scores[1][1]
+    elif Path(model_a, "cases.csv").is_file() and Path(model_b, "cases.csv").is_file():
+        try:
+            y, pa, pb = _evaluated_pair(Path(model_a), Path(model_b))
+        except ValueError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
     else:
         if dataset is None:
             raise typer.BadParameter("comparing registered models needs DATASET")
@@ -414,18 +437,39 @@ def compare(
     console.print_json(json.dumps(result))
 
 
-def _evaluate_pair(a: str, b: str, dataset: Path, out: Path, settings: Settings):  # type: ignore[no-untyped-def]
+def _evaluated_pair(a: Path, b: Path):  # type: ignore[no-untyped-def]
+    """(labels, probabilities of a, of b) of two `evaluate` outputs, on the cases both hold."""
     import csv
 
     import numpy as np
 
+    columns = []
+    for folder in (a, b):
+        with (folder / "cases.csv").open() as handle:
+            rows = {r.get("image") or r["unit"]: r for r in csv.DictReader(handle)}
+        columns.append(rows)
+    keys = sorted(columns[0].keys() & columns[1].keys())
+    if not keys:
+        raise ValueError(f"{a} and {b} share no evaluated case")
+    left_out = len(columns[0].keys() | columns[1].keys()) - len(keys)
+    if left_out:  # e.g. images one model's gate declined
+        console.print(f"{left_out} case(s) evaluated by one side only are left out")
+    y = np.array([int(columns[0][k]["malignant"]) if columns[0][k]["malignant"] else -1
+                  for k in keys])  # fmt: skip
+    return (
+        y,
+        np.array([float(columns[0][k]["probability"]) for k in keys]),
+        np.array([float(columns[1][k]["probability"]) for k in keys]),
+    )
+
+
+def _evaluate_pair(a: str, b: str, dataset: Path, out: Path, settings: Settings):  # type: ignore[no-untyped-def]
     from inference.registry import Registry
     from inference.selection import CeusRule
-    from training.evaluate import CASES_FILE, evaluate, evaluate_studies
+    from training.evaluate import evaluate, evaluate_studies
     from training.study_dataset import is_study_dataset
 
     registry = Registry.from_settings(settings)
-    columns = []
     for ref, folder in ((a, out / "a"), (b, out / "b")):
         spec = registry.get(ref, settings.default_model)
         if is_study_dataset(dataset):  # each study through run_model, as `evaluate` does
@@ -434,15 +478,7 @@ def _evaluate_pair(a: str, b: str, dataset: Path, out: Path, settings: Settings)
             )
         else:
             evaluate(spec, dataset, folder, device=settings.device)
-        with (folder / CASES_FILE).open() as handle:
-            rows = list(csv.DictReader(handle))
-        columns.append(rows)
-    y = np.array([int(r["malignant"]) if r["malignant"] else -1 for r in columns[0]])
-    return (
-        y,
-        np.array([float(r["probability"]) for r in columns[0]]),
-        np.array([float(r["probability"]) for r in columns[1]]),
-    )
+    return _evaluated_pair(out / "a", out / "b")
 
 
 def register(app: typer.Typer, models_app: typer.Typer) -> None:

@@ -253,16 +253,19 @@ def evaluate(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     subset: Annotated[str | None, typer.Option(help="'holdout': only the model's held-out groups.")] = None,
     gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Apply the model's out-of-domain gate.")] = True,
+    tta: Annotated[str | None, typer.Option(help="Test-time augmentation for this evaluation only: 'none' or 'hflip' (default: the spec's).")] = None,
     home: HomeOption = None,
 ) -> None:
     """Run a registered model on an image folder or a study-level dataset (each study through
     the node's inference path); write metrics.json, cases.csv, plots and report.html.
 
     The model's out-of-domain gate declines images as the node does (``--no-gate``: none);
-    the figures are of the images it accepts, and the count it declined is printed.
+    the figures are of the images it accepts, and the count it declined is printed. ``--tta``
+    measures with or without test-time augmentation; the registered spec is unchanged.
     """
     from inference.registry import Registry
     from inference.selection import CeusRule
+    from inference.tta import parse_tta, spec_with_tta
     from training.evaluate import evaluate as run_evaluation
     from training.evaluate import evaluate_studies
     from training.study_dataset import is_study_dataset
@@ -271,6 +274,11 @@ def evaluate(
     settings = _settings(home)
     registry = Registry.from_settings(settings)
     spec = registry.get(model_ref, settings.default_model)
+    if tta is not None:
+        try:
+            spec = spec_with_tta(spec, parse_tta(tta))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
     if is_study_dataset(dataset):
         if subset is not None:
             raise typer.BadParameter("--subset applies to image folders")

@@ -10,7 +10,7 @@ Grad-CAM map and its gate features. On a GPU the batch costs about what one inpu
 
 Every pass of a network goes through the batcher, batched or not, under that network's lock:
 Grad-CAM and the gate hook into the network's modules, so two passes at once on one network
-would mix their hooks. A batch whose pass fails is run again one input at a time, so one bad
+would mix their hooks (a test-time augmentation's plain forwards, too, run inside the pass). A batch whose pass fails is run again one input at a time, so one bad
 input fails only its own job.
 """
 
@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -29,13 +29,15 @@ from torch import nn
 
 from inference.gate import FeatureTap
 from inference.gradcam import Explanation, explain_input
+from inference.tta import with_tta
 
 logger = logging.getLogger(__name__)
 
 #: what one forward pass gives: the output and map, and the gate's features (None: no gate)
 PassResult = tuple[Explanation, np.ndarray | None]
 PassFunction = Callable[
-    [nn.Module, Sequence[torch.Tensor], str, int, Sequence[str] | None], PassResult
+    [nn.Module, Sequence[torch.Tensor], str, int, Sequence[str] | None, Sequence[str]],
+    PassResult,
 ]
 
 
@@ -45,14 +47,25 @@ def forward_pass(
     layer: str,
     index: int,
     gate_layers: Sequence[str] | None,
+    tta: Sequence[str] = (),
 ) -> PassResult:
     """One eval pass over ``tensors`` (forward order): output and Grad-CAM of ``tensors[index]``
-    at ``layer``, and the pooled features ``[B,D]`` of ``gate_layers`` (None: not tapped)."""
+    at ``layer``, and the pooled features ``[B,D]`` of ``gate_layers`` (None: not tapped).
+
+    With test-time augmentations ``tta`` (``inference.tta``) the output is the average of the
+    explained pass's and one plain forward's per augmentation; the map and the features are
+    the un-augmented input's.
+    """
     if not gate_layers:
-        return explain_input(network, tensors, layer, index), None
-    with FeatureTap(network, list(gate_layers)) as tap:
-        explanation = explain_input(network, tensors, layer, index)
-    return explanation, tap.last()
+        explanation, features = explain_input(network, tensors, layer, index), None
+    else:
+        with FeatureTap(network, list(gate_layers)) as tap:
+            explanation = explain_input(network, tensors, layer, index)
+        features = tap.last()
+    if tta:
+        output = with_tta(network, tensors, tta, plain=explanation.output)
+        explanation = replace(explanation, output=output)
+    return explanation, features
 
 
 def _item(result: PassResult, position: int) -> PassResult:
@@ -114,15 +127,17 @@ class ForwardBatcher:
         layer: str,
         index: int = 0,
         gate_layers: Sequence[str] | None = None,
+        tta: Sequence[str] = (),
     ) -> PassResult:
         """The pass of one input (batch axis 1), run alone or within a batch of its network."""
         if not self.batching:
-            return self._locked_pass(network, tensors, layer, index, gate_layers)
+            return self._locked_pass(network, tensors, layer, index, gate_layers, tta)
         key = (
             id(network),
             layer,
             index,
             tuple(gate_layers or ()),
+            tuple(tta),
             tuple((tuple(t.shape[1:]), t.dtype, str(t.device)) for t in tensors),
         )
         request = _Request(tensors)
@@ -145,7 +160,7 @@ class ForwardBatcher:
         with self._lock:
             if self._open.get(key) is batch:
                 del self._open[key]
-        self._run_batch(network, batch.requests, layer, index, gate_layers)
+        self._run_batch(network, batch.requests, layer, index, gate_layers, tta)
         if request.error is not None:
             raise request.error
         assert request.result is not None
@@ -158,11 +173,12 @@ class ForwardBatcher:
         layer: str,
         index: int,
         gate_layers: Sequence[str] | None,
+        tta: Sequence[str],
     ) -> PassResult:
         with self._lock:
             network_lock = self._network_locks.setdefault(network, threading.Lock())
         with network_lock:
-            result = self._run(network, tensors, layer, index, gate_layers)
+            result = self._run(network, tensors, layer, index, gate_layers, tta)
         self.sizes.append(int(tensors[0].shape[0]))
         return result
 
@@ -173,24 +189,25 @@ class ForwardBatcher:
         layer: str,
         index: int,
         gate_layers: Sequence[str] | None,
+        tta: Sequence[str],
     ) -> None:
         try:
             if len(requests) == 1:
                 requests[0].result = self._locked_pass(
-                    network, requests[0].tensors, layer, index, gate_layers
+                    network, requests[0].tensors, layer, index, gate_layers, tta
                 )
                 return
             stacked = [
                 torch.cat([r.tensors[i] for r in requests]) for i in range(len(requests[0].tensors))
             ]
             try:
-                result = self._locked_pass(network, stacked, layer, index, gate_layers)
+                result = self._locked_pass(network, stacked, layer, index, gate_layers, tta)
             except Exception:
                 logger.exception("a batch of %d failed; running its inputs one by one", len(requests))
                 for request in requests:
                     try:
                         request.result = self._locked_pass(
-                            network, request.tensors, layer, index, gate_layers
+                            network, request.tensors, layer, index, gate_layers, tta
                         )
                     except Exception as error:  # noqa: BLE001 - this input's own failure, for its job
                         request.error = error

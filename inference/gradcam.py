@@ -11,6 +11,10 @@ that output with the map, so a caller needs no second forward for the prediction
 MONAI's ``ModelWithHooks`` registers its hooks for good; a worker reuses one cached network
 for many jobs, so the hooks here are removed after every map. MONAI's default
 post-processing maps (min, max) to (1, 0); here high attention is 1.
+
+An ensemble (``inference.networks.ensemble.Ensemble``) is explained member by member at the
+spec's layer inside each member; its map is the members' maps averaged, rescaled to [0, 1],
+and its output the members' outputs combined as the ensemble's forward combines them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from monai.utils import convert_to_tensor
 from monai.visualize import GradCAM
 from monai.visualize.class_activation_maps import ModelWithHooks
 from torch import nn
+
+from inference.networks.ensemble import Ensemble, average_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +161,11 @@ def explain_input(
     network: nn.Module, inputs: Sequence[torch.Tensor], layer: str, index: int = 0
 ) -> Explanation:
     """One pass over ``inputs`` (all forward arguments, in order): the network's output (eval
-    mode, detached) and the Grad-CAM of ``inputs[index]``, the others bound."""
+    mode, detached) and the Grad-CAM of ``inputs[index]``, the others bound. An ensemble's map
+    is the mean of its members' maps at ``layer`` (a member's module name), rescaled."""
     others = [*inputs[:index], *inputs[index + 1 :]]
-    return _explain(network, inputs[index], layer, others, index)
+    if not isinstance(network, Ensemble):
+        return _explain(network, inputs[index], layer, others, index)
+    parts = [_explain(m, inputs[index], layer, others, index) for m in network.members]
+    heatmap = _to_unit(torch.stack([p.heatmap for p in parts]).mean(dim=0))
+    return Explanation(output=average_outputs([p.output for p in parts]), heatmap=heatmap)

@@ -12,6 +12,7 @@ from torch import nn
 from inference.networks.ceus import CeusFusion
 from inference.networks.classifier import ImageClassifier
 from inference.networks.dual import DualCrossAttention
+from inference.networks.ensemble import Ensemble
 from inference.networks.hybrid import SIZE_MULTIPLE, HybridSwin, swin_feature_size
 from inference.networks.video import R3D, R2Plus1D, TemporalInterlaceNet
 from inference.networks.ynet import YNet
@@ -82,7 +83,8 @@ def build_network(spec: ModelSpec) -> nn.Module:
     """A randomly initialised network of the spec's architecture, backbone and inputs.
 
     Raises :class:`RegistryError` for an unknown architecture, one of another family, or a
-    backbone or input size the architecture cannot take.
+    backbone or input size the architecture cannot take. A spec's ``ensemble`` gives an
+    :class:`Ensemble` of that many such networks.
     """
     entry = _BUILDERS.get(spec.architecture)
     if entry is None:
@@ -98,6 +100,8 @@ def build_network(spec: ModelSpec) -> nn.Module:
         )
     try:
         network = builder(spec)
+        if spec.ensemble is not None:
+            network = Ensemble([network] + [builder(spec) for _ in range(spec.ensemble.members - 1)])
     except ValueError as error:
         raise RegistryError(f"model {spec.ref}: {error}") from error
     min_size = getattr(network, "min_size", 16)

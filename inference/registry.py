@@ -16,7 +16,7 @@ from enum import StrEnum
 from importlib.resources import files
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -149,6 +149,21 @@ class HeatmapOutput(_Frozen):
     method: str = Field(pattern=r"^gradcam$")
     layer: str = Field(min_length=1)
     input: str | None = Field(default=None, pattern=_KEY_RE)
+
+
+class Augmentation(StrEnum):
+    """A test-time augmentation ``inference.tta`` applies (its inverse brings maps back)."""
+
+    HFLIP = "hflip"
+
+
+class EnsembleSpec(_Frozen):
+    """The weights hold ``members`` networks of the spec's architecture (``members.<i>.``);
+    their outputs are combined as the logit of the mean probability
+    (``inference.networks.ensemble``)."""
+
+    members: int = Field(ge=2)
+    combine: Literal["mean-probability"] = "mean-probability"
 
 
 class ModelOutputs(_Frozen):
@@ -307,7 +322,8 @@ class ModelSpec(_Frozen):
     without one runs on every study, ungated. ``calibration`` maps the network's probability to
     the reported one (``inference.calibration.calibrate``; none: as the network gives it) and
     ``threshold`` is compared with that reported probability; ``operating_point`` says how the
-    threshold was chosen.
+    threshold was chosen. ``ensemble`` (None: one network) says the weights hold several
+    members; ``tta`` lists the test-time augmentations ``run_model`` averages over.
     """
 
     key: str = Field(pattern=_KEY_RE, max_length=64)
@@ -331,6 +347,8 @@ class ModelSpec(_Frozen):
     scope: ModelScope = Field(default_factory=ModelScope)
     calibration: Calibration | None = None
     operating_point: OperatingPoint | None = None
+    ensemble: EnsembleSpec | None = None
+    tta: list[Augmentation] = Field(default_factory=list)
 
     _folder: Path | None = PrivateAttr(default=None)
 

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from inference.batching import ForwardBatcher, forward_pass
 from inference.calibration import calibrate
 from inference.frames import frame_count
-from inference.batching import ForwardBatcher, forward_pass
 from inference.gate import GateReference, check
 from inference.measure import largest_component, measure_component
 from inference.prediction import Call, Prediction
@@ -188,6 +188,8 @@ def run_model(
     when the study does not hold one of the spec's inputs. ``gate`` (the spec's reference,
     ``inference.gate.load_reference``) checks the forward pass's features: an input beyond the
     spec's gate threshold raises :class:`inference.gate.OutOfDomain`; None runs ungated.
+    The spec's ``tta`` augmentations (``inference.tta``) are averaged into the probability and
+    the segmentation; Grad-CAM and the gate see the un-augmented input.
     ``passes`` (a worker's :class:`inference.batching.ForwardBatcher`) runs the forward pass,
     batched with other jobs' passes of the same network; None runs it here, alone.
     """
@@ -205,10 +207,11 @@ def run_model(
     gate_layers = spec.scope.gate.layers if gate is not None and spec.scope.gate else None
     run_pass = forward_pass if passes is None else passes.run
     explanation, features = run_pass(
-        network, tensors, spec.outputs.heatmap.layer, index, gate_layers
+        network, tensors, spec.outputs.heatmap.layer, index, gate_layers, spec.tta
     )
     if gate_layers is not None:
         score = check(spec, gate, features)  # type: ignore[arg-type]
+    # the output is averaged over the spec's test-time augmentations (inference.tta)
     seg_logits, cls_logits = split_outputs(spec.family, explanation.output)
     network_probability = float(torch.sigmoid(cls_logits.double()).flatten()[0])
     probability = float(calibrate(spec.calibration, network_probability))  # the spec's calibration
@@ -217,6 +220,10 @@ def run_model(
     heatmap = _into_frame(crop_heat.astype(np.float32), box, shape)
 
     notes = _notes(spec, selections)
+    if spec.ensemble is not None:
+        notes.append(f"ensemble of {spec.ensemble.members} networks: probabilities averaged")
+    if spec.tta:
+        notes.append(f"test-time augmentation averaged in: {', '.join(map(str, spec.tta))}")
     if gate_layers is not None:
         notes.append(
             f"in-domain check: score {score:.2f}, threshold {spec.scope.gate.threshold:.2f}"  # type: ignore[union-attr]

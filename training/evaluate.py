@@ -20,6 +20,7 @@ from inference.loading import load_network
 from inference.registry import ModelSpec
 from inference.selection import CeusRule
 from inference.transforms import to_model_input, to_source_grid
+from inference.tta import with_tta
 from training.datasets import Row, load_grey, load_mask, read_image_folder
 from training.metrics import (
     calibration_table,
@@ -111,7 +112,8 @@ def evaluate(
 
     A spec with a gate (``inference.gate``) applies it as the node does, unless ``gate`` is
     False: images it declines get no prediction and are left out of every figure;
-    ``n_declined_out_of_domain`` counts them (``n`` counts the images evaluated).
+    ``n_declined_out_of_domain`` counts them (``n`` counts the images evaluated). The spec's
+    test-time augmentations are averaged in as ``run_model`` does (``inference.tta``).
     """
     gate_reference, calibration = None, None
     if isinstance(network_or_spec, ModelSpec):
@@ -122,7 +124,9 @@ def evaluate(
         threshold = spec.threshold if threshold is None else threshold
         calibration = spec.calibration
         model_ref = spec.ref
+        augmentations = list(spec.tta)
     else:
+        augmentations = []
         network = network_or_spec.to(device)
         size = size or 256
         threshold = 0.5 if threshold is None else threshold
@@ -147,7 +151,8 @@ def evaluate(
         for index, row in enumerate(rows):
             grey = load_grey(row.image)
             truth = load_mask(row.mask, grey.shape)
-            seg_logits, cls_logits = split_outputs(network(to_model_input(grey, size).to(device)))
+            output = with_tta(network, [to_model_input(grey, size).to(device)], augmentations)
+            seg_logits, cls_logits = split_outputs(output)
             network_probability = float(torch.sigmoid(cls_logits.double())[0, 0])
             probability = float(calibrate(calibration, network_probability))  # as run_model
             if seg_logits is None:  # a classifier: no mask, no Dice
@@ -184,6 +189,7 @@ def evaluate(
         gate_threshold=None if gate_reference is None else spec.scope.gate.threshold,  # type: ignore[union-attr]
         input_size=size,
         calibration_method="none" if calibration is None else calibration.method.value,
+        tta=[str(a) for a in augmentations],
         **lesion_dice,
         dice_mean_all_images=all_dice["dice_mean"],
         dice_note="dice_* over images with a non-empty reference mask; "
@@ -263,6 +269,7 @@ def evaluate_studies(
         subset="all",
         n_excluded=manifest.get("n_excluded", 0),
         input_size=spec.input_size,
+        tta=[str(a) for a in spec.tta],
         calibration=calibration_table(y, p),
         decision_curve=net_benefit(y, p, DECISION_THRESHOLDS),
     )

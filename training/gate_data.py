@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from inference.loading import load_network
+from inference.networks.ensemble import member_layer
 from inference.registry import ModelSpec
 from kernel.errors import InvalidInput
 from training.datasets import Row, load_grey, read_image_folder, usable_rows
@@ -121,6 +122,13 @@ def _every(paths: list[Path], limit: int) -> list[Path]:
     return paths[::step][:limit]
 
 
+def _in_network(spec: ModelSpec, layer: str) -> str:
+    """``layer``'s module name in ``spec``'s network: an ensemble's gate reads member 0."""
+    if spec.ensemble is None or layer.startswith("members."):
+        return layer
+    return member_layer(0, layer)
+
+
 def refit_gate(
     spec: ModelSpec,
     dataset: str,
@@ -140,10 +148,10 @@ def refit_gate(
     folder (``labels.csv``; at most ``folder_limit`` images, evenly spaced), each folder of DICOM
     files, ``phantom_studies`` phantom lymph-node studies (an image-folder model only) and noise.
     ``layers``: the network layers whose pooled outputs are the features (default: the layer
-    Grad-CAM hooks).
+    Grad-CAM hooks); an ensemble's are taken inside member 0.
     """
     network = load_network(spec, device)
-    layers = list(layers or [spec.outputs.heatmap.layer])
+    layers = [_in_network(spec, layer) for layer in layers or [spec.outputs.heatmap.layer]]
     if dataset == PHANTOM:
         fit = range(PHANTOM_FIT)
         validation = range(200_000, 200_000 + PHANTOM_VALIDATION)
@@ -198,7 +206,8 @@ def fit_packaged_gate(
     """Fit the gate of a freshly packaged ``spec`` (``train --package``) on its own training
     cases, so the new weights carry a reference of what they were trained on; returns the spec.
 
-    ``held_out``: the packaged fold's test cases, left out. The rest is split at random into
+    ``held_out``: the packaged fold's test cases, left out (None for an ensemble of every
+    fold: each case trained some member). The rest is split at random into
     inner-train (the reference) and inner-validation (the threshold). A spec whose base had no
     gate keeps none; with fewer than 8 + 4 cases the gate is removed, and the log says so (fit
     one later with ``lnm-node scope fit-gate``).
@@ -225,7 +234,7 @@ def fit_packaged_gate(
     network = load_network(spec, device)
     layers = list(gate.layers)
     fitted_on = (
-        f"{len(train)} of the packaged fold's training cases (inner-train), threshold at the "
+        f"{len(train)} of the packaged model's training cases (inner-train), threshold at the "
         f"{quantile:g} quantile of {len(validation)} others (inner-validation)"
     )
     reference, threshold = fit_gate(

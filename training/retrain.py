@@ -192,6 +192,15 @@ def retrain(
     return cross_validate(network_maker(spec, encoder), cases, run, config, k=k, tests=tests)
 
 
+def pooled_figures(pooled: dict) -> dict[str, float]:
+    """The finite :data:`PACKAGED_FIGURES` of a k-fold summary's pooled figures."""
+    return {
+        name: float(pooled[name])
+        for name in PACKAGED_FIGURES
+        if isinstance(pooled.get(name), int | float) and math.isfinite(pooled[name])
+    }
+
+
 def best_fold(summary: dict) -> int:
     """The fold whose own test cases gave the highest AUC (the first on a tie)."""
     aucs = [f.get("auc") for f in summary["folds"]]
@@ -255,12 +264,7 @@ def package_run(
     threshold, fitted, point = fold_operating_point(fold_dir, fold, calibration, operating_point)
     pooled, k = summary["pooled"], len(summary["folds"])
     fold_auc = summary["folds"][fold].get("auc")
-    metrics = {
-        name: float(pooled[name])
-        for name in PACKAGED_FIGURES
-        if isinstance(pooled.get(name), int | float) and math.isfinite(pooled[name])
-    }
-    metrics["packaged_fold"] = float(fold)
+    metrics = {**pooled_figures(pooled), "packaged_fold": float(fold)}
     facts = NetworkFacts(
         name=spec.name,
         family=spec.family.value,

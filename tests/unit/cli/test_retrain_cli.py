@@ -51,6 +51,13 @@ def test_dicom_folder_dataset_trained_packaged_into_home_and_evaluated(tmp_path:
             str(tmp_path / "cmp"), "--home", str(home))  # fmt: skip
     compared = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert compared["n"] == 8 and compared["difference"] == 0.0
+    _invoke("evaluate", "site-dual@1.0.0", str(tmp_path / "ds"), "--out",
+            str(tmp_path / "eval-tta"), "--tta", "hflip", "--home", str(home))  # fmt: skip
+    assert json.loads((tmp_path / "eval-tta" / "metrics.json").read_text())["tta"] == ["hflip"]
+    _invoke("compare", str(tmp_path / "eval-tta"), str(tmp_path / "eval"), "--out",
+            str(tmp_path / "cmp-tta"))  # fmt: skip
+    compared = json.loads((tmp_path / "cmp-tta" / "compare.json").read_text())
+    assert compared["n"] == 8 and compared["auc_b"] == metrics["auc"]
     refused = runner.invoke(app, ["train", "site-dual", str(tmp_path / "ds"), "--network", "tin",
                                   "--out", str(tmp_path / "run2"), "--home", str(home)])  # fmt: skip
     assert refused.exit_code != 0 and "registered as dual-crossattn" in refused.output

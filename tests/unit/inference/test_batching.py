@@ -101,10 +101,11 @@ def test_a_failing_batch_fails_only_the_bad_input(network: nn.Module, tiny_spec:
         layer: str,
         index: int,
         gate_layers: Sequence[str] | None,
+        tta: Sequence[str],
     ) -> PassResult:
         if torch.isnan(tensors[0]).any():
             raise ValueError("not a number in the input")
-        return forward_pass(net, tensors, layer, index, gate_layers)
+        return forward_pass(net, tensors, layer, index, gate_layers, tta)
 
     batcher = ForwardBatcher(wait_seconds=2.0, max_size=2, run=strict)
     good, failed = _concurrently(batcher, network, [*_inputs(1, tiny_spec.input_size), bad])
@@ -119,3 +120,27 @@ def test_no_wait_runs_each_pass_alone(network: nn.Module, tiny_spec: ModelSpec) 
     results = _concurrently(batcher, network, _inputs(2, tiny_spec.input_size))
     assert list(batcher.sizes) == [1, 1]
     assert all(not isinstance(r, Exception) for r in results)
+
+
+def test_a_batch_with_test_time_augmentation_equals_each_input_alone(
+    network: nn.Module, tiny_spec: ModelSpec
+) -> None:
+    inputs = _inputs(2, tiny_spec.input_size)
+    batcher = ForwardBatcher(wait_seconds=2.0, max_size=2)
+    results: list = [None, None]
+    start = threading.Barrier(2)
+
+    def job(position: int) -> None:
+        start.wait()
+        results[position] = batcher.run(network, [inputs[position]], LAYER, 0, GATE, ["hflip"])
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert list(batcher.sizes) == [2]
+    for tensor, result in zip(inputs, results, strict=True):
+        _assert_same(result, forward_pass(network, [tensor], LAYER, 0, GATE, ["hflip"]))
+    plain = forward_pass(network, [inputs[0]], LAYER, 0, GATE)
+    assert not torch.allclose(plain[0].output[1], results[0][0].output[1])  # the flip counted

@@ -205,3 +205,48 @@ def test_gradcam_segmentation_tuple_and_plain_logits_give_same_map() -> None:
     torch.testing.assert_close(
         gradcam(network, x, "features"), gradcam(_LogitOnly(), x, "inner.features")
     )
+
+
+class _RightHalfNet(_LeftHalfNet):
+    """As :class:`_LeftHalfNet`, the class logit looking at the right half instead."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)
+        width = features.shape[-1]
+        return features, features[..., width // 2 :].mean(dim=(1, 2, 3))[:, None]
+
+
+def test_explain_input_ensemble_map_is_members_mean_output_the_ensembles() -> None:
+    from inference.networks.ensemble import Ensemble
+
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 4:8, 2:6] = 1.0  # a patch in the left half
+    x[..., 4:8, 10:14] = 0.5  # a fainter one in the right half
+    ensemble = Ensemble([_LeftHalfNet(), _RightHalfNet()]).eval()
+
+    explanation = explain_input(ensemble, (x,), "features")
+
+    members = [gradcam(m, x, "features") for m in ensemble.members]
+    mean = (members[0] + members[1]) / 2
+    expected = (mean - mean.min()) / (mean.max() - mean.min())
+    assert explanation.heatmap.shape == (1, 1, 16, 16)
+    torch.testing.assert_close(explanation.heatmap, expected)
+    assert explanation.heatmap[0, 0, 5, 3] == pytest.approx(1.0)  # left member's patch
+    assert explanation.heatmap[0, 0, 5, 11] > 0.2  # the right member's patch is in the map too
+    with torch.no_grad():
+        forward = ensemble(x)
+    torch.testing.assert_close(explanation.output[1], forward[1])
+    assert not any(m.features._forward_hooks for m in ensemble.members)
+
+
+def test_explain_input_ensemble_of_ynets_one_map_on_input_grid() -> None:
+    from inference.networks.ensemble import Ensemble
+
+    torch.manual_seed(0)
+    ensemble = Ensemble([YNet(features=(4, 4, 8, 8, 16, 4)) for _ in range(3)]).eval()
+
+    explanation = explain_input(ensemble, (torch.randn(1, 1, 32, 32),), "unet.down_4")
+
+    assert explanation.heatmap.shape == (1, 1, 32, 32)
+    assert 0.0 <= float(explanation.heatmap.min()) and float(explanation.heatmap.max()) <= 1.0
+    assert explanation.output[0].shape == (1, 1, 32, 32) and explanation.output[1].shape == (1, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from inference.networks.ynet import YNet
@@ -99,3 +100,48 @@ def test_evaluate_spec_with_calibration_reports_calibrated_probability(
     assert np.allclose(network, [float(r["probability"]) for r in rows["plain"]], atol=1e-6)
     assert np.allclose(reported, calibrate(calibrated.calibration, network), atol=1e-6)
     assert not np.allclose(reported, network, atol=1e-3)
+
+
+def test_evaluate_with_tta_gives_run_models_probability(tmp_path: Path) -> None:
+    """The same pixels as a PNG (evaluate) and a DICOM without regions (run_model, the whole
+    frame): hflip TTA changes the probability, and both paths change it alike."""
+    import csv
+
+    import pydicom
+    from PIL import Image
+
+    from inference.loading import load_network
+    from inference.runner import run_model
+    from inference.tta import spec_with_tta
+    from phantom.us_dicom import write_us_study
+    from tests.support.models import package_model
+
+    spec = spec_with_tta(package_model(tmp_path / "model", seed=4), ["hflip"])
+    network = load_network(spec, "cpu")
+    folder = tmp_path / "folder"
+    (folder / "images").mkdir(parents=True)
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "malignant", "group"])
+        node = []
+        for seed in (5, 6):
+            path = write_us_study(tmp_path / f"s{seed}", seed=seed, rows=96, cols=128,
+                                  mm_per_pixel=None)[0]  # fmt: skip
+            Image.fromarray(pydicom.dcmread(path).pixel_array).save(
+                folder / "images" / f"{seed}.png"
+            )
+            writer.writerow([f"images/{seed}.png", seed % 2, f"g{seed}"])
+            prediction = run_model(spec, network, [path], "cpu")
+            assert "test-time augmentation averaged in: hflip" in prediction.notes
+            node.append(prediction.probability)
+
+    with_tta = evaluate(spec, folder, tmp_path / "tta", sheet_cases=2)
+    without = evaluate(spec_with_tta(spec, []), folder, tmp_path / "plain", sheet_cases=2)
+
+    with (tmp_path / "tta" / "cases.csv").open() as handle:
+        evaluated = [float(row["probability"]) for row in csv.DictReader(handle)]
+    with (tmp_path / "plain" / "cases.csv").open() as handle:
+        plain = [float(row["probability"]) for row in csv.DictReader(handle)]
+    assert evaluated == pytest.approx(node, abs=2e-6)
+    assert plain != pytest.approx(evaluated, abs=1e-4)
+    assert with_tta["tta"] == ["hflip"] and without["tta"] == []
