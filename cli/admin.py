@@ -257,6 +257,11 @@ def train(
     ] = "",
     operating_point: OperatingPointOption = "youden",
     calibration: CalibrationOption = "none",
+    exclude_groups: Annotated[
+        list[Path] | None,
+        typer.Option("--exclude-groups", help="A holdout.json whose groups no fold, pretraining "
+                     "or selection sees (repeatable); written beside a packaged model."),
+    ] = None,
     home: HomeOption = None,
 ) -> None:
     """k-fold cross-validation of any family's network, built as inference builds it; resumable.
@@ -267,8 +272,16 @@ def train(
     models from (HOME/models). One fold gets --calibration fitted and the --operating-point
     threshold chosen on its inner validation split; an ensemble gets its --operating-point on
     the pooled out-of-fold predictions and no calibration (`models calibrate` fits one later).
+    --exclude-groups keeps a hold-out out of everything here, for `evaluate --subset holdout`
+    to use once, at the end.
     """
     from inference.registry import site_models_dir
+    from training.exclusion import (
+        read_excluded_groups,
+        record_exclusion,
+        without_excluded,
+        write_model_holdout,
+    )
     from training.gate_data import fit_packaged_gate
     from training.package_ensemble import member_spec, package_ensemble
     from training.retrain import (
@@ -289,10 +302,16 @@ def train(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                          device=device, max_seconds=seconds, augment=augment)  # fmt: skip
     try:
-        cases, tests = load_cases(dataset, spec)
+        exclusion = read_excluded_groups(exclude_groups or [])
+        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), exclusion)
+        record_exclusion(out, exclusion)
+        if exclusion.groups:
+            console.print(f"excluded {exclusion.excluded_cases} case(s) of "
+                          f"{len(exclusion.groups)} hold-out group(s)")  # fmt: skip
         encoder = None
         if pretrain is not None:
-            encoder = pretrain_encoder(spec, load_cases(pretrain, spec)[0], out, config)
+            pretrain_cases = without_excluded(*load_cases(pretrain, spec), exclusion)[0]
+            encoder = pretrain_encoder(spec, pretrain_cases, out, config)
         summary = retrain(spec, cases, tests, out, config, folds, encoder)
     except (DatasetMismatch, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
@@ -301,9 +320,14 @@ def train(
     print_summary({label: summary["pooled"]})
     if package:
         pack = package_ensemble if members == "all" else package_run
+        note = data_note
+        if exclusion.groups:
+            note = (f"{data_note} {exclusion.excluded_cases} cases of the {len(exclusion.groups)} "
+                    "hold-out groups (holdout.json beside the weights) were left out of every "
+                    "fold.").strip()  # fmt: skip
         try:
             packaged = pack(spec, out, summary, package, site_models_dir(settings),
-                            describe_dataset(dataset, data_note), calibration.value,
+                            describe_dataset(dataset, note), calibration.value,
                             operating_point)  # fmt: skip
         except (FileExistsError, ValueError) as exc:
             console.print(f"[red]{exc}[/red]")
@@ -317,6 +341,8 @@ def train(
                                          tests[fold] if tests is not None else None,
                                          settings.device)  # fmt: skip
             what = f"fold {fold}, best out-of-fold AUC; one fold, not an ensemble"
+        if exclusion.groups:
+            write_model_holdout(packaged.folder, exclusion)
         console.print(f"packaged {packaged.ref} ({what}) into {packaged.folder}")
         print_operating_point(console, packaged)
         gate = packaged.scope.gate
@@ -365,16 +391,24 @@ def cv_summary(
     operating_point: OperatingPointOption = "youden",
 ) -> None:
     """Re-pool each run's out-of-fold predictions (DeLong CI, calls at each fold's threshold;
-    Brier and ECE of the probabilities). With --calibration, each run also gets a row with
+    Brier and ECE of the probabilities), without the groups the runs excluded (exclusion.json). With --calibration, each run also gets a row with
     every fold's probabilities calibrated and called at --operating-point, both fitted on that
     fold's inner validation split."""
     from training.calibrate import calibrated_out_of_fold
+    from training.exclusion import run_exclusion, without_excluded
     from training.kfold import pool
     from training.retrain import dataset_spec, load_cases
 
     check_policy(operating_point)
 
-    arrays, _ = load_cases(dataset, dataset_spec(dataset, size))
+    exclusions = {run_exclusion(run).digest: run_exclusion(run) for run in runs}
+    if len(exclusions) > 1:
+        console.print("[red]the runs excluded different hold-out groups (exclusion.json): "
+                      "their out-of-fold cases differ[/red]")  # fmt: skip
+        raise typer.Exit(1)
+    (exclusion,) = exclusions.values()
+    cases, tests = load_cases(dataset, dataset_spec(dataset, size))
+    arrays = without_excluded(cases, tests, exclusion)[0]
     pooled = {}
     for run in runs:
         summary = pool(arrays, run, folds)

@@ -291,8 +291,9 @@ def evaluate(
         return
     groups = None
     if subset == "holdout":
-        holdout = json.loads((spec.weights_path.parent / "holdout.json").read_text())
-        groups = set(map(str, holdout["groups"]))
+        from training.exclusion import read_excluded_groups
+
+        groups = set(read_excluded_groups([spec.weights_path.parent / "holdout.json"]).groups)
     elif subset is not None:
         raise typer.BadParameter("subset must be 'holdout'")
     metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)
