@@ -133,13 +133,8 @@ def package_ensemble(
         if member.scope.gate is not None
         else ""
     )
-    facts = NetworkFacts(
-        name=member.name,
-        family=member.family.value,
-        architecture=member.architecture,
-        backbone=member.backbone,
-        input_size=member.input_size,
-        heatmap_layer=member.outputs.heatmap.layer,
+    facts = NetworkFacts.of_spec(
+        member,
         threshold=threshold,
         trained_on=f"{dataset} Member i trained on the training part of fold i of a {k}-fold "
         "cross-validation; together the members saw every case.",

@@ -91,6 +91,20 @@ class NetworkFacts:
     #: the spec's default routing rule (``inference.scope.ScopeRule`` fields); None: every study
     scope_rule: dict[str, Any] | None = None
 
+    @classmethod
+    def of_spec(cls, spec: ModelSpec, **facts: Any) -> NetworkFacts:
+        """The facts ``spec`` already states (name, family, network, input size, Grad-CAM
+        layer), with ``facts`` (threshold, trained_on, evaluated_on ...) added."""
+        return cls(
+            name=spec.name,
+            family=spec.family.value,
+            architecture=spec.architecture,
+            backbone=spec.backbone,
+            input_size=spec.input_size,
+            heatmap_layer=spec.outputs.heatmap.layer,
+            **facts,
+        )
+
 
 def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str) -> dict[str, Any]:
     """Every field of a valid spec for ``facts`` (segments and axes only for segcls)."""

@@ -265,13 +265,8 @@ def package_run(
     pooled, k = summary["pooled"], len(summary["folds"])
     fold_auc = summary["folds"][fold].get("auc")
     metrics = {**pooled_figures(pooled), "packaged_fold": float(fold)}
-    facts = NetworkFacts(
-        name=spec.name,
-        family=spec.family.value,
-        architecture=spec.architecture,
-        backbone=spec.backbone,
-        input_size=spec.input_size,
-        heatmap_layer=spec.outputs.heatmap.layer,
+    facts = NetworkFacts.of_spec(
+        spec,
         threshold=threshold,
         trained_on=f"{dataset} Trained on the training part of fold {fold} of a {k}-fold "
         "cross-validation.",
