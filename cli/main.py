@@ -16,6 +16,7 @@ from cli.deid import deidentify
 from cli.jobs import jobs_app
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
+from cli.ssl import pretrain_ssl
 from kernel.errors import TransientError
 from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings, load_settings, parse_destination
@@ -29,6 +30,7 @@ app.add_typer(audit_app, name="audit")
 app.command("deidentify")(deidentify)
 app.command("phantom")(phantom)
 app.command("wrap")(wrap)
+app.command("pretrain-ssl")(pretrain_ssl)
 register_scope(app)
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = Console()

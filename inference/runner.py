@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import torch
 from torch import nn
 
@@ -59,6 +60,13 @@ def _crop_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[i
     if x1 <= x0 or y1 <= y0:
         return 0, 0, cols, rows
     return x0, y0, x1, y1
+
+
+def frame_box(dataset: pydicom.Dataset, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box a frame of ``shape`` (rows, cols) of ``dataset`` is cropped to for the model:
+    its largest ultrasound tissue region (``tissue_box``) clipped to the frame, or the whole
+    frame."""
+    return _crop_box(tissue_box(dataset), shape)
 
 
 def _unit_planes(
@@ -107,7 +115,7 @@ def input_tensor(
     """
     first = selection.frames[0]
     shape = (int(first.shape[0]), int(first.shape[1]))
-    box = _crop_box(tissue_box(selection.dataset), shape)
+    box = frame_box(selection.dataset, shape)
     planes = [p for frame in selection.frames for p in _unit_planes(frame, box, model_input)]
     tensor = to_model_planes(np.stack(planes), model_input.contract.size)  # [1,T*C,S,S]
     if family is Family.VIDEO:

@@ -55,21 +55,31 @@ class HybridSwin(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.shape[-1] % SIZE_MULTIPLE or x.shape[-2] % SIZE_MULTIPLE:
-            raise ValueError(f"input {tuple(x.shape[-2:])} must be multiples of {SIZE_MULTIPLE}")
-        e, d = self.encoder, self.decoder
-        hidden = e["swinViT"](x, self.normalize)
-        enc0 = e["encoder1"](x)
-        enc1 = e["encoder2"](hidden[0])
-        enc2 = e["encoder3"](hidden[1])
-        enc3 = e["encoder4"](hidden[2])
-        deepest = e["encoder10"](hidden[4])
-        y = d["decoder5"](deepest, hidden[3])
+        enc0, enc1, enc2, enc3, hidden3, deepest = self.encode(x)
+        d = self.decoder
+        y = d["decoder5"](deepest, hidden3)
         y = d["decoder4"](y, enc3)
         y = d["decoder3"](y, enc2)
         y = d["decoder2"](y, enc1)
         y = d["decoder1"](y, enc0)
         return d["out"](y), self.classifier(deepest)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The shared encoder's features, shallowest first: the convolutional blocks on the
+        input and on Swin stages 0-2 (widths f, f, 2f, 4f), Swin stage 3 (8f) and the deepest
+        block (16f), at 1, 1/2, 1/4, 1/8, 1/16 and 1/32 of the input's side."""
+        if x.shape[-1] % SIZE_MULTIPLE or x.shape[-2] % SIZE_MULTIPLE:
+            raise ValueError(f"input {tuple(x.shape[-2:])} must be multiples of {SIZE_MULTIPLE}")
+        e = self.encoder
+        hidden = e["swinViT"](x, self.normalize)
+        return (
+            e["encoder1"](x),
+            e["encoder2"](hidden[0]),
+            e["encoder3"](hidden[1]),
+            e["encoder4"](hidden[2]),
+            hidden[3],
+            e["encoder10"](hidden[4]),
+        )
 
     def encoder_state_dict(self) -> dict[str, torch.Tensor]:
         """The shared encoder's parameters and buffers alone (detached copies)."""

@@ -74,3 +74,13 @@ def test_swin_feature_size_parses_backbone_name(name: str, size: int) -> None:
 def test_swin_feature_size_bad_name_raises(name: str) -> None:
     with pytest.raises(ValueError, match="swin-f<N>"):
         swin_feature_size(name)
+
+
+def test_hybrid_swin_encode_features_shallowest_first_widths_and_scales() -> None:
+    network = HybridSwin(in_channels=1, feature_size=12).eval()
+
+    with torch.no_grad():
+        features = network.encode(torch.zeros(1, 1, 64, 64))
+
+    assert [f.shape[1] for f in features] == [12, 12, 24, 48, 96, 192]
+    assert [f.shape[-1] for f in features] == [64, 32, 16, 8, 4, 2]
