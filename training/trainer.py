@@ -204,8 +204,10 @@ def validation_loss(
 
 
 def patience_spent(state: dict, config: TrainConfig) -> bool:
-    """Whether ``config.patience`` epochs have passed since the best epoch of ``state``."""
-    return config.patience is not None and state["epoch"] - state["best_epoch"] >= config.patience
+    """Whether ``config.patience`` epochs have passed since the selection score of ``state``
+    last rose (a tie moves the best epoch but is no improvement)."""
+    improved = state.get("improved_epoch", state["best_epoch"])
+    return config.patience is not None and state["epoch"] - improved >= config.patience
 
 
 def lesion_cases(arrays: Cases) -> np.ndarray:
@@ -343,7 +345,8 @@ def train_network(
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
     objective = make_objective(train, config)
-    state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "threshold": 0.5}
+    state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "improved_epoch": 0,
+                   "history": [], "threshold": 0.5}  # fmt: skip
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if config.resume and checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
@@ -398,6 +401,8 @@ def train_network(
             }
             state["history"].append(record)
             state["epoch"] = epoch
+            if validation["score"] > state["best_score"]:
+                state["improved_epoch"] = epoch
             if validation["score"] >= state["best_score"]:  # a tie: the later, more trained epoch
                 labelled = val.malignant >= 0
                 state.update(
@@ -435,7 +440,7 @@ def train_network(
             if patience_spent(state, config):
                 stopped = STOPPED_PATIENCE
                 logger.info("%s: stopping after epoch %d (no better score since epoch %d)",
-                            label, epoch, state["best_epoch"])  # fmt: skip
+                            label, epoch, state["improved_epoch"])  # fmt: skip
                 break
             if config.max_seconds is not None and elapsed + record["seconds"] > config.max_seconds:
                 stopped = STOPPED_TIME if epoch < config.epochs else STOPPED_EPOCHS
@@ -454,6 +459,7 @@ def train_network(
         "best_epoch": outcome.best_epoch,
         "epochs_run": state["epoch"],
         "stopped": stopped,
+        "improved_epoch": state.get("improved_epoch", state["best_epoch"]),
         "threshold": outcome.threshold,
         "validation": outcome.validation,
         "n_train": len(train.malignant),
