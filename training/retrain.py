@@ -175,7 +175,7 @@ def check_encoder_file(spec: ModelSpec, path: Path) -> Path:
     except (RuntimeError, pickle.UnpicklingError, AttributeError, TypeError) as error:
         raise ValueError(
             f"{path} is not an encoder state dict for {spec.architecture} ({spec.backbone}) at "
-            f"{spec.input_size} px: {str(error).splitlines()[0]}"
+            f"{spec.input_size} px: {' '.join(str(error).split())[:240]}"
         ) from error
     return Path(path)
 
