@@ -237,11 +237,29 @@ def train(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
     epochs: Annotated[int, typer.Option()] = 30,
     seconds: Annotated[float | None, typer.Option(help="Time budget per fold (s).")] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Stop a fold when its inner-validation score has not improved "
+            "for this many epochs (default: train to --epochs or --seconds).",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option()] = 16,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
     augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
     pretrain: Annotated[
         Path | None, typer.Option(help="Dataset to pretrain the shared encoder on first.")
+    ] = None,
+    pretrain_encoder_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--pretrain-encoder",
+            exists=True,
+            dir_okay=False,
+            help="A saved shared-encoder state dict (network.encoder_state_dict()) to "
+            "start every fold from; not with --pretrain.",
+        ),
     ] = None,
     package: Annotated[
         str | None,
@@ -249,8 +267,10 @@ def train(
     ] = None,
     members: Annotated[
         str,
-        typer.Option(help="--package: 'best' (the fold with the best out-of-fold AUC) or 'all' "
-                     "(every fold as one ensemble, probabilities averaged)."),
+        typer.Option(
+            help="--package: 'best' (the fold with the best out-of-fold AUC) or 'all' "
+            "(every fold as one ensemble, probabilities averaged)."
+        ),
     ] = "best",
     data_note: Annotated[
         str, typer.Option(help="A sentence on the data for the packaged model's card.")
@@ -259,8 +279,11 @@ def train(
     calibration: CalibrationOption = "none",
     exclude_groups: Annotated[
         list[Path] | None,
-        typer.Option("--exclude-groups", help="A holdout.json whose groups no fold, pretraining "
-                     "or selection sees (repeatable); written beside a packaged model."),
+        typer.Option(
+            "--exclude-groups",
+            help="A holdout.json whose groups no fold, pretraining "
+            "or selection sees (repeatable); written beside a packaged model.",
+        ),
     ] = None,
     home: HomeOption = None,
 ) -> None:
@@ -286,6 +309,7 @@ def train(
     from training.package_ensemble import member_spec, package_ensemble
     from training.retrain import (
         DatasetMismatch,
+        check_encoder_file,
         describe_dataset,
         load_cases,
         package_run,
@@ -296,11 +320,14 @@ def train(
 
     if members not in ("best", "all"):
         raise typer.BadParameter("--members is 'best' or 'all'")
+    if pretrain is not None and pretrain_encoder_file is not None:
+        raise typer.BadParameter("--pretrain and --pretrain-encoder exclude each other: choose one")
     settings = _settings(home)
     check_policy(operating_point)
     spec = member_spec(_spec(settings, model_key, network, backbone, size, frames))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                         device=device, max_seconds=seconds, augment=augment)  # fmt: skip
+                         device=device, max_seconds=seconds, augment=augment,
+                         patience=patience)  # fmt: skip
     try:
         exclusion = read_excluded_groups(exclude_groups or [])
         cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), exclusion)
@@ -312,11 +339,15 @@ def train(
         if pretrain is not None:
             pretrain_cases = without_excluded(*load_cases(pretrain, spec), exclusion)[0]
             encoder = pretrain_encoder(spec, pretrain_cases, out, config)
+        elif pretrain_encoder_file is not None:
+            encoder = check_encoder_file(spec, pretrain_encoder_file)
         summary = retrain(spec, cases, tests, out, config, folds, encoder)
     except (DatasetMismatch, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    label = f"{spec.architecture} ({spec.backbone})" + (" + pretrain" if pretrain else "")
+    label = f"{spec.architecture} ({spec.backbone})" + (
+        " + pretrain" if pretrain or pretrain_encoder_file else ""
+    )
     print_summary({label: summary["pooled"]})
     if package:
         pack = package_ensemble if members == "all" else package_run
@@ -429,10 +460,18 @@ def cv_summary(
 
 
 def compare(
-    model_a: Annotated[str, typer.Argument(
-        help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).")],
-    model_b: Annotated[str, typer.Argument(
-        help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).")],
+    model_a: Annotated[
+        str,
+        typer.Argument(
+            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
+        ),
+    ],
+    model_b: Annotated[
+        str,
+        typer.Argument(
+            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
+        ),
+    ],
     dataset: Annotated[
         Path | None, typer.Argument(help="Image folder or study-level dataset (for model refs).")
     ] = None,

@@ -132,13 +132,15 @@ def cross_validate(
     k: int = 5,
     folds: list[int] | None = None,
     tests: list[np.ndarray] | None = None,
+    after_fold: Callable[[Path], object] | None = None,
 ) -> dict:
     """Run (or resume) ``k``-fold CV; writes ``folds.json``, ``oof.npz`` and ``cv_metrics.json``.
 
     ``tests`` are the frozen folds of a manifest (test indices per fold; :func:`frozen_folds`);
     without them the folds are drawn from the groups with ``config.seed``. ``folds`` restricts
     the run to some folds (parallel runs); the pooled files are written once every fold has
-    predictions. Returns the summary (empty when folds are missing).
+    predictions. ``after_fold(fold_dir)`` runs after each fold (trained or resumed). Returns
+    the summary (empty when folds are missing).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +163,8 @@ def cross_validate(
     for fold in folds if folds is not None else range(k):
         fold_config = replace(config, seed=config.seed + fold)
         run_fold(make_network, arrays, tests[fold], out_dir / f"fold_{fold}", fold_config, fold)
+        if after_fold is not None:
+            after_fold(out_dir / f"fold_{fold}")
     return pool(arrays, out_dir, k)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,8 +28,10 @@ from inference.registry import (
     OperatingPoint,
     SelectionRule,
     parse_policy,
+    sha256_file,
 )
 from training.kfold import cross_validate, frozen_folds
+from training.learning_curves import fold_learning_curve, run_learning_curves
 from training.trainer import (
     BEST_FILE,
     SUMMARY_FILE,
@@ -42,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 ENCODER_FILE = "encoder.pt"
 PRETRAIN_DIR = "pretrain"
+#: where a run records the encoder file its folds started from (path and sha256)
+ENCODER_RECORD = "encoder.json"
 
 
 PACKAGED_FIGURES = (
@@ -158,6 +163,23 @@ def network_maker(spec: ModelSpec, encoder: Path | None = None) -> Callable[[], 
     return make
 
 
+def check_encoder_file(spec: ModelSpec, path: Path) -> Path:
+    """``path`` when it holds a shared-encoder state dict that ``spec``'s network loads
+    (strictly); raises ``ValueError`` naming what does not fit."""
+    network = build_network(spec)
+    if not has_shared_encoder(network):
+        raise ValueError(f"network {spec.architecture!r} has no shared encoder to load {path} into")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        network.load_encoder_state_dict(state)  # type: ignore[operator]
+    except (RuntimeError, pickle.UnpicklingError, AttributeError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not an encoder state dict for {spec.architecture} ({spec.backbone}) at "
+            f"{spec.input_size} px: {' '.join(str(error).split())[:240]}"
+        ) from error
+    return Path(path)
+
+
 def pretrain_encoder(spec: ModelSpec, cases: Cases, run: Path, config: TrainConfig) -> Path:
     """Train ``spec``'s network on ``cases`` (another organ's data) and save its shared
     encoder as ``run/pretrain/encoder.pt``; reused when it exists. Raises ``ValueError`` for
@@ -186,10 +208,21 @@ def retrain(
 ) -> dict:
     """k-fold cross-validation of ``spec``'s network on ``cases`` (resumable); the summary.
 
-    ``tests``: the manifest's frozen folds (then ``k`` defaults to their number).
+    ``tests``: the manifest's frozen folds (then ``k`` defaults to their number). ``encoder``
+    (recorded with its sha256 in ``run/encoder.json``) starts every fold's shared encoder.
+    Each finished fold's learning curve is drawn (``training.learning_curves``), then all folds'.
     """
     k = k or (len(tests) if tests is not None else 5)
-    return cross_validate(network_maker(spec, encoder), cases, run, config, k=k, tests=tests)
+    if encoder is not None:
+        Path(run).mkdir(parents=True, exist_ok=True)
+        record = {"path": str(Path(encoder).resolve()), "sha256": sha256_file(Path(encoder))}
+        (Path(run) / ENCODER_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    summary = cross_validate(
+        network_maker(spec, encoder), cases, run, config, k=k, tests=tests,
+        after_fold=fold_learning_curve,
+    )  # fmt: skip
+    run_learning_curves(run)
+    return summary
 
 
 def pooled_figures(pooled: dict) -> dict[str, float]:

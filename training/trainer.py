@@ -7,7 +7,9 @@ A family's network returns either ``(segmentation_logits, classification_logits)
 segmenter-classifier) or ``classification_logits`` alone (a classifier); the mask loss counts
 only the cases with a reference mask. An inner group-aware split picks the best epoch (mean of
 validation Dice and AUC; the later epoch on a tie, as small validation splits tie often) and
-the Youden threshold. Imports no pydantic, pydicom or settings.
+the Youden threshold. Training stops at ``epochs``, at the time budget or, with ``patience``,
+when the selection score has not improved for that many epochs; the summary says which
+(``stopped``). Imports no pydantic, pydicom or settings.
 """
 
 from __future__ import annotations
@@ -40,11 +42,16 @@ BEST_FILE = "best.pt"
 SUMMARY_FILE = "train.json"
 #: the best epoch's inner-validation probabilities and labels (what packaging calibrates on)
 VALIDATION_FILE = "validation.npz"
+#: why a run stopped (``stopped`` in its summary): its epoch cap, its patience, its time budget
+STOPPED_EPOCHS = "epochs"
+STOPPED_PATIENCE = "patience"
+STOPPED_TIME = "time budget"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters; ``max_seconds`` stops early when the next epoch would overrun."""
+    """Hyper-parameters; ``max_seconds`` stops early when the next epoch would overrun,
+    ``patience`` (None: off) when the selection score has not improved for that many epochs."""
 
     epochs: int = 60
     batch_size: int = 16
@@ -61,6 +68,11 @@ class TrainConfig:
     max_seconds: float | None = None
     #: cosine learning rate over the fraction of ``max_seconds`` spent instead of over epochs
     time_schedule: bool = False
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be at least 1 epoch or None, not {self.patience}")
 
 
 @dataclass
@@ -131,6 +143,71 @@ def predict(
         if seg is not None:
             masks.append((torch.sigmoid(seg.float()) > 0.5)[:, 0].cpu().numpy())
     return np.concatenate(probabilities), (np.concatenate(masks) if masks else None)
+
+
+#: the training objective of a batch: (segmentation logits or None, classification logits,
+#: masks or None, which cases have a mask, labels (B,1); -1 unlabelled) -> the loss
+Objective = Callable[
+    [torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor],
+    torch.Tensor,
+]
+
+
+def make_objective(train: Cases, config: TrainConfig) -> Objective:
+    """The loss the trainer minimises: class-weighted BCE of the labelled cases (weighted by
+    ``classification_weight``) plus Dice-CE of the cases with a reference mask."""
+    seg_loss = DiceCELoss(sigmoid=True, batch=True)
+    positives = max(int((train.malignant == 1).sum()), 1)
+    negatives = max(int((train.malignant == 0).sum()), 1)
+    cls_loss = nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor([negatives / positives], device=config.device), reduction="none"
+    )
+
+    def objective(
+        seg: torch.Tensor | None,
+        cls: torch.Tensor,
+        mask: torch.Tensor | None,
+        has_mask: torch.Tensor,
+        target: torch.Tensor,
+    ) -> torch.Tensor:
+        known = (target >= 0).float()
+        per_case = cls_loss(cls.float(), target.clamp(min=0))
+        loss = config.classification_weight * (
+            (per_case * known).sum() / known.sum().clamp(min=1.0)
+        )
+        if seg is not None and mask is not None and bool(has_mask.any()):
+            loss = loss + seg_loss(seg[has_mask].float(), mask[has_mask])
+        return loss
+
+    return objective
+
+
+@torch.no_grad()
+def validation_loss(
+    network: nn.Module, val: Cases, objective: Objective, device: str, batch_size: int = 32
+) -> float:
+    """The training objective on ``val`` (eval mode, no augmentation), averaged over cases."""
+    network.eval()
+    inputs = val.network_inputs()
+    masks = val.mask_tensor()
+    has_mask = torch.from_numpy(np.asarray(val.has_mask, bool))
+    labels = torch.from_numpy(val.malignant.astype(np.float32))[:, None]
+    total = 0.0
+    for start in range(0, len(labels), batch_size):
+        part = slice(start, start + batch_size)
+        with autocast(device):
+            seg, cls = split_outputs(network(*[x[part].to(device) for x in inputs]))
+        mask = None if masks is None else masks[part].to(device)
+        loss = objective(seg, cls, mask, has_mask[part].to(device), labels[part].to(device))
+        total += float(loss) * len(labels[part])
+    return total / max(len(labels), 1)
+
+
+def patience_spent(state: dict, config: TrainConfig) -> bool:
+    """Whether ``config.patience`` epochs have passed since the selection score of ``state``
+    last rose (a tie moves the best epoch but is no improvement)."""
+    improved = state.get("improved_epoch", state["best_epoch"])
+    return config.patience is not None and state["epoch"] - improved >= config.patience
 
 
 def lesion_cases(arrays: Cases) -> np.ndarray:
@@ -267,13 +344,9 @@ def train_network(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
-    seg_loss = DiceCELoss(sigmoid=True, batch=True)
-    positives = max(int((train.malignant == 1).sum()), 1)
-    negatives = max(int((train.malignant == 0).sum()), 1)
-    cls_loss = nn.BCEWithLogitsLoss(
-        pos_weight=torch.tensor([negatives / positives], device=device), reduction="none"
-    )
-    state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "history": [], "threshold": 0.5}
+    objective = make_objective(train, config)
+    state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "improved_epoch": 0,
+                   "history": [], "threshold": 0.5}  # fmt: skip
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if config.resume and checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
@@ -294,9 +367,11 @@ def train_network(
         device,
     )
     started = time.monotonic()
+    stopped = STOPPED_PATIENCE if patience_spent(state, config) else STOPPED_EPOCHS
+    first = config.epochs + 1 if stopped == STOPPED_PATIENCE else state["epoch"] + 1
     with epoch_progress(label) as progress:
         task = progress.add_task(label, total=config.epochs, completed=state["epoch"], status="")
-        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
             epoch_started = time.monotonic()
             if config.time_schedule and config.max_seconds:
                 spent = min(1.0, (epoch_started - started) / config.max_seconds)
@@ -307,13 +382,7 @@ def train_network(
             for inputs, mask, has_mask, target in source.epoch():
                 with autocast(device):
                     seg, cls = split_outputs(network(*inputs))
-                known = (target >= 0).float()
-                per_case = cls_loss(cls.float(), target.clamp(min=0))
-                loss = config.classification_weight * (
-                    (per_case * known).sum() / known.sum().clamp(min=1.0)
-                )
-                if seg is not None and mask is not None and bool(has_mask.any()):
-                    loss = loss + seg_loss(seg[has_mask].float(), mask[has_mask])
+                loss = objective(seg, cls, mask, has_mask, target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -325,12 +394,15 @@ def train_network(
             record = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)),
+                "val_loss": validation_loss(network, val, objective, device),
                 "learning_rate": float(optimizer.param_groups[0]["lr"]),
                 "seconds": round(time.monotonic() - epoch_started, 2),
                 **{f"val_{k}": v for k, v in validation.items()},
             }
             state["history"].append(record)
             state["epoch"] = epoch
+            if validation["score"] > state["best_score"]:
+                state["improved_epoch"] = epoch
             if validation["score"] >= state["best_score"]:  # a tie: the later, more trained epoch
                 labelled = val.malignant >= 0
                 state.update(
@@ -365,7 +437,13 @@ def train_network(
             )
             progress.update(task, completed=epoch, status=f"loss {record['train_loss']:.3f}")
             elapsed = time.monotonic() - started
+            if patience_spent(state, config):
+                stopped = STOPPED_PATIENCE
+                logger.info("%s: stopping after epoch %d (no better score since epoch %d)",
+                            label, epoch, state["improved_epoch"])  # fmt: skip
+                break
             if config.max_seconds is not None and elapsed + record["seconds"] > config.max_seconds:
+                stopped = STOPPED_TIME if epoch < config.epochs else STOPPED_EPOCHS
                 logger.info(
                     "%s: stopping after epoch %d (budget %.0fs)", label, epoch, config.max_seconds
                 )
@@ -380,6 +458,8 @@ def train_network(
     summary = {
         "best_epoch": outcome.best_epoch,
         "epochs_run": state["epoch"],
+        "stopped": stopped,
+        "improved_epoch": state.get("improved_epoch", state["best_epoch"]),
         "threshold": outcome.threshold,
         "validation": outcome.validation,
         "n_train": len(train.malignant),

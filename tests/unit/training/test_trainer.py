@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,10 @@ from training.networks import draft_spec
 from training.retrain import network_maker
 from training.trainer import (
     CHECKPOINT_FILE,
+    STOPPED_EPOCHS,
+    STOPPED_PATIENCE,
+    STOPPED_TIME,
+    SUMMARY_FILE,
     Batch,
     TensorBatches,
     TrainConfig,
@@ -93,3 +98,41 @@ def test_train_network_trains_on_the_given_batch_source(
     assert (tmp_path / "run" / "custom.json").is_file()
     assert [r["epoch"] for r in outcome.history] == [1, 2]
     assert outcome.history[0]["learning_rate"] > outcome.history[1]["learning_rate"] >= 0
+
+
+def _flat_score(*_: object) -> dict:
+    """A selection score that never rises after the first epoch."""
+    return {"auc": 0.5, "dice_mean": None, "dice_median": None, "dice_n": 0, "score": 0.5}
+
+
+def test_train_network_patience_stops_early_and_records_reason(
+    arrays: TrainingArrays, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("training.trainer.score_predictions", _flat_score)
+    config = replace(CONFIG, epochs=10, patience=2)
+    outcome = train_network(_make("ynet"), arrays, tmp_path / "run", config)
+    summary = json.loads((tmp_path / "run" / SUMMARY_FILE).read_text())
+    assert [r["epoch"] for r in outcome.history] == [1, 2, 3]
+    assert summary["stopped"] == STOPPED_PATIENCE and summary["epochs_run"] == 3
+    assert summary["improved_epoch"] == 1 and summary["best_epoch"] == 3  # a tie: the later
+    assert all(r["val_loss"] > 0 for r in summary["history"])
+    _CountingBatches.epochs = 0
+    again = train_network(_make("ynet"), arrays, tmp_path / "run", config, batches=_CountingBatches)
+    assert _CountingBatches.epochs == 0 and len(again.history) == 3  # stopped runs stay stopped
+
+
+def test_train_network_without_patience_records_epoch_cap_or_time_budget(
+    arrays: TrainingArrays, tmp_path: Path
+) -> None:
+    train_network(_make("ynet"), arrays, tmp_path / "cap", replace(CONFIG, epochs=2))
+    budget = replace(CONFIG, epochs=50, max_seconds=0.01)
+    train_network(_make("ynet"), arrays, tmp_path / "budget", budget)
+    cap = json.loads((tmp_path / "cap" / SUMMARY_FILE).read_text())
+    timed = json.loads((tmp_path / "budget" / SUMMARY_FILE).read_text())
+    assert cap["stopped"] == STOPPED_EPOCHS and cap["epochs_run"] == 2
+    assert timed["stopped"] == STOPPED_TIME and timed["epochs_run"] == 1
+
+
+def test_train_config_patience_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=0)
