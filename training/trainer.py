@@ -123,22 +123,34 @@ def autocast(device: str) -> torch.autocast:
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda"))
 
 
+def _eval_outputs(
+    network: nn.Module, inputs: list[torch.Tensor], device: str, batch_size: int
+) -> Iterator[tuple[slice, torch.Tensor | None, torch.Tensor]]:
+    """(cases, segmentation logits or None, classification logits) per batch, eval mode."""
+    network.eval()
+    for start in range(0, len(inputs[0]), batch_size):
+        part = slice(start, start + batch_size)
+        with autocast(device):
+            seg, cls = split_outputs(network(*[x[part].to(device) for x in inputs]))
+        yield part, seg, cls
+
+
 @torch.no_grad()
 def predict(
     network: nn.Module,
     inputs: torch.Tensor | list[torch.Tensor],
     device: str,
     batch_size: int = 32,
+    loss: Callable[[slice, torch.Tensor | None, torch.Tensor], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(probabilities (N,), masks (N,S,S) bool or None for a classifier) on normalised inputs
-    (one tensor, or one per network input in forward order)."""
-    network.eval()
+    (one tensor, or one per network input in forward order). ``loss(cases, seg, cls)``, when
+    given, sees every batch's logits in the same pass (the validation loss)."""
     inputs = inputs if isinstance(inputs, list) else [inputs]
     probabilities, masks = [], []
-    for start in range(0, len(inputs[0]), batch_size):
-        batch = [x[start : start + batch_size].to(device) for x in inputs]
-        with autocast(device):
-            seg, cls = split_outputs(network(*batch))
+    for part, seg, cls in _eval_outputs(network, inputs, device, batch_size):
+        if loss is not None:
+            loss(part, seg, cls)
         probabilities.append(torch.sigmoid(cls.float())[:, 0].cpu().numpy())
         if seg is not None:
             masks.append((torch.sigmoid(seg.float()) > 0.5)[:, 0].cpu().numpy())
@@ -182,25 +194,23 @@ def make_objective(train: Cases, config: TrainConfig) -> Objective:
     return objective
 
 
-@torch.no_grad()
-def validation_loss(
-    network: nn.Module, val: Cases, objective: Objective, device: str, batch_size: int = 32
-) -> float:
-    """The training objective on ``val`` (eval mode, no augmentation), averaged over cases."""
-    network.eval()
-    inputs = val.network_inputs()
+def validate(
+    network: nn.Module, val: Cases, inputs: list[torch.Tensor], objective: Objective, device: str
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """One eval pass over ``val``: its probabilities, masks and the training objective
+    (no augmentation) averaged over cases."""
     masks = val.mask_tensor()
     has_mask = torch.from_numpy(np.asarray(val.has_mask, bool))
     labels = torch.from_numpy(val.malignant.astype(np.float32))[:, None]
-    total = 0.0
-    for start in range(0, len(labels), batch_size):
-        part = slice(start, start + batch_size)
-        with autocast(device):
-            seg, cls = split_outputs(network(*[x[part].to(device) for x in inputs]))
+    weighted: list[float] = []  # each batch's mean loss times its case count
+
+    def add(part: slice, seg: torch.Tensor | None, cls: torch.Tensor) -> None:
         mask = None if masks is None else masks[part].to(device)
         loss = objective(seg, cls, mask, has_mask[part].to(device), labels[part].to(device))
-        total += float(loss) * len(labels[part])
-    return total / max(len(labels), 1)
+        weighted.append(float(loss) * len(labels[part]))
+
+    probabilities, predicted = predict(network, inputs, device, loss=add)
+    return probabilities, predicted, sum(weighted) / max(len(labels), 1)
 
 
 def patience_spent(state: dict, config: TrainConfig) -> bool:
@@ -389,12 +399,12 @@ def train_network(
                 losses.append(float(loss.detach()))
             if not config.time_schedule:
                 scheduler.step()
-            probabilities, masks = predict(network, val_inputs, device)
+            probabilities, masks, val_loss = validate(network, val, val_inputs, objective, device)
             validation = score_predictions(val, probabilities, masks)
             record = {
                 "epoch": epoch,
                 "train_loss": float(np.mean(losses)),
-                "val_loss": validation_loss(network, val, objective, device),
+                "val_loss": val_loss,
                 "learning_rate": float(optimizer.param_groups[0]["lr"]),
                 "seconds": round(time.monotonic() - epoch_started, 2),
                 **{f"val_{k}": v for k, v in validation.items()},
