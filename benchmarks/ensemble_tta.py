@@ -43,6 +43,7 @@ from inference.runner import run_model
 from inference.tta import spec_with_tta
 from phantom.wrap import wrap_image
 from training.datasets import read_image_folder, usable_rows
+from training.exclusion import model_holdout
 from training.package_ensemble import ensemble_fields
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "data" / "busi-dev"
@@ -61,7 +62,7 @@ def ensemble_of(
 
 def accepted_study(spec: ModelSpec, network: torch.nn.Module, dataset: Path, folder: Path) -> Path:
     """The first hold-out image of ``dataset`` the spec's gate accepts, as a breast DICOM file."""
-    held = set(map(str, json.loads((spec.folder / "holdout.json").read_text())["groups"]))
+    held = model_holdout(spec.folder).groups
     gate = load_reference(spec)
     for index, row in enumerate(usable_rows(read_image_folder(dataset))):
         if row.group not in held:

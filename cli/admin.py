@@ -432,7 +432,7 @@ def cv_summary(
 
     check_policy(operating_point)
 
-    exclusions = {run_exclusion(run).digest: run_exclusion(run) for run in runs}
+    exclusions = {e.digest: e for e in map(run_exclusion, runs)}
     if len(exclusions) > 1:
         console.print("[red]the runs excluded different hold-out groups (exclusion.json): "
                       "their out-of-fold cases differ[/red]")  # fmt: skip
@@ -481,6 +481,7 @@ def compare(
     """DeLong's test of two correlated AUCs on the same cases."""
     import numpy as np
 
+    from training.evaluate import CASES_FILE
     from training.metrics import delong_test
 
     if Path(model_a, "oof.npz").is_file() and Path(model_b, "oof.npz").is_file():
@@ -493,7 +494,7 @@ def compare(
             console.print("[red]the two runs do not cover the same cases[/red]")
             raise typer.Exit(1)
         y, pa, pb = scores[0][0], scores[0][1], scores[1][1]
-    elif Path(model_a, "cases.csv").is_file() and Path(model_b, "cases.csv").is_file():
+    elif Path(model_a, CASES_FILE).is_file() and Path(model_b, CASES_FILE).is_file():
         try:
             y, pa, pb = _evaluated_pair(Path(model_a), Path(model_b))
         except ValueError as exc:
@@ -516,9 +517,11 @@ def _evaluated_pair(a: Path, b: Path):  # type: ignore[no-untyped-def]
 
     import numpy as np
 
+    from training.evaluate import CASES_FILE
+
     columns = []
     for folder in (a, b):
-        with (folder / "cases.csv").open() as handle:
+        with (folder / CASES_FILE).open() as handle:
             rows = {r.get("image") or r["unit"]: r for r in csv.DictReader(handle)}
         columns.append(rows)
     keys = sorted(columns[0].keys() & columns[1].keys())

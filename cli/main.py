@@ -293,9 +293,9 @@ def evaluate(
         return
     groups = None
     if subset == "holdout":
-        from training.exclusion import read_excluded_groups
+        from training.exclusion import model_holdout
 
-        groups = set(read_excluded_groups([spec.weights_path.parent / "holdout.json"]).groups)
+        groups = set(model_holdout(spec.weights_path.parent).groups)
     elif subset is not None:
         raise typer.BadParameter("subset must be 'holdout'")
     metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)

@@ -18,6 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from training.splits import HOLDOUT_FILE
+
 EXCLUSION_FILE = "exclusion.json"
 
 
@@ -105,6 +107,11 @@ def record_exclusion(run: Path, exclusion: Exclusion) -> None:
     raise ValueError(f"{run} was trained with another exclusion ({what}): use a new --out folder")
 
 
+def model_holdout(folder: Path) -> Exclusion:
+    """The hold-out groups of the model packaged in ``folder`` (its ``holdout.json``)."""
+    return read_excluded_groups([Path(folder) / HOLDOUT_FILE])
+
+
 def run_exclusion(run: Path) -> Exclusion:
     """The exclusion a k-fold run was trained with (``run/exclusion.json``; none without it)."""
     path = Path(run) / EXCLUSION_FILE
@@ -117,7 +124,7 @@ def run_exclusion(run: Path) -> Exclusion:
 def write_model_holdout(folder: Path, exclusion: Exclusion) -> Path:
     """``folder/holdout.json`` of a packaged model trained without ``exclusion``'s groups, so
     that ``lnm-node evaluate --subset holdout`` measures it on exactly those groups."""
-    path = Path(folder) / "holdout.json"
+    path = Path(folder) / HOLDOUT_FILE
     record = {"source": "excluded from training", "files": list(exclusion.files),
               "groups": sorted(exclusion.groups)}  # fmt: skip
     path.write_text(json.dumps(record, indent=2) + "\n")

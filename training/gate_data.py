@@ -9,7 +9,6 @@ chosen, cropped and resampled as the node does), phantom lymph-node studies and 
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from inference.networks.ensemble import member_layer
 from inference.registry import ModelSpec
 from kernel.errors import InvalidInput
 from training.datasets import Row, load_grey, read_image_folder, usable_rows
+from training.exclusion import model_holdout
 from training.gate_fit import (
     DEFAULT_QUANTILE,
     GateFit,
@@ -164,8 +164,7 @@ def refit_gate(
         )
     else:
         folder = Path(dataset)
-        holdout_file = spec.folder / "holdout.json"
-        holdout_groups = set(map(str, json.loads(holdout_file.read_text())["groups"]))
+        holdout_groups = set(model_holdout(spec.folder).groups)
         parts = split_groups(usable_rows(read_image_folder(folder)), holdout_groups)
         batches = [_folder_batches(spec, [row.image for row in part]) for part in parts]
         fitted_on = (

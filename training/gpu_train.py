@@ -20,7 +20,7 @@ import torch
 
 from training.fit import BEST_FILE, SUMMARY_FILE, FitConfig, calibrated_epochs, fit
 from training.pack import load_packed
-from training.splits import holdout_indices, write_holdout
+from training.splits import HOLDOUT_FILE, holdout_indices, write_holdout
 from training.trainer import VALIDATION_FILE
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     held_groups = sorted(set(arrays.groups[held].tolist()))
     write_holdout(
-        args.out / "holdout.json", held_groups, args.seed, args.holdout_fraction, args.data.name
+        args.out / HOLDOUT_FILE, held_groups, args.seed, args.holdout_fraction, args.data.name
     )
     logger.info(
         "hold-out: %d images in %d groups; development: %d images",

@@ -38,7 +38,7 @@ from training.trainer import BEST_FILE
 
 logger = logging.getLogger(__name__)
 
-MEMBER_PREFIX = "members.0."
+MEMBER_PREFIX = member_layer(0, "")
 
 
 def member_spec(spec: ModelSpec) -> ModelSpec:

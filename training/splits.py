@@ -73,6 +73,10 @@ def fold_test_indices(
     return [np.sort(test) for _, test in _folds(groups, labels, k, seed)]
 
 
+#: a model's hold-out groups, beside its weights (``write_holdout``'s format)
+HOLDOUT_FILE = "holdout.json"
+
+
 def write_holdout(path: Path, groups: list[str], seed: int, fraction: float, source: str) -> None:
     """``holdout.json``: the held-out group ids and how they were drawn."""
     path.write_text(

@@ -18,7 +18,6 @@ Resumable (``checkpoint.pt`` every epoch, each epoch's augmentations and order s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -34,7 +33,7 @@ from monai.utils import set_determinism
 from torch import nn
 
 from inference.loading import build_network
-from inference.registry import ModelSpec
+from inference.registry import ModelSpec, sha256_file
 from training.retrain import ENCODER_FILE, has_shared_encoder
 from training.ssl_frames import UnlabelledFrames
 from training.trainer import epoch_progress, save_atomically
@@ -187,10 +186,6 @@ class SslOutcome:
     seconds: float
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _record(spec: ModelSpec, frames: UnlabelledFrames, extra: dict, config: SslConfig,
             history: list[dict], seconds: float, out: Path) -> dict:  # fmt: skip
     first, last = (history[0], history[-1]) if history else ({}, {})
@@ -209,7 +204,7 @@ def _record(spec: ModelSpec, frames: UnlabelledFrames, extra: dict, config: SslC
         "seconds": round(seconds, 1),
         "config": asdict(config),
         "encoder": ENCODER_FILE,
-        "encoder_sha256": _digest(out / ENCODER_FILE) if (out / ENCODER_FILE).is_file() else None,
+        "encoder_sha256": sha256_file(out / ENCODER_FILE) if (out / ENCODER_FILE).is_file() else None,
         "history": history,
     }
 
@@ -286,11 +281,12 @@ def pretrain_ssl(
                       "batches": len(batches), "seconds": round(seconds, 2)}  # fmt: skip
             history.append(record)
             elapsed = spent + time.monotonic() - started
-            save_atomically(model.network.encoder_state_dict(), out / ENCODER_FILE)  # type: ignore[operator]
+            encoder = model.network.encoder_state_dict()  # type: ignore[operator]
+            save_atomically(encoder, out / ENCODER_FILE)
             save_atomically(
                 {
                     "identity": identity,
-                    "encoder": model.network.encoder_state_dict(),  # type: ignore[operator]
+                    "encoder": encoder,
                     "heads": model.heads_state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "history": history,
