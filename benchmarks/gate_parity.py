@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from phantom.wrap import wrap_image
 from tests.support.network import free_port, port_open, wait_until
 from training.datasets import read_image_folder, usable_rows
 from training.evaluate import evaluate
+from training.exclusion import model_holdout
 
 
 def _node_probabilities(home: Path, studies: dict[str, str]) -> dict[str, float | None]:
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--dataset", type=Path, default=Path("../shared/data/busi-dev"))
     args = parser.parse_args()
     spec = Registry.load(default_models_dir()).get(args.model, args.model)
-    holdout = set(json.loads((spec.folder / "holdout.json").read_text())["groups"])
+    holdout = set(model_holdout(spec.folder).groups)
     rows = [r for r in usable_rows(read_image_folder(args.dataset)) if r.group in holdout]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

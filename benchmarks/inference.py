@@ -5,7 +5,7 @@ Three tables, CPU always and CUDA when available:
 1. per registered model: items (images or clips) per second of the bare forward pass at
    batch 1 and (CUDA) batch ``--batch``, and of forward + Grad-CAM at batch 1 (one pass,
    ``inference.gradcam.explain_input``: Grad-CAM's forward gives the outputs, as in
-   ``run_model``);
+   ``run_model``); on CUDA the peak GPU memory of each (weights included);
 2. per family-1 backbone at one common input size (random weights): the same figures;
 3. per registered model: ``run_model`` on a phantom study (read, select, decode, crop, infer,
    explain, measure) against that forward + Grad-CAM pass alone on tensors of the same
@@ -90,10 +90,28 @@ def speed(
 
     row = {"forward_1_per_s": 1.0 / _median_seconds(forward(single), device, repeats)}
     if batch > 1:
+        _reset_peak(device)
         seconds = _median_seconds(forward(many), device, repeats)
         row[f"forward_{batch}_per_s"] = batch / seconds
+        row.update(_peak(device, f"forward_{batch}_peak_mib"))
+    _reset_peak(device)
     row["forward_gradcam_1_per_s"] = 1.0 / _median_seconds(explain, device, repeats)
+    row.update(_peak(device, "forward_gradcam_1_peak_mib"))
     return row
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak(device: torch.device, name: str) -> dict[str, float]:
+    """``{name: peak GPU memory allocated since the last reset, MiB}`` (weights included); {}
+    on the CPU."""
+    if device.type != "cuda":
+        return {}
+    return {name: torch.cuda.max_memory_allocated(device) / 2**20}
 
 
 def overhead(

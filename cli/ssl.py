@@ -14,6 +14,11 @@ from rich.console import Console
 
 console = Console()
 
+#: the frames pack ``--frames-only`` writes into OUT
+FRAMES_FILE = "frames.npz"
+#: what ``ssl.json`` says of the hold-out left out of the frames
+EXCLUSION_KEYS = ("excluded_groups", "exclusion_files", "exclusion_sha256")
+
 
 def pretrain_ssl(
     out: Annotated[
@@ -41,6 +46,23 @@ def pretrain_ssl(
             help="A holdout.json whose groups' images are left out (repeatable).",
         ),
     ] = None,
+    frames_pack: Annotated[
+        Path | None,
+        typer.Option(
+            "--frames",
+            exists=True,
+            dir_okay=False,
+            help="A frames pack (--frames-out) to pretrain on instead of the folders.",
+        ),
+    ] = None,
+    frames_only: Annotated[
+        bool,
+        typer.Option(
+            "--frames-only",
+            help=f"Collect the frames into OUT/{FRAMES_FILE} (a pack for --frames, for a "
+            "machine the folders do not travel to) and stop.",
+        ),
+    ] = False,
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     seconds: Annotated[
         float | None, typer.Option(help="Time budget (s): no epoch starts that would overrun it.")
@@ -59,24 +81,34 @@ def pretrain_ssl(
     from kernel.logging_setup import configure_logging
     from training.exclusion import read_excluded_groups
     from training.networks import draft_spec
-    from training.ssl_frames import collect_frames
+    from training.ssl_frames import collect_frames, load_frames, save_frames
     from training.ssl_pretrain import SslConfig
     from training.ssl_pretrain import pretrain_ssl as run
 
     configure_logging(json_lines=False)
     try:
         spec = draft_spec("ssl-encoder", network, backbone, size)
-        exclusion = read_excluded_groups(exclude_groups or [])
-        folders = [(name, path) for name, path in (("busi", busi), ("ddti", ddti)) if path]
-        dicoms = [(f"dicom:{path.name}", path) for path in dicom or []]
-        frames = collect_frames(spec, folders, dicoms, exclusion)
+        if frames_pack is not None:
+            frames, record = load_frames(frames_pack, size)
+            extra = {k: record[k] for k in EXCLUSION_KEYS if k in record}
+            extra["frames_pack"] = str(frames_pack)
+        else:
+            exclusion = read_excluded_groups(exclude_groups or [])
+            folders = [(name, path) for name, path in (("busi", busi), ("ddti", ddti)) if path]
+            dicoms = [(f"dicom:{path.name}", path) for path in dicom or []]
+            frames = collect_frames(spec, folders, dicoms, exclusion)
+            extra = {"excluded_groups": len(exclusion.groups),
+                     "exclusion_files": list(exclusion.files),
+                     "exclusion_sha256": exclusion.digest}  # fmt: skip
         for count in frames.counts:
             console.print(f"{count.name}: {count.frames} frames from {count.files} files"
                           f" ({count.excluded} hold-out, {count.unreadable} unreadable)")  # fmt: skip
+        if frames_only:
+            path = save_frames(frames, out / FRAMES_FILE, extra)
+            console.print(f"frames pack: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+            return
         config = SslConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                            seed=seed, device=device, max_seconds=seconds)  # fmt: skip
-        extra = {"excluded_groups": len(exclusion.groups), "exclusion_files": list(exclusion.files),
-                 "exclusion_sha256": exclusion.digest}  # fmt: skip
         outcome = run(spec, frames, out, config, extra)
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]")

@@ -6,6 +6,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+#: the network input's normalisation of grey in [0, 1]: ``(grey - INPUT_MEAN) / INPUT_STD``
+INPUT_MEAN, INPUT_STD = 0.5, 0.25
+
 
 def to_grey_unit(image: np.ndarray) -> np.ndarray:
     """Any decoded frame (H,W) or (H,W,3|4), integer or float, to float32 grey in [0, 1].
@@ -37,7 +40,14 @@ def to_model_planes(planes: np.ndarray, size: int) -> torch.Tensor:
     brings each plane, in one resampling call."""
     tensor = torch.from_numpy(np.ascontiguousarray(planes, dtype=np.float32))[None]
     tensor = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)
-    return (tensor - 0.5) / 0.25
+    return (tensor - INPUT_MEAN) / INPUT_STD
+
+
+def to_grey_bytes(inputs: torch.Tensor) -> np.ndarray:
+    """Normalised single-plane inputs (N,S,S) back to grey uint8, the inverse of the scaling
+    of ``to_model_planes`` (to 1/255): frames stored compactly, as a pack stores images."""
+    grey = inputs.detach().float().cpu() * INPUT_STD + INPUT_MEAN
+    return (grey * 255.0).round().clamp(0, 255).numpy().astype(np.uint8)
 
 
 def to_source_grid(map_: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:

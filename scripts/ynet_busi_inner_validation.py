@@ -19,6 +19,7 @@ import numpy as np
 from inference.loading import load_network
 from inference.registry import Registry, default_models_dir
 from training.datasets import arrays_from_rows, read_image_folder, usable_rows
+from training.exclusion import model_holdout
 from training.metrics import auc_with_ci, binary_metrics
 from training.splits import holdout_indices
 from training.trainer import TrainConfig, model_inputs, predict
@@ -31,8 +32,8 @@ def main(dataset: Path, out: Path) -> int:
     spec = Registry.load(default_models_dir()).get("ynet-busi@1.0.0", "ynet-busi")
     arrays = arrays_from_rows(usable_rows(read_image_folder(dataset)), spec.input_size, dataset)
     kept, held = holdout_indices(arrays.groups.tolist(), arrays.malignant.tolist(), 0.2, 2026)
-    holdout = json.loads((spec.folder / "holdout.json").read_text())
-    same = sorted(set(arrays.groups[held].tolist())) == sorted(map(str, holdout["groups"]))
+    holdout = model_holdout(spec.folder)
+    same = set(arrays.groups[held].tolist()) == holdout.groups
     development = arrays.subset(kept)
     config = TrainConfig(seed=2026)
     train, val = holdout_indices(

@@ -124,6 +124,19 @@ def _figures(arrays: Cases, result: dict[str, np.ndarray]) -> dict:
     return figures
 
 
+def write_folds(out_dir: Path, arrays: Cases, tests: list[np.ndarray], config: TrainConfig) -> Path:
+    """Write ``out_dir/folds.json`` (each fold's test groups); ``ValueError`` when the run was
+    split differently before (another dataset, seed or exclusion): its folds would not match."""
+    groups = [sorted(set(arrays.groups[t].tolist())) for t in tests]
+    path = Path(out_dir) / FOLDS_FILE
+    if path.is_file() and json.loads(path.read_text()).get("groups") != groups:
+        raise ValueError(f"{out_dir} was split into other folds (another dataset, seed or "
+                         "exclusion): use a new --out folder")  # fmt: skip
+    record = {"k": len(tests), "seed": config.seed, "groups": groups, "config": asdict(config)}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def cross_validate(
     make_network: Callable[[], nn.Module],
     arrays: Cases,
@@ -148,18 +161,7 @@ def cross_validate(
         tests = fold_indices(arrays, k, config.seed)
     elif len(tests) != k:
         raise ValueError(f"the manifest froze {len(tests)} folds, not {k}")
-    (out_dir / FOLDS_FILE).write_text(
-        json.dumps(
-            {
-                "k": k,
-                "seed": config.seed,
-                "groups": [sorted(set(arrays.groups[t].tolist())) for t in tests],
-                "config": asdict(config),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    write_folds(out_dir, arrays, tests, config)
     for fold in folds if folds is not None else range(k):
         fold_config = replace(config, seed=config.seed + fold)
         run_fold(make_network, arrays, tests[fold], out_dir / f"fold_{fold}", fold_config, fold)

@@ -197,6 +197,16 @@ def pretrain_encoder(spec: ModelSpec, cases: Cases, run: Path, config: TrainConf
     return path
 
 
+def record_encoder(run: Path, encoder: Path) -> Path:
+    """Write ``run/encoder.json``: the encoder file every fold of ``run`` starts from, and its
+    sha256."""
+    Path(run).mkdir(parents=True, exist_ok=True)
+    record = {"path": str(Path(encoder).resolve()), "sha256": sha256_file(Path(encoder))}
+    path = Path(run) / ENCODER_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
 def retrain(
     spec: ModelSpec,
     cases: Cases,
@@ -214,9 +224,7 @@ def retrain(
     """
     k = k or (len(tests) if tests is not None else 5)
     if encoder is not None:
-        Path(run).mkdir(parents=True, exist_ok=True)
-        record = {"path": str(Path(encoder).resolve()), "sha256": sha256_file(Path(encoder))}
-        (Path(run) / ENCODER_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        record_encoder(run, encoder)
     summary = cross_validate(
         network_maker(spec, encoder), cases, run, config, k=k, tests=tests,
         after_fold=fold_learning_curve,

@@ -6,15 +6,21 @@ as the evaluator brings an image (``training.datasets.load_grey``, then
 ``run_model`` brings a B-mode frame (cropped to its tissue region by
 ``inference.runner.frame_box``, then ``inference.runner.frame_planes``). Labels are not read:
 only the groups, so that a hold-out's groups are left out.
+
+:func:`save_frames` writes the collected frames as one compact ``.npz`` (grey uint8 PNGs, as
+``training.pack --png`` stores images) for a machine the folders do not travel to;
+:func:`load_frames` reads it back on any grid.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import torch
 from pydicom.errors import InvalidDicomError
@@ -23,11 +29,13 @@ from pydicom.misc import is_dicom
 from inference.frames import frame_count, read_frames
 from inference.registry import ModelInput, ModelSpec, SelectionRule
 from inference.runner import frame_box, frame_planes
-from inference.transforms import to_model_input
+from inference.transforms import to_grey_bytes, to_model_input
 from kernel.errors import InvalidInput
 from training.datasets import load_grey
 from training.exclusion import Exclusion
 from training.image_folders import read_labelled_folder
+from training.pack import encode_png, resize_images, stored_images
+from training.trainer import model_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +138,39 @@ def collect_frames(
     if not tensors:
         raise ValueError("no frame to pretrain on: name an image folder or a DICOM folder")
     return UnlabelledFrames(torch.cat(tensors), tuple(counts))
+
+
+def save_frames(frames: UnlabelledFrames, path: Path, extra: dict | None = None) -> Path:
+    """Write grey frames ``(N,1,S,S)`` to ``path`` (.npz of lossless uint8 PNGs) with their
+    per-source counts and ``extra`` (the exclusion's record); ``ValueError`` for frames of
+    several planes."""
+    if frames.inputs.shape[1] != 1:
+        raise ValueError(f"frames of {frames.inputs.shape[1]} planes: only grey frames are packed")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {**frames.to_json(), **(extra or {})}
+    np.savez_compressed(path, **encode_png(to_grey_bytes(frames.inputs[:, 0])),
+                        record=np.array(json.dumps(record)))  # fmt: skip
+    logger.info("packed %d frames into %s", len(frames.inputs), path)
+    return path
+
+
+def load_frames(path: Path, size: int) -> tuple[UnlabelledFrames, dict]:
+    """(frames on the ``size`` grid, the pack's record) of a file written by :func:`save_frames`."""
+    with np.load(path, allow_pickle=False) as data:
+        images, record = stored_images(data), json.loads(str(data["record"]))
+    counts = tuple(SourceCount(**source) for source in record["sources"])
+    return UnlabelledFrames(model_inputs(resize_images(images, size)), counts), record
+
+
+def pack_frames(name: str, images: np.ndarray, excluded: int = 0) -> UnlabelledFrames:
+    """A pack's grey uint8 images ``(N,S,S)`` as frames, ``excluded`` hold-out images already
+    left out of it (``training.pack``): the same frames an image folder gives, packed."""
+    count = SourceCount(name, "pack", len(images), len(images), excluded=excluded)
+    return UnlabelledFrames(model_inputs(images), (count,))
+
+
+def merge_frames(parts: Sequence[UnlabelledFrames]) -> UnlabelledFrames:
+    """The frames of every part, in order, with every part's source counts."""
+    inputs = torch.cat([part.inputs for part in parts])
+    return UnlabelledFrames(inputs, tuple(count for part in parts for count in part.counts))

@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from inference.transforms import INPUT_MEAN, INPUT_STD
 from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
 from training.splits import holdout_indices
 from training.tensor_augment import augment_batch
@@ -104,7 +105,8 @@ class Cases(Protocol):
 
 def model_inputs(images: np.ndarray) -> torch.Tensor:
     """(N,1,S,S) normalised inputs from uint8 grey (N,S,S), as ``to_model_input`` normalises."""
-    return (torch.from_numpy(images.astype(np.float32) / 255.0)[:, None] - 0.5) / 0.25
+    grey = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
+    return (grey - INPUT_MEAN) / INPUT_STD
 
 
 def split_outputs(output: object) -> tuple[torch.Tensor | None, torch.Tensor]:

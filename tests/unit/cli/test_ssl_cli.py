@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from phantom.us_dicom import write_us_study
 from tests.unit.training.conftest import write_image_folder
+from training.exclusion import read_excluded_groups
 from training.networks import draft_spec
 from training.retrain import network_maker
+from training.ssl_frames import collect_frames, load_frames
 
 runner = CliRunner()
 
@@ -45,3 +47,29 @@ def test_pretrain_ssl_without_frames_exits_1(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert "no frame" in result.output
+
+
+def test_frames_only_packs_the_frames_that_pretraining_then_reads_back(tmp_path: Path) -> None:
+    """`--frames-only` writes OUT/frames.npz and trains nothing; `--frames` pretrains on it
+    (another grid: resized) and records the pack's hold-out in ssl.json."""
+    images = write_image_folder(tmp_path / "busi", count=6)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps({"groups": ["g0"]}))
+    packed = tmp_path / "frames"
+    result = runner.invoke(app, ["pretrain-ssl", str(packed), "--size", "32", "--busi",
+                                 str(images), "--exclude-groups", str(holdout), "--frames-only"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (packed / "frames.npz").is_file() and not (packed / "encoder.pt").exists()
+    direct = collect_frames(draft_spec("x", "hybrid-swin", "swin-f12", 32), [("busi", images)],
+                            [], read_excluded_groups([holdout]))  # fmt: skip
+    frames, _ = load_frames(packed / "frames.npz", 32)
+    assert (frames.inputs - direct.inputs).abs().max() <= 1.0 / 255 / 0.25 / 2 + 1e-6
+
+    out = tmp_path / "ssl"
+    result = runner.invoke(app, ["pretrain-ssl", str(out), "--backbone", "swin-f12", "--size",
+                                 "64", "--frames", str(packed / "frames.npz"), "--epochs", "1",
+                                 "--batch-size", "4"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "ssl.json").read_text())
+    assert record["frames"]["total"] == 4 and record["input_size"] == 64
+    assert record["excluded_groups"] == 1 and record["frames_pack"].endswith("frames.npz")

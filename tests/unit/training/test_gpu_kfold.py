@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import torch
+from typer.testing import CliRunner
 
-from training.gpu_kfold import main
+from cli.main import app
+from tests.unit.training.conftest import write_image_folder
+from training.exclusion import read_excluded_groups
+from training.gpu_kfold import CONFIGURATIONS, main
 from training.kfold import PREDICTIONS_FILE
-from training.pack import load_arrays, pack_image_folder
+from training.pack import load_arrays, pack_exclusion, pack_image_folder
 from training.retrain import ENCODER_FILE
+from training.ssl_frames import load_frames
+
+runner = CliRunner()
 
 
 def test_gpu_kfold_pretrain_then_pretrained_fold_writes_predictions(
@@ -20,8 +29,8 @@ def test_gpu_kfold_pretrain_then_pretrained_fold_writes_predictions(
               "--device", "cpu", "--size", "64", "--epochs", "1", "--batch-size", "4", "--folds", "2"]  # fmt: skip
     assert main(["pretrain", *common]) == 0
     assert (tmp_path / "work" / "pretrain" / ENCODER_FILE).is_file()
-    assert main(["fold", *common, "--configuration", "hybrid-pretrained", "--fold", "1"]) == 0
-    with np.load(tmp_path / "work" / "hybrid-pretrained" / "fold_1" / PREDICTIONS_FILE) as saved:
+    assert main(["fold", *common, "--configuration", "hybrid-ddti", "--fold", "1"]) == 0
+    with np.load(tmp_path / "work" / "hybrid-ddti" / "fold_1" / PREDICTIONS_FILE) as saved:
         assert len(saved["probability"]) == len(saved["index"]) > 0
 
 
@@ -31,3 +40,79 @@ def test_load_arrays_other_size_resized_limit_keeps_both_classes(
     pack = pack_image_folder(image_folder, tmp_path / "tiny.npz", 64)
     arrays = load_arrays(pack, 32, limit=4)
     assert arrays.images.shape == (4, 32, 32) and set(arrays.malignant.tolist()) == {0, 1}
+
+
+def test_run_leaves_the_holdout_out_selects_on_out_of_fold_and_packages_here(
+    tmp_path: Path,
+) -> None:
+    """The GPU entry point's whole round trip, on CPU: an SSL pretraining from a frames pack,
+    folds without the hold-out, fp16 weights of the selected configuration, then `unpack` and
+    `lnm-node train --package --members all` resuming every fold into one ensemble here."""
+    folder = write_image_folder(tmp_path / "images", count=20, size=64)
+    holdout = tmp_path / "holdout.json"
+    holdout.write_text(json.dumps({"groups": ["g0", "g1"]}))  # case00-case03
+    pack = pack_image_folder(folder, tmp_path / "busi.npz", 64)  # stays here
+    travels = pack_image_folder(folder, tmp_path / "busi-kept.npz", 64,
+                                read_excluded_groups([holdout]), png=True)  # fmt: skip
+    assert pack_exclusion(travels).excluded_cases == 4
+    kept = load_arrays(travels, 64)
+    assert len(kept.images) == 16 and not {"g0", "g1"} & set(kept.groups.tolist())
+    frames_dir = tmp_path / "ssl-frames"
+    made = runner.invoke(app, ["pretrain-ssl", str(frames_dir), "--busi", str(folder), "--size",
+                               "64", "--exclude-groups", str(holdout), "--frames-only"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    frames, record = load_frames(frames_dir / "frames.npz", 64)
+    assert frames.inputs.shape == (16, 1, 64, 64) and record["excluded_groups"] == 2
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    common = ["--busi", str(travels), "--ddti", str(pack), "--frames", str(frames_dir / "frames.npz"),
+              "--exclude-groups", str(holdout), "--device", "cpu", "--size", "64", "--epochs",
+              "1", "--batch-size", "4", "--ssl-batch-size", "8", "--folds", "2"]  # fmt: skip
+    status = main(["run", *common, "--configurations", "ynet,hybrid-ssl", "--out", str(out),
+                   "--work", str(work), "--budget-s", "600"])  # fmt: skip
+    assert status == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["excluded"]["cases"] == 4 and summary["pretrainings"] == ["ssl"]
+    ssl = json.loads((work / "ssl" / "ssl.json").read_text())
+    assert [(s["name"], s["frames"]) for s in ssl["frames"]["sources"]] == [
+        ("busi", 16), ("ddti", 20), ("busi", 16)]  # the last: the frames pack
+    assert set(summary["configurations"]) == {"ynet", "hybrid-ssl"}
+    selected = summary["selected"]
+    assert summary["configurations"][selected]["auc"] == max(
+        c["auc"] for c in summary["configurations"].values()
+    )
+    weights = sorted((out / "weights").glob("*.pt"))
+    assert [p.name for p in weights] == [f"{selected}-fold_0.pt", f"{selected}-fold_1.pt"]
+    assert all(v.dtype != torch.float32 for v in torch.load(weights[0], weights_only=True).values())
+
+    here = tmp_path / "here"
+    assert main(["unpack", "--out", str(out), "--work", str(here)]) == 0
+    with np.load(here / selected / "oof.npz") as pooled:
+        names = [str(n) for n in pooled["names"]]
+    assert len(names) == 16 and not any(f"case0{i}" in n for n in names for i in range(4))
+    assert json.loads((here / "ssl" / "ssl.json").read_text())["excluded_groups"] == 2
+    network = CONFIGURATIONS[selected].network
+    home = tmp_path / "home"
+    packaged = runner.invoke(app, ["train", "site-candidate", str(pack), "--out",
+                                   str(here / selected), "--network", network, "--size", "64",
+                                   "--folds", "2", "--exclude-groups", str(holdout), "--package",
+                                   "1.0.0", "--members", "all", "--home", str(home)])  # fmt: skip
+    assert packaged.exit_code == 0, packaged.output
+    assert "an ensemble of all 2 folds" in packaged.output
+    model = home / "models" / "site-candidate-1.0.0"
+    assert json.loads((model / "holdout.json").read_text())["groups"] == ["g0", "g1"]
+
+
+def test_probe_times_each_network_alone_and_plans_the_folds(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    pack = pack_image_folder(image_folder, tmp_path / "tiny.npz", 64)
+    assert main(["probe", "--ddti", str(pack), "--size", "64", "--batch-size", "4", "--device",
+                 "cpu", "--configurations", "ynet,hybrid", "--budget-s", "420", "--out",
+                 str(tmp_path / "out"), "--work", str(tmp_path / "work")]) == 0  # fmt: skip
+    record = json.loads((tmp_path / "out" / "probe.json").read_text())
+    assert set(record["seconds_per_epoch_alone"]) == {"ynet", "hybrid-swin"}
+    assert all(s > 0 for s in record["seconds_per_epoch_alone"].values())
+    five, three = record["epochs_expected"]["5"], record["epochs_expected"]["3"]
+    assert three["hybrid"] >= five["hybrid"] and five["ynet"] >= five["hybrid"]
+    assert record["planned_folds"] in (5, 3)

@@ -54,6 +54,15 @@ def test_cross_validate_rerun_skips_finished_folds(arrays, tmp_path: Path) -> No
     assert (tmp_path / "fold_0" / PREDICTIONS_FILE).stat().st_mtime_ns == stamp
 
 
+def test_cross_validate_refuses_to_resume_a_run_split_into_other_folds(
+    arrays, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    cross_validate(_make("ynet"), arrays, tmp_path, CONFIG, k=2)
+    other_seed = TrainConfig(epochs=1, batch_size=4, seed=4)
+    with pytest.raises(ValueError, match="other folds"):
+        cross_validate(_make("ynet"), arrays, tmp_path, other_seed, k=2)
+
+
 def test_cross_validate_classifier_no_dice(arrays, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     summary = cross_validate(
         _make("classifier", "resnet10-w4"), arrays, tmp_path, CONFIG, k=2
