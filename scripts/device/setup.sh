@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target .devdata/site .whl/*.whl
 export PYTHONPATH=$PWD/.devdata/site PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" || true
 python3 -c "import torch, monai; print('torch', torch.__version__, 'monai', monai.__version__)" \
     | tee -a "$OUT/gpu.txt"
 python3 benchmarks/inference.py --skip-backbones --repeats 5 --batch 32 \
