@@ -97,10 +97,12 @@ PRETRAINED_NETWORK = "hybrid"
 SSL_RECORD = "ssl.json"
 #: probe: epochs timed per network (the first, with its warm-up, is not counted) and cases
 PROBE_EPOCHS, PROBE_CASES = 3, 400
-#: probe's plan: the most folds of these whose fold processes fit the GPU's memory together and
-#: whose every configuration is expected to train at least PLAN_MIN_EPOCHS (the 64-px CPU
-#: runs' hybrid folds stopped after 13-38 epochs), else the fewest
-PLAN_FOLDS, PLAN_MIN_EPOCHS = (5, 3), 30
+#: probe's plan, in order of preference: (folds, input size). The first whose fold processes
+#: fit the GPU's memory together and whose every configuration is expected to train at least
+#: PLAN_MIN_EPOCHS (the 64-px CPU runs' hybrid folds stopped after 13-38 epochs); else the
+#: last that fits
+PLAN = ((5, 256), (3, 256), (5, 128), (3, 128))
+PLAN_MIN_EPOCHS = 30
 #: a plan's fold processes must fit in this share of the GPU's memory, each counted as its
 #: network's peak alone plus a CUDA context
 MEMORY_SHARE, CONTEXT_MIB = 0.85, 600.0
@@ -290,6 +292,8 @@ def run(args: argparse.Namespace) -> int:
         "configurations": summary,
         "selected": selected,
         "selected_by": "the best pooled out-of-fold AUC (the hold-out not used)",
+        "folds": args.folds,
+        "size": args.size,
         "exported_weights": [p.name for p in exported],
         "excluded": {"groups": len(exclusion.groups), "cases": exclusion.excluded_cases,
                      "sha256": exclusion.digest, "files": list(exclusion.files)},
@@ -343,41 +347,53 @@ def export_weights(run: Path, out: Path, name: str) -> list[Path]:
 
 
 def probe(args: argparse.Namespace) -> int:
-    """Seconds per epoch of each configuration's network training alone on this device (ddti's
-    images at ``--size``, about as many as busi's training part), the epochs each would train
-    in ``run`` with 5 or 3 folds, and the plan: the folds to run (``probe.json``)."""
-    arrays = load_arrays(args.ddti, args.size, args.limit)
-    arrays = arrays.subset(np.arange(min(len(arrays.malignant), PROBE_CASES)))
+    """Each configuration's network training alone on this device, at each size of
+    :data:`PLAN`: seconds per epoch and peak memory (ddti's images, about as many as busi's
+    training part). From them, the epochs each configuration would train in ``run`` and the
+    memory its fold processes need, per (folds, size), and the plan (``probe.json``)."""
     configurations = args.configurations.split(",")
-    alone: dict[str, float] = {}
-    peak_mib: dict[str, float] = {}
+    networks = sorted({CONFIGURATIONS[c].network: c for c in configurations}.items())
     cuda = args.device.startswith("cuda")
-    for configuration in configurations:
-        network = CONFIGURATIONS[configuration].network
-        if network in alone:
-            continue
-        config = replace(_config(args, 1e9), epochs=PROBE_EPOCHS, time_schedule=False, patience=None)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        outcome = train_network(network_maker(_spec(configuration, args.size)), arrays,
-                                args.work / "probe" / network, config, label=f"probe {network}")  # fmt: skip
-        alone[network] = float(np.median([e["seconds"] for e in outcome.history[1:]]))
-        if cuda:
-            peak_mib[network] = torch.cuda.max_memory_allocated() / 2**20
-    expected = {k: expected_epochs(alone, configurations, k, args) for k in PLAN_FOLDS}
-    memory = {k: k * sum(peak_mib.get(CONFIGURATIONS[c].network, 0.0) + CONTEXT_MIB
-                         for c in configurations) for k in PLAN_FOLDS}  # fmt: skip
+    alone: dict[int, dict[str, float]] = {}
+    peak_mib: dict[int, dict[str, float]] = {}
+    for size in sorted({size for _, size in PLAN}, reverse=True):
+        arrays = load_arrays(args.ddti, size, args.limit)
+        arrays = arrays.subset(np.arange(min(len(arrays.malignant), PROBE_CASES)))
+        alone[size], peak_mib[size] = {}, {}
+        for network, configuration in networks:
+            config = replace(_config(args, 1e9), epochs=PROBE_EPOCHS, time_schedule=False,
+                             patience=None)  # fmt: skip
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            outcome = train_network(network_maker(_spec(configuration, size)), arrays,
+                                    args.work / "probe" / f"{network}-{size}", config,
+                                    label=f"probe {network} {size}")  # fmt: skip
+            alone[size][network] = float(np.median([e["seconds"] for e in outcome.history[1:]]))
+            if cuda:
+                peak_mib[size][network] = torch.cuda.max_memory_allocated() / 2**20
     device_mib = torch.cuda.get_device_properties(0).total_memory / 2**20 if cuda else None
-    fits = [k for k in PLAN_FOLDS if device_mib is None or memory[k] <= MEMORY_SHARE * device_mib]
-    enough = [k for k in fits if min(expected[k].values()) >= PLAN_MIN_EPOCHS]
+    options = {}
+    for folds, size in PLAN:
+        memory = folds * sum(peak_mib[size].get(CONFIGURATIONS[c].network, 0.0) + CONTEXT_MIB
+                             for c in configurations)  # fmt: skip
+        options[f"{folds}x{size}"] = {
+            "folds": folds, "size": size,
+            "epochs_expected": expected_epochs(alone[size], configurations, folds, args),
+            "fold_processes_mib": round(memory),
+            "fits": device_mib is None or memory <= MEMORY_SHARE * device_mib,
+        }  # fmt: skip
+    fitting = [o for o in options.values() if o["fits"]] or list(options.values())[-1:]
+    enough = [o for o in fitting if min(o["epochs_expected"].values()) >= PLAN_MIN_EPOCHS]
+    chosen = (enough or fitting[-1:])[0]
     record = {"seconds_per_epoch_alone": alone, "peak_mib_alone": peak_mib,
-              "cases": len(arrays.malignant), "size": args.size, "batch_size": args.batch_size,
-              "budget_s": args.budget_s, "epochs_expected": expected, "min_epochs": PLAN_MIN_EPOCHS,
-              "fold_processes_mib": memory, "device_mib": device_mib,
-              "planned_folds": max(enough) if enough else min(PLAN_FOLDS)}  # fmt: skip
+              "cases": len(arrays.malignant), "batch_size": args.batch_size,
+              "budget_s": args.budget_s,
+              "device_mib": device_mib, "min_epochs": PLAN_MIN_EPOCHS, "options": options,
+              "planned_folds": chosen["folds"], "planned_size": chosen["size"]}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "probe.json").write_text(json.dumps(record, indent=2) + "\n")
-    logger.info("probe: %s", json.dumps(record))
+    logger.info("probe: planned %d folds at %d px; %s", chosen["folds"], chosen["size"],
+                json.dumps(options))  # fmt: skip
     return 0
 
 

@@ -107,12 +107,17 @@ def test_probe_times_each_network_alone_and_plans_the_folds(
     image_folder: Path, tmp_path: Path
 ) -> None:
     pack = pack_image_folder(image_folder, tmp_path / "tiny.npz", 64)
-    assert main(["probe", "--ddti", str(pack), "--size", "64", "--batch-size", "4", "--device",
+    assert main(["probe", "--ddti", str(pack), "--limit", "6", "--batch-size", "4", "--device",
                  "cpu", "--configurations", "ynet,hybrid", "--budget-s", "420", "--out",
                  str(tmp_path / "out"), "--work", str(tmp_path / "work")]) == 0  # fmt: skip
     record = json.loads((tmp_path / "out" / "probe.json").read_text())
-    assert set(record["seconds_per_epoch_alone"]) == {"ynet", "hybrid-swin"}
-    assert all(s > 0 for s in record["seconds_per_epoch_alone"].values())
-    five, three = record["epochs_expected"]["5"], record["epochs_expected"]["3"]
+    assert set(record["seconds_per_epoch_alone"]) == {"256", "128"}
+    assert set(record["seconds_per_epoch_alone"]["128"]) == {"ynet", "hybrid-swin"}
+    assert all(s > 0 for s in record["seconds_per_epoch_alone"]["256"].values())
+    options = record["options"]
+    assert list(options) == ["5x256", "3x256", "5x128", "3x128"]
+    five, three = options["5x256"]["epochs_expected"], options["3x256"]["epochs_expected"]
     assert three["hybrid"] >= five["hybrid"] and five["ynet"] >= five["hybrid"]
-    assert record["planned_folds"] in (5, 3)
+    chosen = options[f"{record['planned_folds']}x{record['planned_size']}"]
+    enough = [o for o in options.values() if min(o["epochs_expected"].values()) >= 30]
+    assert chosen == (enough[0] if enough else options["3x128"])
