@@ -9,7 +9,8 @@ MONAI's ``ContrastiveLoss`` (NT-Xent, temperature 0.05) between the two views; t
 ``ViTAutoEnc``: a small U-shaped reconstruction head and a projection head (used only here)
 sit on its features; the contrast is between the views' projected embeddings, and both views
 are reconstructed. Only the shared encoder is saved (``encoder_state_dict``), in the format
-``training.retrain.network_maker(spec, encoder=path)`` loads.
+``training.retrain.network_maker(spec, encoder=path)`` loads. On CUDA the forward passes run
+under bf16 autocast, as the folds train (``training.trainer.autocast``); the losses in fp32.
 
 Resumable (``checkpoint.pt`` every epoch, each epoch's augmentations and order seeded from
 ``seed`` and its number) and time-budgeted (no epoch starts that would overrun
@@ -36,7 +37,7 @@ from inference.loading import build_network
 from inference.registry import ModelSpec, sha256_file
 from training.retrain import ENCODER_FILE, has_shared_encoder
 from training.ssl_frames import UnlabelledFrames
-from training.trainer import epoch_progress, save_atomically
+from training.trainer import autocast, epoch_progress, save_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -266,10 +267,11 @@ def pretrain_ssl(
                 batch = inputs[index]
                 first, second = two_views(batch, transform)
                 first, second, target = first.to(device), second.to(device), batch.to(device)
-                recon_1, embed_1 = model(first)
-                recon_2, embed_2 = model(second)
-                l1 = 0.5 * (recon_loss(recon_1, target) + recon_loss(recon_2, target))
-                contrast = contrastive_loss(embed_1, embed_2)
+                with autocast(device):  # bf16 on CUDA, as the folds train; losses in fp32
+                    recon_1, embed_1 = model(first)
+                    recon_2, embed_2 = model(second)
+                l1 = 0.5 * (recon_loss(recon_1.float(), target) + recon_loss(recon_2.float(), target))
+                contrast = contrastive_loss(embed_1.float(), embed_2.float())
                 loss = l1 + contrast * l1
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
