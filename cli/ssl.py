@@ -16,8 +16,6 @@ console = Console()
 
 #: the frames pack ``--frames-only`` writes into OUT
 FRAMES_FILE = "frames.npz"
-#: what ``ssl.json`` says of the hold-out left out of the frames
-EXCLUSION_KEYS = ("excluded_groups", "exclusion_files", "exclusion_sha256")
 
 
 def pretrain_ssl(
@@ -52,7 +50,7 @@ def pretrain_ssl(
             "--frames",
             exists=True,
             dir_okay=False,
-            help="A frames pack (--frames-out) to pretrain on instead of the folders.",
+            help="A frames pack (--frames-only) to pretrain on instead of the folders.",
         ),
     ] = None,
     frames_only: Annotated[
@@ -81,7 +79,13 @@ def pretrain_ssl(
     from kernel.logging_setup import configure_logging
     from training.exclusion import read_excluded_groups
     from training.networks import draft_spec
-    from training.ssl_frames import collect_frames, load_frames, save_frames
+    from training.ssl_frames import (
+        HOLD_OUT_KEYS,
+        collect_frames,
+        hold_out_record,
+        load_frames,
+        save_frames,
+    )
     from training.ssl_pretrain import SslConfig
     from training.ssl_pretrain import pretrain_ssl as run
 
@@ -90,16 +94,14 @@ def pretrain_ssl(
         spec = draft_spec("ssl-encoder", network, backbone, size)
         if frames_pack is not None:
             frames, record = load_frames(frames_pack, size)
-            extra = {k: record[k] for k in EXCLUSION_KEYS if k in record}
+            extra = {k: record[k] for k in HOLD_OUT_KEYS if k in record}
             extra["frames_pack"] = str(frames_pack)
         else:
             exclusion = read_excluded_groups(exclude_groups or [])
             folders = [(name, path) for name, path in (("busi", busi), ("ddti", ddti)) if path]
             dicoms = [(f"dicom:{path.name}", path) for path in dicom or []]
             frames = collect_frames(spec, folders, dicoms, exclusion)
-            extra = {"excluded_groups": len(exclusion.groups),
-                     "exclusion_files": list(exclusion.files),
-                     "exclusion_sha256": exclusion.digest}  # fmt: skip
+            extra = hold_out_record(exclusion)
         for count in frames.counts:
             console.print(f"{count.name}: {count.frames} frames from {count.files} files"
                           f" ({count.excluded} hold-out, {count.unreadable} unreadable)")  # fmt: skip

@@ -66,7 +66,7 @@ from training.retrain import (
     pretrain_encoder,
     record_encoder,
 )
-from training.ssl_frames import load_frames, merge_frames, pack_frames
+from training.ssl_frames import hold_out_record, load_frames, merge_frames, pack_frames
 from training.ssl_pretrain import SslConfig, pretrain_ssl
 from training.trainer import BEST_FILE, SUMMARY_FILE, TrainConfig, train_network
 
@@ -179,14 +179,12 @@ def ssl(args: argparse.Namespace) -> int:
         max_seconds=max(args.seconds, 1.0),
         resume=False,
     )
-    extra = {"excluded_groups": len(exclusion.groups), "exclusion_sha256": exclusion.digest,
-             "exclusion_files": list(exclusion.files)}  # fmt: skip
     outcome = pretrain_ssl(
         _spec(PRETRAINED_NETWORK, args.size),
         merge_frames(parts),
         encoder_path(args.work, "ssl").parent,
         config,
-        extra,
+        hold_out_record(exclusion),
     )
     logger.info("ssl encoder: %s after %d epochs", outcome.encoder_path, len(outcome.history))
     return 0

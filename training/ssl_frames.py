@@ -32,7 +32,7 @@ from inference.runner import frame_box, frame_planes
 from inference.transforms import to_grey_bytes, to_model_input
 from kernel.errors import InvalidInput
 from training.datasets import load_grey
-from training.exclusion import Exclusion
+from training.exclusion import Exclusion, no_exclusion
 from training.image_folders import read_labelled_folder
 from training.pack import encode_png, resize_images, stored_images
 from training.trainer import model_inputs
@@ -138,6 +138,16 @@ def collect_frames(
     if not tensors:
         raise ValueError("no frame to pretrain on: name an image folder or a DICOM folder")
     return UnlabelledFrames(torch.cat(tensors), tuple(counts))
+
+
+def hold_out_record(exclusion: Exclusion) -> dict:
+    """What ``ssl.json`` and a frames pack say of the hold-out left out of the frames."""
+    return {"excluded_groups": len(exclusion.groups), "exclusion_files": list(exclusion.files),
+            "exclusion_sha256": exclusion.digest}  # fmt: skip
+
+
+#: the keys of :func:`hold_out_record`
+HOLD_OUT_KEYS = tuple(hold_out_record(no_exclusion()))
 
 
 def save_frames(frames: UnlabelledFrames, path: Path, extra: dict | None = None) -> Path:
