@@ -1,16 +1,19 @@
 """Entry point for the GPU machine: k-fold CV of several configurations at once, in parallel processes.
 
-``python -m training.gpu_kfold run --busi .devdata/busi-256.npz --ddti .devdata/ddti-128.npz
---frames .devdata/ssl/frames.npz --exclude-groups inference/models/ynet-busi/holdout.json
---out $OUT --budget-s 480`` starts, on one GPU, one process per (configuration, fold). A
+``python -m training.gpu_kfold run --busi .devdata/gpu/busi-256.npz --ddti
+.devdata/gpu/ddti-128.npz --frames .devdata/gpu/dicom-frames/frames.npz --exclude-groups
+inference/models/ynet-busi/holdout.json --out $OUT --budget-s 420`` (``scripts/device/kfold.sh``,
+``docs/gpu-runbook.md``) starts, on one GPU, one process per (configuration, fold). A
 configuration that starts from a pretrained encoder waits for its pretraining: ``hybrid-ddti``
-for the supervised one on ddti, ``hybrid-ssl`` for the self-supervised one on the frames pack
-(``lnm-node pretrain-ssl OUT --frames-only``); both pretrainings run side by side, and every
-hybrid configuration starts when they end, so that all hybrids train for the same budget.
+for the supervised one on ddti, ``hybrid-ssl`` for the self-supervised one on busi's and ddti's
+images and the DICOM frames pack (``lnm-node pretrain-ssl OUT --dicom DIR --frames-only``);
+both pretrainings run side by side, and every hybrid configuration starts when they end, so
+that all hybrids train for the same budget.
 Every process trains within its time budget (and ``--patience``) so that all end by the deadline.
 
 The ``--exclude-groups`` hold-out is left out of every fold and of the pooling and recorded in
-each configuration's ``exclusion.json``; the frames pack is made without it too. The selected
+each configuration's ``exclusion.json``; a busi pack written without it (``training.pack
+--exclude-groups``) keeps it off the device altogether. The selected
 configuration is the one with the best pooled out-of-fold AUC: the hold-out plays no part.
 
 ``$OUT/kfold.tar.gz`` bundles, per configuration, ``exclusion.json``, ``encoder.json`` and each
