@@ -39,6 +39,12 @@ class Exclusion:
         """SHA-256 of the sorted group ids: what a resumed run must match."""
         return hashlib.sha256("\n".join(sorted(self.groups)).encode()).hexdigest()
 
+    @classmethod
+    def from_json(cls, record: dict) -> Exclusion:
+        """The exclusion a :meth:`to_json` record describes."""
+        return cls(tuple(record["files"]), frozenset(map(str, record["groups"])),
+                   int(record.get("excluded_cases", 0)))  # fmt: skip
+
     def to_json(self) -> dict:
         """The ``exclusion.json`` record (group ids included, for audit)."""
         return {
@@ -117,8 +123,7 @@ def run_exclusion(run: Path) -> Exclusion:
     path = Path(run) / EXCLUSION_FILE
     if not path.is_file():
         return no_exclusion()
-    record = json.loads(path.read_text())
-    return Exclusion(tuple(record["files"]), frozenset(map(str, record["groups"])))
+    return Exclusion.from_json(json.loads(path.read_text()))
 
 
 def write_model_holdout(folder: Path, exclusion: Exclusion) -> Path:

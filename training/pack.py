@@ -96,8 +96,7 @@ def pack_exclusion(path: Path) -> Exclusion | None:
     with np.load(path, allow_pickle=False) as data:
         if "exclusion" not in data.files:
             return None
-        record = json.loads(str(data["exclusion"]))
-    return Exclusion(tuple(record["files"]), frozenset(record["groups"]), record["excluded_cases"])
+        return Exclusion.from_json(json.loads(str(data["exclusion"])))
 
 
 def load_packed(path: Path) -> tuple[TrainingArrays, np.ndarray]:
