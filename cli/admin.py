@@ -247,6 +247,15 @@ def train(
     ] = None,
     batch_size: Annotated[int, typer.Option()] = 16,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Validate and keep an exponential moving average of the weights with this "
+            "decay (e.g. 0.99) instead of the raw weights (default: off).",
+        ),
+    ] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment")] = True,
     pretrain: Annotated[
         Path | None, typer.Option(help="Dataset to pretrain the shared encoder on first.")
@@ -327,7 +336,7 @@ def train(
     spec = member_spec(_spec(settings, model_key, network, backbone, size, frames))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                          device=device, max_seconds=seconds, augment=augment,
-                         patience=patience)  # fmt: skip
+                         patience=patience, ema_decay=ema_decay)  # fmt: skip
     try:
         exclusion = read_excluded_groups(exclude_groups or [])
         cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), exclusion)
@@ -478,41 +487,51 @@ def compare(
     out: Annotated[Path, typer.Option("--out")] = Path("out/compare"),
     home: HomeOption = None,
 ) -> None:
-    """DeLong's test of two correlated AUCs on the same cases."""
+    """DeLong's test of two correlated AUCs on the same cases, and a paired Wilcoxon test of
+    their Dice on the lesion images both segmented (k-fold runs pooled with lesion flags,
+    `evaluate` outputs)."""
     import numpy as np
 
     from training.evaluate import CASES_FILE
-    from training.metrics import delong_test
+    from training.metrics import delong_test, paired_dice_test
 
+    dice = None  # (Dice of a, of b) on the lesion images both segmented, where both did
     if Path(model_a, "oof.npz").is_file() and Path(model_b, "oof.npz").is_file():
-        scores = []
+        runs = []
         for run in (model_a, model_b):
             with np.load(Path(run, "oof.npz")) as oof:
                 order = np.argsort(oof["index"])
-                scores.append((oof["malignant"][order], oof["probability"][order]))
-        if not np.array_equal(scores[0][0], scores[1][0]):
+                runs.append({name: oof[name][order] for name in oof.files})
+        if not np.array_equal(runs[0]["malignant"], runs[1]["malignant"]):
             console.print("[red]the two runs do not cover the same cases[/red]")
             raise typer.Exit(1)
-        y, pa, pb = scores[0][0], scores[0][1], scores[1][1]
+        y, pa, pb = runs[0]["malignant"], runs[0]["probability"], runs[1]["probability"]
+        if all("lesion" in run for run in runs):  # pooled before the lesion flags: no Dice
+            lesion = runs[0]["lesion"].astype(bool)
+            lesion &= ~(np.isnan(runs[0]["dice"]) | np.isnan(runs[1]["dice"]))
+            dice = runs[0]["dice"][lesion], runs[1]["dice"][lesion]
     elif Path(model_a, CASES_FILE).is_file() and Path(model_b, CASES_FILE).is_file():
         try:
-            y, pa, pb = _evaluated_pair(Path(model_a), Path(model_b))
+            y, pa, pb, dice = _evaluated_pair(Path(model_a), Path(model_b))
         except ValueError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
     else:
         if dataset is None:
             raise typer.BadParameter("comparing registered models needs DATASET")
-        y, pa, pb = _evaluate_pair(model_a, model_b, dataset, out, _settings(home))
+        y, pa, pb, dice = _evaluate_pair(model_a, model_b, dataset, out, _settings(home))
     known = y >= 0
     result = {"a": model_a, "b": model_b, **delong_test(y[known], pa[known], pb[known])}
+    if dice is not None and len(dice[0]):
+        result["dice"] = paired_dice_test(*dice)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2) + "\n")
     console.print_json(json.dumps(result))
 
 
 def _evaluated_pair(a: Path, b: Path):  # type: ignore[no-untyped-def]
-    """(labels, probabilities of a, of b) of two `evaluate` outputs, on the cases both hold."""
+    """(labels, probabilities of a, of b, (Dice of a, of b) on the lesion images or None) of
+    two `evaluate` outputs, on the cases both hold."""
     import csv
 
     import numpy as np
@@ -532,10 +551,15 @@ def _evaluated_pair(a: Path, b: Path):  # type: ignore[no-untyped-def]
         console.print(f"{left_out} case(s) evaluated by one side only are left out")
     y = np.array([int(columns[0][k]["malignant"]) if columns[0][k]["malignant"] else -1
                   for k in keys])  # fmt: skip
+    lesion = [k for k in keys
+              if columns[0][k].get("reference_empty") == "0"
+              and all(c[k].get("dice") not in (None, "", "nan") for c in columns)]  # fmt: skip
+    dice = tuple(np.array([float(c[k]["dice"]) for k in lesion]) for c in columns)
     return (
         y,
         np.array([float(columns[0][k]["probability"]) for k in keys]),
         np.array([float(columns[1][k]["probability"]) for k in keys]),
+        dice if lesion else None,
     )
 
 

@@ -127,6 +127,7 @@ def _config(args: argparse.Namespace, seconds: float) -> TrainConfig:
         max_seconds=max(seconds, 1.0),
         time_schedule=args.epochs is None,
         patience=args.patience,
+        ema_decay=args.ema_decay,
         resume=False,
     )
 
@@ -222,6 +223,7 @@ def _spawn(
         *(["--limit", str(args.limit)] if args.limit else []),
         *(["--epochs", str(args.epochs)] if args.epochs is not None else []),
         *(["--patience", str(args.patience)] if args.patience is not None else []),
+        *(["--ema-decay", str(args.ema_decay)] if args.ema_decay is not None else []),
         *extra,
     ]  # fmt: skip
     return subprocess.Popen(command)
@@ -453,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=None, help="default: fill the time budget")
     parser.add_argument("--patience", type=int, default=None, help="stop a fold after N flat epochs")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="validate and keep an EMA of the weights (e.g. 0.99)")  # fmt: skip
     parser.add_argument(
         "--budget-s", type=float, default=290.0, help="run: all processes end by then"
     )

@@ -186,6 +186,7 @@ def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
     )
     pooled["malignant"] = arrays.malignant[pooled["index"]]
     pooled["names"] = arrays.names[pooled["index"]]
+    pooled["lesion"] = lesion_cases(arrays)[pooled["index"]]  # where the Dice counts
     np.savez(Path(out_dir) / POOLED_FILE, **pooled)
     (Path(out_dir) / CV_METRICS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

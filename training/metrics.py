@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from monai.metrics import DiceMetric
-from scipy.stats import norm
+from scipy.stats import norm, wilcoxon
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
@@ -330,6 +330,30 @@ def dice_summary(scores: Sequence[float]) -> dict:
         "dice_median": float(np.median(values)),
         "dice_n": len(values),
     }
+
+
+def paired_dice_test(dice_a: Sequence[float], dice_b: Sequence[float]) -> dict:
+    """Two segmenters' per-image Dice on the same images: means, the mean and median of the
+    paired differences (a - b) and the two-sided Wilcoxon signed-rank p-value (zero differences
+    dropped; 1.0 when every pair ties). ``p_value`` is None below two images."""
+    a, b = np.asarray(dice_a, dtype=float), np.asarray(dice_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_dice_test: {len(a)} and {len(b)} scores")
+    differences = a - b
+    result: dict = {
+        "n": len(a),
+        "dice_mean_a": _finite(float(a.mean())) if len(a) else None,
+        "dice_mean_b": _finite(float(b.mean())) if len(b) else None,
+        "difference_mean": _finite(float(differences.mean())) if len(a) else None,
+        "difference_median": _finite(float(np.median(differences))) if len(a) else None,
+        "p_value": None,
+        "test": "Wilcoxon signed-rank, two-sided",
+    }
+    if len(a) >= 2:
+        result["p_value"] = (
+            1.0 if not differences.any() else float(wilcoxon(a, b, zero_method="wilcox").pvalue)
+        )
+    return result
 
 
 def classification_summary(

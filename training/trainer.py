@@ -7,7 +7,10 @@ A family's network returns either ``(segmentation_logits, classification_logits)
 segmenter-classifier) or ``classification_logits`` alone (a classifier); the mask loss counts
 only the cases with a reference mask. An inner group-aware split picks the best epoch (mean of
 validation Dice and AUC; the later epoch on a tie, as small validation splits tie often) and
-the Youden threshold. Training stops at ``epochs``, at the time budget or, with ``patience``,
+the Youden threshold. With ``ema_decay`` the selection, ``best.pt`` and the Youden threshold
+use an exponential moving average of the weights (``torch.optim.swa_utils.AveragedModel``,
+updated after every optimiser step, buffers included) instead of the raw weights: a smoother
+network whose validation score swings less on a small inner split. Training stops at ``epochs``, at the time budget or, with ``patience``,
 when the selection score has not improved for that many epochs; the summary says which
 (``stopped``). Imports no pydantic, pydicom or settings.
 """
@@ -30,6 +33,7 @@ from monai.losses import DiceCELoss
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inference.transforms import INPUT_MEAN, INPUT_STD
 from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
@@ -70,10 +74,15 @@ class TrainConfig:
     #: cosine learning rate over the fraction of ``max_seconds`` spent instead of over epochs
     time_schedule: bool = False
     patience: int | None = None
+    #: decay of an exponential moving average of the weights, validated and saved instead of
+    #: the raw weights (None: off); 0.99 averages over about the last 100 optimiser steps
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be at least 1 epoch or None, not {self.patience}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie strictly between 0 and 1, not {self.ema_decay}")
 
 
 @dataclass
@@ -243,6 +252,16 @@ def score_predictions(arrays: Cases, probabilities: np.ndarray, masks: np.ndarra
     return {"auc": auc, **dice, "score": float(np.mean(parts)) if parts else 0.0}
 
 
+def weight_average(network: nn.Module, config: TrainConfig) -> AveragedModel | None:
+    """An exponential moving average of ``network``'s weights and buffers (None without
+    ``config.ema_decay``)."""
+    if config.ema_decay is None:
+        return None
+    return AveragedModel(
+        network, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+    )
+
+
 def save_atomically(payload: object, path: Path) -> None:
     """torch.save to a temporary file, then rename over ``path``."""
     temporary = path.with_suffix(path.suffix + ".tmp")
@@ -356,6 +375,8 @@ def train_network(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1))
+    averaged = weight_average(network, config)
+    evaluated = network if averaged is None else averaged.module  # what is validated and saved
     objective = make_objective(train, config)
     state: dict = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "improved_epoch": 0,
                    "history": [], "threshold": 0.5}  # fmt: skip
@@ -366,6 +387,8 @@ def train_network(
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         source.restore(saved["batches"])
+        if averaged is not None:
+            averaged.load_state_dict(saved["averaged"])
         torch.set_rng_state(saved["torch_rng"])  # dropout and anything else on torch's own
         state = saved["state"]
         logger.info("resumed %s after epoch %d", checkpoint_path, state["epoch"])
@@ -398,10 +421,12 @@ def train_network(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if averaged is not None:
+                    averaged.update_parameters(network)
                 losses.append(float(loss.detach()))
             if not config.time_schedule:
                 scheduler.step()
-            probabilities, masks, val_loss = validate(network, val, val_inputs, objective, device)
+            probabilities, masks, val_loss = validate(evaluated, val, val_inputs, objective, device)
             validation = score_predictions(val, probabilities, masks)
             record = {
                 "epoch": epoch,
@@ -423,7 +448,8 @@ def train_network(
                     threshold=youden_threshold(val.malignant[labelled], probabilities[labelled]),
                     best_validation=validation,
                 )
-                cpu_state = {k: v.detach().float().cpu() for k, v in network.state_dict().items()}
+                weights = evaluated.state_dict().items()
+                cpu_state = {k: v.detach().float().cpu() for k, v in weights}
                 save_atomically(cpu_state, out_dir / BEST_FILE)
                 np.savez(out_dir / VALIDATION_FILE, probability=probabilities,
                          malignant=val.malignant, index=val_index)  # fmt: skip
@@ -435,6 +461,7 @@ def train_network(
                     "batches": source.state(),
                     "torch_rng": torch.get_rng_state(),
                     "state": state,
+                    **({} if averaged is None else {"averaged": averaged.state_dict()}),
                 },
                 checkpoint_path,
             )

@@ -154,18 +154,48 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert "| run (temperature, youden) | 12 |" in table.read_text()
 
 
-def test_compare_two_oof_runs_delong_p_value(tmp_path: Path) -> None:
+def test_compare_two_evaluate_outputs_pairs_the_dice_of_lesion_images(tmp_path: Path) -> None:
+    import torch
+
+    from inference.networks.ynet import YNet
+    from training.evaluate import evaluate
+
+    folder = write_image_folder(tmp_path / "images")
+    metrics = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        torch.manual_seed(seed)
+        metrics[name] = evaluate(YNet(), folder, tmp_path / name, size=64)
+    _invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"))
+    dice = json.loads((tmp_path / "cmp" / "compare.json").read_text())["dice"]
+    assert dice["n"] == metrics["a"]["dice_n"] > 0
+    assert dice["dice_mean_a"] == pytest.approx(metrics["a"]["dice_mean"], abs=1e-5)
+    assert dice["dice_mean_b"] == pytest.approx(metrics["b"]["dice_mean"], abs=1e-5)
+    assert dice["p_value"] is not None
+
+
+def test_compare_two_oof_runs_delong_p_value_and_paired_dice(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 40)
+    lesion = np.arange(40) % 4 != 0  # 30 lesion images; the Dice of the others does not count
+    dice = {"a": rng.uniform(0.6, 0.9, 40), "b": rng.uniform(0.3, 0.6, 40)}
     for name, noise in (("a", 0.5), ("b", 2.0)):
         (tmp_path / name).mkdir()
         np.savez(tmp_path / name / "oof.npz", index=np.arange(40)[::-1], malignant=y[::-1],
-                 probability=(y + rng.normal(0, noise, 40))[::-1])  # fmt: skip
+                 probability=(y + rng.normal(0, noise, 40))[::-1], dice=dice[name][::-1],
+                 lesion=lesion[::-1])  # fmt: skip
     _invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp"))
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert (
         result["n"] == 40 and 0.0 <= result["p_value"] <= 1.0 and result["auc_a"] > result["auc_b"]
     )
+    assert result["dice"]["n"] == 30 and result["dice"]["p_value"] < 0.001
+    assert result["dice"]["dice_mean_a"] == pytest.approx(float(dice["a"][lesion].mean()))
+    for name in ("a", "b"):  # pooled before runs kept lesion flags: AUC only
+        with np.load(tmp_path / name / "oof.npz") as oof:
+            kept = {k: oof[k] for k in oof.files if k != "lesion"}
+        np.savez(tmp_path / name / "oof.npz", **kept)
+    _invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "old"))
+    assert "dice" not in json.loads((tmp_path / "old" / "compare.json").read_text())
 
 
 def test_train_hybrid_with_pretrain_encoder_saved_and_folds_run(node: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""`train --pretrain-encoder FILE --patience N`: every fold starts from a saved shared encoder;
-the run records the file, each fold why it stopped, and draws its learning curves."""
+"""`train --pretrain-encoder FILE --patience N --ema-decay D`: every fold starts from a saved
+shared encoder; the run records the file, each fold its settings and why it stopped, and draws
+its learning curves."""
 
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ def test_train_pretrain_encoder_starts_every_fold_from_the_file(tmp_path: Path) 
     folder = write_image_folder(tmp_path / "images")
     encoder = _encoder(tmp_path / "encoder.pt")
     run = tmp_path / "run"
-    # learning rate 0: the trained folds keep the encoder they started from
+    # learning rate 0: the trained folds (and the average of their weights) keep the encoder
     result = runner.invoke(app, _train(folder, run, "--pretrain-encoder", str(encoder),
-                                       "--learning-rate", "0", "--patience", "3"))  # fmt: skip
+                                       "--learning-rate", "0", "--patience", "3",
+                                       "--ema-decay", "0.9"))  # fmt: skip
     assert result.exit_code == 0, result.output
     record = json.loads((run / "encoder.json").read_text())
     assert record["sha256"] == hashlib.sha256(encoder.read_bytes()).hexdigest()
@@ -51,6 +53,7 @@ def test_train_pretrain_encoder_starts_every_fold_from_the_file(tmp_path: Path) 
         assert all(torch.equal(best[f"encoder.{k}"], v.float()) for k, v in saved.items())
         summary = json.loads((run / f"fold_{fold}" / "train.json").read_text())
         assert summary["config"]["patience"] == 3 and summary["stopped"] == "epochs"
+        assert summary["config"]["ema_decay"] == 0.9
         assert (run / f"fold_{fold}" / "learning_curve.png").is_file()
     assert (run / "learning_curves.png").is_file()
 

@@ -67,7 +67,8 @@ def test_run_leaves_the_holdout_out_selects_on_out_of_fold_and_packages_here(
     out, work = tmp_path / "out", tmp_path / "work"
     common = ["--busi", str(travels), "--ddti", str(pack), "--frames", str(frames_dir / "frames.npz"),
               "--exclude-groups", str(holdout), "--device", "cpu", "--size", "64", "--epochs",
-              "1", "--batch-size", "4", "--ssl-batch-size", "8", "--folds", "2"]  # fmt: skip
+              "1", "--batch-size", "4", "--ssl-batch-size", "8", "--folds", "2",
+              "--ema-decay", "0.9"]  # fmt: skip
     status = main(["run", *common, "--configurations", "ynet,hybrid-ssl", "--out", str(out),
                    "--work", str(work), "--budget-s", "600"])  # fmt: skip
     assert status == 0
@@ -78,6 +79,8 @@ def test_run_leaves_the_holdout_out_selects_on_out_of_fold_and_packages_here(
         ("busi", 16), ("ddti", 20), ("busi", 16)]  # the last: the frames pack
     assert set(summary["configurations"]) == {"ynet", "hybrid-ssl"}
     selected = summary["selected"]
+    fold_summary = json.loads((work / selected / "fold_1" / "train.json").read_text())
+    assert fold_summary["config"]["ema_decay"] == 0.9  # passed on to every fold process
     assert summary["configurations"][selected]["auc"] == max(
         c["auc"] for c in summary["configurations"].values()
     )

@@ -13,7 +13,7 @@ from training.datasets import arrays_from_rows, read_image_folder
 from training.kfold import CV_METRICS_FILE, POOLED_FILE, PREDICTIONS_FILE, cross_validate
 from training.networks import draft_spec
 from training.retrain import network_maker
-from training.trainer import TrainConfig, split_outputs, train_network
+from training.trainer import TrainConfig, lesion_cases, split_outputs, train_network
 
 CONFIG = TrainConfig(epochs=1, batch_size=4, seed=3)
 
@@ -36,6 +36,8 @@ def test_cross_validate_ynet_groups_never_straddle_and_pooled_written(
     assert not set(folds[0]) & set(folds[1])
     with np.load(tmp_path / POOLED_FILE) as pooled:
         assert sorted(pooled["index"].tolist()) == list(range(len(arrays.images)))
+        lesion = lesion_cases(arrays)[pooled["index"]]
+        assert pooled["lesion"].tolist() == lesion.tolist() and lesion.any()
     pooled = json.loads((tmp_path / CV_METRICS_FILE).read_text())["pooled"]
     assert pooled["n"] == len(arrays.images) and pooled["dice_mean"] is not None
     assert {"auc", "auc_ci_low", "accuracy", "lr_pos", "kappa", "threshold"} <= set(pooled)

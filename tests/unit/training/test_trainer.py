@@ -136,3 +136,36 @@ def test_train_network_without_patience_records_epoch_cap_or_time_budget(
 def test_train_config_patience_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="patience"):
         TrainConfig(patience=0)
+
+
+def test_train_network_with_ema_validates_and_keeps_the_averaged_weights(
+    arrays: TrainingArrays, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("training.trainer.score_predictions", _flat_score)  # best = last (ties)
+    train_network(_make("ynet"), arrays, tmp_path / "run", replace(CONFIG, epochs=2, ema_decay=0.5))
+    checkpoint = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=False)
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in checkpoint["averaged"].items()}
+    assert int(averaged.pop("n_averaged")) > 1  # updated after every optimiser step
+    assert best.keys() == checkpoint["model"].keys() == averaged.keys()
+    assert all(torch.equal(best[k], averaged[k].float()) for k in best)
+    assert any(not torch.equal(best[k], checkpoint["model"][k].float()) for k in best)
+
+
+def test_train_network_with_ema_resumes_to_the_uninterrupted_average(
+    arrays: TrainingArrays, tmp_path: Path
+) -> None:
+    make, config = _make("ynet"), replace(CONFIG, ema_decay=0.9)
+    train_network(make, arrays, tmp_path / "whole", config)
+    with pytest.raises(_Killed):
+        train_network(make, arrays, tmp_path / "split", config, batches=_DiesInThirdEpoch)
+    train_network(make, arrays, tmp_path / "split", config)
+    a = torch.load(tmp_path / "whole" / CHECKPOINT_FILE, weights_only=False)["averaged"]
+    b = torch.load(tmp_path / "split" / CHECKPOINT_FILE, weights_only=False)["averaged"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5])
+def test_train_config_ema_decay_outside_zero_one_is_refused(decay: float) -> None:
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=decay)

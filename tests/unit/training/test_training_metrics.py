@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import wilcoxon
 
 from training.metrics import (
     auc_with_ci,
@@ -15,6 +16,7 @@ from training.metrics import (
     dice_scores,
     dice_summary,
     net_benefit,
+    paired_dice_test,
     youden_threshold,
 )
 
@@ -159,3 +161,16 @@ def test_classification_summary_has_auc_ci_and_brier() -> None:
     assert summary["auc"] == pytest.approx(21.5 / 24)
     assert summary["auc_ci_low"] < summary["auc"] < summary["auc_ci_high"]
     assert summary["brier"] is not None and summary["threshold"] == 0.5
+
+
+def test_paired_dice_test_matches_scipy_and_ties_give_one() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.uniform(0.5, 0.9, 30)
+    b = a - rng.normal(0.05, 0.05, 30)
+    result = paired_dice_test(a, b)
+    assert result["n"] == 30 and result["difference_mean"] == pytest.approx(float((a - b).mean()))
+    assert result["p_value"] == pytest.approx(wilcoxon(a, b).pvalue) and result["p_value"] < 0.05
+    assert paired_dice_test(a, a)["p_value"] == 1.0
+    assert paired_dice_test([0.7], [0.6])["p_value"] is None
+    with pytest.raises(ValueError, match="3 and 2"):
+        paired_dice_test([0.1, 0.2, 0.3], [0.1, 0.2])
