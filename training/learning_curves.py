@@ -4,13 +4,17 @@
 inner-validation AUC (and Dice, where masks exist) per epoch, the best epoch marked and why the
 fold stopped in the title. ``learning_curves.png`` beside the folds: every fold on one pair of
 axes. Drawn on ``matplotlib.figure.Figure`` (Agg canvas), as ``training.plots`` draws.
+:func:`stops_markdown` tabulates what stopped each fold and how much its selection curve
+wobbled (``python -m training.learning_curves RUN ... --stops stops.md``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -104,8 +108,66 @@ def run_learning_curves(run: Path) -> Path | None:
     return _save(figure, Path(run) / RUN_FIGURE)
 
 
-if __name__ == "__main__":
-    import sys
+def fold_stops(run: Path) -> list[dict]:
+    """Per fold of ``run``: epochs run, best epoch, last rise of the selection score, what
+    stopped it, median seconds per epoch, the best epoch's inner-validation AUC and the mean
+    absolute change of the inner-validation AUC from one epoch to the next (its wobble)."""
+    rows = []
+    for path in sorted(
+        Path(run).glob("fold_*/" + SUMMARY_FILE), key=lambda p: int(p.parent.name.split("_")[1])
+    ):
+        summary = json.loads(path.read_text())
+        history = summary["history"]
+        aucs = np.array([r["val_auc"] for r in history if r.get("val_auc") is not None], float)
+        seconds = [r["seconds"] for r in history if r.get("seconds") is not None]
+        rows.append({
+            "fold": int(path.parent.name.split("_")[1]),
+            "epochs_run": summary["epochs_run"],
+            "best_epoch": summary["best_epoch"],
+            "improved_epoch": summary.get("improved_epoch", summary["best_epoch"]),
+            "stopped": summary.get("stopped"),
+            "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
+            "best_auc": summary.get("validation", {}).get("auc"),
+            "auc_wobble": float(np.abs(np.diff(aucs)).mean()) if len(aucs) > 1 else None,
+        })  # fmt: skip
+    return rows
 
-    for folder in sys.argv[1:]:
-        print(run_learning_curves(Path(folder)))
+
+def stops_markdown(runs: list[Path]) -> str:
+    """A markdown table of :func:`fold_stops` for every run (named by its folder)."""
+    def cell(value: object, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    lines = [
+        (
+            "| run | fold | epochs run | best epoch | last rise | stopped by | s / epoch "
+            "| inner-val AUC (best) | mean epoch-to-epoch change of inner-val AUC |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in runs:
+        for row in fold_stops(run):
+            lines.append(
+                f"| {Path(run).name} | {row['fold']} | {row['epochs_run']} | {row['best_epoch']} "
+                f"| {row['improved_epoch']} | {cell(row['stopped'])} "
+                f"| {cell(row['seconds_per_epoch'], 1)} | {cell(row['best_auc'])} "
+                f"| {cell(row['auc_wobble'])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Redraw the learning curves of each run; ``--stops FILE`` also writes the stops table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--stops", type=Path, default=None, help="write the stops table here")
+    args = parser.parse_args(argv)
+    for run in args.runs:
+        print(run_learning_curves(run))
+    if args.stops is not None:
+        args.stops.write_text(stops_markdown(args.runs))
+        print(args.stops)
+
+
+if __name__ == "__main__":
+    main()
