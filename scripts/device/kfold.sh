@@ -12,14 +12,16 @@ fi
 export PYTHONPATH=$PWD/.devdata/site PYTHONUNBUFFERED=1
 PLAN_ARGS=
 [ -f .devdata/plan.env ] && . .devdata/plan.env
-echo "plan: ${PLAN_ARGS:-none} ${KFOLD_ARGS:-}"
+# an average of the weights (docs/results/ema-cpu-64): EMA_DECAY= (empty) turns it off
+EMA_DECAY=${EMA_DECAY-0.99}
+echo "plan: ${PLAN_ARGS:-none} ${KFOLD_ARGS:-} ema ${EMA_DECAY:-off}"
 WORK=$PWD/.devdata/work
 rm -rf "$WORK"
 status=0
 python3 -m training.gpu_kfold run --busi .devdata/gpu/busi-256.npz \
     --ddti .devdata/gpu/ddti-128.npz --frames .devdata/gpu/dicom-frames/frames.npz \
     --exclude-groups inference/models/ynet-busi/holdout.json --out "$WORK/out" --work "$WORK" \
-    --budget-s "${BUDGET:-420}" ${PLAN_ARGS} ${KFOLD_ARGS:-} 2>&1 | grep -v '━' > "$OUT/kfold.log" || status=$?
+    --budget-s "${BUDGET:-420}" ${EMA_DECAY:+--ema-decay "$EMA_DECAY"} ${PLAN_ARGS} ${KFOLD_ARGS:-} 2>&1 | grep -v '━' > "$OUT/kfold.log" || status=$?
 tail -15 "$OUT/kfold.log"
 cp "$WORK/out/kfold.tar.gz" "$WORK/out/summary.json" "$OUT/" 2>/dev/null || true
 mkdir -p "$OUT/weights"
