@@ -10,9 +10,10 @@ validation Dice and AUC; the later epoch on a tie, as small validation splits ti
 the Youden threshold. With ``ema_decay`` the selection, ``best.pt`` and the Youden threshold
 use an exponential moving average of the weights (``torch.optim.swa_utils.AveragedModel``,
 updated after every optimiser step, buffers included) instead of the raw weights: a smoother
-network whose validation score swings less on a small inner split. Training stops at ``epochs``, at the time budget or, with ``patience``,
-when the selection score has not improved for that many epochs; the summary says which
-(``stopped``). Imports no pydantic, pydicom or settings.
+network whose validation score swings less on a small inner split. Training stops at
+``epochs``, at the time budget or, with ``patience``, when the selection score has not
+improved for that many epochs; the summary says which (``stopped``). Imports no pydantic,
+pydicom or settings.
 """
 
 from __future__ import annotations
@@ -387,7 +388,7 @@ def train_network(
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         source.restore(saved["batches"])
-        if averaged is not None:
+        if averaged is not None and "averaged" in saved:  # else it starts from these weights
             averaged.load_state_dict(saved["averaged"])
         torch.set_rng_state(saved["torch_rng"])  # dropout and anything else on torch's own
         state = saved["state"]

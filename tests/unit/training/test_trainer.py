@@ -169,3 +169,12 @@ def test_train_network_with_ema_resumes_to_the_uninterrupted_average(
 def test_train_config_ema_decay_outside_zero_one_is_refused(decay: float) -> None:
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=decay)
+
+
+def test_train_network_resuming_without_an_average_starts_it_from_the_saved_weights(
+    arrays: TrainingArrays, tmp_path: Path
+) -> None:
+    train_network(_make("ynet"), arrays, tmp_path / "run", replace(CONFIG, epochs=1))
+    train_network(_make("ynet"), arrays, tmp_path / "run", replace(CONFIG, epochs=2, ema_decay=0.9))
+    checkpoint = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=False)
+    assert checkpoint["state"]["epoch"] == 2 and int(checkpoint["averaged"]["n_averaged"]) > 1

@@ -20,3 +20,7 @@ pair() {  # two runs side by side: NAME1 ARGS1 -- NAME2 ARGS2
 }
 pair ynet --network ynet -- ynet-ema --network ynet --ema-decay 0.99
 pair hybrid $HYBRID -- hybrid-ema $HYBRID --ema-decay 0.99
+# then, alone with both threads: the hybrid with ddti (thyroid) pretraining of its shared
+# encoder, the pretraining under the same settings and average
+OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 lnm-node train cpu64-hybrid-ddti-ema "$DATA" $COMMON $HYBRID \
+    --ema-decay 0.99 --pretrain ../shared/data/ddti --out "$R/hybrid-ddti-ema" > "$R/hybrid-ddti-ema.log" 2>&1
