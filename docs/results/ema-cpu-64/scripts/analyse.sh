@@ -3,7 +3,7 @@
 set -euo pipefail
 R=${R:-/work/artifacts/runs/ema-cpu-64}
 D=docs/results/ema-cpu-64
-RUNS="$R/ynet $R/ynet-ema $R/hybrid $R/hybrid-ema"
+RUNS="$R/ynet $R/ynet-ema $R/hybrid $R/hybrid-ema $R/hybrid-ddti-ema"
 lnm-node cv-summary $RUNS --dataset ../shared/data/busi-dev --size 64 --folds 3 --markdown $D/table.md
 python -m training.learning_curves $RUNS --stops $D/stops.md
 pair() {
@@ -14,6 +14,8 @@ pair ynet-ema ynet
 pair hybrid ynet
 pair hybrid-ema hybrid
 pair hybrid-ema ynet
-for name in ynet ynet-ema hybrid hybrid-ema; do
+pair hybrid-ddti-ema hybrid-ema
+pair hybrid-ddti-ema ynet
+for name in ynet ynet-ema hybrid hybrid-ema hybrid-ddti-ema; do
   cp "$R/$name/learning_curves.png" "$D/learning-curves-$name.png"
 done
