@@ -250,8 +250,6 @@ def train(
     ema_decay: Annotated[
         float | None,
         typer.Option(
-            min=0.0,
-            max=1.0,
             help="Validate and keep an exponential moving average of the weights with this "
             "decay (e.g. 0.99) instead of the raw weights (default: off).",
         ),
@@ -334,9 +332,12 @@ def train(
     settings = _settings(home)
     check_policy(operating_point)
     spec = member_spec(_spec(settings, model_key, network, backbone, size, frames))
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                         device=device, max_seconds=seconds, augment=augment,
-                         patience=patience, ema_decay=ema_decay)  # fmt: skip
+    try:
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                             seed=seed, device=device, max_seconds=seconds, augment=augment,
+                             patience=patience, ema_decay=ema_decay)  # fmt: skip
+    except ValueError as exc:  # TrainConfig says which settings it accepts
+        raise typer.BadParameter(str(exc)) from exc
     try:
         exclusion = read_excluded_groups(exclude_groups or [])
         cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), exclusion)

@@ -74,3 +74,11 @@ def test_train_pretrain_encoder_refuses_pretrain_too_or_a_file_that_does_not_fit
             "--pretrain-encoder", str(encoder)]  # fmt: skip
     refused = runner.invoke(app, ynet)
     assert refused.exit_code == 1 and "no shared encoder" in _said(refused.output)
+
+
+def test_train_refuses_an_ema_decay_outside_zero_one_with_the_reason(tmp_path: Path) -> None:
+    folder = write_image_folder(tmp_path / "images")
+    for decay in ("1.0", "0", "-0.5"):
+        refused = runner.invoke(app, _train(folder, tmp_path / "run", "--ema-decay", decay))
+        assert refused.exit_code == 2 and "strictly between 0 and 1" in _said(refused.output)
+    assert not (tmp_path / "run" / "fold_0").exists()
