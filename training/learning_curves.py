@@ -73,6 +73,13 @@ def _save(figure: Figure, path: Path) -> Path:
     return path
 
 
+def _fold_summaries(run: Path) -> list[Path]:
+    """The training summaries of ``run``'s folds, in fold order."""
+    return sorted(
+        Path(run).glob("fold_*/" + SUMMARY_FILE), key=lambda p: int(p.parent.name.split("_")[1])
+    )
+
+
 def fold_learning_curve(fold_dir: Path) -> Path | None:
     """Draw ``fold_dir/learning_curve.png`` from its training summary (None without one)."""
     path = Path(fold_dir) / SUMMARY_FILE
@@ -90,9 +97,7 @@ def fold_learning_curve(fold_dir: Path) -> Path | None:
 def run_learning_curves(run: Path) -> Path | None:
     """Draw every fold's curve, and all folds together in ``run/learning_curves.png``
     (None when no fold has a training summary)."""
-    folds = sorted(
-        Path(run).glob("fold_*/" + SUMMARY_FILE), key=lambda p: int(p.parent.name.split("_")[1])
-    )
+    folds = _fold_summaries(run)
     if not folds:
         return None
     figure = Figure(figsize=(11, 5), layout="constrained")
@@ -113,9 +118,7 @@ def fold_stops(run: Path) -> list[dict]:
     stopped it, median seconds per epoch, the best epoch's inner-validation AUC and the mean
     absolute change of the inner-validation AUC from one epoch to the next (its wobble)."""
     rows = []
-    for path in sorted(
-        Path(run).glob("fold_*/" + SUMMARY_FILE), key=lambda p: int(p.parent.name.split("_")[1])
-    ):
+    for path in _fold_summaries(run):
         summary = json.loads(path.read_text())
         history = summary["history"]
         aucs = np.array([r["val_auc"] for r in history if r.get("val_auc") is not None], float)
