@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,73 +62,44 @@ class ModelFacts:
     scope_rule: dict[str, Any] | None = None
 
 
+#: what ynet-busi finds (breast lesions): its segment and finding codes
+BREAST_LESION_SEGMENT = {
+    "number": 1,
+    "label": "lesion",
+    "category": {
+        "value": "49755003",
+        "scheme": "SCT",
+        "meaning": "Morphologically Abnormal Structure",
+    },
+    "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+}
+BREAST_LESION_FINDING = {
+    "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
+    "site": {"value": "76752008", "scheme": "SCT", "meaning": "Breast"},
+    "call": {"value": "363346000", "scheme": "SCT", "meaning": "Malignant neoplastic disease"},
+}
+
+
 def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict:
-    size = facts.input_size
-    finite = {
-        k: float(v)
-        for k, v in facts.metrics.items()
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    }
-    return {
-        "key": key,
-        "version": version,
-        "name": facts.name,
-        "family": facts.family,
-        "backbone": facts.backbone,
-        "architecture": facts.architecture,
-        "in_channels": 1,
-        "input_size": size,
-        "inputs": [
-            {
-                "name": "bmode",
-                "rule": "bmode",
-                "contract": {"channels": 1, "frames": 1, "size": size, "range": [0.0, 1.0]},
-            }
-        ],
-        "outputs": {
-            "segments": []
-            if facts.family == "image"
-            else [
-                {
-                    "number": 1,
-                    "label": "lesion",
-                    "category": {
-                        "value": "49755003",
-                        "scheme": "SCT",
-                        "meaning": "Morphologically Abnormal Structure",
-                    },
-                    "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
-                }
-            ],
-            "finding": {
-                "type": {"value": "52988006", "scheme": "SCT", "meaning": "Lesion"},
-                "site": {"value": "76752008", "scheme": "SCT", "meaning": "Breast"},
-                "call": {
-                    "value": "363346000",
-                    "scheme": "SCT",
-                    "meaning": "Malignant neoplastic disease",
-                },
-            },
-            "probability": {
-                "name": "probability of malignancy",
-                "meaning": {"value": "111047", "scheme": "DCM", "meaning": "Probability of cancer"},
-            },
-            "measurements": [
-                {"name": "long_axis", "unit": "mm"},
-                {"name": "short_axis", "unit": "mm"},
-            ],
-            "heatmap": {"method": "gradcam", "layer": facts.heatmap_layer},
-        },
-        "threshold": facts.threshold,
-        "weights": WEIGHTS_FILE,
-        "weights_sha256": sha256,
-        "card": CARD_FILE,
-        "trained_on": facts.trained_on,
-        "evaluated_on": facts.evaluated_on,
-        "metrics": finite,
-        "intended_use": facts.intended_use,
-        **({} if facts.scope_rule is None else {"scope": {"rule": facts.scope_rule}}),
-    }
+    from training.package_families import NetworkFacts, family_spec_fields
+
+    network = NetworkFacts(
+        name=facts.name,
+        family=facts.family,
+        architecture=facts.architecture,
+        backbone=facts.backbone,
+        input_size=facts.input_size,
+        heatmap_layer=facts.heatmap_layer,
+        threshold=facts.threshold,
+        trained_on=facts.trained_on,
+        evaluated_on=facts.evaluated_on,
+        metrics=facts.metrics,
+        intended_use=facts.intended_use,
+        scope_rule=facts.scope_rule,
+        segment=BREAST_LESION_SEGMENT,
+        finding=BREAST_LESION_FINDING,
+    )
+    return family_spec_fields(key, version, network, sha256)
 
 
 def _figure(value: float | None) -> str:

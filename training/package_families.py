@@ -90,6 +90,10 @@ class NetworkFacts:
     intended_use: str = INTENDED_USE
     #: the spec's default routing rule (``inference.scope.ScopeRule`` fields); None: every study
     scope_rule: dict[str, Any] | None = None
+    #: what the model finds: its segment (segcls) and ``outputs.finding`` codes; None: a lymph
+    #: node and metastasis
+    segment: dict[str, Any] | None = None
+    finding: dict[str, Any] | None = None
 
     @classmethod
     def of_spec(cls, spec: ModelSpec, **facts: Any) -> NetworkFacts:
@@ -126,8 +130,8 @@ def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str)
         "input_size": facts.input_size,
         "inputs": inputs,
         "outputs": {
-            "segments": [_LESION_SEGMENT] if segcls else [],
-            "finding": _FINDING,
+            "segments": [facts.segment or _LESION_SEGMENT] if segcls else [],
+            "finding": facts.finding or _FINDING,
             "probability": _PROBABILITY,
             "measurements": _AXES if segcls else [],
             "heatmap": {"method": "gradcam", "layer": facts.heatmap_layer},

@@ -71,3 +71,14 @@ def test_evaluate_packaged_spec_uses_spec_size_and_threshold(
     metrics = evaluate(spec, image_folder, tmp_path / "eval")
     assert metrics["input_size"] == 64 and metrics["threshold"] == 0.4
     assert metrics["model"] == "tiny@1.0.0"
+
+
+def test_package_model_spec_names_breast_lesions(tmp_path: Path) -> None:
+    """The Y-Net packager's spec says what it finds (breast lesions, not lymph nodes)."""
+    folder = package_model(_weights(tmp_path), tmp_path / "m", "tiny", "1.0.0", FACTS)
+    spec = Registry.load(folder.parent).get("tiny", default_key="tiny")
+    finding = spec.outputs.finding
+    assert (finding.type.meaning, finding.site.meaning) == ("Lesion", "Breast")
+    assert finding.call.meaning == "Malignant neoplastic disease"
+    assert [s.label for s in spec.outputs.segments] == ["lesion"]
+    assert [m.name for m in spec.outputs.measurements] == ["long_axis", "short_axis"]
