@@ -15,6 +15,7 @@ import torch
 
 from inference.registry import ModelSpec, sha256_file
 from training.metrics import ECE_BINS
+from training.report import FIGURES
 
 logger = logging.getLogger(__name__)
 
@@ -22,21 +23,6 @@ WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "card.md"
 INTENDED_USE = (
     "Research use only. Not a medical device; not for diagnosis or any clinical decision."
-)
-CARD_FIGURES = (
-    ("n", "images evaluated"),
-    ("auc", "AUC"),
-    ("accuracy", "accuracy"),
-    ("sensitivity", "sensitivity"),
-    ("specificity", "specificity"),
-    ("ppv", "PPV"),
-    ("npv", "NPV"),
-    ("f1", "F1"),
-    ("kappa", "Cohen's kappa"),
-    ("brier", "Brier score"),
-    ("ece", f"ECE ({ECE_BINS} equal-width bins)"),
-    ("dice_mean", "Dice mean (lesion images)"),
-    ("dice_median", "Dice median (lesion images)"),
 )
 
 
@@ -205,8 +191,8 @@ def render_card(spec: ModelSpec, facts: ModelFacts) -> str:
         f"`{spec.weights_sha256}`."
     )
     rows = []
-    for key, label in CARD_FIGURES:
-        if key in m:
+    for key, label in FIGURES:
+        if key in m and not isinstance(m[key], str):
             text = _figure(m[key])
             if key == "auc" and m.get("auc_ci_low") is not None:
                 text += f" (95% CI {_figure(m['auc_ci_low'])}-{_figure(m['auc_ci_high'])}, DeLong)"
