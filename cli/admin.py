@@ -17,6 +17,7 @@ from rich.table import Table
 from cli.options import (
     CalibrationChoice,
     CalibrationOption,
+    HomeOption,
     OperatingPointOption,
     check_policy,
     print_operating_point,
@@ -26,9 +27,6 @@ from kernel.settings import Settings, load_settings
 console = Console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Frozen dataset manifests for training.", no_args_is_help=True)
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="Folder for spool, database and queue.")
-]
 TABLE_FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa",
                  "dice_mean", "dice_median", "brier", "ece")  # fmt: skip
 

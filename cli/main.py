@@ -14,6 +14,7 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
+from cli.options import HomeOption
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
@@ -35,7 +36,6 @@ register_scope(app)
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = Console()
 
-HomeOption = Annotated[Path | None, typer.Option("--home", help="Folder for spool, database and queue.")]
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:

@@ -17,6 +17,7 @@ from rich.table import Table
 from cli.options import (
     CalibrationChoice,
     CalibrationOption,
+    HomeOption,
     OperatingPointOption,
     check_policy,
     print_operating_point,
@@ -24,9 +25,6 @@ from cli.options import (
 from kernel.settings import Settings, load_settings
 
 console = Console()
-HomeOption = Annotated[
-    Path | None, typer.Option("--home", help="Folder for spool, database and queue.")
-]
 Actor = Annotated[str, typer.Option("--actor", help="Who makes the change (audit log).")]
 
 
