@@ -492,15 +492,12 @@ def compare(
     import numpy as np
 
     from training.evaluate import CASES_FILE
+    from training.kfold import POOLED_FILE, read_pooled
     from training.metrics import delong_test, paired_dice_test
 
     dice = None  # (Dice of a, of b) on the lesion images both segmented, where both did
-    if Path(model_a, "oof.npz").is_file() and Path(model_b, "oof.npz").is_file():
-        runs = []
-        for run in (model_a, model_b):
-            with np.load(Path(run, "oof.npz")) as oof:
-                order = np.argsort(oof["index"])
-                runs.append({name: oof[name][order] for name in oof.files})
+    if Path(model_a, POOLED_FILE).is_file() and Path(model_b, POOLED_FILE).is_file():
+        runs = [read_pooled(Path(run)) for run in (model_a, model_b)]
         if not np.array_equal(runs[0]["malignant"], runs[1]["malignant"]):
             console.print("[red]the two runs do not cover the same cases[/red]")
             raise typer.Exit(1)

@@ -170,6 +170,14 @@ def cross_validate(
     return pool(arrays, out_dir, k)
 
 
+def read_pooled(run: Path) -> dict[str, np.ndarray]:
+    """A run's pooled out-of-fold arrays (``oof.npz``: index, malignant, probability, dice,
+    lesion ...), every array in the order of the case index."""
+    with np.load(Path(run) / POOLED_FILE) as oof:
+        order = np.argsort(oof["index"])
+        return {name: oof[name][order] for name in oof.files}
+
+
 def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
     """Pool the folds' predictions under ``out_dir`` into ``oof.npz`` and ``cv_metrics.json``."""
     paths = [Path(out_dir) / f"fold_{fold}" / PREDICTIONS_FILE for fold in range(k)]

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.unit.training.conftest import write_image_folder
 from training.exclusion import read_excluded_groups
-from training.gpu_kfold import CONFIGURATIONS, main
-from training.kfold import PREDICTIONS_FILE
+from training.gpu_kfold import CONFIGURATIONS, main, select
+from training.kfold import POOLED_FILE, PREDICTIONS_FILE
 from training.pack import load_arrays, pack_exclusion, pack_image_folder
 from training.retrain import ENCODER_FILE
 from training.ssl_frames import load_frames
@@ -81,9 +81,9 @@ def test_run_leaves_the_holdout_out_selects_on_out_of_fold_and_packages_here(
     selected = summary["selected"]
     fold_summary = json.loads((work / selected / "fold_1" / "train.json").read_text())
     assert fold_summary["config"]["ema_decay"] == 0.9  # passed on to every fold process
-    assert summary["configurations"][selected]["auc"] == max(
-        c["auc"] for c in summary["configurations"].values()
-    )
+    challenger = summary["selection_tests"]["hybrid-ssl"]  # paired DeLong against the Y-Net
+    beaten = challenger["difference"] > 0 and challenger["p_value"] < 0.05
+    assert selected == ("hybrid-ssl" if beaten else "ynet")
     weights = sorted((out / "weights").glob("*.pt"))
     assert [p.name for p in weights] == [f"{selected}-fold_0.pt", f"{selected}-fold_1.pt"]
     assert all(v.dtype != torch.float32 for v in torch.load(weights[0], weights_only=True).values())
@@ -124,3 +124,38 @@ def test_probe_times_each_network_alone_and_plans_the_folds(
     chosen = options[f"{record['planned_folds']}x{record['planned_size']}"]
     enough = [o for o in options.values() if min(o["epochs_expected"].values()) >= 30]
     assert chosen == (enough[0] if enough else options["3x128"])
+
+
+def _pooled_run(work: Path, name: str, malignant: np.ndarray, probability: np.ndarray) -> None:
+    """A run folder holding only its pooled out-of-fold arrays, cases in shuffled order."""
+    order = np.random.default_rng(0).permutation(len(malignant))
+    (work / name).mkdir(parents=True)
+    np.savez(work / name / POOLED_FILE, index=order, malignant=malignant[order],
+             probability=probability[order])  # fmt: skip
+
+
+def test_select_keeps_the_ynet_unless_a_configuration_beats_it_significantly(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    y = np.array([1] * 60 + [0] * 140)
+    noise = rng.normal(size=len(y))
+    ynet = 0.8 * y + noise  # AUC about 0.71
+    slightly = ynet + 0.15 * y + 0.3 * rng.normal(size=len(y))  # a little higher, within noise
+    clearly = 2.5 * y + noise  # AUC about 0.96
+    for name, scores in (("ynet", ynet), ("hybrid", slightly), ("hybrid-ddti", clearly)):
+        _pooled_run(tmp_path, name, y, 1 / (1 + np.exp(-scores)))
+    auc = {"ynet": 0.71, "hybrid": 0.74, "hybrid-ddti": 0.96}
+    summary = {name: {"auc": value} for name, value in auc.items()}
+
+    without_clear = {name: summary[name] for name in ("ynet", "hybrid")}
+    selected, tests = select(without_clear, tmp_path)
+    assert selected == "ynet"  # the best AUC, but not significantly better
+    assert tests["hybrid"]["difference"] > 0 and tests["hybrid"]["p_value"] >= 0.05
+
+    selected, tests = select(summary, tmp_path)
+    assert selected == "hybrid-ddti" and tests["hybrid-ddti"]["p_value"] < 0.05
+
+    no_reference = {name: summary[name] for name in ("hybrid", "hybrid-ddti")}
+    assert select(no_reference, tmp_path) == ("hybrid-ddti", {})  # the best pooled AUC
+    assert select({}, tmp_path) == (None, {})
