@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +69,9 @@ BREAST_LESION_FINDING = {
 def _spec_fields(key: str, version: str, facts: ModelFacts, sha256: str) -> dict:
     from training.package_families import NetworkFacts, family_spec_fields
 
-    network = NetworkFacts(
-        name=facts.name,
-        family=facts.family,
-        architecture=facts.architecture,
-        backbone=facts.backbone,
-        input_size=facts.input_size,
-        heatmap_layer=facts.heatmap_layer,
-        threshold=facts.threshold,
-        trained_on=facts.trained_on,
-        evaluated_on=facts.evaluated_on,
-        metrics=facts.metrics,
-        intended_use=facts.intended_use,
-        scope_rule=facts.scope_rule,
-        segment=BREAST_LESION_SEGMENT,
-        finding=BREAST_LESION_FINDING,
-    )
+    # every ModelFacts field is a NetworkFacts field; what it finds is the breast lesion
+    shared = {f.name: getattr(facts, f.name) for f in fields(facts)}
+    network = NetworkFacts(**shared, segment=BREAST_LESION_SEGMENT, finding=BREAST_LESION_FINDING)
     return family_spec_fields(key, version, network, sha256)
 
 
