@@ -340,12 +340,14 @@ def select(
     tests = {}
     for name in sorted(set(scored) - {reference}):
         other = read_pooled(work / name)
-        if not np.array_equal(other["index"], base["index"]):
-            raise ValueError(f"{name} and {reference} pooled different cases")
+        if not np.array_equal(other["index"], base["index"]):  # not comparable: not selectable
+            tests[name] = {"error": f"{name} and {reference} pooled different cases"}
+            continue
         test = delong_test(base["malignant"][known], other["probability"][known],
                            base["probability"][known])  # fmt: skip
         tests[name] = {"difference": test["difference"], "p_value": test["p_value"]}
-    better = [name for name, t in tests.items() if t["difference"] > 0 and t["p_value"] < alpha]
+    better = [name for name, t in tests.items()
+              if "error" not in t and t["difference"] > 0 and t["p_value"] < alpha]  # fmt: skip
     return (max(better, key=lambda name: scored[name]) if better else reference), tests
 
 

@@ -156,6 +156,10 @@ def test_select_keeps_the_ynet_unless_a_configuration_beats_it_significantly(
     selected, tests = select(summary, tmp_path)
     assert selected == "hybrid-ddti" and tests["hybrid-ddti"]["p_value"] < 0.05
 
+    _pooled_run(tmp_path, "hybrid-ssl", y[:-10], 1 / (1 + np.exp(-clearly[:-10])))
+    selected, tests = select({**summary, "hybrid-ssl": {"auc": 0.99}}, tmp_path)
+    assert selected == "hybrid-ddti" and "different cases" in tests["hybrid-ssl"]["error"]
+
     no_reference = {name: summary[name] for name in ("hybrid", "hybrid-ddti")}
     assert select(no_reference, tmp_path) == ("hybrid-ddti", {})  # the best pooled AUC
     assert select({}, tmp_path) == (None, {})
