@@ -37,7 +37,6 @@ register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, 
 console = Console()
 
 
-
 def _settings(home: Path | None, **overrides: object) -> Settings:
     try:
         return load_settings(home=home, **overrides)

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_curve
 
 from inference.calibration import calibrate, logits_of
 from inference.registry import Calibration, CalibrationMethod, OperatingPoint, parse_policy
+from training.kfold import read_pooled
 from training.metrics import (
     ECE_BINS,
     binary_metrics,
@@ -155,8 +156,8 @@ def calibrated_out_of_fold(run: Path, method: CalibrationMethod | str, policy: s
     probabilities calibrated by ``method`` and called at ``policy``'s threshold, both fitted on
     that fold's own inner validation split (``fold_<i>/validation.npz``), as ``train
     --package`` would ship that fold. Raises ``FileNotFoundError`` for a fold without one."""
-    with np.load(Path(run) / "oof.npz") as oof:
-        folds, y, p = oof["fold"], oof["malignant"].astype(int), oof["probability"].astype(float)
+    oof = read_pooled(run)
+    folds, y, p = oof["fold"], oof["malignant"].astype(int), oof["probability"].astype(float)
     calibrated, called = np.zeros_like(p), np.zeros(len(p), bool)
     for fold in np.unique(folds):
         validation = Path(run) / f"fold_{int(fold)}" / "validation.npz"

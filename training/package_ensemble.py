@@ -24,13 +24,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from inference.networks.ensemble import member_layer
 from inference.registry import ModelSpec, OperatingPoint
 from training.calibrate import choose_operating_point
-from training.kfold import POOLED_FILE
+from training.kfold import read_pooled
 from training.package import write_package
 from training.package_families import NetworkFacts, render_network_card
 from training.retrain import pooled_figures
@@ -80,8 +79,8 @@ def ensemble_state(run: Path, k: int) -> dict[str, torch.Tensor]:
 def out_of_fold_operating_point(run: Path, policy: str) -> tuple[float, OperatingPoint]:
     """(threshold, operating point) of ``policy`` on the run's pooled out-of-fold predictions,
     each case scored by the one member that never trained on it."""
-    with np.load(Path(run) / POOLED_FILE) as oof:
-        y, p = oof["malignant"].astype(int), oof["probability"].astype(float)
+    oof = read_pooled(run)
+    y, p = oof["malignant"].astype(int), oof["probability"].astype(float)
     known = y >= 0
     chosen_on = (
         f"the pooled out-of-fold predictions of {int(known.sum())} cases, each scored by the "
