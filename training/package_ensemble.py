@@ -31,7 +31,7 @@ from inference.registry import ModelSpec, OperatingPoint
 from training.calibrate import choose_operating_point
 from training.kfold import read_pooled
 from training.package import write_package
-from training.package_families import NetworkFacts, render_network_card
+from training.package_families import NetworkFacts, render_card
 from training.retrain import pooled_figures
 from training.trainer import BEST_FILE
 
@@ -188,6 +188,6 @@ def package_ensemble(
         }
 
     state = ensemble_state(run, k)
-    packaged = write_package(state, target, fields, lambda s: render_network_card(s, facts))
+    packaged = write_package(state, target, fields, lambda s: render_card(s, facts))
     logger.info("packaged %s (ensemble of %d folds) into %s", packaged.ref, k, target)
     return ModelSpec.load(target)

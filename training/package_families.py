@@ -1,22 +1,28 @@
-"""Specs and packaging for the classification families (image, dual, video, ceus) and hybrid segcls.
+"""What a model's spec and card say, for every family (image, dual, video, ceus, segcls).
 
 :func:`family_spec_fields` writes the inputs each family takes (the layouts
-``inference.registry.ModelSpec`` validates); :func:`package_network` saves a trained
-network's state_dict as a registered model folder (weights.pt, spec.json with the sha256,
-card.md), like :func:`training.package.package_model` does for Y-Net.
+``inference.registry.ModelSpec`` validates) and the outputs its facts name;
+:func:`render_card` writes its card; :func:`package_network` saves trained weights as a
+registered model folder (weights.pt, spec.json with the sha256, card.md).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from inference.registry import Family, ModelSpec, SelectionRule
 from training.package import CARD_FILE, INTENDED_USE, WEIGHTS_FILE, card_markdown, write_package
+from training.report import FIGURES, figure_rows, figure_text
+
+logger = logging.getLogger(__name__)
 
 CEUS_KEY_FRAMES = 5
 CINE_FRAMES = 16
@@ -148,16 +154,17 @@ def family_spec_fields(key: str, version: str, facts: NetworkFacts, sha256: str)
     }
 
 
-def render_network_card(spec: ModelSpec, facts: NetworkFacts) -> str:
-    """The model card in Markdown: intended use, model, inputs, training, evaluation, limitations."""
+def render_card(spec: ModelSpec, facts: NetworkFacts) -> str:
+    """The model card in Markdown: intended use, model, inputs, training, evaluation (the
+    report's figures with their labels, then any other metric by its name), limitations."""
     inputs = ", ".join(
         f"`{i.name}` ({i.rule.value}, {i.contract.channels} channel(s) x "
         f"{i.contract.frames} frame(s))"
         for i in spec.inputs
     )
-    outputs = "a probability of malignancy"
+    outputs = f"a {spec.outputs.probability.name}"
     if spec.outputs.segments:
-        outputs = "a lymph-node mask and " + outputs
+        outputs = f"a {spec.outputs.segments[0].label} mask and {outputs}"
     model = (
         f"Family `{spec.family.value}`, architecture `{spec.architecture}` (backbone "
         f"`{spec.backbone}`) at {spec.input_size}x{spec.input_size}; inputs {inputs}. "
@@ -165,24 +172,32 @@ def render_network_card(spec: ModelSpec, facts: NetworkFacts) -> str:
         f"`{spec.outputs.heatmap.layer}` explaining input `{spec.outputs.heatmap.input}`. "
         f"Weights sha256 `{spec.weights_sha256}`."
     )
-    rows = [
-        (name, "n/a" if value is None else f"{value:.3f}") for name, value in facts.metrics.items()
+    named = {key for key, _ in FIGURES} | {"auc_ci_low", "auc_ci_high"}
+    rows = figure_rows(facts.metrics) + [
+        (name, figure_text(value)) for name, value in facts.metrics.items() if name not in named
     ]
     return card_markdown(spec, facts, model, rows)
 
 
 def package_network(
-    network: nn.Module, out_dir: Path, key: str, version: str, facts: NetworkFacts
+    weights: nn.Module | Mapping[str, torch.Tensor],
+    out_dir: Path,
+    key: str,
+    version: str,
+    facts: NetworkFacts,
 ) -> Path:
-    """Write ``out_dir/{weights.pt,spec.json,card.md}`` for a trained ``network``; returns ``out_dir``.
+    """Write ``out_dir/{weights.pt,spec.json,card.md}`` for a trained network or its state_dict;
+    returns ``out_dir``.
 
     The weights are saved as a plain fp32 state_dict; the spec is validated by ``ModelSpec``.
     """
     out_dir = Path(out_dir)
-    write_package(
-        dict(network.state_dict()),
+    state = weights.state_dict() if isinstance(weights, nn.Module) else weights
+    spec = write_package(
+        dict(state),
         out_dir,
         lambda sha256: family_spec_fields(key, version, facts, sha256),
-        lambda spec: render_network_card(spec, facts),
+        lambda spec: render_card(spec, facts),
     )
+    logger.info("packaged %s into %s", spec.ref, out_dir)
     return out_dir

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 from training.metrics import ECE_BINS
@@ -38,26 +39,41 @@ FIGURES = (
 )
 
 
-def _text(value: object) -> str:
+def figure_text(value: object) -> str:
+    """One figure as the report and the model card print it: 3 decimals, a count as a whole
+    number, ``n/a`` for a missing one."""
     if value is None:
         return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float) and float(value).is_integer() and abs(value) > 1:
+        return str(int(value))
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
 
 
-def render_report(metrics: dict, images: dict[str, bytes]) -> str:
-    """The HTML page of ``metrics`` with ``images`` (file name -> PNG bytes) embedded as data URIs."""
+def figure_rows(metrics: Mapping[str, object]) -> list[tuple[str, str]]:
+    """(label, text) of each figure of :data:`FIGURES` that ``metrics`` holds, in that order;
+    the AUC with its DeLong 95% CI where ``metrics`` has it."""
     rows = []
     for key, label in FIGURES:
         if key not in metrics:
             continue
-        text = _text(metrics[key])
+        text = figure_text(metrics[key])
         if key == "auc" and metrics.get("auc_ci_low") is not None:
-            text += (
-                f" (95% CI {_text(metrics['auc_ci_low'])}-{_text(metrics['auc_ci_high'])}, DeLong)"
-            )
-        rows.append(f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>")
+            low, high = figure_text(metrics["auc_ci_low"]), figure_text(metrics["auc_ci_high"])
+            text += f" (95% CI {low}-{high}, DeLong)"
+        rows.append((label, text))
+    return rows
+
+
+def render_report(metrics: dict, images: dict[str, bytes]) -> str:
+    """The HTML page of ``metrics`` with ``images`` (file name -> PNG bytes) embedded as data URIs."""
+    rows = [
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>"
+        for label, text in figure_rows(metrics)
+    ]
     plots = []
     for name, title in PLOTS:
         if name in images:

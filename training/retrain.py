@@ -295,7 +295,7 @@ def package_run(
     fold (plus ``packaged_fold``). One fold's weights, not an ensemble; the card says so.
     """
     from training.package import write_package
-    from training.package_families import NetworkFacts, render_network_card
+    from training.package_families import NetworkFacts, render_card
 
     fold = best_fold(summary)
     fold_dir = Path(run) / f"fold_{fold}"
@@ -350,6 +350,6 @@ def package_run(
             "operating_point": point.model_dump(mode="json"),
         }
 
-    packaged = write_package(state, target, fields, lambda s: render_network_card(s, facts))
+    packaged = write_package(state, target, fields, lambda s: render_card(s, facts))
     logger.info("packaged %s (fold %d) into %s", packaged.ref, fold, target)
     return ModelSpec.load(target)
