@@ -38,6 +38,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from inference.transforms import INPUT_MEAN, INPUT_STD
 from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
+from training.provenance import run_platform
 from training.splits import holdout_indices
 from training.tensor_augment import augment_batch
 
@@ -506,6 +507,7 @@ def train_network(
         "n_validation": len(val.malignant),
         "validation_groups": sorted(set(val.groups.tolist())),
         "config": asdict(config),
+        "platform": run_platform(config.device),
         "history": outcome.history,
     }
     (out_dir / summary_file).write_text(json.dumps(summary, indent=2) + "\n")

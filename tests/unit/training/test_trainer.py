@@ -121,6 +121,14 @@ def test_train_network_patience_stops_early_and_records_reason(
     assert _CountingBatches.epochs == 0 and len(again.history) == 3  # stopped runs stay stopped
 
 
+def test_train_network_summary_records_where_it_ran(arrays: TrainingArrays, tmp_path: Path) -> None:
+    train_network(_make("ynet"), arrays, tmp_path / "run", replace(CONFIG, epochs=1))
+    ran = json.loads((tmp_path / "run" / SUMMARY_FILE).read_text())["platform"]
+    assert ran["torch"] == torch.__version__ and ran["device"] == CONFIG.device
+    assert ran["torch_threads"] == torch.get_num_threads() and ran["cpu"]
+    assert ran["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
 def test_train_network_without_patience_records_epoch_cap_or_time_budget(
     arrays: TrainingArrays, tmp_path: Path
 ) -> None:
