@@ -8,13 +8,16 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from inference.registry import ModelSpec, sha256_file
 from training.metrics import ECE_BINS
 from training.report import figure_text
+
+if TYPE_CHECKING:
+    from training.package_families import NetworkFacts
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +78,11 @@ def calibration_section(spec: ModelSpec) -> list[str]:
 
 
 def card_markdown(
-    spec: ModelSpec, facts: Any, model: str, figure_rows: list[tuple[str, str]]
+    spec: ModelSpec, facts: NetworkFacts, model: str, figure_rows: list[tuple[str, str]]
 ) -> str:
     """A model card in Markdown: intended use, ``model`` (one paragraph), training data,
-    evaluation with ``figure_rows`` (label, text), limitations. ``facts`` carries
-    intended_use, trained_on, training, evaluated_on, evaluation and limitations."""
+    evaluation with ``figure_rows`` (label, text), limitations (``facts``: intended use, training data and
+    evaluation texts, limitations)."""
     lines = [
         f"# {spec.name} ({spec.ref})",
         "",
