@@ -81,8 +81,8 @@ def card_markdown(
     spec: ModelSpec, facts: NetworkFacts, model: str, figure_rows: list[tuple[str, str]]
 ) -> str:
     """A model card in Markdown: intended use, ``model`` (one paragraph), training data,
-    evaluation with ``figure_rows`` (label, text), limitations (``facts``: intended use, training data and
-    evaluation texts, limitations)."""
+    evaluation with ``figure_rows`` (label, text), limitations; the texts come from
+    ``facts``."""
     lines = [
         f"# {spec.name} ({spec.ref})",
         "",
