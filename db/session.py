@@ -3,19 +3,32 @@
 PostgreSQL connections get a connect timeout and a statement timeout (a hung server or a
 held lock ends in an error, not a wait forever; a pool checkout waits as long as a connect);
 SQLite waits for its file lock at most its busy timeout.
+
+Every process of a node upgrades the schema when it starts, and on a fresh installation they
+start together (compose starts the SCP, the sweeper and the workers at once). Upgrades are
+therefore serialised: a PostgreSQL advisory lock, or an exclusive lock on a file beside the
+SQLite database; the first process migrates and the others find the schema at head.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: pg_advisory_lock key of schema upgrades: the first 8 bytes of sha256(b"lnm-node schema")
+#: as a signed 64-bit integer (any constant the node alone uses would do)
+_UPGRADE_LOCK_KEY = -7_317_432_058_728_273_514
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,52 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str) -> None:
-    """Bring the schema at ``url`` to the newest revision."""
-    command.upgrade(alembic_config(url), "head")
+    """Bring the schema at ``url`` to the newest revision, one process at a time."""
+    with _upgrade_lock(url):
+        command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def _upgrade_lock(url: str) -> Iterator[None]:
+    """Hold the lock that serialises schema upgrades of the database at ``url``: an advisory
+    lock on PostgreSQL, ``flock`` on ``<file>.upgrade-lock`` beside an SQLite file; none for an
+    in-memory database."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        with _advisory_lock(url):
+            yield
+    elif backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        with _file_lock(Path(f"{parsed.database}.upgrade-lock")):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _advisory_lock(url: str) -> Iterator[None]:
+    """A session-level PostgreSQL advisory lock on a connection of its own (the upgrade runs on
+    another); closing that connection releases it, also when the process dies."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
+            connection.commit()
+            yield
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created 0600); released when the descriptor closes,
+    also when the process dies."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def make_sessionmaker(

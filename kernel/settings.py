@@ -476,8 +476,12 @@ def _create_private_sqlite(url: str) -> None:
     if not url.startswith("sqlite:///") or url.endswith(":memory:"):
         return
     path = Path(url.removeprefix("sqlite:///"))
-    if not path.exists() and path.parent.is_dir():
+    if not path.parent.is_dir():
+        return
+    try:  # one atomic step: a second process starting at the same moment finds the file made
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
