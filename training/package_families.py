@@ -172,11 +172,16 @@ def render_card(spec: ModelSpec, facts: NetworkFacts) -> str:
         f"`{spec.outputs.heatmap.layer}` explaining input `{spec.outputs.heatmap.input}`. "
         f"Weights sha256 `{spec.weights_sha256}`."
     )
+    return card_markdown(spec, facts, model, card_figure_rows(facts.metrics))
+
+
+def card_figure_rows(metrics: Mapping[str, object]) -> list[tuple[str, str]]:
+    """The card's evaluation table: the report's figures with their labels, then any other
+    metric by its name."""
     named = {key for key, _ in FIGURES} | {"auc_ci_low", "auc_ci_high"}
-    rows = figure_rows(facts.metrics) + [
-        (name, figure_text(value)) for name, value in facts.metrics.items() if name not in named
+    return figure_rows(metrics) + [
+        (name, figure_text(value)) for name, value in metrics.items() if name not in named
     ]
-    return card_markdown(spec, facts, model, rows)
 
 
 def package_network(
