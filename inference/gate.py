@@ -15,6 +15,7 @@ and ``lnm-node evaluate`` (``training.evaluate``), so both decline the same inpu
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -56,10 +57,11 @@ class GateReference:
         centred = np.atleast_2d(features).astype(np.float64) - self.mean
         return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", centred, self.precision, centred), 0))
 
-    def save(self, path: Path) -> None:
-        """Write the reference as ``.npz`` (float64: the distance is a sum of many products)."""
-        with path.open("wb") as handle:
-            np.savez(handle, mean=self.mean, precision=self.precision)
+    def npz_bytes(self) -> bytes:
+        """The reference as ``.npz`` bytes (float64: the distance is a sum of many products)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, mean=self.mean, precision=self.precision)
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: Path) -> GateReference:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from inference.scope import ModelScope
 from kernel.errors import NodeError
+from kernel.files import replace_file
 from kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -447,11 +448,11 @@ class ModelSpec(_Frozen):
         return spec
 
     def save(self, folder: Path) -> Path:
-        """Write ``<folder>/spec.json`` (for packaging); returns its path."""
+        """Write ``<folder>/spec.json`` whole (a worker reading it meanwhile sees the old spec
+        or the new one); returns its path."""
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / SPEC_FILE
-        path.write_text(self.model_dump_json(indent=2) + "\n")
-        return path
+        text = (self.model_dump_json(indent=2) + "\n").encode()
+        return replace_file(folder / SPEC_FILE, lambda handle: handle.write(text))
 
 
 def sha256_file(path: Path) -> str:

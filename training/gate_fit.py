@@ -9,6 +9,7 @@ or to pick the threshold) against out-of-domain sets: AUROC per set and the fals
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,13 +21,14 @@ from torch import nn
 
 from inference.gate import FeatureTap, GateReference
 from inference.registry import Family, ModelInput, ModelSpec, SelectionRule, TensorContract
-from inference.registry import sha256_file as file_sha256
 from inference.scope import GateSpec
 from inference.transforms import to_model_input
+from kernel.files import replace_file
 
 logger = logging.getLogger(__name__)
 
-GATE_FILE = "gate.npz"
+#: gate reference files are ``gate-<first 16 hex digits of their sha256>.npz``
+GATE_PREFIX = "gate"
 DEFAULT_QUANTILE = 0.975
 """Inner-validation quantile of the threshold: about 2.5 % of in-domain inputs declined."""
 
@@ -181,25 +183,37 @@ def write_gate(
     fitted_on: str,
     figures: dict[str, float],
 ) -> ModelSpec:
-    """Write ``gate.npz`` beside the weights and the gate into ``spec.json``; returns the spec."""
+    """Write the reference beside the weights and the gate into ``spec.json``; returns the spec.
+
+    A running node reads the spec, then the reference it names, on every job, so a refit must
+    never show a spec beside another spec's reference: the reference goes to a new file named
+    by its content, then the spec is swapped in one rename. The reference the old spec named is
+    kept (a job may have read that spec a moment ago); older ones are removed.
+    """
     folder = spec.folder
-    path = folder / GATE_FILE
-    reference.save(path)
+    data = reference.npz_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    name = f"{GATE_PREFIX}-{sha256[:16]}.npz"
+    replace_file(folder / name, lambda handle: handle.write(data))
     gate = GateSpec(
         method="mahalanobis",
         layers=layers,
-        reference=GATE_FILE,
-        reference_sha256=file_sha256(path),
+        reference=name,
+        reference_sha256=sha256,
         threshold=round(threshold, 4),
         fitted_on=fitted_on,
         figures={k: round(v, 4) for k, v in figures.items()},
     )
     updated = spec.model_copy(update={"scope": spec.scope.model_copy(update={"gate": gate})})
     ModelSpec.model_validate(updated.model_dump()).save(folder)
+    keep = {name} | ({spec.gate_path.name} if spec.gate_path is not None else set())
+    for old in folder.glob(f"{GATE_PREFIX}*.npz"):
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
     written = ModelSpec.load(folder)
     if written.card_path.is_file():
-        card = written.card_path.read_text()
-        written.card_path.write_text(with_card_section(card, gate_card_section(written)))
+        card = with_card_section(written.card_path.read_text(), gate_card_section(written))
+        replace_file(written.card_path, lambda handle: handle.write(card.encode()))
     return written
 
 

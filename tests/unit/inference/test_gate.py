@@ -4,8 +4,11 @@ way in the node's runner and in ``evaluate``."""
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,3 +116,52 @@ def test_measure_gate_reports_false_declines_and_auroc() -> None:
     figures = measure_gate(reference, 2.5, holdout, {"far": far})
     assert figures["far_auroc"] > 0.99 and figures["far_declined"] > 0.95
     assert 0.0 <= figures["false_decline_rate"] < 0.1
+
+
+def _read_like_a_worker(folder: str, stop: str, results: Any) -> None:
+    """What every job does: load the spec, then the gate reference it names; says "ready" after
+    the first read, then reads until ``stop`` exists and puts (reads, failures, distinct
+    references seen)."""
+    reads, failures, seen = 0, [], set()
+    while not Path(stop).exists():
+        try:
+            spec = ModelSpec.load(Path(folder))
+            load_reference(spec)
+            seen.add(spec.scope.gate.reference_sha256 if spec.scope.gate else None)
+            reads += 1
+        except Exception as error:  # noqa: BLE001 - what a job would have failed with
+            failures.append(f"{type(error).__name__}: {error}"[:200])
+        if reads == 1 and not failures:
+            results.put("ready")
+    results.put((reads, failures[:3] + [f"{len(failures)} in all"] if failures else [], len(seen)))
+
+
+def test_refitting_the_gate_of_a_live_model_never_shows_a_worker_half_of_it(
+    gated: ModelSpec, tmp_path: Path
+) -> None:
+    """`scope fit-gate` on a running node: a worker process loading the spec and its reference
+    throughout twenty refits sees one consistent pair every time."""
+    spawn = multiprocessing.get_context("spawn")
+    results, stop = spawn.Queue(), tmp_path / "stop"
+    reader = spawn.Process(target=_read_like_a_worker, args=(str(gated.folder), str(stop), results))
+    reader.start()
+    gate = gated.scope.gate
+    assert gate is not None
+    rng = np.random.default_rng(0)
+    dimension = len(np.asarray(GateReference.load(gated.gate_path).mean))
+    assert results.get(timeout=120) == "ready"
+    for _ in range(20):
+        reference = GateReference(
+            mean=rng.normal(size=dimension), precision=np.eye(dimension) * rng.uniform(1, 2)
+        )
+        write_gate(
+            ModelSpec.load(gated.folder), gate.layers, reference, gate.threshold, "refit", {}
+        )
+        time.sleep(0.05)
+    stop.touch()
+    reads, failures, distinct = results.get(timeout=60)
+    reader.join(timeout=30)
+
+    assert failures == []
+    assert reads > 20 and distinct > 2  # it read throughout, across several refits
+    assert len(list(gated.folder.glob("gate*.npz"))) == 2  # the current and the one before
