@@ -127,6 +127,7 @@ def test_train_network_summary_records_where_it_ran(arrays: TrainingArrays, tmp_
     assert ran["torch"] == torch.__version__ and ran["device"] == CONFIG.device
     assert ran["torch_threads"] == torch.get_num_threads() and ran["cpu"]
     assert ran["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert ran["onednn"] == torch.backends.mkldnn.enabled
 
 
 def test_train_network_without_patience_records_epoch_cap_or_time_budget(
