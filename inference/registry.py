@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from inference.scope import ModelScope
 from kernel.errors import NodeError
-from kernel.files import replace_file
 from kernel.settings import Settings
+from kernel.spool import replace_file
 
 logger = logging.getLogger(__name__)
 

@@ -69,6 +69,32 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def replace_file(
+    path: Path, write: Callable[[BinaryIO], None], temporary_dir: Path | None = None
+) -> Path:
+    """Write ``path`` whole or not at all; returns ``path``.
+
+    ``write`` fills a temporary file (0600) in ``temporary_dir`` (beside ``path`` when None;
+    the same filesystem either way), which is fsynced and renamed over ``path``; then the
+    folder is fsynced. A reader of ``path`` meanwhile sees the old file or the new one, never a
+    part (model folders are read by running workers on every job while ``scope fit-gate`` or
+    packaging rewrites them); on an error ``path`` is left as it was.
+    """
+    temporary = (temporary_dir or path.parent) / f".{path.name}.{uuid.uuid4().hex}.part"
+    try:
+        with os.fdopen(
+            os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb"
+        ) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return path
+
+
 @dataclass(frozen=True)
 class QuarantineEntry:
     """One quarantined instance: its record and (when kept) its bytes."""
@@ -113,20 +139,9 @@ class Spool:
         return path
 
     def write_atomic(self, path: Path, write: Callable[[BinaryIO], None]) -> Path:
-        """Write via a temp file in the spool, fsync it, rename into place, fsync the folder."""
+        """:func:`replace_file` with the temporary file in the spool's ``tmp/``."""
         make_dirs(path.parent)
-        tmp = self.tmp_dir / f"{uuid.uuid4().hex}.part"
-        try:
-            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        fsync_dir(path.parent)
-        return path
+        return replace_file(path, write, self.tmp_dir)
 
     def place(self, source: bytes | Path, path: Path, sync_folder: bool = True) -> bool:
         """Store ``source`` at ``path`` durably unless a file is there already; True when placed.

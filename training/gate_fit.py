@@ -23,7 +23,7 @@ from inference.gate import FeatureTap, GateReference
 from inference.registry import Family, ModelInput, ModelSpec, SelectionRule, TensorContract
 from inference.scope import GateSpec
 from inference.transforms import to_model_input
-from kernel.files import replace_file
+from kernel.spool import replace_file
 
 logger = logging.getLogger(__name__)
 
