@@ -9,6 +9,7 @@ from celery import Celery
 from kombu import Queue
 
 from kernel.settings import Settings
+from kernel.spool import make_dirs
 from pipeline import folder_queue
 from pipeline.context import NodeContext
 from pipeline.routing import known_queues
@@ -25,7 +26,7 @@ def broker_options(settings: Settings) -> dict[str, object]:
     if settings.broker_url.startswith("filesystem://"):
         folder = Path(settings.home) / "queue"
         for sub in ("messages", "processed", "control", "staging"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
+            make_dirs(folder / sub)  # 0700: messages name jobs of patients' studies
         return {
             "staging_folder": str(folder / "staging"),
             "data_folder_in": str(folder / "messages"),

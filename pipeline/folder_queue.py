@@ -4,12 +4,12 @@ kombu's filesystem transport creates a message file and then writes it; a consum
 folder at that moment moves the still empty file away, fails to decode it and the worker stops
 with the message lost (seen with two workers polling every 50 ms: the job waited for the
 sweeper's re-send, 300 s). Here a message is written and fsynced in a staging folder and
-renamed into the queue folder, so a consumer only ever sees complete messages.
+renamed into the queue folder (``kernel.spool.replace_file``, 0600), so a consumer only ever
+sees complete messages.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from time import monotonic
@@ -17,6 +17,8 @@ from time import monotonic
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.json import dumps
+
+from kernel.spool import replace_file
 
 #: the broker URL scheme of this transport (``filesystem://`` settings map to it)
 SCHEME = "lnmfolder"
@@ -29,12 +31,11 @@ class Channel(filesystem.Channel):
         """Write the message in the staging folder, then rename it into the queue folder."""
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         staging = Path(self.transport_options["staging_folder"])
+        data = dumps(payload).encode()
         try:
-            with open(staging / name, "wb") as handle:
-                handle.write(dumps(payload).encode())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(staging / name, Path(self.data_folder_out) / name)
+            replace_file(
+                Path(self.data_folder_out) / name, lambda handle: handle.write(data), staging
+            )
         except OSError as exc:
             raise ChannelError(f"cannot add message {name!r} to the queue folder") from exc
 

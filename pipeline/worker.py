@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kernel.settings import Profile, Settings, available_cpus
+from kernel.spool import make_dirs, replace_file
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
 from pipeline.routing import known_queues
@@ -82,8 +83,9 @@ def get_ready(
 def mark_ready(home: Path, warmed: list[str]) -> None:
     """Write this process's ready marker (the refs it warmed) and log ``worker ready``."""
     marker = ready_marker(home, os.getpid())
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(" ".join(warmed) + "\n")
+    make_dirs(marker.parent)
+    text = (" ".join(warmed) + "\n").encode()
+    replace_file(marker, lambda handle: handle.write(text))
     log.info("worker ready", extra={"models": warmed, "pid": os.getpid()})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -27,9 +28,15 @@ def test_worker_warms_live_versions_then_a_version_promoted_while_it_runs(tmp_pa
     try:
         assert get_ready(ctx, processes=1, watch=stop) == [f"tiny-ynet@{enabled}"]
         assert len(ctx.model_cache) == 1
-        assert ready_marker(ctx.settings.home, os.getpid()).read_text().split() == [
-            f"tiny-ynet@{enabled}"
-        ]
+        marker = ready_marker(ctx.settings.home, os.getpid())
+        assert marker.read_text().split() == [f"tiny-ynet@{enabled}"]
+        assert (
+            stat.S_IMODE(marker.stat().st_mode),
+            stat.S_IMODE(marker.parent.stat().st_mode),
+        ) == (
+            0o600,
+            0o700,
+        )
 
         with ctx.sessions.begin() as session:
             model_versions.promote(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from kernel.settings import Settings
@@ -16,6 +17,11 @@ def test_a_message_is_staged_then_renamed_whole_into_the_queue_folder(tmp_path: 
     queue = tmp_path / "queue"
     (message,) = os.listdir(queue / "messages")
     assert message.endswith(".lnm.msg") and os.listdir(queue / "staging") == []
+    assert stat.S_IMODE((queue / "messages" / message).stat().st_mode) == 0o600
+    folders = [queue, *(queue / sub for sub in ("messages", "processed", "control", "staging"))]
+    assert {str(f): stat.S_IMODE(f.stat().st_mode) for f in folders} == {
+        str(f): 0o700 for f in folders
+    }
     with app.connection_for_read() as connection:
         assert isinstance(connection.transport, Transport)
         received = connection.SimpleQueue("lnm").get(timeout=5)
