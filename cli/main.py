@@ -60,6 +60,7 @@ def serve(
     http_port: Annotated[int | None, typer.Option(help="Serve the status page and /metrics on this port.")] = None,
 ) -> None:
     """Run SCP, sweeper and worker together until SIGTERM."""
+    from pipeline.serve import CannotServe
     from pipeline.serve import serve as run
 
     configure_logging()
@@ -67,7 +68,11 @@ def serve(
                          destinations=[parse_destination(p) for p in pacs] if pacs else None,
                          quiet_seconds=quiet_seconds, http_port=http_port)
     _print_settings(settings)
-    run(settings)
+    try:
+        run(settings)
+    except CannotServe as exc:
+        console.print(f"[red]cannot serve:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 @app.command("web-user")
@@ -101,11 +106,16 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     from dicom_node.scp import receive_into, start_scp
     from pipeline.celery_app import make_celery
     from pipeline.handover import queue_hand_over
-    from pipeline.serve import prepare
+    from pipeline.serve import CannotServe, check_port_free, prepare
 
     configure_logging()
     settings = _settings(home, port=port)
     _print_settings(settings)
+    try:
+        check_port_free(settings)
+    except CannotServe as exc:
+        console.print(f"[red]cannot serve:[/red] {exc}")
+        raise typer.Exit(1) from exc
     ctx = prepare(settings)
     receive_into(ctx.spool)
     server = start_scp(settings, ctx.spool, ctx.sessions,

@@ -7,15 +7,23 @@ then open the DICOM port and print ``lnm-node ready``: the first study meets a w
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kernel.errors import NodeError
 from kernel.settings import Settings, settings_environment
+from kernel.spool import make_dirs
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
 from pipeline.handover import queue_hand_over
@@ -23,10 +31,16 @@ from pipeline.registry_sync import sync_registry
 from pipeline.sweeper import remove_stale_partials, run_sweeper
 from pipeline.worker import ready_marker
 
+if TYPE_CHECKING:
+    from celery import Celery
+    from pynetdicom.transport import ThreadedAssociationServer
+
 log = logging.getLogger(__name__)
 
 #: how long `serve` waits for its workers to warm before it gives up
 WARM_TIMEOUT_SECONDS = 600.0
+#: the file in HOME/run that one `serve` per home holds locked
+SERVE_LOCK = "serve.lock"
 
 
 def prepare(settings: Settings) -> NodeContext:
@@ -90,11 +104,68 @@ class WorkerProcesses:
             ready_marker(self._settings.home, process.pid).unlink(missing_ok=True)
 
 
+class CannotServe(NodeError):
+    """`serve` cannot start: its home is served already, or its DICOM port is taken."""
+
+
+@contextmanager
+def home_lock(home: Path) -> Iterator[None]:
+    """Hold ``HOME/run/serve.lock`` (``flock``, released when the process ends): one `serve`
+    per home, since its workers take jobs from the home's folder queue. Raises
+    :class:`CannotServe` naming the process that holds it."""
+    path = home / "run" / SERVE_LOCK
+    make_dirs(path.parent)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise CannotServe(
+                f"{home} is served already by another `lnm-node serve` (pid {holder}); "
+                "stop it, or give this one another --home"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def check_port_free(settings: Settings) -> None:
+    """Raise :class:`CannotServe` when the DICOM port cannot be bound, before any worker
+    starts (port 0, any free port, always can)."""
+    if settings.port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.bind_address, settings.port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the SCP binds
+            probe.bind(address)
+    except OSError as error:
+        raise CannotServe(
+            f"cannot listen on {settings.bind_address}:{settings.port}: "
+            f"{error.strerror or error}; is another node running there?"
+        ) from error
+
+
 def serve(settings: Settings, stop: threading.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``), then shut down: SCP first, then workers, sweeper."""
+    """Run until SIGTERM/SIGINT (or ``stop``), then shut down: the SCP first, then the status
+    page, the sweeper and the workers.
+
+    Raises :class:`CannotServe` before starting anything when the home is served already or
+    the port is taken; whatever fails later, the worker processes it started are stopped.
+    """
+    with home_lock(settings.home):
+        check_port_free(settings)
+        _serve(settings, stop or threading.Event())
+
+
+def _serve(settings: Settings, stop: threading.Event) -> None:
     from dicom_node.scp import receive_into, start_scp
 
-    stop = stop or threading.Event()
     ctx = prepare(settings)
     app = make_celery(settings)
 
@@ -106,44 +177,63 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
     workers = WorkerProcesses(settings)
-    started = time.monotonic()
-    if not workers.wait_warm(stop):
-        workers.stop()
-        if stop.is_set():
-            return
-        raise RuntimeError(f"workers not warm after {WARM_TIMEOUT_SECONDS:.0f} s")
-    log.info("workers warm", extra={"workers": workers.count,
-                                    "seconds": round(time.monotonic() - started, 2)})
-    receive_into(ctx.spool)
-    server = start_scp(settings, ctx.spool, ctx.sessions, on_assembled=queue_hand_over(ctx, app))
-    port = server.server_address[1]
-    log.info("node serving", extra={"ae_title": settings.ae_title, "port": port,
-                                    "worker_pids": [p.pid for p in workers.processes]})
-    print(f"lnm-node listening: {settings.ae_title}@{settings.bind_address}:{port}", flush=True)
-    http = None
-    if settings.http_port is not None:
-        from web.server import start_http_server
-
-        try:
-            http = start_http_server(settings, ctx.sessions, ctx.spool)
-        except (OSError, RuntimeError):
-            server.shutdown()
-            workers.stop()
-            raise
-        print(f"lnm-node status page: {http.url}", flush=True)
-    sweeper = threading.Thread(
-        target=run_sweeper, args=(ctx, app, stop), name="sweeper", daemon=True
-    )
-    sweeper.start()
-    print(f"lnm-node ready: {workers.count} worker(s) warm", flush=True)
-    log.info("node ready")
     try:
+        started = time.monotonic()
+        if not workers.wait_warm(stop):
+            if stop.is_set():
+                return
+            raise RuntimeError(f"workers not warm after {WARM_TIMEOUT_SECONDS:.0f} s")
+        log.info("workers warm", extra={"workers": workers.count,
+                                        "seconds": round(time.monotonic() - started, 2)})
+        receive_into(ctx.spool)
+        try:
+            server = start_scp(
+                settings, ctx.spool, ctx.sessions, on_assembled=queue_hand_over(ctx, app)
+            )
+        except OSError as error:
+            raise CannotServe(
+                f"cannot listen on {settings.bind_address}:{settings.port}: "
+                f"{error.strerror or error}"
+            ) from error
+        _run(settings, ctx, app, server, workers, stop)
+    finally:
+        workers.stop()
+        log.info("node stopped")
+
+
+def _run(
+    settings: Settings,
+    ctx: NodeContext,
+    app: Celery,
+    server: ThreadedAssociationServer,
+    workers: WorkerProcesses,
+    stop: threading.Event,
+) -> None:
+    """With the SCP listening: the status page when asked for, the sweeper, then wait for
+    ``stop`` while restarting workers that exit; shuts the SCP down first when it ends."""
+    http, sweeper = None, None
+    try:
+        port = server.server_address[1]
+        log.info("node serving", extra={"ae_title": settings.ae_title, "port": port,
+                                        "worker_pids": [p.pid for p in workers.processes]})
+        print(f"lnm-node listening: {settings.ae_title}@{settings.bind_address}:{port}", flush=True)
+        if settings.http_port is not None:
+            from web.server import start_http_server
+
+            http = start_http_server(settings, ctx.sessions, ctx.spool)
+            print(f"lnm-node status page: {http.url}", flush=True)
+        sweeper = threading.Thread(
+            target=run_sweeper, args=(ctx, app, stop), name="sweeper", daemon=True
+        )
+        sweeper.start()
+        print(f"lnm-node ready: {workers.count} worker(s) warm", flush=True)
+        log.info("node ready")
         while not stop.wait(1.0):
             workers.restart_exited()
     finally:
         server.shutdown()
         if http is not None:
             http.stop()
-        sweeper.join(timeout=10)
-        workers.stop()
-        log.info("node stopped")
+        stop.set()
+        if sweeper is not None:
+            sweeper.join(timeout=10)
