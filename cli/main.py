@@ -135,11 +135,14 @@ def worker(
     concurrency: Annotated[int | None, typer.Option()] = None,
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default: all).")] = None,
     processes: Annotated[int, typer.Option(help="Worker processes sharing this host's cores.", hidden=True)] = 1,
+    parent_pid: Annotated[int | None, typer.Option(help="Stop when this process (serve) ends.", hidden=True)] = None,
 ) -> None:
     """Run a Celery worker for the node's jobs (warmed: it takes jobs once its models ran once)."""
-    from pipeline.worker import run_worker
+    from pipeline.worker import end_with_parent, run_worker
 
     configure_logging()
+    if parent_pid is not None:
+        end_with_parent(parent_pid)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
     run_worker(_settings(home), concurrency, names, processes=processes)
 

@@ -57,11 +57,10 @@ def prepare(settings: Settings) -> NodeContext:
 
 def start_worker_process(settings: Settings, processes: int = 1) -> subprocess.Popen[bytes]:
     """A real worker process with the same settings, through the environment; ``processes``
-    is how many share the host's cores."""
+    is how many share the host's cores. It ends when this process ends, even by SIGKILL."""
     env = {**os.environ, **settings_environment(settings)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "worker", "--processes", str(processes)], env=env
-    )
+    command = [sys.executable, "-m", "cli.main", "worker", "--processes", str(processes)]
+    return subprocess.Popen([*command, "--parent-pid", str(os.getpid())], env=env)
 
 
 class WorkerProcesses:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +19,9 @@ from pipeline.routing import known_queues
 from pipeline.warmup import import_job_modules, live_model_refs, warm_models
 
 log = logging.getLogger(__name__)
+
+#: prctl option: the signal this process gets when its parent ends (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
 
 #: seconds a prefork child may take to start (it loads and warms its models first)
 CHILD_START_SECONDS = 600
@@ -49,6 +55,19 @@ def worker_argv(
 def ready_marker(home: Path, pid: int) -> Path:
     """The file a worker process writes once its models are warm (``serve`` waits for it)."""
     return home / "run" / f"worker-{pid}.ready"
+
+
+def end_with_parent(parent_pid: int) -> None:
+    """Have the kernel send this process SIGTERM (Celery's warm shutdown) when the process
+    that started it ends, however it ends (``prctl(PR_SET_PDEATHSIG)``, Linux); exit at once
+    when it has ended already. `serve`'s workers would otherwise outlive a killed `serve` and
+    keep taking jobs from its home's queue."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("cannot follow the parent process", extra={"errno": ctypes.get_errno()})
+    if os.getppid() != parent_pid:  # it ended before the request above took effect
+        log.info("parent process gone; worker not started", extra={"parent_pid": parent_pid})
+        raise SystemExit(0)
 
 
 def cpu_threads(processes: int) -> int:

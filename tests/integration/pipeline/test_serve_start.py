@@ -4,6 +4,7 @@ and one that cannot open its port would leave its workers running."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.models import package_model
-from tests.support.network import free_port, port_open
+from tests.support.network import free_port, port_open, wait_until
 from tests.support.node import start_node
 
 pytestmark = pytest.mark.integration
@@ -67,3 +68,18 @@ def test_a_second_serve_on_a_served_home_or_port_stops_before_any_worker(tmp_pat
     finally:
         assert node.stop() == 0
     assert _workers_of(home) == []
+
+
+def test_workers_end_when_serve_is_killed(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, `kill -9`) gives `serve` no chance to stop its workers: the
+    kernel tells them (PR_SET_PDEATHSIG), and they end instead of taking jobs unseen."""
+    package_model(tmp_path / "models" / "tiny-ynet", seed=0)
+    env = {"LNM_MODELS_DIR": str(tmp_path / "models"), "LNM_DEFAULT_MODEL": "tiny-ynet"}
+    home = tmp_path / "node"
+    node = start_node(home, env=env)
+    assert _workers_of(home)
+
+    node.process.send_signal(signal.SIGKILL)
+    node.process.wait(timeout=30)
+
+    wait_until(lambda: not _workers_of(home), timeout=60, what="the killed node's workers ended")
