@@ -12,7 +12,6 @@ SQLite database; the first process migrates and the others find the schema at he
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from kernel.spool import lock_file
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: pg_advisory_lock key of schema upgrades: the first 8 bytes of sha256(b"lnm-node schema")
@@ -117,11 +118,9 @@ def _advisory_lock(url: str) -> Iterator[None]:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (created 0600); released when the descriptor closes,
-    also when the process dies."""
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """An exclusive ``flock`` on ``path`` (:func:`kernel.spool.lock_file`), waited for."""
+    descriptor = lock_file(path)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)

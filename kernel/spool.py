@@ -18,6 +18,7 @@ written to for :data:`STALE_AFTER_SECONDS` (a write in progress touches its file
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -67,6 +68,19 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_file(path: Path, wait: bool = True) -> int:
+    """An open descriptor of ``path`` (created 0600) holding an exclusive ``flock``; closing it,
+    or the process ending, releases the lock. Without ``wait``, raises :class:`BlockingIOError`
+    at once while another process holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 def replace_file(

@@ -7,7 +7,6 @@ then open the DICOM port and print ``lnm-node ready``: the first study meets a w
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import signal
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from kernel.errors import NodeError
 from kernel.settings import Settings, settings_environment
-from kernel.spool import make_dirs
+from kernel.spool import lock_file, make_dirs
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
 from pipeline.handover import queue_hand_over
@@ -114,16 +113,15 @@ def home_lock(home: Path) -> Iterator[None]:
     :class:`CannotServe` naming the process that holds it."""
     path = home / "run" / SERVE_LOCK
     make_dirs(path.parent)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise CannotServe(
-                f"{home} is served already by another `lnm-node serve` (pid {holder}); "
-                "stop it, or give this one another --home"
-            ) from None
+        descriptor = lock_file(path, wait=False)
+    except BlockingIOError:
+        holder = path.read_text(errors="replace").strip() or "unknown"
+        raise CannotServe(
+            f"{home} is served already by another `lnm-node serve` (pid {holder}); "
+            "stop it, or give this one another --home"
+        ) from None
+    try:
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -144,10 +142,15 @@ def check_port_free(settings: Settings) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the SCP binds
             probe.bind(address)
     except OSError as error:
-        raise CannotServe(
-            f"cannot listen on {settings.bind_address}:{settings.port}: "
-            f"{error.strerror or error}; is another node running there?"
-        ) from error
+        raise cannot_listen(settings, error) from error
+
+
+def cannot_listen(settings: Settings, error: OSError) -> CannotServe:
+    """The error of a DICOM port that cannot be bound."""
+    return CannotServe(
+        f"cannot listen on {settings.bind_address}:{settings.port}: "
+        f"{error.strerror or error}; is another node running there?"
+    )
 
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> None:
@@ -190,10 +193,7 @@ def _serve(settings: Settings, stop: threading.Event) -> None:
                 settings, ctx.spool, ctx.sessions, on_assembled=queue_hand_over(ctx, app)
             )
         except OSError as error:
-            raise CannotServe(
-                f"cannot listen on {settings.bind_address}:{settings.port}: "
-                f"{error.strerror or error}"
-            ) from error
+            raise cannot_listen(settings, error) from error
         _run(settings, ctx, app, server, workers, stop)
     finally:
         workers.stop()
