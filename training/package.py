@@ -138,6 +138,14 @@ def write_package(
     return spec
 
 
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The state_dict saved at ``path``, plain or under a checkpoint's ``state_dict`` key."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    return state
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m training.package WEIGHTS OUT_DIR --key K --version V --facts FACTS.json``:
     a state_dict file (e.g. ``training/gpu_train.py``'s) packaged with the facts of
@@ -154,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     facts = json.loads(args.facts.read_text())
     facts["limitations"] = tuple(facts.get("limitations", ()))
-    state = torch.load(args.weights, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    state = read_state_dict(args.weights)
     print(package_network(state, args.out_dir, args.key, args.version, NetworkFacts(**facts)))
     return 0
 

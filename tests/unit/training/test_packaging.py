@@ -13,7 +13,7 @@ from inference.loading import load_network
 from inference.networks.ynet import YNet
 from inference.registry import ModelSpec, Registry, verify_weights
 from training.evaluate import evaluate
-from training.package import main
+from training.package import main, read_state_dict
 from training.package_families import NetworkFacts, package_network
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,8 +43,7 @@ def package_model(
     weights: Path, out_dir: Path, key: str, version: str, facts: NetworkFacts
 ) -> Path:
     """Package a saved state_dict, as ``python -m training.package`` does."""
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    return package_network(state, out_dir, key, version, facts)
+    return package_network(read_state_dict(weights), out_dir, key, version, facts)
 
 
 def test_package_model_registry_round_trip(tmp_path: Path) -> None:
