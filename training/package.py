@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import torch
 from inference.registry import ModelSpec, sha256_file
 from training.metrics import ECE_BINS
 from training.report import figure_text
+from training.torch_files import save_atomically
 
 if TYPE_CHECKING:
     from training.package_families import NetworkFacts
@@ -129,9 +129,7 @@ def write_package(
         for k, v in state.items()
     }
     weights = out_dir / WEIGHTS_FILE
-    temporary = weights.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, weights)
+    save_atomically(state, weights)
     spec = ModelSpec.model_validate(spec_fields(sha256_file(weights)))
     spec.save(out_dir)
     (out_dir / CARD_FILE).write_text(render(spec))

@@ -32,6 +32,7 @@ from inference.registry import (
 )
 from training.kfold import cross_validate, frozen_folds
 from training.learning_curves import fold_learning_curve, run_learning_curves
+from training.torch_files import save_atomically
 from training.trainer import (
     BEST_FILE,
     SUMMARY_FILE,
@@ -193,7 +194,7 @@ def pretrain_encoder(spec: ModelSpec, cases: Cases, run: Path, config: TrainConf
     outcome = train_network(make, cases, path.parent, config, label="pretrain")
     network = make()
     network.load_state_dict(torch.load(outcome.best_state_path, weights_only=True))
-    torch.save(network.encoder_state_dict(), path)  # type: ignore[operator]
+    save_atomically(network.encoder_state_dict(), path)  # type: ignore[operator]
     return path
 
 

@@ -37,7 +37,8 @@ from inference.loading import build_network
 from inference.registry import ModelSpec, sha256_file
 from training.retrain import ENCODER_FILE, has_shared_encoder
 from training.ssl_frames import UnlabelledFrames
-from training.trainer import autocast, epoch_progress, save_atomically
+from training.torch_files import save_atomically
+from training.trainer import autocast, epoch_progress
 
 logger = logging.getLogger(__name__)
 

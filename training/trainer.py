@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -41,6 +40,7 @@ from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_thre
 from training.provenance import run_platform
 from training.splits import holdout_indices
 from training.tensor_augment import augment_batch
+from training.torch_files import save_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -262,13 +262,6 @@ def weight_average(network: nn.Module, config: TrainConfig) -> AveragedModel | N
     return AveragedModel(
         network, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
     )
-
-
-def save_atomically(payload: object, path: Path) -> None:
-    """torch.save to a temporary file, then rename over ``path``."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
 
 
 def epoch_progress(label: str) -> Progress:
