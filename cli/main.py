@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +51,18 @@ def _print_settings(settings: Settings) -> None:
     console.print_json(json.dumps(settings.redacted()))
 
 
+@contextmanager
+def _exit_when_cannot_serve() -> Iterator[None]:
+    """Turn ``CannotServe`` (home served already, port taken) into one line and exit 1."""
+    from pipeline.serve import CannotServe
+
+    try:
+        yield
+    except CannotServe as exc:
+        console.print(f"[red]cannot serve:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def serve(
     home: HomeOption = None,
@@ -60,7 +74,6 @@ def serve(
     http_port: Annotated[int | None, typer.Option(help="Serve the status page and /metrics on this port.")] = None,
 ) -> None:
     """Run SCP, sweeper and worker together until SIGTERM."""
-    from pipeline.serve import CannotServe
     from pipeline.serve import serve as run
 
     configure_logging()
@@ -68,11 +81,8 @@ def serve(
                          destinations=[parse_destination(p) for p in pacs] if pacs else None,
                          quiet_seconds=quiet_seconds, http_port=http_port)
     _print_settings(settings)
-    try:
+    with _exit_when_cannot_serve():
         run(settings)
-    except CannotServe as exc:
-        console.print(f"[red]cannot serve:[/red] {exc}")
-        raise typer.Exit(1) from exc
 
 
 @app.command("web-user")
@@ -106,16 +116,13 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     from dicom_node.scp import receive_into, start_scp
     from pipeline.celery_app import make_celery
     from pipeline.handover import queue_hand_over
-    from pipeline.serve import CannotServe, check_port_free, prepare
+    from pipeline.serve import check_port_free, prepare
 
     configure_logging()
     settings = _settings(home, port=port)
     _print_settings(settings)
-    try:
+    with _exit_when_cannot_serve():
         check_port_free(settings)
-    except CannotServe as exc:
-        console.print(f"[red]cannot serve:[/red] {exc}")
-        raise typer.Exit(1) from exc
     ctx = prepare(settings)
     receive_into(ctx.spool)
     server = start_scp(settings, ctx.spool, ctx.sessions,
