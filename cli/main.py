@@ -20,7 +20,7 @@ from cli.options import HomeOption
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
-from kernel.errors import TransientError
+from kernel.errors import DatasetError, TransientError
 from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings, load_settings, parse_destination
 
@@ -374,5 +374,16 @@ def models_verify(home: HomeOption = None) -> None:
         console.print("[red]verification failed[/red]" if results else "[red]no registered models[/red]")
         raise typer.Exit(1)
 
+
+def main() -> None:
+    """The ``lnm-node`` command: :data:`app`, with a dataset an admin command cannot use
+    (``DatasetError``: no labels.csv, a bad label, a missing pack) told in one line, exit 1."""
+    try:
+        app()
+    except DatasetError as exc:
+        console.print(f"[red]cannot use the dataset:[/red] {exc}")
+        raise SystemExit(1) from exc
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -11,6 +11,12 @@ class InvalidInput(NodeError):
     """Permanent: the input cannot be used; do not retry. Keep the reason."""
 
 
+class DatasetError(InvalidInput, ValueError):
+    """A dataset given to an admin command cannot be used as it is (no labels.csv, a missing
+    column or a bad label, files changed since it was frozen); the message says what to fix.
+    The CLI prints it in one line and exits 2."""
+
+
 class TransientError(NodeError):
     """Temporary: retry later (peer down, database busy, disk momentarily full)."""
 

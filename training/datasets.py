@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from inference.transforms import to_grey_unit
+from kernel.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -83,34 +84,52 @@ class TrainingArrays:
         )
 
 
-def _optional_int(text: str | None) -> int | None:
+def binary_label(text: str | None, labels: Path, line: int, column: str) -> int | None:
+    """A 0/1 cell of ``labels`` (row ``line``) as an int, None when empty; raises
+    :class:`DatasetError` for anything else."""
     text = (text or "").strip()
-    return int(float(text)) if text else None
+    if not text:
+        return None
+    if text not in ("0", "1", "0.0", "1.0"):
+        raise DatasetError(f"{labels} row {line}: {column} must be 0 or 1, got {text!r}")
+    return int(float(text))
+
+
+def labels_csv(folder: Path) -> Path:
+    """``folder/labels.csv``; raises :class:`DatasetError` when the folder or the file is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder")
+    labels = folder / LABELS_FILE
+    if not labels.is_file():
+        raise DatasetError(f"{labels} not found: an image folder needs a labels.csv")
+    return labels
 
 
 def read_image_folder(path: Path) -> list[Row]:
-    """Rows of ``path/labels.csv``; raises ``FileNotFoundError``/``ValueError`` on a bad folder."""
+    """Rows of ``path/labels.csv``; raises :class:`DatasetError` on a bad folder."""
     folder = Path(path)
-    labels = folder / LABELS_FILE
-    if not labels.is_file():
-        raise FileNotFoundError(f"{labels} not found: an image folder needs a labels.csv")
+    labels = labels_csv(folder)
     rows: list[Row] = []
     with labels.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "image" not in reader.fieldnames:
-            raise ValueError(f"{labels}: the column 'image' is required")
-        for record in reader:
+            raise DatasetError(f"{labels}: the column 'image' is required")
+        for line, record in enumerate(reader, start=2):
             image = (record.get("image") or "").strip()
             if not image:
-                raise ValueError(f"{labels}: a row has an empty 'image'")
+                raise DatasetError(f"{labels} row {line}: empty 'image'")
             mask = (record.get("mask") or "").strip()
             rows.append(
                 Row(
                     image=folder / image,
                     mask=folder / mask if mask else None,
-                    malignant=_optional_int(record.get("malignant")),
+                    malignant=binary_label(record.get("malignant"), labels, line, "malignant"),
                     group=(record.get("group") or "").strip() or image,
-                    label_conflict=_optional_int(record.get("label_conflict")) == 1,
+                    label_conflict=binary_label(
+                        record.get("label_conflict"), labels, line, "label_conflict"
+                    )
+                    == 1,
                 )
             )
     return rows

@@ -10,7 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.datasets import LABELS_FILE, Row, read_image_folder
+from kernel.errors import DatasetError
+from training.datasets import Row, binary_label, labels_csv, read_image_folder
 
 
 @dataclass(frozen=True)
@@ -34,21 +35,10 @@ def detect_columns(header: list[str]) -> ColumnMap:
     return ColumnMap()
 
 
-def _label(text: str | None, labels: Path, line: int, column: str) -> int | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    if text not in ("0", "1", "0.0", "1.0"):
-        raise ValueError(f"{labels} row {line}: {column} must be 0 or 1, got {text!r}")
-    return int(float(text))
-
-
 def read_labelled_folder(folder: Path, columns: ColumnMap | None = None) -> list[Row]:
     """Rows of ``folder/labels.csv`` with ``columns`` (detected from the header when None)."""
     folder = Path(folder)
-    labels = folder / LABELS_FILE
-    if not labels.is_file():
-        raise FileNotFoundError(f"{labels} not found: an image folder needs a labels.csv")
+    labels = labels_csv(folder)
     with labels.open(newline="") as handle:
         reader = csv.DictReader(handle)
         header = list(reader.fieldnames or [])
@@ -56,19 +46,19 @@ def read_labelled_folder(folder: Path, columns: ColumnMap | None = None) -> list
         if columns == ColumnMap():
             return read_image_folder(folder)
         if columns.image not in header:
-            raise ValueError(f"{labels}: the column {columns.image!r} is required")
+            raise DatasetError(f"{labels}: the column {columns.image!r} is required")
         rows = []
         for line, record in enumerate(reader, start=2):
             image = (record.get(columns.image) or "").strip()
             if not image:
-                raise ValueError(f"{labels} row {line}: empty {columns.image!r}")
+                raise DatasetError(f"{labels} row {line}: empty {columns.image!r}")
             mask = (record.get(columns.mask) or "").strip()
             group = (record.get(columns.group) or "").strip() or image
             rows.append(
                 Row(
                     image=folder / image,
                     mask=folder / mask if mask else None,
-                    malignant=_label(
+                    malignant=binary_label(
                         record.get(columns.malignant), labels, line, columns.malignant
                     ),
                     group=group,

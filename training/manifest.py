@@ -21,6 +21,7 @@ from rich.progress import Progress
 from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
 from inference.registry import sha256_file
+from kernel.errors import DatasetError
 from training.datasets import Row, TrainingArrays, arrays_from_rows, resize_grey
 from training.image_folders import read_labelled_folder
 from training.splits import fold_test_indices
@@ -124,7 +125,7 @@ def from_dicom_files(
 def build_manifest(rows: list[ManifestRow], source: str, k: int, seed: int) -> dict:
     """The manifest document: source, creation time, fold plan and the rows with their folds."""
     if not rows:
-        raise ValueError(f"no labelled rows from {source}: nothing to build a dataset of")
+        raise DatasetError(f"no labelled rows from {source}: nothing to build a dataset of")
     rows = _assign_folds(rows, k, seed)
     return {
         "source": source,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from kernel.errors import DatasetError
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder
 from training.exclusion import Exclusion, read_excluded_groups
 
@@ -100,7 +101,10 @@ def pack_exclusion(path: Path) -> Exclusion | None:
 
 
 def load_packed(path: Path) -> tuple[TrainingArrays, np.ndarray]:
-    """(arrays, label_conflict flags) of a file written by :func:`pack_image_folder`."""
+    """(arrays, label_conflict flags) of a file written by :func:`pack_image_folder`; raises
+    :class:`DatasetError` when there is no such file."""
+    if not Path(path).is_file():
+        raise DatasetError(f"{path} not found: pack an image folder with `python -m training.pack`")
     with np.load(path, allow_pickle=False) as data:
         size = int(data["size"])
         masks = np.unpackbits(data["masks"], axis=-1, count=size).astype(np.uint8)

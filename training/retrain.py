@@ -30,6 +30,7 @@ from inference.registry import (
     parse_policy,
     sha256_file,
 )
+from kernel.errors import DatasetError
 from training.kfold import cross_validate, frozen_folds
 from training.learning_curves import fold_learning_curve, run_learning_curves
 from training.torch_files import save_atomically
@@ -58,7 +59,7 @@ PACKAGED_FIGURES = (
 """The pooled out-of-fold figures a packaged spec and card record."""
 
 
-class DatasetMismatch(ValueError):
+class DatasetMismatch(DatasetError):
     """A dataset that does not hold the inputs the spec's network takes (the message says why)."""
 
 

@@ -31,7 +31,7 @@ from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
 from inference.registry import ModelSpec, sha256_file
 from inference.selection import CeusRule
-from kernel.errors import InvalidInput
+from kernel.errors import DatasetError, InvalidInput
 from training.manifest import MANIFEST_CSV, MANIFEST_FILE
 from training.splits import fold_test_indices
 
@@ -172,7 +172,7 @@ def build_study_dataset(
                 tensors[item.name].append(tensor[0].numpy())
             kept.append(unit)
     if not kept:
-        raise ValueError(
+        raise DatasetError(
             f"no labelled unit of {source} holds every input of {spec.ref} "
             f"({len(excluded)} excluded): nothing to build a dataset of"
         )
@@ -251,16 +251,16 @@ def changed_files(manifest: dict) -> list[str]:
 def load_study_arrays(folder: Path, spec: ModelSpec) -> tuple[StudyArrays, np.ndarray]:
     """(cases, frozen fold per case) of the study dataset in ``folder``, for ``spec``.
 
-    Raises ``ValueError`` when the dataset was built for other inputs than ``spec``'s, or when
+    Raises :class:`DatasetError` when the dataset was built for other inputs than ``spec``'s, or when
     ``inputs.npz`` is not the file the manifest froze.
     """
     manifest = json.loads((Path(folder) / MANIFEST_FILE).read_text())
     if sha256_file(Path(folder) / INPUTS_FILE) != manifest.get("inputs_sha256"):
-        raise ValueError(f"{folder}/{INPUTS_FILE} is not the file its manifest froze: rebuild it")
+        raise DatasetError(f"{folder}/{INPUTS_FILE} is not the file its manifest froze: rebuild it")
     built_for = [tuple(sorted(i.items())) for i in _inputs_of(manifest["spec"])]
     wanted = [tuple(sorted(i.items())) for i in _inputs_of(spec.model_dump(mode="json"))]
     if built_for != wanted:
-        raise ValueError(
+        raise DatasetError(
             f"{folder} holds the inputs of {manifest['model']} "
             f"({manifest['spec']['architecture']}); {spec.key} ({spec.architecture}) takes "
             "other inputs: rebuild the dataset with --model"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from kernel.errors import DatasetError
 from training.datasets import (
     arrays_from_rows,
     load_grey,
@@ -35,13 +36,13 @@ def test_read_image_folder_minimal_columns_defaults_group_to_image(tmp_path: Pat
 
 
 def test_read_image_folder_no_labels_csv_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="labels.csv"):
+    with pytest.raises(DatasetError, match="labels.csv"):
         read_image_folder(tmp_path)
 
 
 def test_read_image_folder_no_image_column_raises(tmp_path: Path) -> None:
     (tmp_path / "labels.csv").write_text("path\na.png\n")
-    with pytest.raises(ValueError, match="'image'"):
+    with pytest.raises(DatasetError, match="'image'"):
         read_image_folder(tmp_path)
 
 

@@ -1,0 +1,54 @@
+"""A dataset an admin command cannot use is told in one line, not a traceback (the real command
+line, ``python -m cli.main``, as the ``lnm-node`` script runs it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel.errors import DatasetError
+from training.datasets import read_image_folder
+
+
+def _lnm_node(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LNM_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("labels", "told"),
+    [
+        (None, "labels.csv not found: an image folder needs a labels.csv"),
+        ("image,malignant\na.png,yes\n", "labels.csv row 2: malignant must be 0 or 1, got 'yes'"),
+    ],
+)
+def test_evaluate_bad_image_folder_one_line(tmp_path: Path, labels: str | None, told: str) -> None:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    if labels is not None:
+        (folder / "labels.csv").write_text(labels)
+    result = _lnm_node(tmp_path / "home", "evaluate", "default", str(folder), "--out",
+                       str(tmp_path / "out"))  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"cannot use the dataset: {folder}/{told}" in output
+    assert "Traceback" not in output and "│" not in output
+
+
+def test_fit_gate_missing_folder_one_line(tmp_path: Path) -> None:
+    result = _lnm_node(tmp_path / "home", "scope", "fit-gate", "ynet-busi", str(tmp_path / "gone"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"cannot use the dataset: {tmp_path / 'gone'} is not a folder" in output
+    assert "Traceback" not in output
+
+
+def test_label_conflict_must_be_binary(tmp_path: Path) -> None:
+    (tmp_path / "labels.csv").write_text("image,malignant,label_conflict\na.png,1,maybe\n")
+    with pytest.raises(DatasetError, match="row 2: label_conflict must be 0 or 1, got 'maybe'"):
+        read_image_folder(tmp_path)
