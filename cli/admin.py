@@ -21,8 +21,9 @@ from cli.options import (
     OperatingPointOption,
     check_policy,
     print_operating_point,
+    settings_or_exit,
 )
-from kernel.settings import Settings, load_settings
+from kernel.settings import Settings
 
 console = Console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
@@ -32,11 +33,7 @@ TABLE_FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity", "ppv", "n
 
 
 def _settings(home: Path | None) -> Settings:
-    try:
-        return load_settings(home=home)
-    except ValueError as exc:
-        console.print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    return settings_or_exit(console, home)
 
 
 @labels_app.command("import")

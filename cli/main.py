@@ -16,13 +16,13 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
-from cli.options import HomeOption
+from cli.options import HomeOption, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
 from kernel.errors import DatasetError, TransientError
 from kernel.logging_setup import configure_logging
-from kernel.settings import Destination, Settings, load_settings, parse_destination
+from kernel.settings import Destination, Settings, parse_destination
 
 app = typer.Typer(help="DICOM AI node for ultrasound lymph-node assessment (research use only).",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -40,11 +40,7 @@ console = Console()
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
-    try:
-        return load_settings(home=home, **overrides)
-    except ValueError as exc:
-        console.print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    return settings_or_exit(console, home, **overrides)
 
 
 def _print_settings(settings: Settings) -> None:
@@ -376,12 +372,19 @@ def models_verify(home: HomeOption = None) -> None:
 
 
 def main() -> None:
-    """The ``lnm-node`` command: :data:`app`, with a dataset an admin command cannot use
-    (``DatasetError``: no labels.csv, a bad label, a missing pack) told in one line, exit 1."""
+    """The ``lnm-node`` command: :data:`app`, with what the operator must fix told in one line
+    and exit 1: a dataset a command cannot use (``DatasetError``: no labels.csv, a bad label, a
+    missing pack) or a model reference that does not resolve or a packaged model that is
+    unusable (``RegistryError``)."""
+    from inference.registry import RegistryError
+
     try:
         app()
     except DatasetError as exc:
         console.print(f"[red]cannot use the dataset:[/red] {exc}")
+        raise SystemExit(1) from exc
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
         raise SystemExit(1) from exc
 
 

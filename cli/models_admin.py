@@ -21,8 +21,8 @@ from cli.options import (
     OperatingPointOption,
     check_policy,
     print_operating_point,
+    settings_or_exit,
 )
-from kernel.settings import Settings, load_settings
 
 console = Console()
 Actor = Annotated[str, typer.Option("--actor", help="Who makes the change (audit log).")]
@@ -33,11 +33,7 @@ def _context(home: Path | None):  # type: ignore[no-untyped-def]
     from db.session import make_sessionmaker
     from inference.registry import Registry
 
-    try:
-        settings: Settings = load_settings(home=home)
-    except ValueError as exc:
-        console.print(f"[red]invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(console, home)
     return settings, make_sessionmaker(settings.database_url), Registry.from_settings(settings)
 
 

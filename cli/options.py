@@ -17,12 +17,16 @@ HomeOption = Annotated[
 ]
 
 
-def settings_or_exit(console: Console, home: Path | None) -> Settings:
-    """Settings from the environment and ``--home``; exit 2 naming the problem when invalid."""
+def settings_or_exit(console: Console, home: Path | None, **overrides: object) -> Settings:
+    """Settings from the environment, ``--home`` and the command's flags (``overrides``); exit 2
+    naming the problem when they are invalid or the home cannot be made or written."""
     try:
-        return load_settings(home=home)
+        return load_settings(home=home, **overrides)
     except ValueError as exc:
         console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        console.print(f"[red]cannot use the home folder:[/red] {exc}")
         raise typer.Exit(2) from exc
 
 

@@ -56,7 +56,9 @@ def make_dirs(path: Path) -> list[Path]:
     created = make_dirs(path.parent)
     try:
         path.mkdir(mode=DIR_MODE)
-    except FileExistsError:  # another thread made it meanwhile
+    except FileExistsError:  # another thread made it meanwhile, or it is a file
+        if not path.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(path)) from None
         return created
     return [*created, path]
 

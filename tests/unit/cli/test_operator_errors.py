@@ -1,5 +1,6 @@
-"""A dataset an admin command cannot use is told in one line, not a traceback (the real command
-line, ``python -m cli.main``, as the ``lnm-node`` script runs it)."""
+"""What an operator must fix (a dataset, a model reference, the home folder) is told in one
+line, not a traceback: the real command line, ``python -m cli.main``, as the ``lnm-node``
+script runs it."""
 
 from __future__ import annotations
 
@@ -52,3 +53,22 @@ def test_label_conflict_must_be_binary(tmp_path: Path) -> None:
     (tmp_path / "labels.csv").write_text("image,malignant,label_conflict\na.png,1,maybe\n")
     with pytest.raises(DatasetError, match="row 2: label_conflict must be 0 or 1, got 'maybe'"):
         read_image_folder(tmp_path)
+
+
+def test_unknown_model_one_line(tmp_path: Path) -> None:
+    result = _lnm_node(tmp_path / "home", "evaluate", "nosuch@1.0.0", str(tmp_path), "--out",
+                       str(tmp_path / "out"))  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "model nosuch@1.0.0 is not registered; known: " in output and "ynet-busi@1.0.0" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("command", [["status"], ["jobs", "requeue", "1"], ["models", "list"]])
+def test_home_that_cannot_be_made_exits_2(tmp_path: Path, command: list[str]) -> None:
+    home = tmp_path / "a-file"
+    home.write_text("not a folder")
+    result = _lnm_node(home, *command, "--home", str(home))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "cannot use the home folder: " in output and "Traceback" not in output
