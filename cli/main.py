@@ -374,8 +374,8 @@ def models_verify(home: HomeOption = None) -> None:
 def main() -> None:
     """The ``lnm-node`` command: :data:`app`, with what the operator must fix told in one line
     and exit 1: a dataset a command cannot use (``DatasetError``: no labels.csv, a bad label, a
-    missing pack) or a model reference that does not resolve or a packaged model that is
-    unusable (``RegistryError``)."""
+    missing pack), a model reference that does not resolve or a packaged model that is unusable
+    (``RegistryError``), or a file or folder it cannot read or write (``OSError``)."""
     from inference.registry import RegistryError
 
     try:
@@ -384,6 +384,9 @@ def main() -> None:
         console.print(f"[red]cannot use the dataset:[/red] {exc}")
         raise SystemExit(1) from exc
     except RegistryError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise SystemExit(1) from exc
+    except OSError as exc:  # a file or folder named on the command line: missing, unreadable
         console.print(f"[red]{exc}[/red]")
         raise SystemExit(1) from exc
 

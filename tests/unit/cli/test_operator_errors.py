@@ -72,3 +72,13 @@ def test_home_that_cannot_be_made_exits_2(tmp_path: Path, command: list[str]) ->
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert "cannot use the home folder: " in output and "Traceback" not in output
+
+
+def test_unreadable_input_file_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    result = _lnm_node(tmp_path / "home", "wrap", str(text), "--out", str(tmp_path / "out"),
+                       "--body-part", "BREAST")  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"cannot identify image file '{text}'" in output and "Traceback" not in output
