@@ -22,8 +22,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kernel.errors import DatabaseUnavailable
 from kernel.spool import lock_file
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -79,10 +81,34 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@contextmanager
+def _told_unavailable(url: str) -> Iterator[None]:
+    """Raise a connection failure inside as :class:`DatabaseUnavailable` naming ``url`` without
+    its password and the driver's first line of reason."""
+    try:
+        yield
+    except OperationalError as error:
+        reason = str(error.orig or error).strip().splitlines()[0]
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise DatabaseUnavailable(f"cannot use the database {shown}: {reason}") from error
+
+
 def upgrade(url: str) -> None:
-    """Bring the schema at ``url`` to the newest revision, one process at a time."""
-    with _upgrade_lock(url):
+    """Bring the schema at ``url`` to the newest revision, one process at a time; raises
+    :class:`DatabaseUnavailable` when the database cannot be reached or used."""
+    with _told_unavailable(url), _upgrade_lock(url):
         command.upgrade(alembic_config(url), "head")
+
+
+def check_reachable(url: str, timeouts: Timeouts | None = None) -> None:
+    """Open and close one connection to ``url`` (a process that does not upgrade the schema
+    checks this when it starts); raises :class:`DatabaseUnavailable` when it cannot."""
+    engine = make_engine(url, timeouts)
+    try:
+        with _told_unavailable(url), engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -106,7 +132,9 @@ def _upgrade_lock(url: str) -> Iterator[None]:
 def _advisory_lock(url: str) -> Iterator[None]:
     """A session-level PostgreSQL advisory lock on a connection of its own (the upgrade runs on
     another); closing that connection releases it, also when the process dies."""
-    engine = create_engine(url)
+    # the connect timeout of make_engine, not its statement timeout: the lock is waited for as
+    # long as another process migrates
+    engine = create_engine(url, connect_args={"connect_timeout": round(Timeouts.connect_seconds)})
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})

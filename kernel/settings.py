@@ -299,6 +299,15 @@ class Settings(BaseSettings):
     def _ae_title(cls, value: str) -> str:
         return _check_ae(value)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            scheme = value.partition("://")[0] if "://" in value else value[:20]
+            raise ValueError(f"database_url: SQLite (sqlite:///FILE) or PostgreSQL "
+                             f"(postgresql+psycopg://USER@HOST/DB), not {scheme!r}")  # fmt: skip
+        return value
+
     @field_validator("ceus_pattern")
     @classmethod
     def _ceus_pattern(cls, value: str) -> str:

@@ -17,6 +17,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def database_timeouts(settings: Settings) -> Timeouts:
+    """The connect and statement timeouts ``settings`` give the database."""
+    return Timeouts(
+        settings.database_connect_timeout_seconds, settings.database_statement_timeout_seconds
+    )
+
+
 @dataclass
 class NodeContext:
     """Process-wide resources, passed explicitly to every stage."""
@@ -36,10 +43,7 @@ class NodeContext:
             sessions=make_sessionmaker(
                 settings.database_url,
                 migrate=migrate,
-                timeouts=Timeouts(
-                    settings.database_connect_timeout_seconds,
-                    settings.database_statement_timeout_seconds,
-                ),
+                timeouts=database_timeouts(settings),
             ),
             spool=spool,
         )

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from db.session import check_reachable
 from kernel.settings import Profile, Settings, available_cpus
 from kernel.spool import make_dirs, replace_file
 from pipeline.celery_app import make_celery
-from pipeline.context import NodeContext
+from pipeline.context import NodeContext, database_timeouts
 from pipeline.routing import known_queues
 from pipeline.warmup import import_job_modules, live_model_refs, warm_models
 
@@ -134,6 +135,7 @@ def run_worker(
             holder["ctx"] = NodeContext.build(settings, migrate=False)
         return holder["ctx"]
 
+    check_reachable(settings.database_url, database_timeouts(settings))
     app = make_celery(settings, context)
     argv = worker_argv(settings, concurrency, queues)
     if settings.profile is Profile.EMBEDDED or settings.batching():  # one process warms itself

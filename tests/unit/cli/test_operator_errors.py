@@ -15,8 +15,8 @@ from kernel.errors import DatasetError
 from training.datasets import read_image_folder
 
 
-def _lnm_node(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LNM_HOME": str(home), "COLUMNS": "200"}
+def _lnm_node(home: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LNM_HOME": str(home), "COLUMNS": "200", **env_vars}
     return subprocess.run([sys.executable, "-m", "cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
 
@@ -82,3 +82,18 @@ def test_unreadable_input_file_one_line(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert f"cannot identify image file '{text}'" in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("command", ["status", "worker"])
+def test_database_that_cannot_be_reached_one_line_without_password(
+    tmp_path: Path, command: str
+) -> None:
+    """A wrong host or port: ``status`` and ``scp``/``beat`` upgrade the schema first, a worker
+    checks the connection before it warms its models."""
+    url = "postgresql+psycopg://lnm:pw-not-shown@127.0.0.1:1/lnm"
+    result = _lnm_node(tmp_path / "home", command, LNM_DATABASE_URL=url)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "cannot use the database postgresql+psycopg://lnm:***@127.0.0.1:1/lnm: " in output
+    assert "Connection refused" in output
+    assert "pw-not-shown" not in output and "Traceback" not in output

@@ -24,6 +24,14 @@ def test_settings_production_without_urls_is_refused(tmp_path: Path) -> None:
         Settings(home=tmp_path, profile="production")
 
 
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "nonsense", "sqlite:relative.db"])
+def test_settings_database_url_other_than_sqlite_or_postgresql_is_refused(
+    tmp_path: Path, url: str
+) -> None:
+    with pytest.raises(ValidationError, match="database_url: SQLite .* or PostgreSQL"):
+        Settings(home=tmp_path, database_url=url)
+
+
 def test_settings_task_limit_not_below_visibility_timeout_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="visibility"):
         Settings(home=tmp_path, task_time_limit_seconds=4000, redis_visibility_timeout_seconds=3600)
