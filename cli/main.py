@@ -20,7 +20,7 @@ from cli.options import HomeOption, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
-from kernel.errors import DatabaseUnavailable, DatasetError, TransientError
+from kernel.errors import DatabaseUnavailable, DatasetError, DeviceUnavailable, TransientError
 from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings, parse_destination
 
@@ -375,8 +375,9 @@ def main() -> None:
     """The ``lnm-node`` command: :data:`app`, with what the operator must fix told in one line
     and exit 1: a dataset a command cannot use (``DatasetError``: no labels.csv, a bad label, a
     missing pack), a model reference that does not resolve or a packaged model that is unusable
-    (``RegistryError``), a database it cannot reach (``DatabaseUnavailable``), or a file or
-    folder it cannot read or write (``OSError``)."""
+    (``RegistryError``), a database it cannot reach (``DatabaseUnavailable``), a GPU this host
+    cannot use (``DeviceUnavailable``), or a file or folder it cannot read or write
+    (``OSError``)."""
     from inference.registry import RegistryError
 
     try:
@@ -384,7 +385,7 @@ def main() -> None:
     except DatasetError as exc:
         console.print(f"[red]cannot use the dataset:[/red] {exc}")
         raise SystemExit(1) from exc
-    except (RegistryError, DatabaseUnavailable) as exc:
+    except (RegistryError, DatabaseUnavailable, DeviceUnavailable) as exc:
         console.print(f"[red]{exc}[/red]")
         raise SystemExit(1) from exc
     except OSError as exc:  # a file or folder named on the command line: missing, unreadable

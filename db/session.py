@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kernel.errors import DatabaseUnavailable
+from kernel.settings import redact_url
 from kernel.spool import lock_file
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -89,8 +90,7 @@ def _told_unavailable(url: str) -> Iterator[None]:
         yield
     except OperationalError as error:
         reason = str(error.orig or error).strip().splitlines()[0]
-        shown = make_url(url).render_as_string(hide_password=True)
-        raise DatabaseUnavailable(f"cannot use the database {shown}: {reason}") from error
+        raise DatabaseUnavailable(f"cannot use the database {redact_url(url)}: {reason}") from error
 
 
 def upgrade(url: str) -> None:

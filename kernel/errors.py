@@ -26,6 +26,11 @@ class DatabaseUnavailable(TransientError):
     credentials refused); the message names it without its password."""
 
 
+class DeviceUnavailable(NodeError):
+    """The configured compute device is not usable on this host (``cuda`` without a working
+    NVIDIA driver, a GPU index beyond those present)."""
+
+
 class PeerRejected(NodeError):
     """A DICOM peer answered with a failure status."""
 

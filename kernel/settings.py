@@ -308,6 +308,13 @@ class Settings(BaseSettings):
                              f"(postgresql+psycopg://USER@HOST/DB), not {scheme!r}")  # fmt: skip
         return value
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", value):
+            raise ValueError(f"device: cpu, cuda or cuda:N, not {value!r}")
+        return value
+
     @field_validator("ceus_pattern")
     @classmethod
     def _ceus_pattern(cls, value: str) -> str:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inference.device import check_device
 from kernel.errors import NodeError
 from kernel.settings import Settings, settings_environment
 from kernel.spool import lock_file, make_dirs
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: how long `serve` waits for its workers to warm before it gives up
 WARM_TIMEOUT_SECONDS = 600.0
+#: worker exits per worker process that `serve` tolerates before it is warm
+STARTS_BEFORE_WARM = 2
 #: the file in HOME/run that one `serve` per home holds locked
 SERVE_LOCK = "serve.lock"
 
@@ -78,9 +81,21 @@ class WorkerProcesses:
                 self.processes[index] = start_worker_process(self._settings, self.count)
 
     def wait_warm(self, stop: threading.Event, timeout: float = WARM_TIMEOUT_SECONDS) -> bool:
-        """Block until every worker wrote its ready marker (True), or ``stop``/timeout (False)."""
+        """Block until every worker wrote its ready marker (True), or ``stop``/timeout (False).
+
+        Raises :class:`CannotServe` when workers keep exiting before they are warm (more than
+        :data:`STARTS_BEFORE_WARM` exits per worker: a model that cannot load, a database
+        gone): each worker said why in the log before it exited.
+        """
         deadline = time.monotonic() + timeout
+        exits = 0
         while not stop.wait(0.05):
+            exits += sum(process.poll() is not None for process in self.processes)
+            if exits > STARTS_BEFORE_WARM * self.count:
+                raise CannotServe(
+                    f"worker processes exited {exits} times before they were warm; "
+                    "each one's reason is in the log above"
+                )
             self.restart_exited()
             home = self._settings.home
             if all(ready_marker(home, p.pid).exists() for p in self.processes):
@@ -103,7 +118,8 @@ class WorkerProcesses:
 
 
 class CannotServe(NodeError):
-    """`serve` cannot start: its home is served already, or its DICOM port is taken."""
+    """`serve` cannot start: its home is served already, its DICOM port is taken, or its
+    workers keep exiting before they are warm."""
 
 
 @contextmanager
@@ -158,10 +174,12 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     page, the sweeper and the workers.
 
     Raises :class:`CannotServe` before starting anything when the home is served already or
-    the port is taken; whatever fails later, the worker processes it started are stopped.
+    the port is taken, :class:`DeviceUnavailable` when the device is a GPU this host cannot
+    use; whatever fails later, the worker processes it started are stopped.
     """
     with home_lock(settings.home):
         check_port_free(settings)
+        check_device(settings.device)
         _serve(settings, stop or threading.Event())
 
 

@@ -38,11 +38,15 @@ def import_job_modules() -> None:
     import inference.runner  # noqa: F401
 
 
-def warm_models(ctx: NodeContext, refs: list[str] | None = None) -> list[str]:
+def warm_models(
+    ctx: NodeContext, refs: list[str] | None = None, reported: dict[str, str] | None = None
+) -> list[str]:
     """Load ``refs`` (default: the live versions) into the worker's cache and run each once,
     as a job does (forward, Grad-CAM's backward, the encoders); returns the refs warmed.
 
-    A version the registry does not hold is logged and left for its first job to report.
+    A version the registry does not hold or cannot load is logged and left for its first job
+    to report; with ``reported`` (ref -> reason, updated here) a reason already logged for that
+    ref is not logged again.
     """
     from inference.registry import Registry, RegistryError
 
@@ -56,7 +60,10 @@ def warm_models(ctx: NodeContext, refs: list[str] | None = None) -> list[str]:
                 spec = registry.get(ref, ctx.settings.default_model)
                 network = ctx.model_cache.get(spec, ctx.settings.device)
             except RegistryError as error:
-                log.error("model not warmed", extra={"model": ref, "reason": str(error)})
+                if reported is None or reported.get(ref) != str(error):
+                    log.error("model not warmed", extra={"model": ref, "reason": str(error)})
+                if reported is not None:
+                    reported[ref] = str(error)
                 continue
             _run_once(spec, network, sample, ctx.settings.device)
             warmed.append(ref)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from db.session import check_reachable
+from inference.device import check_device
 from kernel.settings import Profile, Settings, available_cpus
 from kernel.spool import make_dirs, replace_file
 from pipeline.celery_app import make_celery
@@ -20,6 +23,8 @@ from pipeline.routing import known_queues
 from pipeline.warmup import import_job_modules, live_model_refs, warm_models
 
 log = logging.getLogger(__name__)
+#: seconds between tries to warm a live version that could not be loaded
+RETRY_UNLOADABLE_SECONDS = 300.0
 
 #: prctl option: the signal this process gets when its parent ends (linux/prctl.h)
 _PR_SET_PDEATHSIG = 1
@@ -89,12 +94,17 @@ def get_ready(
 
         torch.set_num_threads(cpu_threads(processes))
     import_job_modules()
-    warmed = warm_models(ctx)
+    reported: dict[str, str] = {}
+    warmed = warm_models(ctx, reported=reported)
     if mark:
         mark_ready(ctx.settings.home, warmed)
     watch = watch or threading.Event()
+    tried = dict.fromkeys(reported, time.monotonic())
     thread = threading.Thread(
-        target=_warm_promoted, args=(ctx, set(warmed), watch), name="warm-promoted", daemon=True
+        target=_warm_promoted,
+        args=(ctx, set(warmed), watch, tried, reported),
+        name="warm-promoted",
+        daemon=True,
     )
     thread.start()
     return warmed
@@ -109,13 +119,30 @@ def mark_ready(home: Path, warmed: list[str]) -> None:
     log.info("worker ready", extra={"models": warmed, "pid": os.getpid()})
 
 
-def _warm_promoted(ctx: NodeContext, warmed: set[str], stop: threading.Event) -> None:
-    """Warm each version that becomes live (promoted, enabled, shadowed) while the worker runs."""
+def _warm_promoted(
+    ctx: NodeContext,
+    warmed: set[str],
+    stop: threading.Event,
+    tried: dict[str, float],
+    reported: dict[str, str],
+) -> None:
+    """Warm each version that becomes live (promoted, enabled, shadowed) while the worker runs.
+
+    A live version that cannot load (weights changed on disk, say) is tried again every
+    :data:`RETRY_UNLOADABLE_SECONDS`, so a restored file is picked up, and its reason is logged
+    again only when it changes: not once per sweep period. ``tried``: ref -> when it last
+    failed (monotonic); ``reported``: ref -> the reason logged."""
     while not stop.wait(ctx.settings.sweep_interval_seconds):
         try:
-            new = [ref for ref in live_model_refs(ctx) if ref not in warmed]
+            now = time.monotonic()
+            new = [
+                ref
+                for ref in live_model_refs(ctx)
+                if ref not in warmed and now - tried.get(ref, -math.inf) >= RETRY_UNLOADABLE_SECONDS
+            ]
             if new:
-                warmed.update(warm_models(ctx, new))
+                warmed.update(warm_models(ctx, new, reported))
+                tried.update((ref, now) for ref in new if ref not in warmed)
         except Exception:  # a database restart: try again next period
             log.exception("could not warm promoted model versions")
 
@@ -135,6 +162,7 @@ def run_worker(
             holder["ctx"] = NodeContext.build(settings, migrate=False)
         return holder["ctx"]
 
+    check_device(settings.device)
     check_reachable(settings.database_url, database_timeouts(settings))
     app = make_celery(settings, context)
     argv = worker_argv(settings, concurrency, queues)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 from db import model_versions
+from pipeline import worker
 from pipeline.serve import prepare
 from pipeline.worker import get_ready, ready_marker
 from tests.integration.pipeline.conftest import make_settings
@@ -43,5 +46,28 @@ def test_worker_warms_live_versions_then_a_version_promoted_while_it_runs(tmp_pa
                 session, model_versions.find_version(session, "tiny-ynet", other), actor="test"
             )
         wait_until(lambda: len(ctx.model_cache) == 2, timeout=60, what="the promoted version warm")
+    finally:
+        stop.set()
+
+
+def test_unloadable_live_version_logged_once_and_warmed_when_restored(
+    tmp_path: Path, monkeypatch, caplog  # type: ignore[no-untyped-def]
+) -> None:
+    """Weights changed on disk: the worker says so once (it said so every sweep period, 2 s by
+    default, forever), tries again now and then, and warms the version once the file is back."""
+    monkeypatch.setattr(worker, "RETRY_UNLOADABLE_SECONDS", 0.3)
+    spec = package_model(tmp_path / "models" / "tiny-ynet-1", seed=0)
+    good = spec.weights_path.read_bytes()
+    ctx = prepare(make_settings(tmp_path / "home", tmp_path / "models", sweep_interval_seconds=0.05))
+    spec.weights_path.write_bytes(good + b"changed")
+    stop = threading.Event()
+    try:
+        with caplog.at_level(logging.ERROR, logger="pipeline.warmup"):
+            assert get_ready(ctx, processes=1, watch=stop) == []
+            time.sleep(1.5)  # 30 sweep periods, about 5 tries
+            failures = [r for r in caplog.records if r.getMessage() == "model not warmed"]
+        assert len(failures) == 1 and "sha256" in failures[0].__dict__["reason"]
+        spec.weights_path.write_bytes(good)
+        wait_until(lambda: len(ctx.model_cache) == 1, timeout=60, what="the restored version warm")
     finally:
         stop.set()

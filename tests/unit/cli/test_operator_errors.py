@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from kernel.errors import DatasetError
 from training.datasets import read_image_folder
@@ -97,3 +98,17 @@ def test_database_that_cannot_be_reached_one_line_without_password(
     assert "cannot use the database postgresql+psycopg://lnm:***@127.0.0.1:1/lnm: " in output
     assert "Connection refused" in output
     assert "pw-not-shown" not in output and "Traceback" not in output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a usable GPU")
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
+def test_gpu_device_on_a_host_without_one_stops_before_any_worker(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Workers on such a host died on their first model and were restarted for ten minutes
+    while `serve` never opened its port."""
+    result = _lnm_node(tmp_path / "home", *command, LNM_DEVICE="cuda")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "device 'cuda': torch " in output and "no usable CUDA device" in output
+    assert "worker ready" not in output and "Traceback" not in output

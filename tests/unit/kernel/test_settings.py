@@ -32,6 +32,12 @@ def test_settings_database_url_other_than_sqlite_or_postgresql_is_refused(
         Settings(home=tmp_path, database_url=url)
 
 
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", "CPU", "mps"])
+def test_settings_device_other_than_cpu_or_cuda_is_refused(tmp_path: Path, device: str) -> None:
+    with pytest.raises(ValidationError, match="device: cpu, cuda or cuda:N"):
+        Settings(home=tmp_path, device=device)
+
+
 def test_settings_task_limit_not_below_visibility_timeout_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="visibility"):
         Settings(home=tmp_path, task_time_limit_seconds=4000, redis_visibility_timeout_seconds=3600)

@@ -1,0 +1,37 @@
+"""`serve` gives up, naming why, when its worker processes keep exiting before they are warm
+(each one says its own reason in the log); it does not restart them for the whole warm-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from kernel.settings import Settings
+from pipeline import serve
+from pipeline.serve import STARTS_BEFORE_WARM, CannotServe, WorkerProcesses
+
+
+def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    started: list[subprocess.Popen[bytes]] = []
+
+    def failing_worker(_settings: Settings, _processes: int = 1) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(serve, "start_worker_process", failing_worker)
+    workers = WorkerProcesses(Settings(home=tmp_path, worker_concurrency=2))
+    try:
+        with pytest.raises(CannotServe, match=r"exited \d+ times before they were warm"):
+            workers.wait_warm(threading.Event(), timeout=120)
+    finally:
+        workers.stop()
+    # the first two, then one restart per exit until more than STARTS_BEFORE_WARM per worker
+    # have exited (the last check may see both exit at once); none restarted after that
+    restarts = len(started) - 2
+    assert STARTS_BEFORE_WARM * 2 - 1 <= restarts <= STARTS_BEFORE_WARM * 2
+    assert all(process.wait(timeout=10) == 3 for process in started)
