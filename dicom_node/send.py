@@ -29,7 +29,9 @@ class SendReport:
 
 
 def collect_files(paths_or_folders: Iterable[Path]) -> list[Path]:
-    """Files named directly plus every regular file below named folders (sorted, no hidden).
+    """Files named directly plus every regular file below named folders (sorted; no hidden
+    files and no ``DICOMDIR``: a media directory indexes the instances of an export, PS3.10,
+    and is not itself stored).
 
     Raises ``FileNotFoundError`` for a path that does not exist.
     """
@@ -40,6 +42,7 @@ def collect_files(paths_or_folders: Iterable[Path]) -> list[Path]:
                 path
                 for path in sorted(item.rglob("*"))
                 if path.is_file()
+                and path.name.upper() != "DICOMDIR"
                 and not any(part.startswith(".") for part in path.relative_to(item).parts)
             )
         elif item.is_file():
