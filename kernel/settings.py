@@ -302,9 +302,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if value and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+        if value and not re.match(r"^(sqlite(\+pysqlite)?|postgresql\+psycopg)://", value):
             scheme = value.partition("://")[0] if "://" in value else value[:20]
-            raise ValueError(f"database_url: SQLite (sqlite:///FILE) or PostgreSQL "
+            raise ValueError(f"database_url: SQLite (sqlite:///FILE) or PostgreSQL through the "
+                             f"driver the node installs, psycopg 3 "
                              f"(postgresql+psycopg://USER@HOST/DB), not {scheme!r}")  # fmt: skip
         return value
 

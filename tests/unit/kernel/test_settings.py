@@ -24,7 +24,9 @@ def test_settings_production_without_urls_is_refused(tmp_path: Path) -> None:
         Settings(home=tmp_path, profile="production")
 
 
-@pytest.mark.parametrize("url", ["mysql://u@h/db", "nonsense", "sqlite:relative.db"])
+@pytest.mark.parametrize(
+    "url", ["mysql://u@h/db", "nonsense", "sqlite:relative.db", "postgresql://u@h/db"]
+)
 def test_settings_database_url_other_than_sqlite_or_postgresql_is_refused(
     tmp_path: Path, url: str
 ) -> None:
