@@ -22,7 +22,7 @@ from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
 from kernel.errors import DatabaseUnavailable, DatasetError, DeviceUnavailable, TransientError
 from kernel.logging_setup import configure_logging
-from kernel.settings import Destination, Settings, parse_destination
+from kernel.settings import Destination, Settings
 
 app = typer.Typer(help="DICOM AI node for ultrasound lymph-node assessment (research use only).",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -74,7 +74,7 @@ def serve(
 
     configure_logging()
     settings = _settings(home, ae_title=ae_title, port=port, bind_address=bind,
-                         destinations=[parse_destination(p) for p in pacs] if pacs else None,
+                         destinations=list(pacs) if pacs else None,
                          quiet_seconds=quiet_seconds, http_port=http_port)
     _print_settings(settings)
     with _exit_when_cannot_serve():

@@ -7,6 +7,7 @@ then open the DICOM port and print ``lnm-node ready``: the first study meets a w
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -163,9 +164,9 @@ def check_port_free(settings: Settings) -> None:
 
 def cannot_listen(settings: Settings, error: OSError) -> CannotServe:
     """The error of a DICOM port that cannot be bound."""
+    hint = "; is another node running there?" if error.errno == errno.EADDRINUSE else ""
     return CannotServe(
-        f"cannot listen on {settings.bind_address}:{settings.port}: "
-        f"{error.strerror or error}; is another node running there?"
+        f"cannot listen on {settings.bind_address}:{settings.port}: {error.strerror or error}{hint}"
     )
 
 

@@ -112,3 +112,11 @@ def test_gpu_device_on_a_host_without_one_stops_before_any_worker(
     assert result.returncode == 1, output
     assert "device 'cuda': torch " in output and "no usable CUDA device" in output
     assert "worker ready" not in output and "Traceback" not in output
+
+
+def test_serve_destination_not_ae_at_host_port_exits_2(tmp_path: Path) -> None:
+    result = _lnm_node(tmp_path / "home", "serve", "--port", "0", "--pacs", "garbage")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "destination 'garbage' is not of the form AE@HOST:PORT[+tls]" in output
+    assert "Traceback" not in output and "worker ready" not in output

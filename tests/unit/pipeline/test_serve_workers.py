@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import threading
@@ -12,7 +13,7 @@ import pytest
 
 from kernel.settings import Settings
 from pipeline import serve
-from pipeline.serve import STARTS_BEFORE_WARM, CannotServe, WorkerProcesses
+from pipeline.serve import STARTS_BEFORE_WARM, CannotServe, WorkerProcesses, cannot_listen
 
 
 def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -35,3 +36,11 @@ def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch)
     restarts = len(started) - 2
     assert STARTS_BEFORE_WARM * 2 - 1 <= restarts <= STARTS_BEFORE_WARM * 2
     assert all(process.wait(timeout=10) == 3 for process in started)
+
+
+def test_cannot_listen_suspects_another_node_only_when_the_port_is_in_use(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, bind_address="10.255.255.1", port=11112)
+    in_use = cannot_listen(settings, OSError(errno.EADDRINUSE, "Address already in use"))
+    foreign = cannot_listen(settings, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
+    assert str(in_use).endswith("Address already in use; is another node running there?")
+    assert str(foreign) == "cannot listen on 10.255.255.1:11112: Cannot assign requested address"
