@@ -13,6 +13,7 @@ the peer's certificate is verified against the destination's host name. A destin
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,20 @@ def _associate(
     )
     if not assoc.is_established:
         outcome = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
+        if not assoc.is_rejected:
+            outcome += _connect_failure(destination.host, destination.port, timeout)
         raise TransientError(f"association with {destination} {outcome}")
     return assoc
+
+
+def _connect_failure(host: str, port: int, timeout: float) -> str:
+    """``": cannot connect (REASON)"`` when a TCP connection to the peer fails now (pynetdicom
+    reports a refused or unreachable peer as an aborted association), else ``""``."""
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            return ""
+    except OSError as error:
+        return f": cannot connect ({error.strerror or error})"
 
 
 def store_files(

@@ -46,7 +46,7 @@ def test_send_instances_phantom_files_returns_uid_to_success(
 
 def test_send_instances_closed_port_raises_transient(phantom_files: dict[str, Path]) -> None:
     destination = Destination(ae_title="NOBODY", host="127.0.0.1", port=_closed_port())
-    with pytest.raises(TransientError, match="association"):
+    with pytest.raises(TransientError, match=r"aborted: cannot connect \(Connection refused\)"):
         send_instances(destination, [phantom_files["rle"]], CALLING_AE, timeout=5)
 
 
