@@ -146,28 +146,31 @@ def home_lock(home: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def check_port_free(settings: Settings) -> None:
-    """Raise :class:`CannotServe` when the DICOM port cannot be bound, before any worker
-    starts (port 0, any free port, always can)."""
-    if settings.port == 0:
+def check_port_free(settings: Settings, status_page: bool = False) -> None:
+    """Raise :class:`CannotServe` when the DICOM port, or with ``status_page`` the status
+    page's port (when one is set), cannot be bound; before any worker starts (port 0, any
+    free port, always can)."""
+    _check_bindable(settings.bind_address, settings.port, "DICOM")
+    if status_page and settings.http_port is not None:
+        _check_bindable(settings.http_bind_address, settings.http_port, "status page")
+
+
+def _check_bindable(host: str, port: int, what: str) -> None:
+    if port == 0:
         return
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            settings.bind_address, settings.port, type=socket.SOCK_STREAM
-        )[0]
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the SCP binds
             probe.bind(address)
     except OSError as error:
-        raise cannot_listen(settings, error) from error
+        raise cannot_listen(host, port, error, what) from error
 
 
-def cannot_listen(settings: Settings, error: OSError) -> CannotServe:
-    """The error of a DICOM port that cannot be bound."""
+def cannot_listen(host: str, port: int, error: OSError, what: str = "DICOM") -> CannotServe:
+    """The error of a port (``what``: DICOM, status page) that cannot be bound."""
     hint = "; is another node running there?" if error.errno == errno.EADDRINUSE else ""
-    return CannotServe(
-        f"cannot listen on {settings.bind_address}:{settings.port}: {error.strerror or error}{hint}"
-    )
+    return CannotServe(f"cannot listen on {host}:{port} ({what}): {error.strerror or error}{hint}")
 
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> None:
@@ -179,7 +182,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     use; whatever fails later, the worker processes it started are stopped.
     """
     with home_lock(settings.home):
-        check_port_free(settings)
+        check_port_free(settings, status_page=True)
         check_device(settings.device)
         _serve(settings, stop or threading.Event())
 
@@ -212,7 +215,7 @@ def _serve(settings: Settings, stop: threading.Event) -> None:
                 settings, ctx.spool, ctx.sessions, on_assembled=queue_hand_over(ctx, app)
             )
         except OSError as error:
-            raise cannot_listen(settings, error) from error
+            raise cannot_listen(settings.bind_address, settings.port, error) from error
         _run(settings, ctx, app, server, workers, stop)
     finally:
         workers.stop()
@@ -238,7 +241,12 @@ def _run(
         if settings.http_port is not None:
             from web.server import start_http_server
 
-            http = start_http_server(settings, ctx.sessions, ctx.spool)
+            try:
+                http = start_http_server(settings, ctx.sessions, ctx.spool)
+            except OSError as error:
+                raise cannot_listen(
+                    settings.http_bind_address, settings.http_port, error, "status page"
+                ) from error
             print(f"lnm-node status page: {http.url}", flush=True)
         sweeper = threading.Thread(
             target=run_sweeper, args=(ctx, app, stop), name="sweeper", daemon=True

@@ -5,6 +5,7 @@ and one that cannot open its port would leave its workers running."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,22 @@ def test_workers_end_when_serve_is_killed(tmp_path: Path) -> None:
     node.process.wait(timeout=30)
 
     wait_until(lambda: not _workers_of(home), timeout=60, what="the killed node's workers ended")
+
+
+def test_status_page_port_taken_stops_serve_before_any_worker(tmp_path: Path) -> None:
+    """It opened the DICOM port and said "listening", then ended on the status page's bind."""
+    home = tmp_path / "node"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        http_port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--port",
+             str(free_port()), "--http-port", str(http_port)],
+            check=False, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert f"cannot listen on 127.0.0.1:{http_port} (status page): Address already in use" in output
+    assert "lnm-node listening" not in output and "Traceback" not in output
+    assert _workers_of(home) == []

@@ -38,9 +38,16 @@ def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch)
     assert all(process.wait(timeout=10) == 3 for process in started)
 
 
-def test_cannot_listen_suspects_another_node_only_when_the_port_is_in_use(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, bind_address="10.255.255.1", port=11112)
-    in_use = cannot_listen(settings, OSError(errno.EADDRINUSE, "Address already in use"))
-    foreign = cannot_listen(settings, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
-    assert str(in_use).endswith("Address already in use; is another node running there?")
-    assert str(foreign) == "cannot listen on 10.255.255.1:11112: Cannot assign requested address"
+def test_cannot_listen_suspects_another_node_only_when_the_port_is_in_use() -> None:
+    in_use = cannot_listen("127.0.0.1", 11112, OSError(errno.EADDRINUSE, "Address already in use"))
+    foreign = cannot_listen(
+        "10.255.255.1", 8080, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"),
+        "status page",
+    )  # fmt: skip
+    assert str(in_use) == (
+        "cannot listen on 127.0.0.1:11112 (DICOM): Address already in use; "
+        "is another node running there?"
+    )
+    assert str(foreign) == (
+        "cannot listen on 10.255.255.1:8080 (status page): Cannot assign requested address"
+    )
