@@ -112,13 +112,13 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     from dicom_node.scp import receive_into, start_scp
     from pipeline.celery_app import make_celery
     from pipeline.handover import queue_hand_over
-    from pipeline.serve import check_port_free, prepare
+    from pipeline.serve import check_can_listen, prepare
 
     configure_logging()
     settings = _settings(home, port=port)
     _print_settings(settings)
     with _exit_when_cannot_serve():
-        check_port_free(settings)
+        check_can_listen(settings)
     ctx = prepare(settings)
     receive_into(ctx.spool)
     server = start_scp(settings, ctx.spool, ctx.sessions,

@@ -146,13 +146,22 @@ def home_lock(home: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def check_port_free(settings: Settings, status_page: bool = False) -> None:
-    """Raise :class:`CannotServe` when the DICOM port, or with ``status_page`` the status
-    page's port (when one is set), cannot be bound; before any worker starts (port 0, any
-    free port, always can)."""
+def check_can_listen(settings: Settings, status_page: bool = False) -> None:
+    """Raise :class:`CannotServe`, before any worker starts, when the DICOM port, or with
+    ``status_page`` the status page's port (when one is set), cannot be bound (port 0, any
+    free port, always can), or when the DICOM TLS certificate, key or CA file does not load."""
     _check_bindable(settings.bind_address, settings.port, "DICOM")
     if status_page and settings.http_port is not None:
         _check_bindable(settings.http_bind_address, settings.http_port, "status page")
+    if settings.tls_certificate is not None:
+        from dicom_node.tls import server_context
+
+        try:
+            server_context(settings)
+        except OSError as error:  # ssl.SSLError is one
+            files = [settings.tls_certificate, settings.tls_private_key, settings.tls_ca_certificates]
+            named = ", ".join(str(f) for f in files if f is not None)
+            raise CannotServe(f"DICOM TLS files do not load ({named}): {error}") from error
 
 
 def _check_bindable(host: str, port: int, what: str) -> None:
@@ -182,7 +191,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     use; whatever fails later, the worker processes it started are stopped.
     """
     with home_lock(settings.home):
-        check_port_free(settings, status_page=True)
+        check_can_listen(settings, status_page=True)
         check_device(settings.device)
         _serve(settings, stop or threading.Event())
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from kernel.errors import DatasetError
+from tests.support.tls import make_pki
 from training.datasets import read_image_folder
 
 
@@ -120,3 +121,18 @@ def test_serve_destination_not_ae_at_host_port_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, output
     assert "destination 'garbage' is not of the form AE@HOST:PORT[+tls]" in output
     assert "Traceback" not in output and "worker ready" not in output
+
+
+@pytest.mark.parametrize("command", ["scp", "serve"])
+def test_tls_key_of_another_certificate_stops_before_listening(tmp_path: Path, command: str) -> None:
+    """`serve` warmed its workers, then ended with "cannot listen on ...: [SSL] ..."."""
+    pki = make_pki(tmp_path / "pki")
+    result = _lnm_node(
+        tmp_path / "home", command, "--port", "0",
+        LNM_TLS_CERTIFICATE=str(pki.server.certificate), LNM_TLS_PRIVATE_KEY=str(pki.client.key),
+        LNM_TLS_CA_CERTIFICATES=str(pki.ca),
+    )  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert f"cannot serve: DICOM TLS files do not load ({pki.server.certificate}, " in output
+    assert "worker ready" not in output and "listening" not in output and "Traceback" not in output
