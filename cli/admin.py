@@ -300,7 +300,7 @@ def train(
     --exclude-groups keeps a hold-out out of everything here, for `evaluate --subset holdout`
     to use once, at the end.
     """
-    from inference.registry import site_models_dir
+    from inference.registry import Registry, RegistryError, site_models_dir
     from training.exclusion import (
         read_excluded_groups,
         record_exclusion,
@@ -327,6 +327,11 @@ def train(
     settings = _settings(home)
     check_policy(operating_point)
     spec = member_spec(_spec(settings, model_key, network, backbone, size, frames))
+    if package:
+        try:
+            Registry.from_settings(settings).check_version_free(spec.key, package)
+        except RegistryError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--package") from exc
     try:
         config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                              seed=seed, device=device, max_seconds=seconds, augment=augment,

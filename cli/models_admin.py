@@ -212,6 +212,7 @@ def calibrate(
         raise typer.BadParameter(f"{ref!r}: give key@version")
     try:
         spec = registry.get(ref, settings.default_model)
+        registry.check_version_free(spec.key, version)
     except RegistryError as exc:
         raise typer.BadParameter(str(exc)) from exc
     named = None

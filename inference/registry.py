@@ -549,6 +549,16 @@ class Registry:
             raise RegistryError(f"model {key!r} is not registered; known: {self._known()}")
         return max(versions, key=_version_key)
 
+    def check_version_free(self, key: str, version: str) -> None:
+        """Raise :class:`RegistryError` when ``key@version`` is registered already: packaging
+        a second one would make every later load of the registry fail ("registered twice")."""
+        spec = self._specs.get((key, version))
+        if spec is not None:
+            raise RegistryError(
+                f"model {spec.ref} is registered already ({spec.folder}): "
+                "package it as another version"
+            )
+
     def _known(self) -> str:
         return ", ".join(s.ref for s in self.specs()) or "none"
 

@@ -232,4 +232,12 @@ def test_models_calibrate_repackages_same_weights_as_new_version_not_live(
     assert "Re-packaged from tiny-ynet@0.1.0" in new.card_path.read_text()
     again = runner.invoke(app, ["models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version",
                                 "0.1.1", "--out", str(tmp_path / "fit2"), "--home", str(node)])  # fmt: skip
-    assert again.exit_code == 1 and "exists" in again.output
+    assert again.exit_code == 2 and "registered already" in again.output
+    # the version of the packaged model itself, in the other models folder: refused before any
+    # work (it was packaged, and every later load of the registry failed: "registered twice")
+    same = runner.invoke(app, ["models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version",
+                               "0.1.0", "--out", str(tmp_path / "fit3"), "--home", str(node)])  # fmt: skip
+    assert same.exit_code == 2 and "tiny-ynet@0.1.0 is registered already" in same.output
+    assert not (tmp_path / "fit3").exists() and not (node / "models" / "tiny-ynet-0.1.0").exists()
+    reloaded = Registry.from_settings(load_settings(home=node))  # still loads
+    assert reloaded.get("tiny-ynet@0.1.0", "x").folder == base.folder

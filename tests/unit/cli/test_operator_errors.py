@@ -136,3 +136,14 @@ def test_tls_key_of_another_certificate_stops_before_listening(tmp_path: Path, c
     assert result.returncode == 1, output
     assert f"cannot serve: DICOM TLS files do not load ({pki.server.certificate}, " in output
     assert "worker ready" not in output and "listening" not in output and "Traceback" not in output
+
+
+def test_train_package_as_a_registered_version_refused_before_training(tmp_path: Path) -> None:
+    """Packaged beside the shipped ynet-busi@1.0.0, a second 1.0.0 made every later registry
+    load fail ("registered twice"): the node and every model command with it."""
+    result = _lnm_node(tmp_path / "home", "train", "ynet-busi", str(tmp_path / "absent.npz"),
+                       "--out", str(tmp_path / "run"), "--package", "1.0.0")  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2, output
+    assert "model ynet-busi@1.0.0 is registered already" in output
+    assert not (tmp_path / "run").exists()
