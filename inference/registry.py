@@ -498,7 +498,10 @@ class Registry:
         for spec in specs:
             ident = (spec.key, spec.version)
             if ident in self._specs:
-                raise RegistryError(f"model {spec.ref} is registered twice")
+                raise RegistryError(
+                    f"model {spec.ref} is registered twice ({self._specs[ident].folder} and "
+                    f"{spec.folder}): remove or re-version one"
+                )
             self._specs[ident] = spec
 
     @classmethod
