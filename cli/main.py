@@ -49,7 +49,8 @@ def _print_settings(settings: Settings) -> None:
 
 @contextmanager
 def _exit_when_cannot_serve() -> Iterator[None]:
-    """Turn ``CannotServe`` (home served already, port taken) into one line and exit 1."""
+    """Turn ``CannotServe`` (home served already, port taken, TLS files that do not load,
+    workers that exit before warm) into one line and exit 1."""
     from pipeline.serve import CannotServe
 
     try:

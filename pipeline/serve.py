@@ -119,8 +119,8 @@ class WorkerProcesses:
 
 
 class CannotServe(NodeError):
-    """`serve` cannot start: its home is served already, its DICOM port is taken, or its
-    workers keep exiting before they are warm."""
+    """`serve` (or `scp`) cannot start: its home is served already, a port it needs is taken,
+    its DICOM TLS files do not load, or its workers keep exiting before they are warm."""
 
 
 @contextmanager
@@ -187,8 +187,8 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> None:
     page, the sweeper and the workers.
 
     Raises :class:`CannotServe` before starting anything when the home is served already or
-    the port is taken, :class:`DeviceUnavailable` when the device is a GPU this host cannot
-    use; whatever fails later, the worker processes it started are stopped.
+    :func:`check_can_listen` fails, :class:`DeviceUnavailable` when the device is a GPU this
+    host cannot use; whatever fails later, the worker processes it started are stopped.
     """
     with home_lock(settings.home):
         check_can_listen(settings, status_page=True)
