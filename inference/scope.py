@@ -141,20 +141,25 @@ def parse_rule(text: str) -> ScopeRule:
     if stripped.lower() == ALL:
         return ScopeRule()
     if stripped.startswith("{"):
-        return ScopeRule.model_validate(json.loads(stripped))
-    values: dict[str, object] = {}
-    lists = {"modality", "body_part", "region_codes", "calling_ae"}
-    for part in filter(None, (p.strip() for p in stripped.split(";"))):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in ScopeRule.model_fields:
-            raise ValueError(
-                f"{part!r}: write name=value with a name of {', '.join(ScopeRule.model_fields)}"
-            )
-        values[name] = [v.strip() for v in value.split(",")] if name in lists else value.strip()
-    if not values:
-        raise ValueError("empty rule: write 'all' to match every study")
-    return ScopeRule.model_validate(values)
+        rule = ScopeRule.model_validate(json.loads(stripped))
+    else:
+        values: dict[str, object] = {}
+        lists = {"modality", "body_part", "region_codes", "calling_ae"}
+        for part in filter(None, (p.strip() for p in stripped.split(";"))):
+            name, sep, value = part.partition("=")
+            name = name.strip()
+            if not sep or name not in ScopeRule.model_fields:
+                raise ValueError(
+                    f"{part!r}: write name=value with a name of {', '.join(ScopeRule.model_fields)}"
+                )
+            items = [v.strip() for v in value.split(",")] if name in lists else [value.strip()]
+            if not any(items):  # `body_part=` would drop the condition: every study would match
+                raise ValueError(f"{part!r}: give {name} a value, or leave the condition out")
+            values[name] = [v for v in items if v] if name in lists else items[0]
+        rule = ScopeRule.model_validate(values)
+    if rule.matches_all:
+        raise ValueError(f"{text.strip()!r} has no condition: write 'all' to match every study")
+    return rule
 
 
 @dataclass(frozen=True)

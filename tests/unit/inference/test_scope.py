@@ -84,6 +84,22 @@ def test_parse_rule_refuses_bad_text_with_a_reason(text: str) -> None:
         parse_rule(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "told"),
+    [
+        ("body_part=", "give body_part a value"),
+        ("modality=US;description=", "give description a value"),
+        ("modality=,", "give modality a value"),
+        ("{}", "has no condition: write 'all'"),
+        (";", "has no condition: write 'all'"),
+    ],
+)
+def test_parse_rule_a_condition_without_value_is_refused_not_dropped(text: str, told: str) -> None:
+    """`body_part=` became the empty rule: the model then ran on every study, any modality."""
+    with pytest.raises(ValueError, match=told):
+        parse_rule(text)
+
+
 def test_series_attributes_read_header_codes_and_calling_ae() -> None:
     ds = Dataset()
     ds.Modality = "US"
