@@ -42,6 +42,11 @@ class Timeouts:
     connect_seconds: float = 10.0
     statement_seconds: float = 30.0
 
+    @property
+    def libpq_connect_timeout(self) -> int:
+        """``connect_seconds`` as libpq's ``connect_timeout`` (whole seconds, at least 1)."""
+        return max(1, round(self.connect_seconds))
+
 
 def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL ``timeouts``
@@ -62,7 +67,7 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
     connect_args = {}
     if url.startswith("postgresql"):
         connect_args = {
-            "connect_timeout": max(1, round(timeouts.connect_seconds)),
+            "connect_timeout": timeouts.libpq_connect_timeout,
             "options": f"-c statement_timeout={round(timeouts.statement_seconds * 1000)}",
         }
     return create_engine(
@@ -93,10 +98,10 @@ def _told_unavailable(url: str) -> Iterator[None]:
         raise DatabaseUnavailable(f"cannot use the database {redact_url(url)}: {reason}") from error
 
 
-def upgrade(url: str) -> None:
+def upgrade(url: str, timeouts: Timeouts | None = None) -> None:
     """Bring the schema at ``url`` to the newest revision, one process at a time; raises
     :class:`DatabaseUnavailable` when the database cannot be reached or used."""
-    with _told_unavailable(url), _upgrade_lock(url):
+    with _told_unavailable(url), _upgrade_lock(url, timeouts or Timeouts()):
         command.upgrade(alembic_config(url), "head")
 
 
@@ -112,14 +117,14 @@ def check_reachable(url: str, timeouts: Timeouts | None = None) -> None:
 
 
 @contextmanager
-def _upgrade_lock(url: str) -> Iterator[None]:
+def _upgrade_lock(url: str, timeouts: Timeouts) -> Iterator[None]:
     """Hold the lock that serialises schema upgrades of the database at ``url``: an advisory
     lock on PostgreSQL, ``flock`` on ``<file>.upgrade-lock`` beside an SQLite file; none for an
     in-memory database."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        with _advisory_lock(url):
+        with _advisory_lock(url, timeouts):
             yield
     elif backend == "sqlite" and parsed.database not in (None, "", ":memory:"):
         with _file_lock(Path(f"{parsed.database}.upgrade-lock")):
@@ -129,12 +134,12 @@ def _upgrade_lock(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def _advisory_lock(url: str) -> Iterator[None]:
+def _advisory_lock(url: str, timeouts: Timeouts) -> Iterator[None]:
     """A session-level PostgreSQL advisory lock on a connection of its own (the upgrade runs on
     another); closing that connection releases it, also when the process dies."""
     # the connect timeout of make_engine, not its statement timeout: the lock is waited for as
     # long as another process migrates
-    engine = create_engine(url, connect_args={"connect_timeout": round(Timeouts.connect_seconds)})
+    engine = create_engine(url, connect_args={"connect_timeout": timeouts.libpq_connect_timeout})
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _UPGRADE_LOCK_KEY})
@@ -159,5 +164,5 @@ def make_sessionmaker(
 ) -> sessionmaker[Session]:
     """Upgrade the schema (unless told not to) and return a session factory."""
     if migrate:
-        upgrade(url)
+        upgrade(url, timeouts)
     return sessionmaker(make_engine(url, timeouts), expire_on_commit=False)

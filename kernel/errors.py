@@ -14,7 +14,7 @@ class InvalidInput(NodeError):
 class DatasetError(InvalidInput, ValueError):
     """A dataset given to an admin command cannot be used as it is (no labels.csv, a missing
     column or a bad label, files changed since it was frozen); the message says what to fix.
-    The CLI prints it in one line and exits 2."""
+    The CLI prints it in one line and exits 1."""
 
 
 class TransientError(NodeError):
