@@ -27,6 +27,8 @@ def test_serve_accepts_associations_only_after_its_workers_warmed_their_models(
 ) -> None:
     node = start_node(tmp_path / "node", env=_tiny_model_env(tmp_path))  # returns once the port answers
     try:
+        # the SCP logs "node serving" just after its port opens: the port can answer first
+        wait_until(lambda: "node serving" in node.log(), timeout=30, what="the serving log line")
         log = node.log()
         warmed = [i for i, line in enumerate(log.splitlines()) if "model warmed" in line]
         ready = [i for i, line in enumerate(log.splitlines()) if "worker ready" in line]
