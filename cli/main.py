@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -338,7 +339,8 @@ def networks(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @models_app.command("list")
 def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Registered models: key, version, family, backbone, inputs and outputs."""
+    """Registered models: key, version, family, backbone, inputs and outputs; then the folders
+    left out (a spec that does not load, a version packaged twice) with why."""
     from inference.registry import Registry
 
     settings = _settings(home)
@@ -346,16 +348,21 @@ def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("
     rows = [spec.model_dump(mode="json") for spec in registry.specs()]
     if as_json:
         print(json.dumps(rows, indent=2))
+        for problem in registry.problems():
+            print(f"left out {problem.folder}: {problem.reason}", file=sys.stderr)
         return
     table = Table("key", "version", "family", "backbone", "name")
     for row in rows:
         table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), row["name"])
     console.print(table)
+    for problem in registry.problems():
+        console.print(f"[red]left out {problem.folder}:[/red] {problem.reason}")
 
 
 @models_app.command("verify")
 def models_verify(home: HomeOption = None) -> None:
-    """Build every registered model, run a forward pass and Grad-CAM on the configured device."""
+    """Build every registered model, run a forward pass and Grad-CAM on the configured device;
+    a models folder left out of the registry fails it too."""
     from inference.registry import Registry
     from inference.verify import verify_models
 
@@ -367,7 +374,10 @@ def models_verify(home: HomeOption = None) -> None:
         table.add_row(result.ref, "yes" if result.ok else "[red]no[/red]",
                       f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", result.error or "")
     console.print(table)
-    if not results or not all(result.ok for result in results):
+    problems = registry.problems()
+    for problem in problems:
+        console.print(f"[red]left out {problem.folder}:[/red] {problem.reason}")
+    if not results or problems or not all(result.ok for result in results):
         console.print("[red]verification failed[/red]" if results else "[red]no registered models[/red]")
         raise typer.Exit(1)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib.resources import files
 from itertools import pairwise
@@ -35,6 +36,10 @@ _FILE_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 class RegistryError(NodeError):
     """A model reference cannot be resolved or a packaged model is unusable (a deployment fault)."""
+
+
+class NotRegistered(RegistryError):
+    """No registered model answers a reference (as against one that is registered but unusable)."""
 
 
 class WeightsMismatch(RegistryError):
@@ -443,7 +448,10 @@ class ModelSpec(_Frozen):
         except OSError as error:
             raise RegistryError(f"cannot read model spec {path}: {error}") from error
         except ValidationError as error:
-            raise RegistryError(f"invalid model spec {path}: {error}") from error
+            found = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}" for e in error.errors()
+            )
+            raise RegistryError(f"invalid model spec {path}: {found}") from error
         spec._folder = folder.absolute()
         return spec
 
@@ -490,19 +498,51 @@ def _version_key(spec: ModelSpec) -> Any:
     return Version(spec.version)
 
 
-class Registry:
-    """The registered models of one models folder, by key and version."""
+@dataclass(frozen=True)
+class RegistryProblem:
+    """A models sub-folder the registry left out: its spec does not load, or its key@version is
+    packaged in another folder too."""
 
-    def __init__(self, specs: list[ModelSpec]) -> None:
-        self._specs: dict[tuple[str, str], ModelSpec] = {}
+    folder: Path
+    reason: str
+
+
+def _read_folder(folder: Path) -> tuple[list[ModelSpec], list[RegistryProblem]]:
+    """The specs of ``folder``'s sub-folders, and those whose spec does not load."""
+    specs, unreadable = [], []
+    for path in sorted(folder.glob(f"*/{SPEC_FILE}")):
+        try:
+            specs.append(ModelSpec.load(path.parent))
+        except RegistryError as error:
+            unreadable.append(RegistryProblem(path.parent.absolute(), str(error)))
+    logger.info("registered %d model(s) from %s", len(specs), folder)
+    return specs, unreadable
+
+
+class Registry:
+    """The registered models of one or more models folders, by key and version.
+
+    One bad folder does not stop the others: a spec that does not load, or a key@version that
+    two folders hold, is left out and kept as a :class:`RegistryProblem`. A reference to a
+    version held twice is refused with the reason (neither copy is chosen), and so is a bare key
+    while a spec does not load (its version is unknown, so the highest cannot be told).
+    """
+
+    def __init__(self, specs: list[ModelSpec], unreadable: list[RegistryProblem] | None = None) -> None:
+        by_ident: dict[tuple[str, str], list[ModelSpec]] = {}
         for spec in specs:
-            ident = (spec.key, spec.version)
-            if ident in self._specs:
-                raise RegistryError(
-                    f"model {spec.ref} is registered twice ({self._specs[ident].folder} and "
-                    f"{spec.folder}): remove or re-version one"
-                )
-            self._specs[ident] = spec
+            by_ident.setdefault((spec.key, spec.version), []).append(spec)
+        self._specs = {ident: held[0] for ident, held in by_ident.items() if len(held) == 1}
+        self._twice = {
+            ident: f"model {held[0].ref} is registered twice "
+            f"({' and '.join(str(s.folder) for s in held)}): remove or re-version one"
+            for ident, held in by_ident.items() if len(held) > 1
+        }
+        self._unreadable = list(unreadable or [])
+        self._problems = self._unreadable + [
+            RegistryProblem(s.folder, self._twice[s.key, s.version])
+            for s in specs if (s.key, s.version) in self._twice
+        ]
 
     @classmethod
     def load(cls, folder: Path) -> Registry:
@@ -510,24 +550,29 @@ class Registry:
         if not folder.is_dir():
             logger.warning("models folder %s does not exist: no models registered", folder)
             return cls([])
-        specs = [ModelSpec.load(p.parent) for p in sorted(folder.glob(f"*/{SPEC_FILE}"))]
-        logger.info("registered %d model(s) from %s", len(specs), folder)
-        return cls(specs)
+        return cls(*_read_folder(folder))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
         """The models the node at ``settings.home`` runs: those of ``settings.models_dir`` (the
         packaged models when unset) and the site's own in :func:`site_models_dir`."""
         folders = [settings.models_dir or default_models_dir(), site_models_dir(settings)]
-        specs = []
+        specs: list[ModelSpec] = []
+        unreadable: list[RegistryProblem] = []
         for folder in dict.fromkeys(Path(f).absolute() for f in folders):
             if folder.is_dir():
-                specs += cls.load(folder).specs()
-        return cls(specs)
+                read, failed = _read_folder(folder)
+                specs += read
+                unreadable += failed
+        return cls(specs, unreadable)
 
     def specs(self) -> list[ModelSpec]:
         """All registered specs, sorted by key then version."""
         return sorted(self._specs.values(), key=lambda s: (s.key, _version_key(s)))
+
+    def problems(self) -> list[RegistryProblem]:
+        """The folders left out, each with why: an admin must mend or remove them."""
+        return list(self._problems)
 
     def get(self, ref: str, default_key: str) -> ModelSpec:
         """Resolve ``"key"`` (its highest version), ``"key@version"`` or ``"default"``.
@@ -541,20 +586,33 @@ class Registry:
         if not re.match(_KEY_RE, key):
             raise RegistryError(f"model reference {ref!r} is not 'key', 'key@version' or 'default'")
         if version:
+            if (key, version) in self._twice:
+                raise RegistryError(self._twice[key, version])
             spec = self._specs.get((key, version))
             if spec is None:
-                raise RegistryError(
+                raise NotRegistered(
                     f"model {key}@{version} is not registered; known: {self._known()}"
                 )
             return spec
-        versions = [s for (k, _), s in self._specs.items() if k == key]
-        if not versions:
-            raise RegistryError(f"model {key!r} is not registered; known: {self._known()}")
-        return max(versions, key=_version_key)
+        if self._unreadable:
+            problem = self._unreadable[0]
+            raise RegistryError(
+                f"cannot tell the highest version of {key!r} while a model's spec does not load "
+                f"({problem.folder}): name the version, or mend or remove that folder"
+            )
+        held = [ident for ident in [*self._specs, *self._twice] if ident[0] == key]
+        if not held:
+            raise NotRegistered(f"model {key!r} is not registered; known: {self._known()}")
+        highest = max(held, key=lambda ident: Version(ident[1]))
+        if highest in self._twice:
+            raise RegistryError(self._twice[highest])
+        return self._specs[highest]
 
     def check_version_free(self, key: str, version: str) -> None:
         """Raise :class:`RegistryError` when ``key@version`` is registered already: packaging
-        a second one would make every later load of the registry fail ("registered twice")."""
+        a second one would leave both copies unusable ("registered twice")."""
+        if (key, version) in self._twice:
+            raise RegistryError(self._twice[key, version])
         spec = self._specs.get((key, version))
         if spec is not None:
             raise RegistryError(

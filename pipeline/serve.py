@@ -48,12 +48,15 @@ SERVE_LOCK = "serve.lock"
 
 def prepare(settings: Settings) -> NodeContext:
     """Migrate the database, clear partial files a crash left in the spool and register the
-    shipped models: every entry point starts here."""
+    shipped models (logging the model folders left out): every entry point starts here."""
     from inference.registry import Registry
 
     ctx = NodeContext.build(settings, migrate=True)
     remove_stale_partials(ctx.spool)
     registry = Registry.from_settings(settings)
+    for problem in registry.problems():  # the other models run; this one's jobs fail with why
+        log.error("model folder left out",
+                  extra={"folder": str(problem.folder), "reason": problem.reason})
     sync_registry(ctx.sessions, registry, settings.default_model)
     return ctx
 

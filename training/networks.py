@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from inference.loading import build_network
 from inference.networks.backbones import CEUS_BACKBONES, TORCHVISION_BACKBONES
-from inference.registry import Family, ModelSpec, Registry, RegistryError
+from inference.registry import Family, ModelSpec, NotRegistered, Registry
 
 SMALL_RESNETS = ("resnet10-w16", "resnet18-w16")
 """Small MONAI ResNets (any ``resnet<10|18>-w<width>``) for CPU-sized models."""
@@ -120,7 +120,7 @@ def resolve_spec(
     of another architecture."""
     try:
         registered = registry.get(key, key)
-    except RegistryError:
+    except NotRegistered:
         registered = None
     if registered is not None and network in (None, registered.architecture) and not backbone:
         return registered

@@ -37,6 +37,23 @@ def test_models_verify_tampered_weights_fails(tmp_path: Path, monkeypatch) -> No
     assert result.exit_code == 1
 
 
+def test_models_list_and_verify_name_the_folders_left_out(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    package_model(tmp_path / "models" / "tiny-ynet")
+    package_model(tmp_path / "home" / "models" / "tiny-ynet-copy")  # the same version, twice
+    package_model(tmp_path / "home" / "models" / "tiny-other", key="tiny-other")
+    monkeypatch.setenv("LNM_MODELS_DIR", str(tmp_path / "models"))
+
+    listed = runner.invoke(app, ["models", "list", "--json", "--home", str(tmp_path / "home")])
+    assert listed.exit_code == 0, listed.output
+    assert [row["key"] for row in json.loads(listed.stdout)] == ["tiny-other"]
+    assert listed.stderr.count("tiny-ynet@0.1.0 is registered twice") == 2
+    verified = runner.invoke(app, ["models", "verify", "--home", str(tmp_path / "home")])
+    assert verified.exit_code == 1
+    output = "".join(verified.output.split())  # rich folds long lines anywhere
+    assert "tiny-other@0.1.0" in output and "verificationfailed" in output
+    assert output.count("registeredtwice") == 2 and "models/tiny-ynet-copy" in output
+
+
 def test_status_json_fresh_home_counts_nothing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--json", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output

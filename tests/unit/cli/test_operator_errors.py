@@ -139,8 +139,8 @@ def test_tls_key_of_another_certificate_stops_before_listening(tmp_path: Path, c
 
 
 def test_train_package_as_a_registered_version_refused_before_training(tmp_path: Path) -> None:
-    """Packaged beside the shipped ynet-busi@1.0.0, a second 1.0.0 made every later registry
-    load fail ("registered twice"): the node and every model command with it."""
+    """Packaged beside the shipped ynet-busi@1.0.0, a second 1.0.0 would leave both copies
+    unusable ("registered twice"): the default model's jobs would fail."""
     result = _lnm_node(tmp_path / "home", "train", "ynet-busi", str(tmp_path / "absent.npz"),
                        "--out", str(tmp_path / "run"), "--package", "1.0.0")  # fmt: skip
     output = " ".join((result.stdout + result.stderr).split())

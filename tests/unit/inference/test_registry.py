@@ -9,6 +9,7 @@ import pytest
 
 from inference.registry import (
     ModelSpec,
+    NotRegistered,
     Registry,
     RegistryError,
     SelectionRule,
@@ -48,13 +49,68 @@ def test_registry_get_default_uses_default_key(models_dir: Path) -> None:
 
 @pytest.mark.parametrize("ref", ["unknown", "tiny-ynet@9.9", "Bad Ref!", "default"])
 def test_registry_get_unknown_ref_raises_with_known_models(models_dir: Path, ref: str) -> None:
-    with pytest.raises(RegistryError, match="not registered|not 'key'"):
+    with pytest.raises(RegistryError, match="not registered|not 'key'") as raised:
         Registry.load(models_dir).get(ref, "missing-default")
+    assert isinstance(raised.value, NotRegistered) == (ref != "Bad Ref!")
 
 
-def test_registry_duplicate_version_raises(tiny_spec: ModelSpec) -> None:
+def _copy_models(models_dir: Path, to: Path) -> Path:
+    shutil.copytree(models_dir, to)
+    return to
+
+
+def test_registry_version_held_twice_refused_the_others_kept(models_dir: Path, tmp_path: Path) -> None:
+    """A key@version in two folders: neither copy is chosen; the other versions still resolve."""
+    folder = _copy_models(models_dir, tmp_path / "models")
+    shutil.copytree(folder / "tiny-ynet", folder / "copied-by-hand")
+    registry = Registry.load(folder)
+
+    assert [s.ref for s in registry.specs()] == ["tiny-ynet@0.2.0"]
+    with pytest.raises(RegistryError, match="tiny-ynet@0.1.0 is registered twice") as raised:
+        registry.get("tiny-ynet@0.1.0", "x")
+    assert "copied-by-hand" in str(raised.value) and not isinstance(raised.value, NotRegistered)
+    assert registry.get("tiny-ynet", "x").version == "0.2.0"
     with pytest.raises(RegistryError, match="registered twice"):
-        Registry([tiny_spec, tiny_spec])
+        registry.check_version_free("tiny-ynet", "0.1.0")
+    assert sorted(p.folder.name for p in registry.problems()) == ["copied-by-hand", "tiny-ynet"]
+    assert all("registered twice" in p.reason for p in registry.problems())
+
+
+def test_registry_highest_version_held_twice_refuses_the_bare_key(models_dir: Path, tmp_path: Path) -> None:
+    """The highest version is ambiguous: a bare key must not fall back to a lower one."""
+    folder = _copy_models(models_dir, tmp_path / "models")
+    shutil.copytree(folder / "tiny-ynet-0.2.0", folder / "copied-by-hand")
+
+    with pytest.raises(RegistryError, match="tiny-ynet@0.2.0 is registered twice"):
+        Registry.load(folder).get("tiny-ynet", "x")
+
+
+def test_registry_unreadable_spec_left_out_with_why(models_dir: Path, tmp_path: Path) -> None:
+    folder = _copy_models(models_dir, tmp_path / "models")
+    (folder / "half-copied").mkdir()
+    (folder / "half-copied" / "spec.json").write_text('{"key": "tiny-ynet", "version": ')
+    registry = Registry.load(folder)
+
+    assert [s.ref for s in registry.specs()] == ["tiny-ynet@0.1.0", "tiny-ynet@0.2.0"]
+    [problem] = registry.problems()
+    assert problem.folder == (folder / "half-copied").absolute()
+    assert problem.reason.startswith("invalid model spec") and "\n" not in problem.reason
+    assert registry.get("tiny-ynet@0.2.0", "x").version == "0.2.0"
+    # its version is unknown, so the highest version of a bare key cannot be told
+    with pytest.raises(RegistryError, match="cannot tell the highest version of 'tiny-ynet'"):
+        registry.get("tiny-ynet", "x")
+
+
+def test_registry_from_settings_duplicate_across_folders(models_dir: Path, tmp_path: Path) -> None:
+    """The site's folder (HOME/models) and the packaged one holding one version."""
+    settings = Settings(models_dir=models_dir, home=tmp_path / "home")
+    shutil.copytree(models_dir / "tiny-ynet", settings.home / "models" / "tiny-ynet-site")
+    registry = Registry.from_settings(settings)
+
+    assert [s.ref for s in registry.specs()] == ["tiny-ynet@0.2.0"]
+    assert {p.folder for p in registry.problems()} == {
+        (models_dir / "tiny-ynet").absolute(), (settings.home / "models" / "tiny-ynet-site").absolute()
+    }
 
 
 def test_registry_from_settings_reads_models_dir(models_dir: Path) -> None:
