@@ -51,7 +51,7 @@ def _print_settings(settings: Settings) -> None:
 @contextmanager
 def _exit_when_cannot_serve() -> Iterator[None]:
     """Turn ``CannotServe`` (home served already, port taken, TLS files that do not load,
-    workers that exit before warm) into one line and exit 1."""
+    workers that exit before warm or are not warm in time) into one line and exit 1."""
     from pipeline.serve import CannotServe
 
     try:

@@ -123,7 +123,8 @@ class WorkerProcesses:
 
 class CannotServe(NodeError):
     """`serve` (or `scp`) cannot start: its home is served already, a port it needs is taken,
-    its DICOM TLS files do not load, or its workers keep exiting before they are warm."""
+    its DICOM TLS files do not load, or its workers keep exiting, or do not become warm,
+    before it opens its port."""
 
 
 @contextmanager
@@ -215,10 +216,13 @@ def _serve(settings: Settings, stop: threading.Event) -> None:
     workers = WorkerProcesses(settings)
     try:
         started = time.monotonic()
-        if not workers.wait_warm(stop):
+        if not workers.wait_warm(stop, WARM_TIMEOUT_SECONDS):
             if stop.is_set():
                 return
-            raise RuntimeError(f"workers not warm after {WARM_TIMEOUT_SECONDS:.0f} s")
+            raise CannotServe(
+                f"workers not warm after {WARM_TIMEOUT_SECONDS:.0f} s; the log above says which "
+                "models each one warmed ('model warmed') and which it could not"
+            )
         log.info("workers warm", extra={"workers": workers.count,
                                         "seconds": round(time.monotonic() - started, 2)})
         receive_into(ctx.spool)

@@ -7,6 +7,7 @@ import errno
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,25 @@ def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch)
     restarts = len(started) - 2
     assert STARTS_BEFORE_WARM * 2 - 1 <= restarts <= STARTS_BEFORE_WARM * 2
     assert all(process.wait(timeout=10) == 3 for process in started)
+
+
+def test_workers_not_warm_in_time_stop_the_start_in_one_line(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Before, `serve` ended with a RuntimeError traceback."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def slow_worker(_settings: Settings, _processes: int = 1) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(serve, "start_worker_process", slow_worker)
+    monkeypatch.setattr(serve, "WARM_TIMEOUT_SECONDS", 1.0)
+    settings = Settings(home=tmp_path, port=0, worker_concurrency=1)
+    with ThreadPoolExecutor(1) as pool:  # off the main thread: serve installs no signal handlers
+        start = pool.submit(serve.serve, settings, threading.Event())
+        with pytest.raises(CannotServe, match=r"workers not warm after 1 s; the log above says"):
+            start.result(timeout=60)
+    assert [process.wait(timeout=10) for process in started] == [-15]  # stopped with the start
 
 
 def test_cannot_listen_suspects_another_node_only_when_the_port_is_in_use() -> None:
