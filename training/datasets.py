@@ -3,6 +3,8 @@
 The folder format is the node's "image folder": ``labels.csv`` with columns ``image`` (path
 relative to the folder), optional ``mask``, optional ``malignant`` (0/1), optional ``group``
 (near-duplicates share one; defaults to the image path) and optional ``label_conflict`` (0/1).
+A folder whose columns are named otherwise is read through a :class:`ColumnMap` (ddti's
+``tirads_binary`` and ``case`` are recognised from the header).
 """
 
 from __future__ import annotations
@@ -106,30 +108,56 @@ def labels_csv(folder: Path) -> Path:
     return labels
 
 
-def read_image_folder(path: Path) -> list[Row]:
-    """Rows of ``path/labels.csv``; raises :class:`DatasetError` on a bad folder."""
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which ``labels.csv`` columns hold the image, mask, 0/1 label, group and label conflict."""
+
+    image: str = "image"
+    mask: str = "mask"
+    malignant: str = "malignant"
+    group: str = "group"
+    label_conflict: str = "label_conflict"
+
+
+#: the thyroid ddti folder: TI-RADS >= 4 as positive, one group per patient case
+DDTI_COLUMNS = ColumnMap(malignant="tirads_binary", group="case")
+
+
+def detect_columns(header: list[str]) -> ColumnMap:
+    """The column map of a header: the node's own names, or ddti's when those are absent."""
+    if "malignant" not in header and "tirads_binary" in header:
+        return ColumnMap(malignant="tirads_binary", group="case" if "case" in header else "group")
+    return ColumnMap()
+
+
+def read_image_folder(path: Path, columns: ColumnMap | None = None) -> list[Row]:
+    """Rows of ``path/labels.csv`` read with ``columns`` (detected from the header when None);
+    raises :class:`DatasetError` on a bad folder."""
     folder = Path(path)
     labels = labels_csv(folder)
     rows: list[Row] = []
     with labels.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "image" not in reader.fieldnames:
-            raise DatasetError(f"{labels}: the column 'image' is required")
+        header = list(reader.fieldnames or [])
+        names = columns or detect_columns(header)
+        if names.image not in header:
+            raise DatasetError(f"{labels}: the column {names.image!r} is required")
         for line, record in enumerate(reader, start=2):
-            image = (record.get("image") or "").strip()
+            image = (record.get(names.image) or "").strip()
             if not image:
-                raise DatasetError(f"{labels} row {line}: empty 'image'")
-            mask = (record.get("mask") or "").strip()
+                raise DatasetError(f"{labels} row {line}: empty {names.image!r}")
+            mask = (record.get(names.mask) or "").strip()
+            label, conflict = (
+                binary_label(record.get(column), labels, line, column)
+                for column in (names.malignant, names.label_conflict)
+            )
             rows.append(
                 Row(
                     image=folder / image,
                     mask=folder / mask if mask else None,
-                    malignant=binary_label(record.get("malignant"), labels, line, "malignant"),
-                    group=(record.get("group") or "").strip() or image,
-                    label_conflict=binary_label(
-                        record.get("label_conflict"), labels, line, "label_conflict"
-                    )
-                    == 1,
+                    malignant=label,
+                    group=(record.get(names.group) or "").strip() or image,
+                    label_conflict=conflict == 1,
                 )
             )
     return rows

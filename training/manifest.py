@@ -22,8 +22,7 @@ from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
 from inference.registry import sha256_file
 from kernel.errors import DatasetError
-from training.datasets import Row, TrainingArrays, arrays_from_rows, resize_grey
-from training.image_folders import read_labelled_folder
+from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
 from training.splits import fold_test_indices
 
 MANIFEST_FILE = "manifest.json"
@@ -62,7 +61,7 @@ def _assign_folds(rows: list[ManifestRow], k: int, seed: int) -> list[ManifestRo
 
 def from_image_folder(folder: Path) -> list[ManifestRow]:
     """Rows of an image folder (conflicting-label groups dropped), hashed."""
-    rows = [r for r in read_labelled_folder(folder) if not r.label_conflict]
+    rows = [r for r in read_image_folder(folder) if not r.label_conflict]
     out = []
     with _progress() as progress:
         for row in progress.track(rows, description="hash images"):

@@ -108,10 +108,9 @@ def load_cases(dataset: Path, spec: ModelSpec) -> tuple[Cases, list[np.ndarray] 
         from training.pack import load_arrays
 
         return load_arrays(dataset, spec.input_size), None
-    from training.datasets import arrays_from_rows
-    from training.image_folders import read_labelled_folder
+    from training.datasets import arrays_from_rows, read_image_folder
 
-    rows = [r for r in read_labelled_folder(dataset) if not r.label_conflict]
+    rows = [r for r in read_image_folder(dataset) if not r.label_conflict]
     arrays = arrays_from_rows(rows, spec.input_size, root=dataset)
     return replace(arrays, has_mask=np.array([r.mask is not None for r in rows], bool)), None
 

@@ -31,9 +31,8 @@ from inference.registry import ModelInput, ModelSpec, SelectionRule
 from inference.runner import frame_box, frame_planes
 from inference.transforms import to_grey_bytes, to_model_input
 from kernel.errors import InvalidInput
-from training.datasets import load_grey
+from training.datasets import load_grey, read_image_folder
 from training.exclusion import Exclusion, no_exclusion
-from training.image_folders import read_labelled_folder
 from training.pack import encode_png, resize_images, stored_images
 from training.trainer import model_inputs
 
@@ -79,7 +78,7 @@ def image_folder_frames(
     folder: Path, size: int, exclusion: Exclusion, name: str
 ) -> tuple[list[torch.Tensor], SourceCount]:
     """Every image of ``folder``'s ``labels.csv`` whose group is not excluded, ``(1,1,S,S)`` each."""
-    rows = read_labelled_folder(Path(folder))
+    rows = read_image_folder(Path(folder))
     kept = [row for row in rows if row.group not in exclusion.groups]
     tensors = [to_model_input(load_grey(row.image), size) for row in kept]
     count = SourceCount(name, "images", len(rows), len(kept), excluded=len(rows) - len(kept))

@@ -9,7 +9,7 @@ from pathlib import Path
 from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
 from phantom.us_dicom import write_us_study
-from training.image_folders import DDTI_COLUMNS, detect_columns, read_labelled_folder
+from training.datasets import DDTI_COLUMNS, detect_columns, read_image_folder
 from training.manifest import (
     build_manifest,
     from_dicom_files,
@@ -34,7 +34,7 @@ def test_build_manifest_image_folder_groups_in_one_fold(image_folder: Path, tmp_
     assert manifest_arrays(manifest, 32).images.shape == (12, 32, 32)
 
 
-def test_read_labelled_folder_ddti_columns_mapped(image_folder: Path, tmp_path: Path) -> None:
+def test_read_image_folder_ddti_columns_mapped(image_folder: Path, tmp_path: Path) -> None:
     with (image_folder / "labels.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     folder = tmp_path / "ddti"
@@ -47,7 +47,7 @@ def test_read_labelled_folder_ddti_columns_mapped(image_folder: Path, tmp_path: 
         for index, row in enumerate(rows):
             writer.writerow([row["image"], row["mask"], index // 3, "4a", row["malignant"]])
     assert detect_columns(["image", "mask", "case", "tirads_binary"]) == DDTI_COLUMNS
-    read = read_labelled_folder(folder)
+    read = read_image_folder(folder)
     assert [r.group for r in read[:4]] == ["0", "0", "0", "1"]
     assert [r.malignant for r in read] == [int(r["malignant"]) for r in rows]
 
