@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def _associate(
     ae = AE(ae_title=calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
+    started = time.monotonic()
     assoc = ae.associate(
         destination.host,
         destination.port,
@@ -68,7 +70,9 @@ def _associate(
     )
     if not assoc.is_established:
         outcome = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
-        if not assoc.is_rejected:
+        if not assoc.is_rejected and time.monotonic() - started >= timeout:
+            outcome += f": no answer within {timeout:g} s"  # a probe would wait as long again
+        elif not assoc.is_rejected:
             outcome += _connect_failure(destination.host, destination.port, timeout)
         raise TransientError(f"association with {destination} {outcome}")
     return assoc

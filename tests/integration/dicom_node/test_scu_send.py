@@ -50,6 +50,20 @@ def test_send_instances_closed_port_raises_transient(phantom_files: dict[str, Pa
         send_instances(destination, [phantom_files["rle"]], CALLING_AE, timeout=5)
 
 
+def test_send_instances_peer_that_never_answers_says_so_without_a_second_wait(
+    phantom_files: dict[str, Path],
+) -> None:
+    """The kernel completes the TCP handshake of a socket that never accepts; no A-ASSOCIATE
+    answer comes. The reason is told from the time spent, not by probing (which, against a
+    peer that drops packets, waited up to 5 s more)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        destination = Destination(ae_title="SILENT", host="127.0.0.1", port=silent.getsockname()[1])
+        with pytest.raises(TransientError, match=r"(aborted|failed): no answer within 1 s"):
+            send_instances(destination, [phantom_files["rle"]], CALLING_AE, timeout=1)
+
+
 def test_send_instances_calling_ae_not_allowed_raises_transient(
     make_node: Callable[..., Node], phantom_files: dict[str, Path]
 ) -> None:
