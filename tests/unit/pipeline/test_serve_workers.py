@@ -17,15 +17,21 @@ from pipeline import serve
 from pipeline.serve import STARTS_BEFORE_WARM, CannotServe, WorkerProcesses, cannot_listen
 
 
-def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _fake_workers(monkeypatch, code: str) -> list[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+    """Worker processes that run ``code`` instead of a worker; the list of those started."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def failing_worker(_settings: Settings, _processes: int = 1) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    def start(_settings: Settings, _processes: int = 1) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-c", code])
         started.append(process)
         return process
 
-    monkeypatch.setattr(serve, "start_worker_process", failing_worker)
+    monkeypatch.setattr(serve, "start_worker_process", start)
+    return started
+
+
+def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    started = _fake_workers(monkeypatch, "raise SystemExit(3)")
     workers = WorkerProcesses(Settings(home=tmp_path, worker_concurrency=2))
     try:
         with pytest.raises(CannotServe, match=r"exited \d+ times before they were warm"):
@@ -41,14 +47,7 @@ def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch)
 
 def test_workers_not_warm_in_time_stop_the_start_in_one_line(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Before, `serve` ended with a RuntimeError traceback."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def slow_worker(_settings: Settings, _processes: int = 1) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        started.append(process)
-        return process
-
-    monkeypatch.setattr(serve, "start_worker_process", slow_worker)
+    started = _fake_workers(monkeypatch, "import time; time.sleep(60)")
     monkeypatch.setattr(serve, "WARM_TIMEOUT_SECONDS", 1.0)
     settings = Settings(home=tmp_path, port=0, worker_concurrency=1)
     with ThreadPoolExecutor(1) as pool:  # off the main thread: serve installs no signal handlers
