@@ -50,6 +50,24 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def ddti_folder(image_folder: Path, tmp_path: Path) -> Path:
+    """The tiny folder's images with ddti's columns: ``case`` (three images each), ``tirads``
+    and ``tirads_binary`` (the tiny folder's labels), no ``malignant`` or ``group``."""
+    with (image_folder / "labels.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    folder = tmp_path / "ddti"
+    folder.mkdir()
+    for name in ("images", "masks"):
+        (folder / name).symlink_to(image_folder / name)
+    with (folder / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image", "mask", "case", "tirads", "tirads_binary"])
+        for index, row in enumerate(rows):
+            writer.writerow([row["image"], row["mask"], index // 3, "4a", row["malignant"]])
+    return folder
+
+
+@pytest.fixture
 def busi_dev() -> Path:
     """The real busi-dev folder; skips when ../shared/data is absent."""
     folder = SHARED_DATA / "busi-dev"

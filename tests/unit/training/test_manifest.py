@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -34,22 +33,11 @@ def test_build_manifest_image_folder_groups_in_one_fold(image_folder: Path, tmp_
     assert manifest_arrays(manifest, 32).images.shape == (12, 32, 32)
 
 
-def test_read_image_folder_ddti_columns_mapped(image_folder: Path, tmp_path: Path) -> None:
-    with (image_folder / "labels.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    folder = tmp_path / "ddti"
-    folder.mkdir()
-    for name in ("images", "masks"):
-        (folder / name).symlink_to(image_folder / name)
-    with (folder / "labels.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "mask", "case", "tirads", "tirads_binary"])
-        for index, row in enumerate(rows):
-            writer.writerow([row["image"], row["mask"], index // 3, "4a", row["malignant"]])
+def test_read_image_folder_ddti_columns_mapped(image_folder: Path, ddti_folder: Path) -> None:
     assert detect_columns(["image", "mask", "case", "tirads_binary"]) == DDTI_COLUMNS
-    read = read_image_folder(folder)
+    read = read_image_folder(ddti_folder)
     assert [r.group for r in read[:4]] == ["0", "0", "0", "1"]
-    assert [r.malignant for r in read] == [int(r["malignant"]) for r in rows]
+    assert [r.malignant for r in read] == [r.malignant for r in read_image_folder(image_folder)]
 
 
 def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path) -> None:

@@ -22,6 +22,15 @@ def test_pack_image_folder_round_trip_same_arrays(image_folder: Path, tmp_path: 
     assert conflict.tolist() == [False] * 12
 
 
+def test_pack_of_a_ddti_folder_keeps_its_tirads_labels_and_cases(ddti_folder: Path, tmp_path: Path) -> None:
+    """The GPU run's ddti pack (scripts/device/prepare.sh) once held no label (all -1) and one
+    group per image: its pretraining was segmentation only, unlike `train --pretrain`."""
+    packed, _ = load_packed(pack_image_folder(ddti_folder, tmp_path / "ddti.npz", 32))
+    assert packed.malignant.tolist() == [r.malignant for r in read_image_folder(ddti_folder)]
+    assert set(packed.malignant.tolist()) == {0, 1}
+    assert packed.groups.tolist()[:4] == ["0", "0", "0", "1"] and len(set(packed.groups)) == 4
+
+
 def test_png_pack_without_holdout_holds_the_same_pixels_and_records_what_it_left_out(
     image_folder: Path, tmp_path: Path
 ) -> None:
