@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db import views
 from db.models import Delivery, Job, Study
+from inference.registry import Registry, RegistryProblem
 from web.auth import COOKIE, require_user
 from web.broker import broker_queue_lengths
 from web.deps import db_session
@@ -59,9 +60,16 @@ def deliveries(request: Request, session: DbSession, user: User) -> Response:
     return render(request, "deliveries.html", user, deliveries=views.delivery_rows(session, limit=500))
 
 
+def left_out(request: Request) -> list[RegistryProblem]:
+    """The model folders the registry leaves out, read now (a folder copied in while the node
+    runs shows at once)."""
+    return Registry.from_settings(request.app.state.settings).problems()
+
+
 @router.get("/models")
 def models(request: Request, session: DbSession, user: User) -> Response:
-    return render(request, "models.html", user, models=views.model_version_rows(session))
+    return render(request, "models.html", user, models=views.model_version_rows(session),
+                  left_out=left_out(request))  # fmt: skip
 
 
 @router.get("/errors")
@@ -71,6 +79,7 @@ def errors(request: Request, session: DbSession, user: User) -> Response:
         failed_jobs=views.failed_jobs(session),
         deliveries=views.delivery_rows(session, only_states=views.PROBLEM_DELIVERY_STATES),
         quarantine=request.app.state.spool.quarantined(limit=200),
+        left_out=left_out(request),
     )
 
 

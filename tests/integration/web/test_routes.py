@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from io import BytesIO
 
 import numpy as np
@@ -132,6 +133,22 @@ def test_pages_show_counts_queue_errors_and_quarantine(served_node) -> None:  # 
         audit = client.get("/audit").text
         assert "deliver_retry" in audit and "assemble" in audit
         assert client.get("/studies/9999").status_code == 404
+
+
+def test_models_and_errors_pages_name_a_model_folder_left_out(served_node) -> None:  # type: ignore[no-untyped-def]
+    folder = served_node.home / "models" / "half-copied"
+    with served_node.logged_in() as client:
+        assert "half-copied" not in client.get("/models").text
+        folder.mkdir(parents=True)
+        try:
+            (folder / "spec.json").write_text('{"key": ')
+            for page in ("/models", "/errors"):
+                text = client.get(page).text
+                assert 'id="models-left-out"' in text and str(folder) in text, page
+                assert "invalid model spec" in text, page
+        finally:
+            shutil.rmtree(folder)
+        assert str(folder) not in client.get("/errors").text
 
 
 def test_study_page_shows_report_with_model_probability_call(served_node) -> None:  # type: ignore[no-untyped-def]
