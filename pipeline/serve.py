@@ -54,7 +54,7 @@ def prepare(settings: Settings) -> NodeContext:
     ctx = NodeContext.build(settings, migrate=True)
     remove_stale_partials(ctx.spool)
     registry = Registry.from_settings(settings)
-    for problem in registry.problems():  # the other models run; this one's jobs fail with why
+    for problem in registry.problems():  # the other models still run
         log.error("model folder left out",
                   extra={"folder": str(problem.folder), "reason": problem.reason})
     sync_registry(ctx.sessions, registry, settings.default_model)
