@@ -515,7 +515,7 @@ def _read_folder(folder: Path) -> tuple[list[ModelSpec], list[RegistryProblem]]:
             specs.append(ModelSpec.load(path.parent))
         except RegistryError as error:
             unreadable.append(RegistryProblem(path.parent.absolute(), str(error)))
-    logger.info("registered %d model(s) from %s", len(specs), folder)
+    logger.debug("read %d model spec(s) from %s", len(specs), folder)  # each job reads them
     return specs, unreadable
 
 

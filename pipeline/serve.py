@@ -54,6 +54,7 @@ def prepare(settings: Settings) -> NodeContext:
     ctx = NodeContext.build(settings, migrate=True)
     remove_stale_partials(ctx.spool)
     registry = Registry.from_settings(settings)
+    log.info("models registered", extra={"models": [spec.ref for spec in registry.specs()]})
     for problem in registry.problems():  # the other models still run
         log.error("model folder left out",
                   extra={"folder": str(problem.folder), "reason": problem.reason})
