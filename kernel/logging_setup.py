@@ -57,4 +57,6 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings go through the filter above, not raw to stderr
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # library chatter: pynetdicom's per-association and highdicom's per-copied-module lines
+    for library in ("pynetdicom", "highdicom"):
+        logging.getLogger(library).setLevel(logging.WARNING)

@@ -45,5 +45,11 @@ class Transport(filesystem.Transport):
 
     Channel = Channel
 
+    @property
+    def default_connection_params(self) -> dict[str, object]:
+        """No host name: the queue is a folder (with kombu's default, 'localhost', every
+        connection logged a warning that none was supplied)."""
+        return {"port": self.default_port}
+
 
 TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 
-from kernel.logging_setup import JsonFormatter, WarningTextFilter
+from kernel.logging_setup import JsonFormatter, WarningTextFilter, configure_logging
 
 
 def _warning_record(message: str) -> logging.LogRecord:
@@ -27,3 +27,14 @@ def test_warning_text_filter_other_loggers_untouched() -> None:
     )
     assert WarningTextFilter().filter(record) is True
     assert record.getMessage() == "received 1.2.3"
+
+
+def test_library_chatter_held_to_warnings(capsys) -> None:  # type: ignore[no-untyped-def]
+    """highdicom logged about 8 INFO lines per object it wrote (every copied module), 25 per
+    job; pynetdicom one per association event."""
+    configure_logging()
+    for library in ("highdicom.base", "pynetdicom.assoc"):
+        logging.getLogger(library).info("copy attributes of module %s", "Patient")
+        logging.getLogger(library).warning("a real problem")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all("a real problem" in line for line in lines)
