@@ -337,6 +337,14 @@ def networks(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     console.print(table)
 
 
+def _print_left_out(registry) -> list:  # type: ignore[no-untyped-def]
+    """Print each models folder the registry left out, with why; returns them."""
+    problems = registry.problems()
+    for problem in problems:
+        console.print(f"[red]left out {problem.folder}:[/red] {problem.reason}")
+    return problems
+
+
 @models_app.command("list")
 def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Registered models: key, version, family, backbone, inputs and outputs; then the folders
@@ -355,8 +363,7 @@ def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("
     for row in rows:
         table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), row["name"])
     console.print(table)
-    for problem in registry.problems():
-        console.print(f"[red]left out {problem.folder}:[/red] {problem.reason}")
+    _print_left_out(registry)
 
 
 @models_app.command("verify")
@@ -374,9 +381,7 @@ def models_verify(home: HomeOption = None) -> None:
         table.add_row(result.ref, "yes" if result.ok else "[red]no[/red]",
                       f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", result.error or "")
     console.print(table)
-    problems = registry.problems()
-    for problem in problems:
-        console.print(f"[red]left out {problem.folder}:[/red] {problem.reason}")
+    problems = _print_left_out(registry)
     if not results or problems or not all(result.ok for result in results):
         console.print("[red]verification failed[/red]" if results else "[red]no registered models[/red]")
         raise typer.Exit(1)

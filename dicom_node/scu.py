@@ -70,10 +70,10 @@ def _associate(
     )
     if not assoc.is_established:
         outcome = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "failed"
-        if not assoc.is_rejected and time.monotonic() - started >= timeout:
-            outcome += f": no answer within {timeout:g} s"  # a probe would wait as long again
-        elif not assoc.is_rejected:
-            outcome += _connect_failure(destination.host, destination.port, timeout)
+        if not assoc.is_rejected:  # say why: a peer silent for the whole timeout is not probed
+            waited = time.monotonic() - started >= timeout  # (a probe would wait as long again)
+            outcome += (f": no answer within {timeout:g} s" if waited
+                        else _connect_failure(destination.host, destination.port, timeout))  # fmt: skip
         raise TransientError(f"association with {destination} {outcome}")
     return assoc
 
