@@ -78,12 +78,16 @@ class WorkerProcesses:
         self.count = settings.effective_concurrency()
         self.processes = [start_worker_process(settings, self.count) for _ in range(self.count)]
 
-    def restart_exited(self) -> None:
-        """Replace each worker process that exited."""
-        for index, process in enumerate(self.processes):
-            if process.poll() is not None:
-                log.error("worker exited; restarting it", extra={"returncode": process.returncode})
-                self.processes[index] = start_worker_process(self._settings, self.count)
+    def exited(self) -> list[int]:
+        """The indexes of the worker processes that have exited."""
+        return [index for index, process in enumerate(self.processes) if process.poll() is not None]
+
+    def restart(self, indexes: list[int]) -> None:
+        """Replace the worker processes at ``indexes`` (ones that exited)."""
+        for index in indexes:
+            returncode = self.processes[index].returncode
+            log.error("worker exited; restarting it", extra={"returncode": returncode})
+            self.processes[index] = start_worker_process(self._settings, self.count)
 
     def wait_warm(self, stop: threading.Event, timeout: float = WARM_TIMEOUT_SECONDS) -> bool:
         """Block until every worker wrote its ready marker (True), or ``stop``/timeout (False).
@@ -95,13 +99,14 @@ class WorkerProcesses:
         deadline = time.monotonic() + timeout
         exits = 0
         while not stop.wait(0.05):
-            exits += sum(process.poll() is not None for process in self.processes)
+            exited = self.exited()  # one poll counts and restarts each exit exactly once
+            exits += len(exited)
             if exits > STARTS_BEFORE_WARM * self.count:
                 raise CannotServe(
                     f"worker processes exited {exits} times before they were warm; "
                     "each one's reason is in the log above"
                 )
-            self.restart_exited()
+            self.restart(exited)
             home = self._settings.home
             if all(ready_marker(home, p.pid).exists() for p in self.processes):
                 return True
@@ -272,7 +277,7 @@ def _run(
         print(f"lnm-node ready: {workers.count} worker(s) warm", flush=True)
         log.info("node ready")
         while not stop.wait(1.0):
-            workers.restart_exited()
+            workers.restart(workers.exited())
     finally:
         server.shutdown()
         if http is not None:

@@ -42,7 +42,11 @@ def test_workers_exiting_before_warm_stop_the_start(tmp_path: Path, monkeypatch)
     # have exited (the last check may see both exit at once); none restarted after that
     restarts = len(started) - 2
     assert STARTS_BEFORE_WARM * 2 - 1 <= restarts <= STARTS_BEFORE_WARM * 2
-    assert all(process.wait(timeout=10) == 3 for process in started)
+    # every one exited by itself, except at most one the last check found still starting (on
+    # a loaded host): `stop` ended that one (CI saw that race fail an all-exited-3 assertion)
+    codes = [process.wait(timeout=10) for process in started]
+    assert codes.count(-15) <= 1
+    assert codes.count(3) == len(codes) - codes.count(-15)
 
 
 def test_workers_not_warm_in_time_stop_the_start_in_one_line(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
