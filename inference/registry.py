@@ -494,8 +494,9 @@ def site_models_dir(settings: Settings) -> Path:
     return settings.home / "models"
 
 
-def _version_key(spec: ModelSpec) -> Any:
-    return Version(spec.version)
+def _version_key(version: str) -> Version:
+    """The order of a key's versions (validated PEP 440 by :class:`ModelSpec`)."""
+    return Version(version)
 
 
 @dataclass(frozen=True)
@@ -568,7 +569,7 @@ class Registry:
 
     def specs(self) -> list[ModelSpec]:
         """All registered specs, sorted by key then version."""
-        return sorted(self._specs.values(), key=lambda s: (s.key, _version_key(s)))
+        return sorted(self._specs.values(), key=lambda s: (s.key, _version_key(s.version)))
 
     def problems(self) -> list[RegistryProblem]:
         """The folders left out, each with why: an admin must mend or remove them."""
@@ -603,7 +604,7 @@ class Registry:
         held = [ident for ident in [*self._specs, *self._twice] if ident[0] == key]
         if not held:
             raise NotRegistered(f"model {key!r} is not registered; known: {self._known()}")
-        highest = max(held, key=lambda ident: Version(ident[1]))
+        highest = max(held, key=lambda ident: _version_key(ident[1]))
         if highest in self._twice:
             raise RegistryError(self._twice[highest])
         return self._specs[highest]
