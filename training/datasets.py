@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +125,8 @@ DDTI_COLUMNS = ColumnMap(malignant="tirads_binary", group="case")
 
 def detect_columns(header: list[str]) -> ColumnMap:
     """The column map of a header: the node's own names, or ddti's when those are absent."""
-    if "malignant" not in header and "tirads_binary" in header:
-        return ColumnMap(malignant="tirads_binary", group="case" if "case" in header else "group")
+    if ColumnMap.malignant not in header and DDTI_COLUMNS.malignant in header:
+        return DDTI_COLUMNS if DDTI_COLUMNS.group in header else replace(DDTI_COLUMNS, group="group")
     return ColumnMap()
 
 
