@@ -30,18 +30,34 @@ class JsonFormatter(logging.Formatter):
 
 
 _WARNING_ORIGIN = re.compile(r"^(?P<where>\S.*?:\d+): (?P<category>\w+):")
+#: the source line ``warnings.formatwarning`` appends after the text
+_SOURCE_LINE = re.compile(r"\n  \S[^\n]*\n?\s*\Z")
+
+#: warnings whose text is a fixed template holding no data value, logged whole: (category,
+#: the package folder that warns). Celery's SecurityWarning says the worker runs as root
+#: (with uid and gid numbers), which an engineer must read to act on.
+_TEXT_KEPT = {("SecurityWarning", "/celery/")}
 
 
 class WarningTextFilter(logging.Filter):
     """Withhold the text of captured Python warnings (logger ``py.warnings``, which Celery
     turns on): libraries quote data values in them (highdicom quotes a one-component
-    PatientName), so only the category and the place that warned are logged."""
+    PatientName), so only the category and the place that warned are logged, except for the
+    known templates of :data:`_TEXT_KEPT` (then on one line, without the warning source line)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "py.warnings":
             match = _WARNING_ORIGIN.match(record.getMessage())
-            where = f"{match['category']} at {match['where']}" if match else "a Python warning"
-            record.msg, record.args = f"{where} (text withheld: it may quote data values)", ()
+            if match is None:
+                message = "a Python warning (text withheld: it may quote data values)"
+            elif any(match["category"] == category and folder in match["where"]
+                     for category, folder in _TEXT_KEPT):
+                text = " ".join(_SOURCE_LINE.sub("", record.getMessage()[match.end():]).split())
+                message = f"{match['category']} at {match['where']}: {text}"
+            else:
+                message = (f"{match['category']} at {match['where']} "
+                           "(text withheld: it may quote data values)")
+            record.msg, record.args = message, ()
         return True
 
 

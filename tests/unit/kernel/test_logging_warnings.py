@@ -38,3 +38,30 @@ def test_library_chatter_held_to_warnings(capsys) -> None:  # type: ignore[no-un
         logging.getLogger(library).warning("a real problem")
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2 and all("a real problem" in line for line in lines)
+
+
+def test_celery_root_warning_logged_whole_on_one_line() -> None:
+    """It was logged as 'SecurityWarning at .../celery/platforms.py:905 (text withheld)':
+    an engineer could not tell the worker runs as root. Its text is a template with no data."""
+    from celery.exceptions import SecurityWarning
+    from celery.platforms import ROOT_DISCOURAGED
+
+    text = ROOT_DISCOURAGED.format(uid=0, euid=0, gid=0, egid=0)
+    source = "    warnings.warn(SecurityWarning(ROOT_DISCOURAGED.format("
+    formatted = warnings.formatwarning(text, SecurityWarning, "/lib/celery/platforms.py", 905, source)
+    record = logging.LogRecord("py.warnings", logging.WARNING, __file__, 1, "%s", (formatted,), None)
+    WarningTextFilter().filter(record)
+    assert record.getMessage() == (
+        "SecurityWarning at /lib/celery/platforms.py:905: You're running the worker with "
+        "superuser privileges: this is absolutely not recommended! Please specify a different "
+        "user using the --uid option. User information: uid=0 euid=0 gid=0 egid=0"
+    )
+
+
+def test_security_warning_elsewhere_still_withheld() -> None:
+    formatted = warnings.formatwarning('name "Quaxleton"', UserWarning, "/lib/celery/x.py", 3)
+    other = warnings.formatwarning('name "Quaxleton"', UserWarning, "/lib/other/x.py", 3)
+    for text in (formatted, other.replace("UserWarning", "SecurityWarning")):
+        record = logging.LogRecord("py.warnings", logging.WARNING, __file__, 1, "%s", (text,), None)
+        WarningTextFilter().filter(record)
+        assert "Quaxleton" not in record.getMessage() and "withheld" in record.getMessage()
