@@ -63,7 +63,6 @@ def replay(
     actor: ActorOption = "admin",
 ) -> None:
     """Send a DELIVERED job's outputs again (same UIDs) to its destinations or to ``--to``."""
-    from db.jobs import delivery_for
     from db.jobs_admin import AdminRefused, job_destinations, prepare_replay
     from db.models import DeliveryState
     from pipeline.context import NodeContext
@@ -90,11 +89,8 @@ def replay(
         if missing:
             console.print(f"[red]refused:[/red] output files are gone: {', '.join(missing)}")
             raise typer.Exit(1)
-        state = deliver_to(ctx, job_id, destination, paths, actor=actor)
+        state, error = deliver_to(ctx, job_id, destination, paths, actor=actor)
         failed += state != DeliveryState.SENT
-        reason = ""
-        if state != DeliveryState.SENT:
-            with ctx.sessions() as session:
-                reason = f" ({delivery_for(session, job_id, str(destination)).last_error})"
+        reason = f" ({error})" if error else ""
         console.print(f"job {job_id} -> {destination}: {state.value}{reason}")
     raise typer.Exit(1 if failed else 0)

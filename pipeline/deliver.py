@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from db import audit, jobs
 from db.models import DeliveryState, Job, JobState
@@ -13,6 +14,13 @@ from kernel.settings import Destination, StowDestination
 from pipeline.context import NodeContext
 
 log = logging.getLogger(__name__)
+
+
+class DeliveryOutcome(NamedTuple):
+    """One attempt's result: the delivery's state after it, and the peer's error (None: sent)."""
+
+    state: DeliveryState
+    error: str | None
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -40,7 +48,7 @@ def send(ctx: NodeContext, destination: Destination | StowDestination, paths: li
 def deliver_to(
     ctx: NodeContext, job_id: int, destination: Destination | StowDestination, paths: list[Path],
     actor: str = "worker",
-) -> DeliveryState:
+) -> DeliveryOutcome:
     """One attempt to send a job's outputs to one destination; records and audits the outcome
     (SENT, RETRY with backoff, or FAILED: refused, or ``max_delivery_attempts`` reached)."""
     error: str | None = None
@@ -60,7 +68,7 @@ def deliver_to(
             delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.SENT, now, None
             audit.record(session, actor, "deliver", "delivery", delivery.id, destination=str(destination))
             log.info("delivered", extra={"job_id": job_id, "destination": str(destination)})
-            return DeliveryState.SENT
+            return DeliveryOutcome(DeliveryState.SENT, None)
         delivery.last_error = error
         if permanent or delivery.attempts >= ctx.settings.max_delivery_attempts:
             delivery.state = DeliveryState.FAILED
@@ -71,7 +79,7 @@ def deliver_to(
             audit.record(session, actor, "deliver_retry", "delivery", delivery.id, error=error)
         state = delivery.state
     log.warning("delivery failed", extra={"job_id": job_id, "destination": str(destination), "error": error})
-    return state
+    return DeliveryOutcome(state, error)
 
 
 def deliver(ctx: NodeContext, job: Job, files: dict[str, str]) -> bool:
@@ -92,7 +100,7 @@ def deliver(ctx: NodeContext, job: Job, files: dict[str, str]) -> bool:
         with ctx.sessions.begin() as session:
             state = jobs.delivery_for(session, job.id, str(destination)).state
         if state not in (DeliveryState.SENT, DeliveryState.FAILED):
-            state = deliver_to(ctx, job.id, destination, paths)
+            state = deliver_to(ctx, job.id, destination, paths).state
         states.append(state)
     all_sent = all(state == DeliveryState.SENT for state in states)
     if all_sent:

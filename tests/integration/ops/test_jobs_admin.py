@@ -116,6 +116,9 @@ def test_jobs_replay_delivered_job_to_named_pacs_same_uids(tmp_path: Path, tiny_
         assert [e.actor for e in replays] == ["admin"] * 5
         code, output = _cli(settings, "jobs", "replay", str(job_id), "--to", "not a destination")
         assert code == 1
+        # a PACS that is not there: the attempt's own error, not a state alone
+        code, output = _cli(settings, "jobs", "replay", str(job_id), "--to", f"GONE@127.0.0.1:{free_port()}")
+        assert code == 1 and "RETRY (" in output and "cannot connect" in output, output
     finally:
         first.stop()
         second.stop()
