@@ -47,12 +47,13 @@ class WarningTextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "py.warnings":
-            match = _WARNING_ORIGIN.match(record.getMessage())
+            formatted = record.getMessage()
+            match = _WARNING_ORIGIN.match(formatted)
             if match is None:
                 message = "a Python warning (text withheld: it may quote data values)"
             elif any(match["category"] == category and folder in match["where"]
                      for category, folder in _TEXT_KEPT):
-                text = " ".join(_SOURCE_LINE.sub("", record.getMessage()[match.end():]).split())
+                text = " ".join(_SOURCE_LINE.sub("", formatted[match.end():]).split())
                 message = f"{match['category']} at {match['where']}: {text}"
             else:
                 message = (f"{match['category']} at {match['where']} "

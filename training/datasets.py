@@ -126,7 +126,7 @@ DDTI_COLUMNS = ColumnMap(malignant="tirads_binary", group="case")
 def detect_columns(header: list[str]) -> ColumnMap:
     """The column map of a header: the node's own names, or ddti's when those are absent."""
     if ColumnMap.malignant not in header and DDTI_COLUMNS.malignant in header:
-        return DDTI_COLUMNS if DDTI_COLUMNS.group in header else replace(DDTI_COLUMNS, group="group")
+        return DDTI_COLUMNS if DDTI_COLUMNS.group in header else replace(DDTI_COLUMNS, group=ColumnMap.group)
     return ColumnMap()
 
 
