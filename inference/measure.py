@@ -23,6 +23,18 @@ NOTE_NOT_CALIBRATED = (
 NOTE_DEGENERATE = "no measurement: the segmentation is too small to measure"
 
 
+#: a segmentation's lesion probability above this is lesion
+MASK_THRESHOLD = 0.5
+
+
+def lesion_mask(probability: np.ndarray) -> np.ndarray:
+    """The mask the node delivers from a 2D lesion probability map: the largest 8-connected
+    component of ``probability > MASK_THRESHOLD`` (empty if none). Inference outlines and
+    measures it; training and evaluation score it, so their Dice is the Dice of the outline a
+    radiologist sees."""
+    return largest_component(np.asarray(probability) > MASK_THRESHOLD)
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of a 2D mask, as a boolean array (empty if none)."""
     binary = np.asarray(mask).astype(bool)

@@ -29,7 +29,7 @@ from inference.batching import ForwardBatcher, forward_pass
 from inference.calibration import calibrate
 from inference.frames import frame_count
 from inference.gate import GateReference, check
-from inference.measure import largest_component, measure_component
+from inference.measure import lesion_mask, measure_component
 from inference.prediction import Call, Prediction
 from inference.regions import tissue_box, tissue_regions
 from inference.registry import Family, ModelInput, ModelSpec, RegistryError
@@ -38,7 +38,6 @@ from inference.transforms import to_grey_unit, to_model_planes, to_source_grid
 
 logger = logging.getLogger(__name__)
 
-MASK_THRESHOLD = 0.5
 NOTE_NO_TISSUE_REGION = "no ultrasound tissue region: the model saw the whole image"
 NOTE_NO_SEGMENTATION_FAMILY = "model family {family!r} does not segment: no outline, no measurement"
 
@@ -238,8 +237,8 @@ def run_model(
         )
     mask, measurements = None, None
     if seg_probability is not None:
-        crop_mask = to_source_grid(seg_probability[:, :1], crop_shape) > MASK_THRESHOLD
-        component = largest_component(_into_frame(crop_mask, box, shape))
+        crop_lesion = to_source_grid(seg_probability[:, :1], crop_shape)
+        component = lesion_mask(_into_frame(crop_lesion, box, shape))
         mask = component if component.any() else None
         measurements, note = measure_component(component, explained.dataset)
         if note is not None:

@@ -17,6 +17,7 @@ from torch import nn
 from inference.calibration import calibrate
 from inference.gate import FeatureTap, GateReference, OutOfDomain, check, load_reference
 from inference.loading import load_network
+from inference.measure import lesion_mask
 from inference.registry import ModelSpec
 from inference.selection import CeusRule
 from inference.transforms import to_model_input, to_source_grid
@@ -104,9 +105,11 @@ def evaluate(
     Images go through ``to_grey_unit``/``to_model_input`` at the spec's input size; the
     probability is the network's through the spec's calibration (``inference.calibration``, as
     ``run_model`` reports it; ``cases.csv`` also keeps the network's own); the mask is
-    ``sigmoid(seg)`` brought back with ``to_source_grid`` and thresholded at 0.5, so Dice is on
-    the image grid. Rows of conflicting-label groups are excluded. ``threshold`` defaults to the
-    spec's (0.5 for a bare network); ``size`` to the spec's input size (256 for a bare network).
+    ``sigmoid(seg)`` brought back with ``to_source_grid`` and made the mask the node delivers
+    (``inference.measure.lesion_mask``: its largest component), so Dice is on the image grid and
+    of the outline a radiologist sees. Rows of conflicting-label groups are excluded.
+    ``threshold`` defaults to the spec's (0.5 for a bare network); ``size`` to the spec's input
+    size (256 for a bare network).
     Writes ``metrics.json``, ``cases.csv``, ``roc.png``, ``calibration.png``,
     ``decision_curve.png``, ``cases.png`` and the one-page ``report.html`` into ``out_dir``.
 
@@ -158,7 +161,7 @@ def evaluate(
             if seg_logits is None:  # a classifier: no mask, no Dice
                 mask = np.zeros(grey.shape, bool)
             else:
-                mask = to_source_grid(torch.sigmoid(seg_logits.float()), grey.shape) > 0.5
+                mask = lesion_mask(to_source_grid(torch.sigmoid(seg_logits.float()), grey.shape))
             probabilities.append(probability)
             network_probabilities.append(network_probability)
             predicted.append(mask)

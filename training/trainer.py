@@ -35,6 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from inference.measure import lesion_mask
 from inference.transforms import INPUT_MEAN, INPUT_STD
 from training.metrics import auc_with_ci, dice_scores, dice_summary, youden_threshold
 from training.provenance import run_platform
@@ -157,8 +158,9 @@ def predict(
     loss: Callable[[slice, torch.Tensor | None, torch.Tensor], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(probabilities (N,), masks (N,S,S) bool or None for a classifier) on normalised inputs
-    (one tensor, or one per network input in forward order). ``loss(cases, seg, cls)``, when
-    given, sees every batch's logits in the same pass (the validation loss)."""
+    (one tensor, or one per network input in forward order). Each mask is the one the node
+    would deliver (``inference.measure.lesion_mask``). ``loss(cases, seg, cls)``, when given,
+    sees every batch's logits in the same pass (the validation loss)."""
     inputs = inputs if isinstance(inputs, list) else [inputs]
     probabilities, masks = [], []
     for part, seg, cls in _eval_outputs(network, inputs, device, batch_size):
@@ -166,7 +168,8 @@ def predict(
             loss(part, seg, cls)
         probabilities.append(torch.sigmoid(cls.float())[:, 0].cpu().numpy())
         if seg is not None:
-            masks.append((torch.sigmoid(seg.float()) > 0.5)[:, 0].cpu().numpy())
+            lesion = torch.sigmoid(seg.float())[:, 0].cpu().numpy()
+            masks.append(np.stack([lesion_mask(image) for image in lesion]))
     return np.concatenate(probabilities), (np.concatenate(masks) if masks else None)
 
 

@@ -13,6 +13,7 @@ from inference.measure import (
     NOTE_OUTSIDE_REGION,
     _longest_chord,
     largest_component,
+    lesion_mask,
     measure_axes,
     measure_component,
 )
@@ -135,6 +136,20 @@ def test_measure_axes_wrong_shape_raises():
 def test_largest_component_diagonal_pixels_one_component():
     mask = np.eye(5, dtype=bool)
     assert largest_component(mask).sum() == 5
+
+
+def test_lesion_mask_is_the_largest_component_above_the_threshold():
+    probability = np.zeros((12, 12), np.float32)
+    probability[1:4, 1:4] = 0.9  # 9 pixels
+    probability[8:10, 8:10] = 0.95  # 4 pixels, more confident but smaller
+    probability[5:12, 0:2] = 0.45  # 14 pixels, under the threshold
+
+    mask = lesion_mask(probability)
+
+    expected = np.zeros((12, 12), bool)
+    expected[1:4, 1:4] = True
+    assert mask.dtype == bool and np.array_equal(mask, expected)
+    assert not lesion_mask(np.full((4, 4), 0.5, np.float32)).any()  # strictly above 0.5
 
 
 def test_measure_component_of_largest_component_equals_measure_axes():

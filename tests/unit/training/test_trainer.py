@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from training.datasets import TrainingArrays, arrays_from_rows, read_image_folder
 from training.networks import draft_spec
@@ -22,6 +24,7 @@ from training.trainer import (
     Batch,
     TensorBatches,
     TrainConfig,
+    predict,
     train_network,
 )
 
@@ -187,3 +190,22 @@ def test_train_network_resuming_without_an_average_starts_it_from_the_saved_weig
     train_network(_make("ynet"), arrays, tmp_path / "run", replace(CONFIG, epochs=2, ema_decay=0.9))
     checkpoint = torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=False)
     assert checkpoint["state"]["epoch"] == 2 and int(checkpoint["averaged"]["n_averaged"]) > 1
+
+
+class _TwoBlobs(nn.Module):
+    """A segmenter whose lesion map has two blobs: 9 pixels and 4 more confident ones."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seg = torch.full((len(x), 1, 12, 12), -5.0)
+        seg[:, :, 1:4, 1:4] = 2.0
+        seg[:, :, 8:10, 8:10] = 4.0
+        return seg, torch.zeros(len(x), 1)
+
+
+def test_predict_masks_are_the_masks_the_node_delivers() -> None:
+    _, masks = predict(_TwoBlobs(), torch.zeros(3, 1, 12, 12), "cpu", batch_size=2)
+
+    expected = np.zeros((12, 12), bool)
+    expected[1:4, 1:4] = True  # the largest component only, as inference.measure.lesion_mask
+    assert masks is not None and masks.shape == (3, 12, 12)
+    assert all(np.array_equal(mask, expected) for mask in masks)
