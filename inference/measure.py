@@ -21,6 +21,10 @@ NOTE_NOT_CALIBRATED = (
     "no measurement: the ultrasound region holding the segmentation is not calibrated in cm"
 )
 NOTE_DEGENERATE = "no measurement: the segmentation is too small to measure"
+NOTE_OTHER_REGIONS = (
+    "the segmentation has {count} more separate region(s), {share:.0%} of its area: only the "
+    "largest is outlined and measured"
+)
 
 
 #: a segmentation's lesion probability above this is lesion
@@ -33,6 +37,18 @@ def lesion_mask(probability: np.ndarray) -> np.ndarray:
     measures it; training and evaluation score it, so their Dice is the Dice of the outline a
     radiologist sees."""
     return largest_component(np.asarray(probability) > MASK_THRESHOLD)
+
+
+def other_regions_note(probability: np.ndarray, delivered: np.ndarray) -> str | None:
+    """A note saying how many regions of ``probability > MASK_THRESHOLD`` the delivered mask
+    (its :func:`lesion_mask`) leaves out, and their share of the segmented area; ``None`` when
+    it leaves out none."""
+    segmented = np.asarray(probability) > MASK_THRESHOLD
+    others = segmented & ~np.asarray(delivered, bool)
+    count = int(label(others, connectivity=2).max()) if others.any() else 0
+    if count == 0:
+        return None
+    return NOTE_OTHER_REGIONS.format(count=count, share=others.sum() / segmented.sum())
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from inference.batching import ForwardBatcher, forward_pass
 from inference.calibration import calibrate
 from inference.frames import frame_count
 from inference.gate import GateReference, check
-from inference.measure import lesion_mask, measure_component
+from inference.measure import lesion_mask, measure_component, other_regions_note
 from inference.prediction import Call, Prediction
 from inference.regions import tissue_box, tissue_regions
 from inference.registry import Family, ModelInput, ModelSpec, RegistryError
@@ -237,12 +237,11 @@ def run_model(
         )
     mask, measurements = None, None
     if seg_probability is not None:
-        crop_lesion = to_source_grid(seg_probability[:, :1], crop_shape)
-        component = lesion_mask(_into_frame(crop_lesion, box, shape))
+        lesion = _into_frame(to_source_grid(seg_probability[:, :1], crop_shape), box, shape)
+        component = lesion_mask(lesion)
         mask = component if component.any() else None
         measurements, note = measure_component(component, explained.dataset)
-        if note is not None:
-            notes.append(note)
+        notes.extend(n for n in (note, other_regions_note(lesion, component)) if n is not None)
 
     call = Call.PRESENT if probability >= spec.threshold else Call.ABSENT
     logger.info(

@@ -16,6 +16,7 @@ from inference.measure import (
     lesion_mask,
     measure_axes,
     measure_component,
+    other_regions_note,
 )
 from phantom.us_dicom import make_us_dataset
 
@@ -150,6 +151,29 @@ def test_lesion_mask_is_the_largest_component_above_the_threshold():
     expected[1:4, 1:4] = True
     assert mask.dtype == bool and np.array_equal(mask, expected)
     assert not lesion_mask(np.full((4, 4), 0.5, np.float32)).any()  # strictly above 0.5
+
+
+def test_other_regions_note_counts_the_regions_the_delivered_mask_leaves_out():
+    probability = np.zeros((12, 12), np.float32)
+    probability[1:4, 1:4] = 0.9  # 9 pixels: delivered
+    probability[8:10, 8:10] = 0.95  # 4 pixels
+    probability[0, 11] = 0.7  # 1 pixel
+    probability[6:12, 0:2] = 0.45  # under the threshold: not a region
+
+    note = other_regions_note(probability, lesion_mask(probability))
+
+    assert note == (
+        "the segmentation has 2 more separate region(s), 36% of its area: only the largest is "
+        "outlined and measured"
+    )
+
+
+def test_other_regions_note_none_for_one_region_or_none():
+    one = np.zeros((6, 6), np.float32)
+    one[1:4, 1:4] = 0.9
+    assert other_regions_note(one, lesion_mask(one)) is None
+    empty = np.zeros((6, 6), np.float32)
+    assert other_regions_note(empty, lesion_mask(empty)) is None
 
 
 def test_measure_component_of_largest_component_equals_measure_axes():

@@ -48,6 +48,19 @@ class _ConstantNet(nn.Module):
         return features * 0.0 + self.seg, logit
 
 
+class _TwoRegionNet(_ConstantNet):
+    """Lesion in two separate boxes of the model grid: the left half's top quarter (larger)
+    and a small square in the bottom right corner."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seg, logit = super().forward(x)
+        size = seg.shape[-1]
+        seg = seg.clone()
+        seg[..., : size // 4, : size // 2] = 10.0
+        seg[..., -size // 8 :, -size // 8 :] = 10.0
+        return seg, logit
+
+
 @pytest.fixture(scope="module")
 def network(tiny_spec: ModelSpec) -> nn.Module:
     return load_network(tiny_spec, "cpu")
@@ -136,6 +149,20 @@ def test_run_model_mask_and_heatmap_zero_outside_tissue_box(
     np.testing.assert_array_equal(full.mask, expected)
     assert not real.heatmap[~expected].any()
     assert real.heatmap[expected].max() > 0.0
+
+
+def test_run_model_outlines_the_largest_region_and_notes_the_others(
+    tmp_path: Path, toy_spec: ModelSpec
+) -> None:
+    paths = _study(tmp_path, mm_per_pixel=0.1)
+
+    prediction = run_model(toy_spec, _TwoRegionNet(seg=-10.0, cls=0.0), paths, "cpu")
+
+    assert prediction.mask is not None
+    rows, cols = np.nonzero(prediction.mask)
+    assert rows.max() < ROWS // 2 and cols.max() < COLS * 3 // 4  # the top-left region only
+    others = [note for note in prediction.notes if "more separate region" in note]
+    assert len(others) == 1 and others[0].startswith("the segmentation has 1 more separate")
 
 
 def test_run_model_empty_segmentation_mask_none_with_note(
