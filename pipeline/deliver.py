@@ -82,11 +82,19 @@ def deliver_to(
     return DeliveryOutcome(state, error)
 
 
-def deliver(ctx: NodeContext, job: Job, files: dict[str, str]) -> bool:
+def deliver(
+    ctx: NodeContext,
+    job: Job,
+    files: dict[str, str],
+    sent_state: JobState = JobState.DELIVERED,
+    reason: str | None = None,
+) -> bool:
     """Send the job's outputs to every configured destination; True when all are SENT.
 
-    When every destination is SENT the job becomes DELIVERED; when every one is final and one
-    is dead-lettered (FAILED) the job becomes FAILED (``lnm-node jobs requeue`` resends it).
+    When every destination is SENT the job becomes ``sent_state`` (DELIVERED; a skipped job's
+    "not run" SR: SKIPPED with its ``reason``), in one step, so no reader sees a skipped job
+    DELIVERED; when every one is final and one is dead-lettered (FAILED) the job becomes FAILED
+    (``lnm-node jobs requeue`` resends it).
     """
     if job.shadow:  # a shadow model version's results stay on the node (issue 5)
         with ctx.sessions.begin() as session:
@@ -104,8 +112,9 @@ def deliver(ctx: NodeContext, job: Job, files: dict[str, str]) -> bool:
         states.append(state)
     all_sent = all(state == DeliveryState.SENT for state in states)
     if all_sent:
+        fields = {} if reason is None else {"reason": reason}
         with ctx.sessions.begin() as session:
-            jobs.set_job_state(session, session.get(Job, job.id), JobState.DELIVERED)
+            jobs.set_job_state(session, session.get(Job, job.id), sent_state, **fields)
     elif all(state in (DeliveryState.SENT, DeliveryState.FAILED) for state in states):
         with ctx.sessions.begin() as session:
             jobs.set_job_state(session, session.get(Job, job.id), JobState.FAILED,

@@ -76,10 +76,8 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
 
 def _deliver_not_run(ctx: NodeContext, job: Job, files: dict[str, str], reason: str) -> Outcome:
     """Deliver a skipped job's "not run" SR; once every destination has it, the job is SKIPPED."""
-    if not deliver(ctx, job, files):
+    if not deliver(ctx, job, files, sent_state=JobState.SKIPPED, reason=reason[:2000]):
         return Outcome.DELIVERY_PENDING
-    with ctx.sessions.begin() as session:
-        jobs.set_job_state(session, session.get(Job, job.id), JobState.SKIPPED, reason=reason[:2000])
     return Outcome.SKIPPED
 
 

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from sqlalchemy import select
 
-from db.models import Job, JobState, Study
+from db.models import AuditEvent, Job, JobState, Study
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors
 from phantom.study import write_phantom_study
 from pipeline.celery_app import make_celery
@@ -159,6 +159,13 @@ def test_families_skipped_job_pacs_down_then_up_ends_skipped_with_sr_sent(
         assert process_job(ctx, job.id) is Outcome.SKIPPED
         done = next(iter(_jobs(ctx).values()))
         assert done.state == JobState.SKIPPED and "no colour Doppler image" in (done.reason or "")
+        with ctx.sessions() as session:  # SKIPPED in one step: never DELIVERED on the way
+            actions = list(session.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.entity == "job", AuditEvent.entity_id == str(job.id))
+                .order_by(AuditEvent.id)
+            ))  # fmt: skip
+        assert actions[-1] == "skipped" and "delivered" not in actions, actions
         stored = {
             pacs.get_json(f"/instances/{i}")["MainDicomTags"]["SOPInstanceUID"]
             for i in pacs.instance_ids()
