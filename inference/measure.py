@@ -22,7 +22,7 @@ NOTE_NOT_CALIBRATED = (
 )
 NOTE_DEGENERATE = "no measurement: the segmentation is too small to measure"
 NOTE_OTHER_REGIONS = (
-    "the segmentation has {count} more separate region(s), {share:.0%} of its area: only the "
+    "the segmentation has {count} more separate region(s), {share} of its area: only the "
     "largest is outlined and measured"
 )
 
@@ -48,7 +48,8 @@ def other_regions_note(probability: np.ndarray, delivered: np.ndarray) -> str | 
     count = int(label(others, connectivity=2).max()) if others.any() else 0
     if count == 0:
         return None
-    return NOTE_OTHER_REGIONS.format(count=count, share=others.sum() / segmented.sum())
+    share = others.sum() / segmented.sum()
+    return NOTE_OTHER_REGIONS.format(count=count, share=f"{share:.0%}" if share >= 0.005 else "<1%")
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:

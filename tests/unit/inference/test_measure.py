@@ -168,6 +168,14 @@ def test_other_regions_note_counts_the_regions_the_delivered_mask_leaves_out():
     )
 
 
+def test_other_regions_note_tiny_share_is_not_rounded_to_zero():
+    probability = np.zeros((40, 40), np.float32)
+    probability[:30, :] = 0.9  # 1200 pixels: delivered
+    probability[39, 39] = 0.9  # 1 pixel
+
+    assert "<1% of its area" in other_regions_note(probability, lesion_mask(probability))
+
+
 def test_other_regions_note_none_for_one_region_or_none():
     one = np.zeros((6, 6), np.float32)
     one[1:4, 1:4] = 0.9
