@@ -31,25 +31,36 @@ NOTE_OTHER_REGIONS = (
 MASK_THRESHOLD = 0.5
 
 
-def lesion_mask(probability: np.ndarray) -> np.ndarray:
-    """The mask the node delivers from a 2D lesion probability map: the largest 8-connected
-    component of ``probability > MASK_THRESHOLD`` (empty if none). Inference outlines and
-    measures it; training and evaluation score it, so their Dice is the Dice of the outline a
-    radiologist sees."""
-    return largest_component(np.asarray(probability) > MASK_THRESHOLD)
-
-
-def other_regions_note(probability: np.ndarray, delivered: np.ndarray) -> str | None:
-    """A note saying how many regions of ``probability > MASK_THRESHOLD`` the delivered mask
-    (its :func:`lesion_mask`) leaves out, and their share of the segmented area; ``None`` when
-    it leaves out none."""
+def lesion_regions(probability: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """The mask the node delivers from a 2D lesion probability map, the largest 8-connected
+    component of ``probability > MASK_THRESHOLD`` (empty if none), and a note saying how many
+    other regions it leaves out and their share of the segmented area (``None``: none), from one
+    labelling. Inference outlines and measures the mask; training and evaluation score it
+    (:func:`lesion_mask`), so their Dice is the Dice of the outline a radiologist sees."""
     segmented = np.asarray(probability) > MASK_THRESHOLD
-    others = segmented & ~np.asarray(delivered, bool)
-    count = int(label(others, connectivity=2).max()) if others.any() else 0
-    if count == 0:
-        return None
-    share = others.sum() / segmented.sum()
-    return NOTE_OTHER_REGIONS.format(count=count, share=f"{share:.0%}" if share >= 0.005 else "<1%")
+    if not segmented.any():
+        return segmented, None
+    labels, counts = _components(segmented)
+    largest = int(np.argmax(counts))
+    others = int(labels.max()) - 1  # labels are 1..number of components
+    if others == 0:
+        return labels == largest, None
+    share = 1.0 - counts[largest] / counts.sum()
+    note = NOTE_OTHER_REGIONS.format(count=others, share=f"{share:.0%}" if share >= 0.005 else "<1%")
+    return labels == largest, note
+
+
+def lesion_mask(probability: np.ndarray) -> np.ndarray:
+    """The mask of :func:`lesion_regions` alone."""
+    return lesion_regions(probability)[0]
+
+
+def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected labels of a 2D boolean mask and each label's pixel count (background 0)."""
+    labels = label(binary, connectivity=2)
+    counts = np.bincount(labels.ravel())
+    counts[0] = 0
+    return labels, counts
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
@@ -57,9 +68,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     binary = np.asarray(mask).astype(bool)
     if not binary.any():
         return binary
-    labels = label(binary, connectivity=2)
-    counts = np.bincount(labels.ravel())
-    counts[0] = 0
+    labels, counts = _components(binary)
     return labels == int(np.argmax(counts))
 
 

@@ -29,7 +29,7 @@ from inference.batching import ForwardBatcher, forward_pass
 from inference.calibration import calibrate
 from inference.frames import frame_count
 from inference.gate import GateReference, check
-from inference.measure import lesion_mask, measure_component, other_regions_note
+from inference.measure import lesion_regions, measure_component
 from inference.prediction import Call, Prediction
 from inference.regions import tissue_box, tissue_regions
 from inference.registry import Family, ModelInput, ModelSpec, RegistryError
@@ -238,10 +238,10 @@ def run_model(
     mask, measurements = None, None
     if seg_probability is not None:
         lesion = _into_frame(to_source_grid(seg_probability[:, :1], crop_shape), box, shape)
-        component = lesion_mask(lesion)
+        component, others = lesion_regions(lesion)
         mask = component if component.any() else None
         measurements, note = measure_component(component, explained.dataset)
-        notes.extend(n for n in (note, other_regions_note(lesion, component)) if n is not None)
+        notes.extend(n for n in (note, others) if n is not None)
 
     call = Call.PRESENT if probability >= spec.threshold else Call.ABSENT
     logger.info(

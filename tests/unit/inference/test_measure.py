@@ -14,9 +14,9 @@ from inference.measure import (
     _longest_chord,
     largest_component,
     lesion_mask,
+    lesion_regions,
     measure_axes,
     measure_component,
-    other_regions_note,
 )
 from phantom.us_dicom import make_us_dataset
 
@@ -153,35 +153,37 @@ def test_lesion_mask_is_the_largest_component_above_the_threshold():
     assert not lesion_mask(np.full((4, 4), 0.5, np.float32)).any()  # strictly above 0.5
 
 
-def test_other_regions_note_counts_the_regions_the_delivered_mask_leaves_out():
+def test_lesion_regions_note_counts_the_regions_the_delivered_mask_leaves_out():
     probability = np.zeros((12, 12), np.float32)
     probability[1:4, 1:4] = 0.9  # 9 pixels: delivered
     probability[8:10, 8:10] = 0.95  # 4 pixels
     probability[0, 11] = 0.7  # 1 pixel
     probability[6:12, 0:2] = 0.45  # under the threshold: not a region
 
-    note = other_regions_note(probability, lesion_mask(probability))
+    mask, note = lesion_regions(probability)
 
+    assert mask.sum() == 9 and mask[1:4, 1:4].all()  # the same mask lesion_mask gives
+    assert np.array_equal(mask, lesion_mask(probability))
     assert note == (
         "the segmentation has 2 more separate region(s), 36% of its area: only the largest is "
         "outlined and measured"
     )
 
 
-def test_other_regions_note_tiny_share_is_not_rounded_to_zero():
+def test_lesion_regions_note_tiny_share_is_not_rounded_to_zero():
     probability = np.zeros((40, 40), np.float32)
     probability[:30, :] = 0.9  # 1200 pixels: delivered
     probability[39, 39] = 0.9  # 1 pixel
 
-    assert "<1% of its area" in other_regions_note(probability, lesion_mask(probability))
+    assert "<1% of its area" in lesion_regions(probability)[1]
 
 
-def test_other_regions_note_none_for_one_region_or_none():
+def test_lesion_regions_note_none_for_one_region_or_none():
     one = np.zeros((6, 6), np.float32)
     one[1:4, 1:4] = 0.9
-    assert other_regions_note(one, lesion_mask(one)) is None
+    assert lesion_regions(one)[1] is None
     empty = np.zeros((6, 6), np.float32)
-    assert other_regions_note(empty, lesion_mask(empty)) is None
+    assert lesion_regions(empty)[1] is None
 
 
 def test_measure_component_of_largest_component_equals_measure_axes():

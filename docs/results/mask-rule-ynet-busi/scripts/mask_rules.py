@@ -35,13 +35,13 @@ def _components_of_at_least(
     """The components of ``probability > threshold`` with at least ``fraction`` of the largest
     one's pixels (fraction 1: the largest alone)."""
     mask = probability > threshold
+    if fraction >= 1:
+        return largest_component(mask)
     labels = label(mask, connectivity=2)
     counts = np.bincount(labels.ravel())
     counts[0] = 0
     if counts.max() == 0:
         return mask
-    if fraction >= 1:
-        return largest_component(mask)
     return np.isin(labels, np.flatnonzero(counts >= fraction * counts.max()))
 
 
