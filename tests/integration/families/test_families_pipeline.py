@@ -27,20 +27,13 @@ from tests.integration.families.conftest import enable_all
 from tests.integration.pipeline.conftest import make_settings, receive
 from tests.support.network import free_port
 from tests.support.orthanc import start_orthanc
+from tests.support.sr_content import content_items
 
 pytestmark = pytest.mark.integration
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 SMALL = {"rows": 128, "cols": 160, "cine_frames": 20, "ceus_frames": 10}
 RATIO_CODE = "118586006"
-
-
-def _items(dataset: pydicom.Dataset) -> list[pydicom.Dataset]:
-    found = []
-    for item in dataset.get("ContentSequence", []):
-        found.append(item)
-        found.extend(_items(item))
-    return found
 
 
 def _text(items: list[pydicom.Dataset], meaning: str) -> list[str]:
@@ -97,7 +90,7 @@ def test_families_phantom_studies_one_sr_per_model_seg_only_segcls_skips_deliver
         for key, job in jobs.items():
             sr_path = stored[job.outputs["sop_instance_uids"]["sr"]]
             sr = pydicom.dcmread(sr_path)
-            items = _items(sr)
+            items = content_items(sr)
             assert sr.StudyInstanceUID == key[0]
             assert _text(items, "Algorithm Name") == [job.model_key]
             assert _text(items, "Algorithm Version") == [job.model_version]
@@ -120,7 +113,7 @@ def test_families_phantom_studies_one_sr_per_model_seg_only_segcls_skips_deliver
         ynet_sr = pydicom.dcmread(stored[jobs[(a, "tiny-ynet")].outputs["sop_instance_uids"]["sr"]])
         codes = {
             i.ConceptNameCodeSequence[0].CodeValue
-            for i in _items(ynet_sr)
+            for i in content_items(ynet_sr)
             if "ConceptNameCodeSequence" in i
         }
         assert {"103339001", "103340004", RATIO_CODE} <= codes  # long, short axis, S/L ratio

@@ -16,6 +16,7 @@ from inference.measure import NOTE_NO_REGIONS, measure_axes
 from inference.prediction import Call
 from kernel.errors import EncodeError
 from tests.support.predictions import lesion_spec, model_spec
+from tests.support.sr_content import content_items, numeric_value
 
 SOURCES = {
     "grey": {},
@@ -26,24 +27,11 @@ SOURCES = {
 }
 
 
-def _items(dataset):
-    for item in dataset.get("ContentSequence", []):
-        yield item
-        yield from _items(item)
-
-
-def _num(sr, code_value):
-    for item in _items(sr):
-        if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == code_value:
-            return float(item.MeasuredValueSequence[0].NumericValue)
-    return None
-
-
 def _comments(sr):
     """Every note of the SR's comments (the notes share one comment, " | "-separated)."""
     return [
         note
-        for i in _items(sr)
+        for i in content_items(sr)
         if i.ValueType == "TEXT" and i.ConceptNameCodeSequence[0].CodeValue == "121106"
         for note in i.TextValue.split(" | ")
     ]
@@ -121,8 +109,8 @@ def test_build_outputs_sr_mm_equal_measure_axes(phantom, make_prediction, roundt
     expected, note = measure_axes(mask, source)
     assert note is None
     sr = roundtrip(build_outputs(make_prediction(source, mask), source, 16, spec=spec)["sr"])
-    assert _num(sr, "103339001") == round(expected.long_axis_mm, 2)
-    assert _num(sr, "103340004") == round(expected.short_axis_mm, 2)
+    assert numeric_value(sr, "103339001") == round(expected.long_axis_mm, 2)
+    assert numeric_value(sr, "103340004") == round(expected.short_axis_mm, 2)
 
 
 def test_build_outputs_prediction_measurements_used_as_given(
@@ -132,13 +120,13 @@ def test_build_outputs_prediction_measurements_used_as_given(
     measured, _ = measure_axes(mask, source)
     prediction = make_prediction(source, mask, measurements=measured)
     sr = roundtrip(build_outputs(prediction, source, 16, spec=spec)["sr"])
-    assert _num(sr, "103339001") == round(measured.long_axis_mm, 2)
+    assert numeric_value(sr, "103339001") == round(measured.long_axis_mm, 2)
 
 
 def test_build_outputs_no_calibration_sr_says_why(phantom, make_prediction, roundtrip, spec):
     source, mask = phantom(seed=6, mm_per_pixel=None)
     sr = roundtrip(build_outputs(make_prediction(source, mask), source, 17, spec=spec)["sr"])
-    assert _num(sr, "103339001") is None
+    assert numeric_value(sr, "103339001") is None
     assert NOTE_NO_REGIONS in _comments(sr)
 
 
@@ -150,8 +138,8 @@ def test_build_outputs_mask_none_sr_probability_and_call_only(
     outputs = build_outputs(prediction, source, 18, spec=spec)
     assert set(outputs) == {"sr", "heatmap"}
     sr = roundtrip(outputs["sr"])
-    assert _num(sr, "111047") == 20.0
-    assert not [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert numeric_value(sr, "111047") == 20.0
+    assert not [i for i in content_items(sr) if i.ValueType == "SCOORD"]
     assert NOTE_NO_SEGMENTATION in _comments(sr)
 
 
@@ -168,7 +156,7 @@ def test_build_outputs_seg_and_sr_share_tracking_uid_seg_is_evidence(
     outputs = build_outputs(make_prediction(source, mask), source, 20, spec=spec)
     seg, sr = roundtrip(outputs["seg"]), roundtrip(outputs["sr"])
     segment_uid = seg.SegmentSequence[0].TrackingUID
-    uids = [i.UID for i in _items(sr) if i.ValueType == "UIDREF"]
+    uids = [i.UID for i in content_items(sr) if i.ValueType == "UIDREF"]
     assert segment_uid in uids
     evidence = [
         instance.ReferencedSOPInstanceUID
@@ -191,7 +179,7 @@ def test_build_outputs_cine_outline_on_prediction_frame(phantom, make_prediction
     sr = roundtrip(
         build_outputs(make_prediction(source, mask, frame_index=2), source, 22, spec=spec)["sr"]
     )
-    (scoord,) = [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    (scoord,) = [i for i in content_items(sr) if i.ValueType == "SCOORD"]
     assert int(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedFrameNumber) == 3
 
 
@@ -210,7 +198,7 @@ def test_build_outputs_lesion_spec_lesion_everywhere_never_lymph_node(phantom, m
     assert seg_segment.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Lesion"
     assert seg_segment.TrackingID == "Lesion 1"
     finding = [
-        i for i in _items(outputs["sr"]) if i.ConceptNameCodeSequence[0].CodeValue == "121071"
+        i for i in content_items(outputs["sr"]) if i.ConceptNameCodeSequence[0].CodeValue == "121071"
     ]
     assert finding[0].ConceptCodeSequence[0].CodeMeaning == "Lesion"
     for dataset in outputs.values():
@@ -222,7 +210,7 @@ def test_build_outputs_finding_site_spec_else_source_anatomy_laterality_from_sou
 ):
     source, mask = phantom(seed=6)
     sr = build_outputs(make_prediction(source, mask), source, 22, spec=lesion_spec())["sr"]
-    sites = [i for i in _items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "363698007"]
+    sites = [i for i in content_items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "363698007"]
     assert sites[0].ConceptCodeSequence[0].CodeMeaning == "Breast"
     region = Dataset()
     region.CodeValue, region.CodingSchemeDesignator = "68171009", "SCT"
@@ -230,9 +218,9 @@ def test_build_outputs_finding_site_spec_else_source_anatomy_laterality_from_sou
     source.AnatomicRegionSequence = [region]
     source.ImageLaterality = "L"
     sr = build_outputs(make_prediction(source, mask), source, 22, spec=lesion_spec())["sr"]
-    sites = [i for i in _items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "363698007"]
+    sites = [i for i in content_items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "363698007"]
     assert sites[0].ConceptCodeSequence[0].CodeMeaning == "Axillary lymph node"
-    lateralities = [i for i in _items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "272741003"]
+    lateralities = [i for i in content_items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "272741003"]
     assert lateralities[0].ConceptCodeSequence[0].CodeValue == "7771000"
 
 
@@ -251,7 +239,7 @@ def test_build_outputs_one_model_name_on_every_output(phantom, make_prediction, 
         assert dataset.ContributingEquipmentSequence[-1].ManufacturerModelName == "tiny-ynet@0.1.0"
     names = [
         i.TextValue
-        for i in _items(outputs["sr"])
+        for i in content_items(outputs["sr"])
         if i.ValueType == "TEXT" and i.ConceptNameCodeSequence[0].CodeValue in {"121013", "121015"}
     ]
     assert names == ["tiny-ynet@0.1.0", "tiny-ynet@0.1.0"]
@@ -264,7 +252,7 @@ def test_build_outputs_uncalibrated_no_seg_sr_polygon_and_why(
     outputs = build_outputs(make_prediction(source, mask), source, 25, spec=spec)
     assert set(outputs) == {"sr", "heatmap"}
     sr = roundtrip(outputs["sr"])
-    assert [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    assert [i for i in content_items(sr) if i.ValueType == "SCOORD"]
     assert NOTE_NO_SEG_UNCALIBRATED in _comments(sr)
 
 

@@ -18,6 +18,7 @@ from inference.measure import measure_axes
 from inference.prediction import Call
 from phantom.us_dicom import US_IMAGE_STORAGE
 from tests.support.predictions import lesion_spec, model_spec
+from tests.support.sr_content import content_items, numeric_value
 
 IDENTITY = OutputIdentity(
     "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12", 9002, 1, "AI Tiny SR"
@@ -44,24 +45,10 @@ def _read(sr):
     return hd.sr.srread(buffer)
 
 
-def _items(dataset):
-    """Every content item of an SR tree, depth first."""
-    for item in dataset.get("ContentSequence", []):
-        yield item
-        yield from _items(item)
-
-
-def _num(sr, code_value):
-    for item in _items(sr):
-        if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == code_value:
-            return float(item.MeasuredValueSequence[0].NumericValue)
-    return None
-
-
 def _texts(sr, code_value="121106"):
     return [
         item.TextValue
-        for item in _items(sr)
+        for item in content_items(sr)
         if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodeValue == code_value
     ]
 
@@ -97,10 +84,10 @@ def test_build_sr_measured_node_roundtrip_values(phantom):
     report = _report(outline=outline_from_mask(mask), measurements=measurements)
     sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
     assert sr.SOPClassUID == SRClass.COMPREHENSIVE_3D
-    assert _num(sr, "103339001") == round(measurements.long_axis_mm, 2)
-    assert _num(sr, "103340004") == round(measurements.short_axis_mm, 2)
-    assert _num(sr, "118586006") == round(measurements.short_to_long_ratio, 2)
-    assert _num(sr, "111047") == 75.0
+    assert numeric_value(sr, "103339001") == round(measurements.long_axis_mm, 2)
+    assert numeric_value(sr, "103340004") == round(measurements.short_axis_mm, 2)
+    assert numeric_value(sr, "118586006") == round(measurements.short_to_long_ratio, 2)
+    assert numeric_value(sr, "111047") == 75.0
     assert _texts(sr, "121050") == ["Short axis to long axis ratio"]
 
 
@@ -111,7 +98,7 @@ def test_build_sr_measured_node_group_tracking_outline_call(phantom):
     (group,) = sr.content.get_image_measurement_groups()
     assert group.tracking_uid == TRACKING_UID
     assert group.finding_type.value == "59441001"
-    (scoord,) = [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    (scoord,) = [i for i in content_items(sr) if i.ValueType == "SCOORD"]
     assert scoord.GraphicType == "POLYLINE" and scoord.RelationshipType == "INFERRED FROM"
     assert (
         scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
@@ -128,7 +115,7 @@ def test_build_sr_algorithm_and_image_library_present(phantom):
     assert "tiny-ynet" in _texts(sr, "111001")
     assert "0.1.0" in _texts(sr, "111003")
     assert _texts(sr, "111002") == ["threshold=0.5", f"weights sha256={SPEC.weights_sha256}"]
-    library = [i for i in _items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "111028"]
+    library = [i for i in content_items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "111028"]
     assert library, "image library (TID 1600) missing"
 
 
@@ -159,18 +146,18 @@ def test_build_sr_no_measurement_comment_and_no_mm(phantom):
     measurements, note = measure_axes(mask, source)
     report = _report(outline=outline_from_mask(mask), measurements=measurements, comments=[note])
     sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
-    assert _num(sr, "103339001") is None and _num(sr, "103340004") is None
+    assert numeric_value(sr, "103339001") is None and numeric_value(sr, "103340004") is None
     assert any("no measurement" in text for text in _texts(sr))
-    assert _num(sr, "111047") == 75.0
+    assert numeric_value(sr, "111047") == 75.0
 
 
 def test_build_sr_nothing_segmented_probability_and_call_only(phantom):
     source, _ = phantom(seed=2)
     report = _report(call=Call.UNDETERMINED, comments=["nothing was segmented"])
     sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
-    assert not [i for i in _items(sr) if i.ValueType == "SCOORD"]
-    assert _num(sr, "111047") == 75.0
-    codes = [i.ConceptCodeSequence[0].CodeValue for i in _items(sr) if i.ValueType == "CODE"]
+    assert not [i for i in content_items(sr) if i.ValueType == "SCOORD"]
+    assert numeric_value(sr, "111047") == 75.0
+    codes = [i.ConceptCodeSequence[0].CodeValue for i in content_items(sr) if i.ValueType == "CODE"]
     assert "373068000" in codes
 
 
@@ -178,7 +165,7 @@ def test_build_sr_cine_outline_references_frame(phantom):
     source, mask = phantom(seed=2, frames=3)
     report = _report(outline=outline_from_mask(mask), frame_index=1)
     sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
-    (scoord,) = [i for i in _items(sr) if i.ValueType == "SCOORD"]
+    (scoord,) = [i for i in content_items(sr) if i.ValueType == "SCOORD"]
     reference = scoord.ContentSequence[0].ReferencedSOPSequence[0]
     assert int(reference.ReferencedFrameNumber) == 2
 
@@ -203,7 +190,7 @@ def test_build_sr_finding_site_and_laterality_coded(phantom):
         laterality=LATERALITIES["left"],
     )
     sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
-    coded = [i.ConceptCodeSequence[0].CodeValue for i in _items(sr) if i.ValueType == "CODE"]
+    coded = [i.ConceptCodeSequence[0].CodeValue for i in content_items(sr) if i.ValueType == "CODE"]
     assert "68171009" in coded and "7771000" in coded
 
 
@@ -212,7 +199,7 @@ def test_build_sr_probability_percent_unit_and_call_in_words(phantom):
     report = _report(outline=outline_from_mask(mask), probability=0.123456789)
     sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
     (item,) = [
-        i for i in _items(sr)
+        i for i in content_items(sr)
         if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeValue == "111047"
     ]
     measured = item.MeasuredValueSequence[0]
@@ -228,7 +215,7 @@ def test_build_sr_spec_lesion_finding_call_and_probability_concepts(phantom):
     sr = _read(build_sr(report, spec, clean_source(source), IDENTITY))
     (group,) = sr.content.get_image_measurement_groups()
     assert (group.finding_type.value, group.finding_type.meaning) == ("52988006", "Lesion")
-    names = [i.ConceptNameCodeSequence[0].CodeMeaning for i in _items(sr) if i.ValueType == "CODE"]
+    names = [i.ConceptNameCodeSequence[0].CodeMeaning for i in content_items(sr) if i.ValueType == "CODE"]
     assert "Malignant neoplastic disease" in names and "Metastasis" not in names
     assert "Lymph node" not in str(sr)
     assert _texts(sr)[0] == "Malignant neoplastic disease: present (threshold 28.5 %)"
