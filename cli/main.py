@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.admin import register as register_admin
@@ -260,7 +261,7 @@ def send(
         raise typer.Exit(1) from exc
     for result in report.results:
         mark = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
-        console.print(f"{mark} {result}")
+        console.print(f"{mark} {escape(result.describe())}", highlight=False, soft_wrap=True)
     console.print(f"{report.sent} sent, {len(report.failed)} failed")
     raise typer.Exit(1 if report.failed else 0)
 

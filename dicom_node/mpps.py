@@ -16,6 +16,9 @@ Statuses answered:
 - N-SET: 0x0000; 0x0112 no such step; 0x0110 the step is already COMPLETED or DISCONTINUED
   ("may no longer be updated"), or the modification cannot be read or recorded; 0x0106 the
   status is not one of IN PROGRESS, COMPLETED, DISCONTINUED.
+
+Every failure carries its reason in Error Comment; "may no longer be updated" also has the
+Error ID the standard gives it (0xA710).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import mpps
 from db.models import Mpps, MppsStatus
+from dicom_node.statuses import status_with_comment
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,12 @@ INVALID_ATTRIBUTE_VALUE = 0x0106
 PROCESSING_FAILURE = 0x0110
 DUPLICATE_SOP_INSTANCE = 0x0111
 NO_SUCH_SOP_INSTANCE = 0x0112
+#: Error Comment and Error ID the standard gives for an N-SET of a final step (PS3.4 F.7.2.2.4)
+NO_LONGER_UPDATED = "Performed Procedure Step Object may no longer be updated"
+NO_LONGER_UPDATED_ERROR_ID = 0xA710
+
+#: an N-CREATE or N-SET answer: the status (with its Error Comment on failure) and the reply
+Answer = tuple[int | Dataset, Dataset | None]
 
 _REFERENCE_SEQUENCES = ("ReferencedImageSequence", "ReferencedNonImageCompositeSOPInstanceSequence")
 
@@ -58,7 +68,7 @@ def step_content(dataset: Dataset) -> mpps.StepContent:
     try:
         status = MppsStatus(text)
     except ValueError as error:
-        raise InvalidStatus(f"Performed Procedure Step Status {text!r}") from error
+        raise InvalidStatus(f"invalid Performed Procedure Step Status {text!r}") from error
     studies = [
         str(item.StudyInstanceUID)
         for item in dataset.get("ScheduledStepAttributesSequence", [])
@@ -106,20 +116,21 @@ class MppsScp:
         except SQLAlchemyError as error:  # the database is down: the sweeper acts on them later
             logger.error("pending MPPS steps not loaded: %s", type(error).__name__)
 
-    def handle_create(self, event: Event) -> tuple[int, Dataset | None]:
+    def handle_create(self, event: Event) -> Answer:
         """N-CREATE: record a new IN PROGRESS step."""
         try:
             dataset = event.attribute_list
             content = step_content(dataset)
         except InvalidStatus as error:
             logger.warning("MPPS N-CREATE refused 0x0106: %s", error)
-            return INVALID_ATTRIBUTE_VALUE, None
+            return status_with_comment(INVALID_ATTRIBUTE_VALUE, str(error)), None
         except Exception as error:  # noqa: BLE001  (an undecodable attribute list)
             logger.warning("MPPS N-CREATE refused 0x0110: %s", type(error).__name__)
-            return PROCESSING_FAILURE, None
+            return status_with_comment(PROCESSING_FAILURE, "attribute list does not decode"), None
         if content.status != MppsStatus.IN_PROGRESS:
             logger.warning("MPPS N-CREATE refused 0x0106: status %s", content.status.value)
-            return INVALID_ATTRIBUTE_VALUE, None
+            why = f"N-CREATE status must be IN PROGRESS, not {content.status.value}"
+            return status_with_comment(INVALID_ATTRIBUTE_VALUE, why), None
         reply = None
         uid = event.request.AffectedSOPInstanceUID
         if uid is None:  # the SCP assigns one and returns it (PS3.7 10.1.5.1.4)
@@ -129,7 +140,7 @@ class MppsScp:
         try:
             with self._sessions.begin() as session:
                 if mpps.find_step(session, str(uid)) is not None:
-                    return DUPLICATE_SOP_INSTANCE, None
+                    return status_with_comment(DUPLICATE_SOP_INSTANCE, "step already exists"), None
                 mpps.create_step(
                     session,
                     str(uid),
@@ -140,11 +151,11 @@ class MppsScp:
                 )
         except SQLAlchemyError as error:
             logger.error("MPPS N-CREATE not recorded: %s", type(error).__name__)
-            return PROCESSING_FAILURE, None
+            return status_with_comment(PROCESSING_FAILURE, "database unavailable"), None
         logger.info("MPPS %s created (%d studies)", uid, len(content.study_instance_uids))
         return SUCCESS, reply
 
-    def handle_set(self, event: Event) -> tuple[int, Dataset | None]:
+    def handle_set(self, event: Event) -> Answer:
         """N-SET: merge the modifications; act on a final step whose instances have arrived."""
         uid = str(event.request.RequestedSOPInstanceUID)
         outcome = None
@@ -153,25 +164,27 @@ class MppsScp:
             with self._sessions.begin() as session:
                 step = session.scalar(mpps.select_step(uid).with_for_update())
                 if step is None:
-                    return NO_SUCH_SOP_INSTANCE, None
+                    return status_with_comment(NO_SUCH_SOP_INSTANCE, "no such step"), None
                 if step.status in mpps.FINAL:
                     logger.warning(
                         "MPPS %s N-SET refused 0x0110: already %s", uid, step.status.value
                     )
-                    return PROCESSING_FAILURE, None
+                    answer = status_with_comment(PROCESSING_FAILURE, NO_LONGER_UPDATED)
+                    answer.ErrorID = NO_LONGER_UPDATED_ERROR_ID
+                    return answer, None
                 attributes = {**step.attributes, **modifications.to_json_dict()}
                 content = step_content(Dataset.from_json(attributes))
                 mpps.update_step(session, step, content, attributes, datetime.now(UTC))
                 outcome = self._act(session, step)
         except InvalidStatus as error:
             logger.warning("MPPS %s N-SET refused 0x0106: %s", uid, error)
-            return INVALID_ATTRIBUTE_VALUE, None
+            return status_with_comment(INVALID_ATTRIBUTE_VALUE, str(error)), None
         except SQLAlchemyError as error:
             logger.error("MPPS %s N-SET not recorded: %s", uid, type(error).__name__)
-            return PROCESSING_FAILURE, None
+            return status_with_comment(PROCESSING_FAILURE, "database unavailable"), None
         except Exception as error:  # noqa: BLE001  (an undecodable modification list)
             logger.warning("MPPS %s N-SET refused 0x0110: %s", uid, type(error).__name__)
-            return PROCESSING_FAILURE, None
+            return status_with_comment(PROCESSING_FAILURE, "modification list does not decode"), None
         logger.info("MPPS %s set to %s", uid, content.status.value)
         self._hand_over(outcome)
         return SUCCESS, None

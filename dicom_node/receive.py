@@ -98,6 +98,7 @@ from dicom_node.statuses import (
     INSTANCE_TOO_LARGE,
     OUT_OF_RESOURCES,
     SUCCESS,
+    status_with_comment,
 )
 from dicom_node.stream_guard import take_refusal
 from kernel.errors import InvalidInput
@@ -303,7 +304,7 @@ class ReceiveHandler:
             return self._receive(event)
         except Exception:  # the top of the handler: pynetdicom must never see an exception
             logger.exception("receive failed unexpectedly; answering 0x%04X", OUT_OF_RESOURCES)
-            return OUT_OF_RESOURCES
+            return status_with_comment(OUT_OF_RESOURCES, "unexpected error, see the node's log")
 
     def _receive(self, event: Event) -> int | Dataset:
         context = event.context
@@ -319,7 +320,7 @@ class ReceiveHandler:
         if refusal is not None:  # discarded while it arrived: nothing of it is on disk
             if refusal.status == OUT_OF_RESOURCES:
                 logger.warning("refusing instance: %s", refusal.reason)
-                return OUT_OF_RESOURCES
+                return status_with_comment(OUT_OF_RESOURCES, refusal.reason)
             return self._refuse(None, InstanceRefused(refusal.reason, refusal.status), details)
 
         path = event.dataset_path if _chunked(event) else None
@@ -331,7 +332,7 @@ class ReceiveHandler:
         except InstanceRefused as refused:
             if refused.status == OUT_OF_RESOURCES:
                 logger.warning("refusing instance: %s", refused.reason)
-                return OUT_OF_RESOURCES
+                return status_with_comment(OUT_OF_RESOURCES, refused.reason)
             return self._refuse(source, refused, details)
 
         with self._instance_locks.hold(header.sop_instance_uid):
@@ -409,7 +410,7 @@ class ReceiveHandler:
 
     def _database_failed(
         self, exc: Exception, source: Source, target: Path, placed: bool, details: dict[str, Any]
-    ) -> int:
+    ) -> Dataset:
         """0xA700 after a database error or an expired commit wait; the bytes are quarantined
         unless the commit may still land (then the file stays where its row would point)."""
         logger.error("database unavailable while recording an instance: %s", type(exc).__name__)
@@ -422,7 +423,7 @@ class ReceiveHandler:
             self._refuse(target if moved else source, refused, details)
             if placed:
                 target.unlink(missing_ok=True)
-        return OUT_OF_RESOURCES
+        return status_with_comment(OUT_OF_RESOURCES, refused.reason)
 
     def _quarantine_conflict(
         self, conflict: str, source: Source, target: Path, placed: bool, details: dict[str, Any]
@@ -437,22 +438,22 @@ class ReceiveHandler:
             logger.error("could not quarantine a conflicting instance: %s", exc)
             if placed:
                 target.unlink(missing_ok=True)
-        answer = Dataset()
-        answer.Status = DUPLICATE_SOP_INSTANCE
-        answer.ErrorComment = "SOP Instance UID known under another study/patient"
-        return answer
+        return status_with_comment(
+            DUPLICATE_SOP_INSTANCE, "SOP Instance UID known under another study/patient"
+        )
 
     def _refuse(
         self, source: Source | None, refused: InstanceRefused, details: dict[str, Any]
-    ) -> int:
-        """Quarantine the bytes with the reason; returns the status to answer."""
+    ) -> Dataset:
+        """Quarantine the bytes with the reason; returns the answer: the status and the reason as
+        its Error Comment."""
         logger.warning("refusing instance with 0x%04X: %s", refused.status, refused.reason)
         record = {**details, "status": f"0x{refused.status:04X}"}
         try:
             self._spool.quarantine(source, refused.reason, record)
         except OSError as exc:  # the answer matters more than the record
             logger.error("could not quarantine a refused instance: %s", exc)
-        return refused.status
+        return status_with_comment(refused.status, refused.reason)
 
 
 class KeyedLocks:

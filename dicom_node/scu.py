@@ -26,7 +26,7 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification
 
 from dicom_node.contexts import read_file_uids, scu_contexts
-from dicom_node.statuses import SOP_CLASS_NOT_SUPPORTED, is_failure
+from dicom_node.statuses import SOP_CLASS_NOT_SUPPORTED, is_failure, status_category
 from kernel.errors import InvalidInput, PeerRejected, TransientError
 from kernel.settings import Destination
 
@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StoreResult:
-    """The outcome of one file: the peer's status, or ``None`` and an error when not sent."""
+    """The outcome of one file: the peer's status and its Error Comment if it gave one, or
+    ``None`` and why when the file was not sent."""
 
     path: Path
     sop_instance_uid: str | None
@@ -46,6 +47,14 @@ class StoreResult:
     def ok(self) -> bool:
         """True when the peer stored the instance (success or warning)."""
         return self.status is not None and not is_failure(self.status)
+
+    def describe(self) -> str:
+        """One line for a person: the file, then the peer's status (code and category) or why
+        it was not sent."""
+        if self.status is None:
+            return f"{self.path}: not sent ({self.error or 'no answer'})"
+        answer = f"{self.path}: 0x{self.status:04X} {status_category(self.status)}"
+        return f"{answer} ({self.error})" if self.error else answer
 
 
 def _associate(
@@ -127,7 +136,10 @@ def store_files(
                 continue
             if "Status" not in answer:
                 raise TransientError(f"association with {destination} lost while storing")
-            results.append(StoreResult(path, sop_instance, int(answer.Status)))
+            comment = answer.get("ErrorComment")
+            results.append(
+                StoreResult(path, sop_instance, int(answer.Status), str(comment) if comment else None)
+            )
             if stop_on_failure and is_failure(int(answer.Status)):
                 break
     finally:
@@ -159,7 +171,10 @@ def send_instances(
         if result.status is None or result.sop_instance_uid is None:
             raise InvalidInput(f"{result.path} cannot be sent: {result.error}")
         if is_failure(result.status):
-            raise PeerRejected(f"{destination} refused {result.sop_instance_uid}", result.status)
+            why = f": {result.error}" if result.error else ""
+            raise PeerRejected(
+                f"{destination} refused {result.sop_instance_uid}{why}", result.status
+            )
         statuses[result.sop_instance_uid] = result.status
     return statuses
 

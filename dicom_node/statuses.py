@@ -6,6 +6,9 @@ Each constant's comment says what it means for the peer. Categories come from py
 
 from __future__ import annotations
 
+import re
+
+from pydicom.dataset import Dataset
 from pynetdicom.status import code_to_category
 
 #: the instance is stored and committed
@@ -49,3 +52,30 @@ def status_category(code: int) -> str:
 def is_failure(code: int) -> bool:
     """True when ``code`` means the peer did not store the instance."""
     return status_category(code) not in (SUCCESS_CATEGORY, WARNING_CATEGORY)
+
+
+ERROR_COMMENT_LENGTH = 64
+"""Error Comment (0000,0902) is an LO in the command set (default repertoire, ASCII): at most 64
+characters, no backslash or control characters (PS3.5 6.2, PS3.7 C.4.2.1.4)."""
+
+
+def error_comment(reason: str) -> str:
+    """``reason`` as a valid Error Comment: control characters and backslashes replaced by spaces,
+    other non-ASCII characters by ``?``, runs of white space made one space, cut to
+    :data:`ERROR_COMMENT_LENGTH` characters."""
+    text = re.sub(r"[\x00-\x1f\x7f\\]", " ", reason).encode("ascii", "replace").decode()
+    text = " ".join(text.split())
+    if len(text) > ERROR_COMMENT_LENGTH:
+        text = text[: ERROR_COMMENT_LENGTH - 3].rstrip() + "..."
+    return text
+
+
+def status_with_comment(status: int, reason: str) -> Dataset:
+    """A DIMSE status answer: ``status`` and ``reason`` as its Error Comment, so the sender's
+    log says why (DCMTK's ``storescu -d`` shows it, ``lnm-node send`` prints it)."""
+    answer = Dataset()
+    answer.Status = status
+    comment = error_comment(reason)
+    if comment:
+        answer.ErrorComment = comment
+    return answer

@@ -228,14 +228,21 @@ def test_step_statuses_follow_ps3_4_annex_f(
         completed_at_create, ModalityPerformedProcedureStep, generate_uid()
     )
     assert int(status.Status) == 0x0106  # a step starts IN PROGRESS
+    assert status.ErrorComment == "N-CREATE status must be IN PROGRESS, not COMPLETED"
     assert _create(assoc, study_uid, step_uid) == 0x0000
     assert _create(assoc, study_uid, step_uid) == 0x0111  # duplicate SOP instance
     assert _set(assoc, _final("COMPLETED", []), generate_uid()) == 0x0112  # no such instance
     bad = Dataset()
     bad.PerformedProcedureStepStatus = "FINISHED"
-    assert _set(assoc, bad, step_uid) == 0x0106
+    status, _ = assoc.send_n_set(bad, ModalityPerformedProcedureStep, step_uid)
+    assert int(status.Status) == 0x0106
+    assert status.ErrorComment == "invalid Performed Procedure Step Status 'FINISHED'"
     assert _set(assoc, _final("COMPLETED", []), step_uid) == 0x0000
-    assert _set(assoc, _final("DISCONTINUED", []), step_uid) == 0x0110  # no longer updatable
+    status, _ = assoc.send_n_set(_final("DISCONTINUED", []), ModalityPerformedProcedureStep, step_uid)
+    # PS3.4 F.7.2.2.4: a final step may no longer be updated, with this comment and Error ID
+    assert int(status.Status) == 0x0110
+    assert status.ErrorComment == "Performed Procedure Step Object may no longer be updated"
+    assert status.ErrorID == 0xA710
     assoc.release()
 
 

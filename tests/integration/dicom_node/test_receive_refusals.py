@@ -3,6 +3,8 @@ keeps answering C-ECHO, and instances stored before stay stored."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from sqlalchemy.orm import sessionmaker
 from db.session import make_engine
 from db.views import instance_rows
 from dicom_node import statuses
-from dicom_node.scu import echo, send_instances, store_files
+from dicom_node.scu import StoreResult, echo, send_instances, store_files
 from phantom.us_dicom import make_us_dataset
 from tests.integration.dicom_node.helpers import CALLING_AE, Node
 from tests.support.storescu import run_storescu
@@ -60,8 +62,13 @@ def _uid(path: Path) -> str:
 
 
 def _send_one(node: Node, path: Path) -> int | None:
+    return _answer(node, path).status
+
+
+def _answer(node: Node, path: Path) -> StoreResult:
+    """The node's answer to ``path``: its status and Error Comment (``error``)."""
     [result] = store_files(node.destination, [path], CALLING_AE)
-    return result.status
+    return result
 
 
 def _incoming(node: Node) -> list[Path]:
@@ -80,9 +87,10 @@ def test_scp_missing_study_uid_refused_a900_quarantined(
 ) -> None:
     ds = _phantom(1)
     del ds.StudyInstanceUID
-    assert _send_one(node, _write(tmp_path, "no-study", ds)) == 0xA900
+    answer = _answer(node, _write(tmp_path, "no-study", ds))
+    assert (answer.status, answer.error) == (0xA900, "StudyInstanceUID is missing")
     record = _only_quarantine_record(node)
-    assert record["reason"] == "StudyInstanceUID is missing"
+    assert record["reason"] == "StudyInstanceUID is missing"  # the sender reads it too
     assert record["status"] == "0xA900"
     assert (node.spool.quarantine_dir / str(record["file"])).stat().st_size > 0
 
@@ -92,7 +100,10 @@ def test_scp_garbage_jpeg_fragment_refused_c210_quarantined(
 ) -> None:
     ds = _phantom(2, transfer_syntax=JPEGBaseline8Bit)
     ds.PixelData = encapsulate([b"\xff\xd8" + b"not a jpeg" * 100])
-    assert _send_one(node, _write(tmp_path, "garbage", ds)) == statuses.CANNOT_UNDERSTAND
+    answer = _answer(node, _write(tmp_path, "garbage", ds))
+    assert answer.status == statuses.CANNOT_UNDERSTAND
+    assert answer.error is not None and answer.error.startswith("pixel data does not decode")
+    assert len(answer.error) <= 64  # an LO
     record = _only_quarantine_record(node)
     assert str(record["reason"]).startswith("pixel data does not decode")
     assert record["sop_class_uid"] == ds.SOPClassUID
@@ -178,7 +189,9 @@ def test_scp_instance_too_large_refused_c001_reason_kept(
     make_node: Callable[..., Node], phantom_files: dict[str, Path]
 ) -> None:
     node = make_node(max_instance_bytes=4096)
-    assert _send_one(node, phantom_files["explicit_le"]) == statuses.INSTANCE_TOO_LARGE
+    answer = _answer(node, phantom_files["explicit_le"])
+    assert answer.status == statuses.INSTANCE_TOO_LARGE
+    assert "exceeds max_instance_bytes 4096" in str(answer.error)
     record = _only_quarantine_record(node)
     assert "exceeds max_instance_bytes 4096" in str(record["reason"])
     assert "file" not in record  # the bytes are not kept: they could fill the disk
@@ -205,7 +218,9 @@ def test_scp_database_unavailable_refused_a700_no_success(
     )
     node = make_node(sessions=closed)
     file = phantom_files["jpeg_ls"]
-    assert _send_one(node, file) == statuses.OUT_OF_RESOURCES
+    answer = _answer(node, file)
+    assert answer.status == statuses.OUT_OF_RESOURCES
+    assert str(answer.error).startswith("database error")
     record = _only_quarantine_record(node)
     assert str(record["reason"]).startswith("database error")
     assert record["status"] == "0xA700"
@@ -223,3 +238,23 @@ def test_scp_spool_write_fails_refused_a700_quarantined(
     record = _only_quarantine_record(node)
     assert str(record["reason"]).startswith("spool write failed")
     assert echo(node.destination, CALLING_AE) == statuses.SUCCESS
+
+
+def test_cli_send_prints_each_files_status_and_the_nodes_reason(
+    node: Node, phantom_files: dict[str, Path], tmp_path: Path
+) -> None:
+    ds = _phantom(5)
+    del ds.StudyInstanceUID
+    bad = _write(tmp_path, "no-study[1]", ds)  # brackets: no markup is read in a file name
+    good = phantom_files["explicit_le"]
+    to = f"LNMNODE@127.0.0.1:{node.port}"
+    sent = subprocess.run(
+        [sys.executable, "-m", "cli.main", "send", str(bad), str(good), "--to", to,
+         "--calling-ae", CALLING_AE],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    assert sent.returncode == 1, sent.stdout + sent.stderr
+    lines = sent.stdout.splitlines()
+    assert f"failed {bad}: 0xA900 Failure (StudyInstanceUID is missing)" in lines
+    assert f"ok {good}: 0x0000 Success" in lines
+    assert lines[-1] == "1 sent, 1 failed"

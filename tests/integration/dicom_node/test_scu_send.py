@@ -79,6 +79,7 @@ def test_send_instances_store_refused_raises_peer_rejected_with_status(
     with pytest.raises(PeerRejected) as caught:
         send_instances(node.destination, files, CALLING_AE)
     assert caught.value.status == statuses.CANNOT_UNDERSTAND
+    assert ": pixel data does not decode" in str(caught.value)  # the peer's Error Comment
     assert list(node.spool.root.glob("incoming/*/*/*.dcm")) == []  # sending stopped there
 
 
