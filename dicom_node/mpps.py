@@ -151,7 +151,7 @@ class MppsScp:
                 )
         except SQLAlchemyError as error:
             logger.error("MPPS N-CREATE not recorded: %s", type(error).__name__)
-            return status_with_comment(PROCESSING_FAILURE, "database unavailable"), None
+            return status_with_comment(PROCESSING_FAILURE, "database error, not recorded"), None
         logger.info("MPPS %s created (%d studies)", uid, len(content.study_instance_uids))
         return SUCCESS, reply
 
@@ -181,7 +181,7 @@ class MppsScp:
             return status_with_comment(INVALID_ATTRIBUTE_VALUE, str(error)), None
         except SQLAlchemyError as error:
             logger.error("MPPS %s N-SET not recorded: %s", uid, type(error).__name__)
-            return status_with_comment(PROCESSING_FAILURE, "database unavailable"), None
+            return status_with_comment(PROCESSING_FAILURE, "database error, not recorded"), None
         except Exception as error:  # noqa: BLE001  (an undecodable modification list)
             logger.warning("MPPS %s N-SET refused 0x0110: %s", uid, type(error).__name__)
             return status_with_comment(PROCESSING_FAILURE, "modification list does not decode"), None
