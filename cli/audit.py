@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.options import HomeOption, settings_or_exit
 
@@ -51,4 +52,4 @@ def export(
         stream.flush()
         os.fsync(stream.fileno())
     partial.replace(out)
-    console.print(f"{count} audit events written to {out}")
+    console.print(f"{count} audit events written to {escape(str(out))}")

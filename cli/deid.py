@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from deid.options import StructuredContent
 
@@ -61,9 +62,9 @@ def deidentify(
     options = DeidOptions(structured_content=structured_content, keep_unmasked=keep_unmasked)
     report = deidentify_tree(source, out, secret or secrets.token_hex(16), options)
     for path, reason in report.withheld:
-        console.print(f"[yellow]withheld[/yellow] {path}: {reason}")
+        console.print(f"[yellow]withheld[/yellow] {escape(f'{path}: {reason}')}", soft_wrap=True)
     for path, error in report.failed:
-        console.print(f"[red]failed[/red] {path}: {error}")
+        console.print(f"[red]failed[/red] {escape(f'{path}: {error}')}", soft_wrap=True)
     console.print(f"{len(report.written)} written, {len(report.withheld)} withheld, "
                   f"{len(report.skipped)} skipped, {len(report.failed)} failed")
     if report.failed:

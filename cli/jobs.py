@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.options import HomeOption, settings_or_exit
 
@@ -32,7 +33,7 @@ def requeue(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") 
         with sessions.begin() as session:
             state = requeue_job(session, job_id, outputs_present=present, actor=actor)
     except AdminRefused as exc:
-        console.print(f"[red]refused:[/red] {exc}")
+        console.print(f"[red]refused:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     console.print(f"job {job_id} requeued as {state.value}")
 
@@ -49,7 +50,7 @@ def cancel(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") -
         with sessions.begin() as session:
             cancel_job(session, job_id, utcnow(), actor=actor)
     except AdminRefused as exc:
-        console.print(f"[red]refused:[/red] {exc}")
+        console.print(f"[red]refused:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     console.print(f"job {job_id} cancelled")
 
@@ -82,7 +83,7 @@ def replay(
             with ctx.sessions.begin() as session:
                 files = prepare_replay(session, job_id, str(destination), actor=actor)
         except (AdminRefused, ValueError) as exc:
-            console.print(f"[red]refused:[/red] {exc}")
+            console.print(f"[red]refused:[/red] {escape(str(exc))}")
             raise typer.Exit(1) from exc
         paths = [Path(files[role]) for role in sorted(files)]
         missing = [str(path) for path in paths if not path.is_file()]
@@ -92,5 +93,5 @@ def replay(
         state, error = deliver_to(ctx, job_id, destination, paths, actor=actor)
         failed += state != DeliveryState.SENT
         reason = f" ({error})" if error else ""
-        console.print(f"job {job_id} -> {destination}: {state.value}{reason}")
+        console.print(f"job {job_id} -> {escape(str(destination))}: {state.value}{reason}")
     raise typer.Exit(1 if failed else 0)

@@ -58,7 +58,7 @@ def _exit_when_cannot_serve() -> Iterator[None]:
     try:
         yield
     except CannotServe as exc:
-        console.print(f"[red]cannot serve:[/red] {exc}")
+        console.print(f"[red]cannot serve:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
 
 
@@ -257,7 +257,7 @@ def send(
             destination, paths, calling_ae, tls=client_context_for(settings, destination)
         )
     except (TransientError, OSError) as exc:  # refused or lost association, unreadable PEM
-        console.print(f"[red]not sent:[/red] {exc}")
+        console.print(f"[red]not sent:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     for result in report.results:
         mark = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
@@ -305,7 +305,7 @@ def evaluate(
         try:
             metrics = evaluate_studies(spec, dataset, out, settings.device, CeusRule.from_settings(settings))
         except ValueError as exc:  # files changed since the dataset was built
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(1) from exc
         console.print_json(json.dumps(metrics, default=str))
         return
@@ -342,7 +342,8 @@ def _print_left_out(registry) -> list:  # type: ignore[no-untyped-def]
     """Print each models folder the registry left out, with why; returns them."""
     problems = registry.problems()
     for problem in problems:
-        console.print(f"[red]left out {problem.folder}:[/red] {problem.reason}")
+        folder, reason = escape(str(problem.folder)), escape(problem.reason)
+        console.print(f"[red]left out {folder}:[/red] {reason}")
     return problems
 
 
@@ -400,13 +401,13 @@ def main() -> None:
     try:
         app()
     except DatasetError as exc:
-        console.print(f"[red]cannot use the dataset:[/red] {exc}")
+        console.print(f"[red]cannot use the dataset:[/red] {escape(str(exc))}")
         raise SystemExit(1) from exc
     except (RegistryError, DatabaseUnavailable, DeviceUnavailable) as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise SystemExit(1) from exc
     except OSError as exc:  # a file or folder named on the command line: missing, unreadable
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise SystemExit(1) from exc
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.options import (
@@ -59,7 +60,7 @@ def _row(session, registry, ref: str):  # type: ignore[no-untyped-def]
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[red]{exc}[/red]")
+    console.print(f"[red]{escape(str(exc))}[/red]")
     raise typer.Exit(1) from exc
 
 
@@ -226,7 +227,7 @@ def calibrate(
         )  # fmt: skip
     except (OSError, ValueError) as exc:  # exists, no labels.csv, one class only
         _fail(exc)
-    console.print(f"packaged {packaged.ref} into {packaged.folder} (not live)")
+    console.print(f"packaged {packaged.ref} into {escape(str(packaged.folder))} (not live)")
     print_operating_point(console, packaged)
     console.print(
         f"next: lnm-node models shadow {packaged.ref}; lnm-node models promote {packaged.ref}"

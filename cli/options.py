@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from inference.registry import ModelSpec, parse_policy
 from kernel.settings import Settings, load_settings
@@ -23,10 +24,10 @@ def settings_or_exit(console: Console, home: Path | None, **overrides: object) -
     try:
         return load_settings(home=home, **overrides)
     except ValueError as exc:
-        console.print(f"[red]invalid settings:[/red] {exc}")
+        console.print(f"[red]invalid settings:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     except OSError as exc:
-        console.print(f"[red]cannot use the home folder:[/red] {exc}")
+        console.print(f"[red]cannot use the home folder:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 TRUTH_FILE = ".truth.json"
@@ -80,9 +81,11 @@ def phantom(
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        console.print(f"{studies} synthetic stud{'y' if studies == 1 else 'ies'} in {out}")
+        noun = "study" if studies == 1 else "studies"
+        console.print(f"{studies} synthetic {noun} in {escape(str(out))}")
         if pathology_csv is not None:
-            console.print(f"pathology of each study in {pathology_csv} (lnm-node labels import)")
+            where = escape(str(pathology_csv))
+            console.print(f"pathology of each study in {where} (lnm-node labels import)")
 
 
 def _check_label_path(path: Path, out: Path) -> None:
@@ -117,4 +120,4 @@ def wrap(
 
     for index, image in enumerate(images):
         path = wrap_image(image, out / f"study-{index:04d}", body_part, f"{image.stem}-{index}")
-        console.print(f"{image} -> {path}")
+        console.print(escape(f"{image} -> {path}"), highlight=False, soft_wrap=True)

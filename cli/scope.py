@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.options import HomeOption, settings_or_exit
@@ -315,7 +316,7 @@ def fit_gate(
         layers=layers,
         device=settings.device,
     )
-    console.print(f"{result.spec.ref}: gate written to {result.spec.gate_path}")
+    console.print(f"{result.spec.ref}: gate written to {escape(str(result.spec.gate_path))}")
     print(json.dumps(result.figures, indent=2))
 
 

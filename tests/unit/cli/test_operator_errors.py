@@ -147,3 +147,13 @@ def test_train_package_as_a_registered_version_refused_before_training(tmp_path:
     assert result.returncode == 2, output
     assert "model ynet-busi@1.0.0 is registered already" in output
     assert not (tmp_path / "run").exists()
+
+
+def test_paths_with_brackets_are_printed_not_read_as_markup(tmp_path: Path) -> None:
+    """A file name is text: '[/x]' in it once ended the command with rich's MarkupError."""
+    missing = tmp_path / "[/x]" / "[bold]a.dcm"
+    result = _lnm_node(tmp_path / "home", "send", str(missing), "--to", "LNMNODE@127.0.0.1:9")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert f"not sent: {missing} does not exist" in output
+    assert "Traceback" not in output and "MarkupError" not in output
