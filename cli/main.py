@@ -204,8 +204,8 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
     for study in studies:
         for verdict in study["scope"]:
             if not verdict["run"]:
-                console.print(f"study {study['study_instance_uid']}: no job of {verdict['model']}: "
-                              f"{verdict['reason']} (rule {verdict['rule']})")
+                why = escape(f"{verdict['reason']} (rule {verdict['rule']})")
+                console.print(f"study {study['study_instance_uid']}: no job of {verdict['model']}: {why}")
 
 
 @app.command()
@@ -363,7 +363,7 @@ def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("
         return
     table = Table("key", "version", "family", "backbone", "name")
     for row in rows:
-        table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), row["name"])
+        table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), escape(row["name"]))
     console.print(table)
     _print_left_out(registry)
 
@@ -381,7 +381,7 @@ def models_verify(home: HomeOption = None) -> None:
     table = Table("model", "ok", "forward s", "Grad-CAM s", "error")
     for result in results:
         table.add_row(result.ref, "yes" if result.ok else "[red]no[/red]",
-                      f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", result.error or "")
+                      f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", escape(result.error or ""))
     console.print(table)
     problems = _print_left_out(registry)
     if not results or problems or not all(result.ok for result in results):

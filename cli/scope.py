@@ -99,7 +99,7 @@ def show(
         as_json,
         {
             "model": lambda r: r["model"],
-            "rule": lambda r: r["rule"],
+            "rule": lambda r: escape(r["rule"]),
             "from": lambda r: r["rule_source"],
             "gate": lambda r: f"{r['gate']} ({r['gate_source']})",
             "threshold": lambda r: _number(r["gate_threshold"]),
@@ -210,9 +210,9 @@ def test_scope(
         {
             "model": lambda r: r["model"],
             "runs": lambda r: "yes" if r["run"] else "[red]no[/red]",
-            "rule": lambda r: r["rule"],
+            "rule": lambda r: escape(r["rule"]),
             "gate score": lambda r: _number(r["gate_score"]),
-            "why": lambda r: r["missing_input"] or r["reason"],
+            "why": lambda r: escape(r["missing_input"] or r["reason"]),
         },
     )
 

@@ -83,3 +83,13 @@ def test_scope_test_says_why_a_study_would_not_run_and_that_it_would_once_opened
     assert (
         row["run"] is True and row["reason"] == "runs (gate off)" and row["missing_input"] is None
     )
+
+
+def test_show_table_prints_a_rule_with_brackets_as_written(home: Path) -> None:
+    """A description pattern's character class is text: rich once dropped '[a-z]' as markup."""
+    rule = "description=(?i)\\b[a-z]*lymph[/a-z]*"
+    result = runner.invoke(app, ["scope", "set", "tiny-ynet", "--rule", rule, "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(app, ["scope", "show", "--home", str(home)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert rule in shown.output
