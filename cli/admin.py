@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from cli.options import (
@@ -21,12 +19,13 @@ from cli.options import (
     HomeOption,
     OperatingPointOption,
     check_policy,
+    make_console,
     print_operating_point,
     settings_or_exit,
 )
 from kernel.settings import Settings
 
-console = Console()
+console = make_console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
 dataset_app = typer.Typer(help="Frozen dataset manifests for training.", no_args_is_help=True)
 TABLE_FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "kappa",
@@ -51,7 +50,7 @@ def labels_import(
     try:
         records = read_label_file(file)
     except (LabelFileError, OSError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(1) from exc
     sessions = make_sessionmaker(_settings(home).database_url)
     with sessions.begin() as session:
@@ -145,7 +144,7 @@ def dataset_build(
     try:
         manifest = mf.build_manifest(rows, source, folds, seed)
     except ValueError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(1) from exc
     path = mf.write_manifest(manifest, out)
     console.print(f"{manifest['n']} rows ({manifest['n_positive']} positive) in "
@@ -164,7 +163,7 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
         try:
             records = read_label_file(labels)  # type: ignore[arg-type]
         except (LabelFileError, OSError) as exc:
-            console.print(f"[red]{escape(str(exc))}[/red]")
+            console.print(str(exc), style="red")
             raise typer.Exit(1) from exc
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file() and p.name[0] != ".")
         source = f"DICOM folder {dicom_folder.name} with {labels.name}"  # type: ignore[union-attr]
@@ -182,11 +181,11 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
             spec, units, source, folds, seed, CeusRule.from_settings(settings)
         )
     except ValueError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(1) from exc
     path = write_study_dataset(manifest, tensors, out)
     for row in manifest["excluded"]:
-        console.print(f"excluded {row['level']} {row['uid']}: {escape(str(row['reason']))}")
+        console.print(f"excluded {row['level']} {row['uid']}: {row['reason']}")
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(left_out.items()))
     console.print(
         f"{len(records)} labels, {len(units)} labelled units: {manifest['n']} kept "
@@ -354,7 +353,7 @@ def train(
             encoder = check_encoder_file(spec, pretrain_encoder_file)
         summary = retrain(spec, cases, tests, out, config, folds, encoder)
     except (DatasetMismatch, ValueError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(1) from exc
     label = f"{spec.architecture} ({spec.backbone})" + (
         " + pretrain" if pretrain or pretrain_encoder_file else ""
@@ -372,7 +371,7 @@ def train(
                             describe_dataset(dataset, note), calibration.value,
                             operating_point)  # fmt: skip
         except (FileExistsError, ValueError) as exc:
-            console.print(f"[red]{escape(str(exc))}[/red]")
+            console.print(str(exc), style="red")
             raise typer.Exit(1) from exc
         if packaged.ensemble is not None:  # every case trained some member: none held out
             packaged = fit_packaged_gate(packaged, cases, None, settings.device)
@@ -385,7 +384,7 @@ def train(
             what = f"fold {fold}, best out-of-fold AUC; one fold, not an ensemble"
         if exclusion.groups:
             write_model_holdout(packaged.folder, exclusion)
-        console.print(f"packaged {packaged.ref} ({what}) into {escape(str(packaged.folder))}")
+        console.print(f"packaged {packaged.ref} ({what}) into {packaged.folder}")
         print_operating_point(console, packaged)
         gate = packaged.scope.gate
         console.print(f"out-of-domain gate: threshold {gate.threshold:.3f}, {gate.fitted_on}"
@@ -445,8 +444,8 @@ def cv_summary(
 
     exclusions = {e.digest: e for e in map(run_exclusion, runs)}
     if len(exclusions) > 1:
-        console.print("[red]the runs excluded different hold-out groups (exclusion.json): "
-                      "their out-of-fold cases differ[/red]")  # fmt: skip
+        console.print("the runs excluded different hold-out groups (exclusion.json): "
+                      "their out-of-fold cases differ", style="red")  # fmt: skip
         raise typer.Exit(1)
     (exclusion,) = exclusions.values()
     cases, tests = load_cases(dataset, dataset_spec(dataset, size))
@@ -455,15 +454,14 @@ def cv_summary(
     for run in runs:
         summary = pool(arrays, run, folds)
         if not summary:
-            console.print(f"[red]{escape(str(run))}: not every fold has predictions[/red]")
+            console.print(f"{run}: not every fold has predictions", style="red")
             raise typer.Exit(1)
         pooled[run.name] = summary["pooled"]
         if calibration is not None:
             try:
                 figures = calibrated_out_of_fold(run, calibration.value, operating_point)
             except FileNotFoundError as exc:
-                why = escape(f"{run}: no inner-validation probabilities ({exc})")
-                console.print(f"[red]{why}[/red]")
+                console.print(f"{run}: no inner-validation probabilities ({exc})", style="red")
                 raise typer.Exit(1) from exc
             pooled[f"{run.name} ({calibration.value}, {operating_point})"] = figures
     print_summary(pooled)
@@ -503,7 +501,7 @@ def compare(
     if Path(model_a, POOLED_FILE).is_file() and Path(model_b, POOLED_FILE).is_file():
         runs = [read_pooled(Path(run)) for run in (model_a, model_b)]
         if not np.array_equal(runs[0]["malignant"], runs[1]["malignant"]):
-            console.print("[red]the two runs do not cover the same cases[/red]")
+            console.print("the two runs do not cover the same cases", style="red")
             raise typer.Exit(1)
         y, pa, pb = runs[0]["malignant"], runs[0]["probability"], runs[1]["probability"]
         if all("lesion" in run for run in runs):  # pooled before the lesion flags: no Dice
@@ -514,7 +512,7 @@ def compare(
         try:
             y, pa, pb, dice = _evaluated_pair(Path(model_a), Path(model_b))
         except ValueError as exc:
-            console.print(f"[red]{escape(str(exc))}[/red]")
+            console.print(str(exc), style="red")
             raise typer.Exit(1) from exc
     else:
         if dataset is None:

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from cli.options import HomeOption, settings_or_exit
+from cli.options import HomeOption, make_console, settings_or_exit
 
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
-console = Console()
+console = make_console()
 FIELDS = ("id", "at", "actor", "action", "entity", "entity_id", "details")
 
 
@@ -52,4 +50,4 @@ def export(
         stream.flush()
         os.fsync(stream.fileno())
     partial.replace(out)
-    console.print(f"{count} audit events written to {escape(str(out))}")
+    console.print(f"{count} audit events written to {out}")

@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
+from cli.options import make_console
 from deid.options import StructuredContent
 
-console = Console()
+console = make_console()
 
 
 def _secret(from_stdin: bool) -> str | None:
     if from_stdin:
         secret = sys.stdin.readline().strip()
         if not secret:
-            console.print("[red]--uid-secret-stdin: standard input gave no key[/red]")
+            console.print("--uid-secret-stdin: standard input gave no key", style="red")
             raise typer.Exit(2)
         return secret
     from kernel.settings import Settings
@@ -57,14 +57,14 @@ def deidentify(
     configure_logging(json_lines=False)
     secret = _secret(uid_secret_stdin)
     if secret is None:
-        console.print("[yellow]no LNM_DEID_UID_SECRET: a new random key; UIDs will not match "
-                      "another run's[/yellow]")
+        console.print("no LNM_DEID_UID_SECRET: a new random key; UIDs will not match "
+                      "another run's", style="yellow")
     options = DeidOptions(structured_content=structured_content, keep_unmasked=keep_unmasked)
     report = deidentify_tree(source, out, secret or secrets.token_hex(16), options)
     for path, reason in report.withheld:
-        console.print(f"[yellow]withheld[/yellow] {escape(f'{path}: {reason}')}", soft_wrap=True)
+        console.print(Text.assemble(("withheld", "yellow"), f" {path}: {reason}"), soft_wrap=True)
     for path, error in report.failed:
-        console.print(f"[red]failed[/red] {escape(f'{path}: {error}')}", soft_wrap=True)
+        console.print(Text.assemble(("failed", "red"), f" {path}: {error}"), soft_wrap=True)
     console.print(f"{len(report.written)} written, {len(report.withheld)} withheld, "
                   f"{len(report.skipped)} skipped, {len(report.failed)} failed")
     if report.failed:

@@ -6,14 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from cli.options import HomeOption, settings_or_exit
+from cli.options import HomeOption, make_console, settings_or_exit
 
 jobs_app = typer.Typer(help="Requeue, cancel or replay jobs (every change is audited).",
                        no_args_is_help=True)
-console = Console()
+console = make_console()
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (kept in the audit).")]
 
 
@@ -33,7 +31,7 @@ def requeue(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") 
         with sessions.begin() as session:
             state = requeue_job(session, job_id, outputs_present=present, actor=actor)
     except AdminRefused as exc:
-        console.print(f"[red]refused:[/red] {escape(str(exc))}")
+        console.print(f"refused: {exc}", style="red")
         raise typer.Exit(1) from exc
     console.print(f"job {job_id} requeued as {state.value}")
 
@@ -50,7 +48,7 @@ def cancel(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") -
         with sessions.begin() as session:
             cancel_job(session, job_id, utcnow(), actor=actor)
     except AdminRefused as exc:
-        console.print(f"[red]refused:[/red] {escape(str(exc))}")
+        console.print(f"refused: {exc}", style="red")
         raise typer.Exit(1) from exc
     console.print(f"job {job_id} cancelled")
 
@@ -74,7 +72,7 @@ def replay(
     with ctx.sessions() as session:
         names = [to] if to else job_destinations(session, job_id) or [str(d) for d in settings.destinations]
     if not names:
-        console.print("[red]refused:[/red] no destination: give --to")
+        console.print("refused: no destination: give --to", style="red")
         raise typer.Exit(1)
     failed = 0
     for name in names:
@@ -83,15 +81,15 @@ def replay(
             with ctx.sessions.begin() as session:
                 files = prepare_replay(session, job_id, str(destination), actor=actor)
         except (AdminRefused, ValueError) as exc:
-            console.print(f"[red]refused:[/red] {escape(str(exc))}")
+            console.print(f"refused: {exc}", style="red")
             raise typer.Exit(1) from exc
         paths = [Path(files[role]) for role in sorted(files)]
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
-            console.print(f"[red]refused:[/red] output files are gone: {', '.join(missing)}")
+            console.print(f"refused: output files are gone: {', '.join(missing)}", style="red")
             raise typer.Exit(1)
         state, error = deliver_to(ctx, job_id, destination, paths, actor=actor)
         failed += state != DeliveryState.SENT
         reason = f" ({error})" if error else ""
-        console.print(f"job {job_id} -> {escape(str(destination))}: {state.value}{reason}")
+        console.print(f"job {job_id} -> {destination}: {state.value}{reason}")
     raise typer.Exit(1 if failed else 0)

@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
-from cli.options import HomeOption, settings_or_exit
+from cli.options import HomeOption, make_console, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
@@ -38,7 +37,7 @@ app.command("wrap")(wrap)
 app.command("pretrain-ssl")(pretrain_ssl)
 register_scope(app)
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
-console = Console()
+console = make_console()
 
 
 def _settings(home: Path | None, **overrides: object) -> Settings:
@@ -58,7 +57,7 @@ def _exit_when_cannot_serve() -> Iterator[None]:
     try:
         yield
     except CannotServe as exc:
-        console.print(f"[red]cannot serve:[/red] {escape(str(exc))}")
+        console.print(f"cannot serve: {exc}", style="red")
         raise typer.Exit(1) from exc
 
 
@@ -102,7 +101,7 @@ def web_user(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 8:
-        console.print("[red]the password needs at least 8 characters[/red]")
+        console.print("the password needs at least 8 characters", style="red")
         raise typer.Exit(2)
     print(f"{name}:{hash_password(password)}")
 
@@ -194,7 +193,8 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
                          indent=2, default=str))
         return
     for name, by_state in counts.items():
-        console.print(f"[bold]{name}[/bold]: " + (", ".join(f"{k} {v}" for k, v in by_state.items()) or "none"))
+        tally = ", ".join(f"{k} {v}" for k, v in by_state.items()) or "none"
+        console.print(Text.assemble((name, "bold"), f": {tally}"))
     table = Table("job", "study", "model", "state", "probability", "deliveries")
     for row in rows:
         table.add_row(str(row.job_id), row.study_instance_uid, row.model, row.state,
@@ -204,8 +204,8 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
     for study in studies:
         for verdict in study["scope"]:
             if not verdict["run"]:
-                why = escape(f"{verdict['reason']} (rule {verdict['rule']})")
-                console.print(f"study {study['study_instance_uid']}: no job of {verdict['model']}: {why}")
+                console.print(f"study {study['study_instance_uid']}: no job of {verdict['model']}: "
+                              f"{verdict['reason']} (rule {verdict['rule']})")
 
 
 @app.command()
@@ -257,11 +257,11 @@ def send(
             destination, paths, calling_ae, tls=client_context_for(settings, destination)
         )
     except (TransientError, OSError) as exc:  # refused or lost association, unreadable PEM
-        console.print(f"[red]not sent:[/red] {escape(str(exc))}")
+        console.print(f"not sent: {exc}", style="red")
         raise typer.Exit(1) from exc
     for result in report.results:
-        mark = "[green]ok[/green]" if result.ok else "[red]failed[/red]"
-        console.print(f"{mark} {escape(result.describe())}", highlight=False, soft_wrap=True)
+        mark = ("ok", "green") if result.ok else ("failed", "red")
+        console.print(Text.assemble(mark, f" {result.describe()}"), highlight=False, soft_wrap=True)
     console.print(f"{report.sent} sent, {len(report.failed)} failed")
     raise typer.Exit(1 if report.failed else 0)
 
@@ -305,7 +305,7 @@ def evaluate(
         try:
             metrics = evaluate_studies(spec, dataset, out, settings.device, CeusRule.from_settings(settings))
         except ValueError as exc:  # files changed since the dataset was built
-            console.print(f"[red]{escape(str(exc))}[/red]")
+            console.print(str(exc), style="red")
             raise typer.Exit(1) from exc
         console.print_json(json.dumps(metrics, default=str))
         return
@@ -342,8 +342,7 @@ def _print_left_out(registry) -> list:  # type: ignore[no-untyped-def]
     """Print each models folder the registry left out, with why; returns them."""
     problems = registry.problems()
     for problem in problems:
-        folder, reason = escape(str(problem.folder)), escape(problem.reason)
-        console.print(f"[red]left out {folder}:[/red] {reason}")
+        console.print(f"left out {problem.folder}: {problem.reason}", style="red")
     return problems
 
 
@@ -363,7 +362,7 @@ def models_list(home: HomeOption = None, as_json: Annotated[bool, typer.Option("
         return
     table = Table("key", "version", "family", "backbone", "name")
     for row in rows:
-        table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), escape(row["name"]))
+        table.add_row(row["key"], row["version"], row["family"], str(row.get("backbone")), row["name"])
     console.print(table)
     _print_left_out(registry)
 
@@ -380,12 +379,12 @@ def models_verify(home: HomeOption = None) -> None:
     results = verify_models(registry, settings.device)
     table = Table("model", "ok", "forward s", "Grad-CAM s", "error")
     for result in results:
-        table.add_row(result.ref, "yes" if result.ok else "[red]no[/red]",
-                      f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", escape(result.error or ""))
+        table.add_row(result.ref, "yes" if result.ok else Text("no", style="red"),
+                      f"{result.forward_seconds:.2f}", f"{result.gradcam_seconds:.2f}", result.error or "")
     console.print(table)
     problems = _print_left_out(registry)
     if not results or problems or not all(result.ok for result in results):
-        console.print("[red]verification failed[/red]" if results else "[red]no registered models[/red]")
+        console.print("verification failed" if results else "no registered models", style="red")
         raise typer.Exit(1)
 
 
@@ -401,13 +400,13 @@ def main() -> None:
     try:
         app()
     except DatasetError as exc:
-        console.print(f"[red]cannot use the dataset:[/red] {escape(str(exc))}")
+        console.print(f"cannot use the dataset: {exc}", style="red")
         raise SystemExit(1) from exc
     except (RegistryError, DatabaseUnavailable, DeviceUnavailable) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise SystemExit(1) from exc
     except OSError as exc:  # a file or folder named on the command line: missing, unreadable
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise SystemExit(1) from exc
 
 

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from cli.options import (
@@ -21,11 +19,12 @@ from cli.options import (
     HomeOption,
     OperatingPointOption,
     check_policy,
+    make_console,
     print_operating_point,
     settings_or_exit,
 )
 
-console = Console()
+console = make_console()
 Actor = Annotated[str, typer.Option("--actor", help="Who makes the change (audit log).")]
 
 
@@ -60,7 +59,7 @@ def _row(session, registry, ref: str):  # type: ignore[no-untyped-def]
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[red]{escape(str(exc))}[/red]")
+    console.print(str(exc), style="red")
     raise typer.Exit(1) from exc
 
 
@@ -227,7 +226,7 @@ def calibrate(
         )  # fmt: skip
     except (OSError, ValueError) as exc:  # exists, no labels.csv, one class only
         _fail(exc)
-    console.print(f"packaged {packaged.ref} into {escape(str(packaged.folder))} (not live)")
+    console.print(f"packaged {packaged.ref} into {packaged.folder} (not live)")
     print_operating_point(console, packaged)
     console.print(
         f"next: lnm-node models shadow {packaged.ref}; lnm-node models promote {packaged.ref}"

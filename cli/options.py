@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from inference.registry import ModelSpec, parse_policy
 from kernel.settings import Settings, load_settings
@@ -18,16 +17,23 @@ HomeOption = Annotated[
 ]
 
 
+def make_console() -> Console:
+    """The CLI's console. Its text is never read as rich markup: paths, errors, scope rules and a
+    peer's reasons hold brackets (``[a-z]``, ``[/x]``) that markup would drop or fail on; colour
+    comes from ``style=`` and :class:`rich.text.Text` instead."""
+    return Console(markup=False)
+
+
 def settings_or_exit(console: Console, home: Path | None, **overrides: object) -> Settings:
     """Settings from the environment, ``--home`` and the command's flags (``overrides``); exit 2
     naming the problem when they are invalid or the home cannot be made or written."""
     try:
         return load_settings(home=home, **overrides)
     except ValueError as exc:
-        console.print(f"[red]invalid settings:[/red] {escape(str(exc))}")
+        console.print(f"invalid settings: {exc}", style="red")
         raise typer.Exit(2) from exc
     except OSError as exc:
-        console.print(f"[red]cannot use the home folder:[/red] {escape(str(exc))}")
+        console.print(f"cannot use the home folder: {exc}", style="red")
         raise typer.Exit(2) from exc
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-console = Console()
+from cli.options import make_console
+
+console = make_console()
 TRUTH_FILE = ".truth.json"
 """Ground truth beside each study; hidden, so ``lnm-node send OUT`` does not send it."""
 
@@ -81,11 +81,9 @@ def phantom(
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        noun = "study" if studies == 1 else "studies"
-        console.print(f"{studies} synthetic {noun} in {escape(str(out))}")
+        console.print(f"{studies} synthetic stud{'y' if studies == 1 else 'ies'} in {out}")
         if pathology_csv is not None:
-            where = escape(str(pathology_csv))
-            console.print(f"pathology of each study in {where} (lnm-node labels import)")
+            console.print(f"pathology of each study in {pathology_csv} (lnm-node labels import)")
 
 
 def _check_label_path(path: Path, out: Path) -> None:
@@ -120,4 +118,4 @@ def wrap(
 
     for index, image in enumerate(images):
         path = wrap_image(image, out / f"study-{index:04d}", body_part, f"{image.stem}-{index}")
-        console.print(escape(f"{image} -> {path}"), highlight=False, soft_wrap=True)
+        console.print(f"{image} -> {path}", highlight=False, soft_wrap=True)

@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from cli.options import HomeOption, settings_or_exit
+from cli.options import HomeOption, make_console, settings_or_exit
 
 scope_app = typer.Typer(
     help="Routing rules and out-of-domain gates of the models (changes are audited).",
     no_args_is_help=True,
 )
-console = Console()
+console = make_console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -53,7 +52,9 @@ def _number(value: float | None) -> str:
 
 
 def _emit(
-    rows: list[dict[str, Any]], as_json: bool, columns: dict[str, Callable[[dict[str, Any]], str]]
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    columns: dict[str, Callable[[dict[str, Any]], str | Text]],
 ) -> None:
     """Print ``rows`` as JSON, or as a table of ``columns`` (title -> cell of a row)."""
     if as_json:
@@ -99,7 +100,7 @@ def show(
         as_json,
         {
             "model": lambda r: r["model"],
-            "rule": lambda r: escape(r["rule"]),
+            "rule": lambda r: r["rule"],
             "from": lambda r: r["rule_source"],
             "gate": lambda r: f"{r['gate']} ({r['gate_source']})",
             "threshold": lambda r: _number(r["gate_threshold"]),
@@ -209,10 +210,10 @@ def test_scope(
         as_json,
         {
             "model": lambda r: r["model"],
-            "runs": lambda r: "yes" if r["run"] else "[red]no[/red]",
-            "rule": lambda r: escape(r["rule"]),
+            "runs": lambda r: "yes" if r["run"] else Text("no", style="red"),
+            "rule": lambda r: r["rule"],
             "gate score": lambda r: _number(r["gate_score"]),
-            "why": lambda r: escape(r["missing_input"] or r["reason"]),
+            "why": lambda r: r["missing_input"] or r["reason"],
         },
     )
 
@@ -316,7 +317,7 @@ def fit_gate(
         layers=layers,
         device=settings.device,
     )
-    console.print(f"{result.spec.ref}: gate written to {escape(str(result.spec.gate_path))}")
+    console.print(f"{result.spec.ref}: gate written to {result.spec.gate_path}")
     print(json.dumps(result.figures, indent=2))
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-console = Console()
+from cli.options import make_console
+
+console = make_console()
 
 #: the frames pack ``--frames-only`` writes into OUT
 FRAMES_FILE = "frames.npz"
@@ -108,16 +108,16 @@ def pretrain_ssl(
                           f" ({count.excluded} hold-out, {count.unreadable} unreadable)")  # fmt: skip
         if frames_only:
             path = save_frames(frames, out / FRAMES_FILE, extra)
-            console.print(f"frames pack: {escape(str(path))} ({path.stat().st_size / 1e6:.1f} MB)")
+            console.print(f"frames pack: {path} ({path.stat().st_size / 1e6:.1f} MB)")
             return
         config = SslConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                            seed=seed, device=device, max_seconds=seconds)  # fmt: skip
         outcome = run(spec, frames, out, config, extra)
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(str(exc), style="red")
         raise typer.Exit(1) from exc
     if outcome.history:
         first, last = outcome.history[0], outcome.history[-1]
         console.print(f"{len(outcome.history)} epochs, loss {first['loss']:.4f} -> "
                       f"{last['loss']:.4f}, {outcome.seconds:.0f}s")  # fmt: skip
-    console.print(f"encoder: {escape(str(outcome.encoder_path))}")
+    console.print(f"encoder: {outcome.encoder_path}")
