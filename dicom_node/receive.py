@@ -417,13 +417,12 @@ class ReceiveHandler:
         unknown = isinstance(exc, CommitTimeout) and exc.outcome_unknown
         refused = InstanceRefused(f"database error: {type(exc).__name__}", OUT_OF_RESOURCES)
         if unknown:
-            self._refuse(None, refused, details)
-        else:
-            moved = placed and isinstance(source, Path)  # the bytes are at target now
-            self._refuse(target if moved else source, refused, details)
-            if placed:
-                target.unlink(missing_ok=True)
-        return status_with_comment(OUT_OF_RESOURCES, refused.reason)
+            return self._refuse(None, refused, details)
+        moved = placed and isinstance(source, Path)  # the bytes are at target now
+        answer = self._refuse(target if moved else source, refused, details)
+        if placed:
+            target.unlink(missing_ok=True)
+        return answer
 
     def _quarantine_conflict(
         self, conflict: str, source: Source, target: Path, placed: bool, details: dict[str, Any]
