@@ -14,6 +14,8 @@ import logging
 import re
 from collections.abc import Iterator
 
+from highdicom.valuerep import _check_specific_character_set
+from pydicom.charset import python_encoding
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.sr.coding import Code
@@ -71,6 +73,9 @@ _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _AGE = re.compile(r"^\d{3}[DWMY]$")
 _CONTROL = re.compile(r"[\x00-\x1f\\]")
+_TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC"})
+UTF8 = "ISO_IR 192"
+"""The character set of outputs whose source's set cannot be kept (PS3.3 C.12.1.1.2)."""
 
 
 def clean_date(value: object) -> str:
@@ -137,8 +142,6 @@ def clean_source(source: Dataset) -> Dataset:
         :func:`restore_source_class` on each output to reference the true class.
     """
     clean = Dataset()
-    if "SpecificCharacterSet" in source:
-        clean.SpecificCharacterSet = source.SpecificCharacterSet
     for keyword in _UIDS:
         clean.add_new(keyword, "UI", str(source.get(keyword, "")))
     clean.SOPClassUID = current_sop_class(clean.SOPClassUID)
@@ -193,8 +196,75 @@ def clean_source(source: Dataset) -> Dataset:
             setattr(clean, keyword, value)
     if "SequenceOfUltrasoundRegions" in source:
         clean.SequenceOfUltrasoundRegions = source.SequenceOfUltrasoundRegions
+    charset = output_character_set(source.get("SpecificCharacterSet"), _texts(clean))
+    if charset is not None:
+        clean.SpecificCharacterSet = charset
     logger.debug("cleaned source header (%d attributes)", len(clean))
     return clean
+
+
+def _texts(dataset: Dataset) -> list[str]:
+    return [
+        str(element.value)
+        for element in dataset
+        if element.VR in _TEXT_VRS and element.value is not None
+    ]
+
+
+def _as_terms(value: object) -> list[str]:
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    return [str(term or "").strip() for term in values]
+
+
+def _repaired(terms: list[str]) -> str | list[str] | None:
+    """``terms`` as highdicom takes them: an empty first value of a multi-valued set is the
+    default repertoire "ISO 2022 IR 6"; a lone code-extension term is its plain form."""
+    if len(terms) > 1:
+        return [terms[0] or "ISO 2022 IR 6", *terms[1:]]
+    term = terms[0] if terms else ""
+    if term in {"", "ISO_IR 6", "ISO 2022 IR 6"}:
+        return None
+    if term.startswith("ISO 2022 IR "):
+        return "ISO_IR " + term.removeprefix("ISO 2022 IR ")
+    return term
+
+
+def _encodable(texts: list[str], charset: str | list[str]) -> bool:
+    if not isinstance(charset, str):
+        return True  # code extensions: pydicom switches repertoire per value
+    codec = python_encoding.get(charset)
+    if codec is None:
+        return False
+    try:
+        for text in texts:
+            text.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def output_character_set(value: object, texts: list[str]) -> str | list[str] | None:
+    """The Specific Character Set of outputs built from a source whose set is ``value``.
+
+    The source's own set where highdicom accepts it, after the repairs of :func:`_repaired`
+    (a Japanese ``\\ISO 2022 IR 87`` becomes ``ISO 2022 IR 6\\ISO 2022 IR 87``); otherwise
+    (a set highdicom does not know, such as Korean ``ISO 2022 IR 149``, or a misspelt one)
+    UTF-8 when a value of ``texts`` is not ASCII, else none (the default repertoire). The
+    values themselves are kept as pydicom decoded them; only their encoding may change.
+    """
+    repaired = _repaired(_as_terms(value))
+    if repaired is not None:
+        try:
+            checked = _check_specific_character_set(repaired)
+        except ValueError:
+            checked = None
+        if checked is not None and _encodable(texts, checked):
+            return list(checked) if not isinstance(checked, str) else checked
+    if all(text.isascii() for text in texts):
+        return None
+    return UTF8
 
 
 def source_laterality(source: Dataset) -> str | None:

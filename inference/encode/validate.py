@@ -29,9 +29,19 @@ def _program(name: str, package: str) -> str:
 
 
 def _run(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run a validator; its output is read as UTF-8 with undecodable bytes replaced (the tools
+    print the file's own values, such as a Latin-1 patient name, as they are)."""
     if not Path(command[-1]).is_file():
         raise FileNotFoundError(f"no file to validate at {command[-1]}")
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
 
 
 def dciodvfy_errors(path: Path | str, timeout: float = 60.0) -> list[str]:

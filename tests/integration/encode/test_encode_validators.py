@@ -147,6 +147,39 @@ def test_outputs_operating_point_and_calibration_sr_pixelmed_and_dciodvfy_zero_e
         assert dciodvfy_errors(path) == [], role
 
 
+@pytest.mark.parametrize(
+    ("charset", "name"),
+    [
+        (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎"),
+        (["", "ISO 2022 IR 149"], "Hong^Gildong=洪^吉洞"),
+        ("ISO 2022 IR 100", "Müller^Jürgen"),
+        ("ISO_IR 6", "Doe^Jane"),
+    ],
+    ids=["japanese", "korean", "latin1-code-extension", "iso-ir-6"],
+)
+def test_outputs_source_character_set_names_read_back_dciodvfy_zero_errors(
+    phantom, make_prediction, roundtrip, tmp_path, spec, charset, name
+):
+    """Character sets as scanners write them, which highdicom refuses as they are, give valid
+    outputs carrying the patient's name as the source has it."""
+    _need("dciodvfy")
+    _need("dsrdump")
+    source, mask = phantom(seed=8)
+    source.SpecificCharacterSet = charset
+    source.PatientName = name
+    source = roundtrip(source)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 37, spec=spec), tmp_path)
+    assert set(paths) == {"seg", "sr", "heatmap"}
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+        assert str(pydicom.dcmread(path).PatientName) == name, role
+    # DCMTK's iconv build cannot convert ISO 2022 code extensions: it warns about the set, as
+    # it does on the source itself, and parses the tree
+    unsupported_set = re.compile(r"^W: .*(unsupported|not support).*SpecificCharacterSet|"
+                                 r"^W: .*does not support this Specific Character Set")
+    assert [e for e in dsrdump_errors(paths["sr"]) if not unsupported_set.search(e)] == []
+
+
 def test_outputs_two_frames_single_frame_class_no_frame_number(phantom, make_prediction, spec):
     source, mask = phantom(seed=8, **PHANTOMS["two-frames-single-frame-class"])
     assert source.SOPClassUID == US_IMAGE_STORAGE and int(source.NumberOfFrames) == 2

@@ -8,9 +8,11 @@ from pydicom.sr.coding import Code
 
 from inference.encode.source import (
     DEIDENTIFICATION_UNKNOWN,
+    UTF8,
     clean_date,
     clean_source,
     clean_time,
+    output_character_set,
     references_frames,
     restore_source_class,
     source_anatomy,
@@ -134,3 +136,37 @@ def test_source_anatomy_first_coded_region_else_none(phantom):
     region.CodeValue, region.CodingSchemeDesignator, region.CodeMeaning = "76752008", "SCT", "Breast"
     source.AnatomicRegionSequence = [region]
     assert source_anatomy(source) == Code("76752008", "SCT", "Breast")
+
+
+@pytest.mark.parametrize(
+    ("value", "texts", "expected"),
+    [
+        (None, ["Doe^Jane"], None),
+        ("ISO_IR 100", ["Müller^Jürgen"], "ISO_IR 100"),
+        ("ISO_IR 192", ["山田^太郎"], "ISO_IR 192"),
+        # Japanese as scanners write it: an empty first value is the default repertoire
+        (["", "ISO 2022 IR 87"], ["Yamada^Tarou=山田^太郎"], ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
+        (["ISO 2022 IR 6", "ISO 2022 IR 87"], ["Yamada"], ["ISO 2022 IR 6", "ISO 2022 IR 87"]),
+        # a lone code-extension term is its plain form
+        ("ISO 2022 IR 100", ["Müller"], "ISO_IR 100"),
+        ("ISO 2022 IR 6", ["Doe"], None),
+        ("ISO_IR 6", ["Doe"], None),
+        # sets highdicom cannot write (Korean) or misspelt: UTF-8 if any text needs it
+        (["", "ISO 2022 IR 149"], ["Hong^Gildong=洪^吉洞"], UTF8),
+        ("ISO-IR 100", ["Müller"], UTF8),
+        ("KLINGON", ["Doe"], None),
+        # a text the source's set cannot hold (a mislabelled value pydicom decoded anyway)
+        ("ISO_IR 100", ["山田"], UTF8),
+    ],
+)
+def test_output_character_set_kept_repaired_or_utf8(value, texts, expected):
+    assert output_character_set(value, texts) == expected
+
+
+def test_clean_source_japanese_name_kept_with_repaired_character_set():
+    source = _defective()
+    source.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    source.PatientName = "Yamada^Tarou=山田^太郎"
+    clean = clean_source(source)
+    assert clean.SpecificCharacterSet == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+    assert str(clean.PatientName) == "Yamada^Tarou=山田^太郎"
