@@ -36,6 +36,9 @@ class ReceivedInstance:
     modality: str | None = None
     series_description: str | None = None
     calling_ae_title: str | None = None
+    may_be_input: bool = True
+    """False for an instance no model can take (not an image class a model reads, or a result
+    of this node): it never reopens an assembled study."""
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -130,8 +133,10 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
     """Upsert the study and series, insert the instance; True when the instance is new.
 
     A new instance updates ``Study.last_received_at``; if the study was already assembled
-    (``assembled_generation == generation``) its generation is bumped and its state set back to
-    RECEIVING, so the late instance leads to a new job version, with a "reopen" audit event. A
+    (``assembled_generation == generation``) and the instance may be a model input
+    (``item.may_be_input``), its generation is bumped and its state set back to RECEIVING, so
+    the late instance leads to a new job version, with a "reopen" audit event (the node's own
+    results forwarded back by a PACS, a report or a key object selection do not). A
     new study row gets a "receive" audit event. The caller owns the transaction (commit or
     rollback). The usual path (known study and series, new instance) is four statements built
     once (one lookup, one insert, two updates), run on the session's connection.
@@ -183,7 +188,11 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
         },
     )
     connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
-    reopened = connection.execute(_REOPEN_STUDY, {"study": study_id}).scalar_one_or_none()
+    reopened = (
+        connection.execute(_REOPEN_STUDY, {"study": study_id}).scalar_one_or_none()
+        if item.may_be_input
+        else None
+    )
     if reopened is not None:
         audit.record(session, RECEIVE_ACTOR, "reopen", "study", study_id, generation=reopened)
     if created:

@@ -54,29 +54,26 @@ from kernel.errors import InvalidInput
 US_IMAGE_STORAGE_RETIRED = UID("1.2.840.10008.5.1.4.1.1.6")
 US_MULTIFRAME_IMAGE_STORAGE_RETIRED = UID("1.2.840.10008.5.1.4.1.1.3")
 
-#: image classes whose pixels a model may use: their pixel data is checked on receipt
+#: image classes whose pixels a model may use (the classes :mod:`inference.selection` takes;
+#: secondary captures only of modality US): their pixel data is checked on receipt
 PROCESSABLE_SOP_CLASSES: tuple[UID, ...] = (
     UltrasoundImageStorage,
     UltrasoundMultiFrameImageStorage,
     US_IMAGE_STORAGE_RETIRED,
     US_MULTIFRAME_IMAGE_STORAGE_RETIRED,
     SecondaryCaptureImageStorage,
+    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
+    MultiFrameTrueColorSecondaryCaptureImageStorage,
 )
 
 #: stored-only image classes whose pixel data is still checked on receipt (bounded, every
 #: frame's codestream, the first frame decoded): no model reads them, but nothing stored is
 #: a decompression bomb for whoever opens it later (a PACS, a viewer)
-PIXEL_CHECKED_STORED_SOP_CLASSES: tuple[UID, ...] = (
-    EnhancedUSVolumeStorage,
-    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
-    MultiFrameTrueColorSecondaryCaptureImageStorage,
-)
+PIXEL_CHECKED_STORED_SOP_CLASSES: tuple[UID, ...] = (EnhancedUSVolumeStorage,)
 
 #: classes a modality may send within an ultrasound study: accepted and stored, not processed
 STORED_ONLY_SOP_CLASSES: tuple[UID, ...] = (
     EnhancedUSVolumeStorage,
-    MultiFrameGrayscaleByteSecondaryCaptureImageStorage,
-    MultiFrameTrueColorSecondaryCaptureImageStorage,
     BasicTextSRStorage,
     EnhancedSRStorage,
     ComprehensiveSRStorage,

@@ -78,7 +78,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.group_commit import CommitTimeout, GroupCommit
 from db.instances import ReceivedInstance, Recorded, record_or_find
-from dicom_node.contexts import has_checked_pixels
+from dicom_node.contexts import has_checked_pixels, is_processable
 from dicom_node.integrity import (
     TooLarge,
     check_complete,
@@ -102,6 +102,7 @@ from dicom_node.statuses import (
 )
 from dicom_node.stream_guard import take_refusal
 from kernel.errors import InvalidInput
+from kernel.provenance import is_node_result
 from kernel.settings import Settings
 from kernel.spool import Spool
 
@@ -135,6 +136,8 @@ class InstanceHeader:
     modality: str | None
     series_description: str | None
     patient_id: str | None = None
+    may_be_input: bool = True
+    """An image class a model reads, not a result of this node (:mod:`kernel.provenance`)."""
 
 
 def is_valid_uid(value: object) -> bool:
@@ -210,6 +213,7 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         modality=modality,
         series_description=description,
         patient_id=patient_id,
+        may_be_input=is_processable(sop_class_uid) and not is_node_result(ds),
     )
 
 
@@ -368,6 +372,7 @@ class ReceiveHandler:
             modality=header.modality,
             series_description=header.series_description,
             calling_ae_title=details["calling_ae_title"],
+            may_be_input=header.may_be_input,
         )
         try:  # the database decides, one writer at a time: check and write cannot race
             recorded = self._commits.run(

@@ -41,6 +41,7 @@ from inference.frames import frame_count, read_frame, read_frames
 from inference.regions import tissue_box, ultrasound_regions
 from inference.registry import ModelInput, SelectionRule
 from kernel.errors import InvalidInput
+from kernel.provenance import is_node_result
 from kernel.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,8 @@ def bmode_rejection(header: pydicom.Dataset) -> str | None:
     """Why ``header`` cannot be an ultrasound image input, or ``None`` when it can (header only)."""
     sop_class = str(header.get("SOPClassUID", ""))
     modality = str(header.get("Modality", "")).upper()
+    if is_node_result(header):
+        return "a result of this node, not an acquisition"
     if sop_class in SECONDARY_CAPTURE_CLASSES:
         if modality != "US":
             return "secondary capture not of modality US"

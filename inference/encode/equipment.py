@@ -13,9 +13,10 @@ from __future__ import annotations
 from pydicom.dataset import Dataset
 
 from inference.encode.codes import AIR_PURPOSE_OF_REFERENCE
+from kernel.provenance import NODE_MANUFACTURER
 from kernel.uids import derive_uid
 
-MANUFACTURER = "lnm-node"
+MANUFACTURER = NODE_MANUFACTURER
 
 
 def model_name(model_key: str, model_version: str) -> str:

@@ -1,9 +1,14 @@
 """End to end: a modality sends a study to the node (DCMTK storescu), the node runs the default
-model and a real Orthanc PACS receives a SEG, an SR and a heatmap that pass the validators."""
+model and a real Orthanc PACS receives a SEG, an SR and a heatmap that pass the validators. The
+PACS then forwards the whole study back, results included (as a PACS that routes every study to
+the node does): the node stores them and starts no new job."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
+import urllib.request
 from pathlib import Path
 
 import pydicom
@@ -46,6 +51,29 @@ def pacs(tmp_path: Path):  # type: ignore[no-untyped-def]
     orthanc.stop()
 
 
+def forward_results_back(pacs, node, studies: int) -> None:  # type: ignore[no-untyped-def]
+    """Orthanc sends every instance it holds (the node's results) to the node by C-STORE: all
+    are stored, no study is reopened, and no new job follows (before, each heatmap that came
+    back reopened its study and ran the model again: a loop with a PACS that forwards back)."""
+    results = pacs.instance_ids()
+    modality = {"AET": node.ae_title, "Host": "127.0.0.1", "Port": node.port}
+    base = f"http://127.0.0.1:{pacs.http_port}/modalities/lnm-node"
+    for url, body in ((base, modality), (f"{base}/store", {"Resources": results, "Synchronous": True})):
+        method = "PUT" if url == base else "POST"
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method)
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            assert reply.status == 200
+    stored = {row["sop_instance_uid"] for row in node.cli_json("instances")}  # type: ignore[union-attr]
+    returned = {pacs.get_json(f"/instances/{i}/simplified-tags")["SOPInstanceUID"] for i in results}  # type: ignore[index]
+    assert returned <= stored
+    status = node.cli_json("status")
+    assert status["counts"]["studies"] == {"READY": studies}, status  # type: ignore[index]
+    time.sleep(6)  # three quiet times: a reopened study would have been assembled again
+    status = node.cli_json("status")
+    assert status["counts"]["jobs"] == {"DELIVERED": studies}, status  # type: ignore[index]
+    assert len(pacs.instance_ids()) == len(results)
+
+
 def test_node_study_round_trip_outputs_reach_pacs_and_validate(tmp_path: Path, pacs) -> None:  # type: ignore[no-untyped-def]
     # the default model's scope asks for breast and its gate declines phantoms and these real
     # files: opened here, this test is about the round trip (tests/e2e/test_scope.py: the scope)
@@ -74,6 +102,7 @@ def test_node_study_round_trip_outputs_reach_pacs_and_validate(tmp_path: Path, p
             return states.get("DELIVERED", 0) == len(studies)
 
         wait_until(all_delivered, timeout=600, interval=2, what="every study's job to be delivered")
+        forward_results_back(pacs, node, len(studies))
     finally:
         assert node.stop() == 0, node.log()[-4000:]
 

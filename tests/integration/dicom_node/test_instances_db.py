@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -96,6 +97,23 @@ def test_record_instance_after_assembly_bumps_generation_once(
         )
         reopen = session.execute(select(AuditEvent).where(AuditEvent.action == "reopen")).scalars().all()
         assert [(event.entity_id, event.details["generation"]) for event in reopen] == [(str(study.id), 1)]
+
+
+def test_record_instance_after_assembly_not_an_input_stored_without_reopening(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A late report, or the node's own result forwarded back, is stored; the study stays READY
+    at its generation (no new job), with no "reopen" event."""
+    _record(sessions, _item("1.2.3.1.1"))
+    with sessions() as session, session.begin():
+        session.execute(update(Study).values(assembled_generation=0, state=StudyState.READY))
+    late = replace(_item("1.2.3.2.1", series="1.2.3.2"), may_be_input=False)
+    assert _record(sessions, late, T0 + timedelta(minutes=5)) is True
+    with sessions() as session:
+        study = session.execute(select(Study)).scalar_one()
+        assert (study.generation, study.assembled_generation, study.state) == (0, 0, StudyState.READY)
+        assert session.scalar(select(func.count(Instance.id))) == 2
+        assert session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "reopen")) == 0
 
 
 def test_instance_rows_and_counts_two_studies_listed(sessions: sessionmaker[Session]) -> None:

@@ -41,6 +41,14 @@ def test_is_processable_us_and_secondary_capture_true_others_false() -> None:
     assert not set(contexts.PROCESSABLE_SOP_CLASSES) & set(contexts.STORED_ONLY_SOP_CLASSES)
 
 
+def test_processable_classes_are_the_classes_input_selection_takes() -> None:
+    """One set of image classes: those whose instances reopen an assembled study when they
+    arrive late are those a model's input may be chosen from."""
+    from inference.selection import SECONDARY_CAPTURE_CLASSES, ULTRASOUND_IMAGE_CLASSES
+
+    assert set(contexts.PROCESSABLE_SOP_CLASSES) == ULTRASOUND_IMAGE_CLASSES | SECONDARY_CAPTURE_CLASSES
+
+
 def test_scu_contexts_uncompressed_pair_offers_both_little_endians() -> None:
     built = contexts.scu_contexts(
         [

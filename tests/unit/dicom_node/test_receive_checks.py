@@ -20,6 +20,7 @@ from pydicom.uid import (
 
 from dicom_node.receive import InstanceRefused, check_instance, is_valid_uid
 from dicom_node.statuses import CANNOT_UNDERSTAND, DATASET_DOES_NOT_MATCH_SOP_CLASS
+from kernel.provenance import NODE_MANUFACTURER
 from phantom.us_dicom import make_us_dataset
 
 SYNTAXES = [
@@ -183,3 +184,17 @@ def test_check_instance_stored_only_document_not_pixel_checked() -> None:
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ComprehensiveSRStorage
     ds.PixelData = b"\x00" * 10  # nonsense pixels in a document class are stored as they are
     assert _check(ds).sop_class_uid == ComprehensiveSRStorage
+
+
+def test_check_instance_may_be_input_image_yes_document_and_node_result_no() -> None:
+    """Only an image a model may read reopens an assembled study: not a report, not one of the
+    node's own results forwarded back by a PACS (Manufacturer "lnm-node")."""
+    image = _phantom()
+    report = _phantom()
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = ComprehensiveSRStorage
+    del report.PixelData
+    result = _phantom()
+    result.Manufacturer = NODE_MANUFACTURER
+    assert _check(image).may_be_input is True
+    assert _check(report).may_be_input is False
+    assert _check(result).may_be_input is False

@@ -7,6 +7,7 @@ import pydicom
 import pytest
 from pydicom.uid import JPEGBaseline8Bit, generate_uid
 
+from inference.encode.outputs import build_outputs
 from inference.registry import ModelInput, SelectionRule, TensorContract
 from inference.selection import (
     DOPPLER_MIN_COLOUR_FRACTION,
@@ -27,6 +28,7 @@ from kernel.errors import InvalidInput
 from kernel.settings import Settings
 from phantom.study import write_phantom_study
 from phantom.us_dicom import SECONDARY_CAPTURE_STORAGE, make_us_dataset
+from tests.support.predictions import model_spec, phantom_source, prediction_for
 
 STUDY = generate_uid(entropy_srcs=["selection-study"])
 
@@ -280,6 +282,21 @@ def test_select_input_grey_rgb_image_is_not_doppler(tmp_path: Path) -> None:
     with pytest.raises(MissingInput, match="1 no colour flow content"):
         select_input([grey_rgb], SelectionRule.DOPPLER)
     assert select_input([grey_rgb], SelectionRule.BMODE).path == grey_rgb
+
+
+def test_select_input_node_heatmap_forwarded_back_is_never_an_input(tmp_path: Path) -> None:
+    """A PACS forwards the study back with our Grad-CAM heatmap (a colour US Secondary Capture):
+    it is not taken as the study's colour Doppler image, nor as anything else."""
+    study = _phantom(tmp_path, with_doppler=False)
+    source, mask = phantom_source(seed=5)
+    outputs = build_outputs(prediction_for(source, mask), source, 1, spec=model_spec())
+    heatmap = tmp_path / "heatmap.dcm"
+    outputs["heatmap"].save_as(heatmap, enforce_file_format=True)
+    files = [*study.values(), heatmap]
+
+    with pytest.raises(MissingInput, match="1 a result of this node, not an acquisition"):
+        select_input(files, SelectionRule.DOPPLER)
+    assert select_input([heatmap, study["bmode"]], SelectionRule.BMODE).path == study["bmode"]
 
 
 def test_ceus_rule_private_tag_configurable(tmp_path: Path) -> None:
