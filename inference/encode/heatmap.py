@@ -35,11 +35,12 @@ def source_frame_rgb(source: Dataset, frame_index: int) -> np.ndarray:
     pydicom 3 already converts YBR to RGB; PALETTE COLOR goes through its LUT; MONOCHROME1 is
     inverted; more than 8 bits are scaled to the stored range.
     """
-    frames = int(source.get("NumberOfFrames", 1) or 1)
+    frames = max(1, int(source.get("NumberOfFrames", 1) or 1))
     if not 0 <= frame_index < frames:
         raise EncodeError(f"frame index {frame_index} outside 0..{frames - 1}")
-    # only this frame is decoded: an 87-frame JPEG cine's other frames are never touched
-    pixels = pixel_array(source, index=frame_index) if frames > 1 else source.pixel_array
+    # only this frame is decoded: an 87-frame JPEG cine's other frames are never touched, and
+    # a frame count the data exceeds (NumberOfFrames 0, tolerated on receipt) gives one frame
+    pixels = pixel_array(source, index=frame_index)
     photometric = str(source.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, source)

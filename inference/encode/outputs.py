@@ -12,6 +12,7 @@ from inference.encode.equipment import add_air_equipment, model_name
 from inference.encode.heatmap import build_heatmap, source_frame_rgb
 from inference.encode.seg import OutputIdentity, build_seg
 from inference.encode.source import (
+    MULTI_FRAME_CLASSES,
     clean_source,
     restore_source_class,
     source_anatomy,
@@ -35,6 +36,10 @@ NOTE_NO_SEG_UNCALIBRATED = (
     "given; the outline is this report's polygon"
 )
 NOTE_CINE_OUTLINE = "outline on frame {frame} of the cine (no SEG is built for a cine source)"
+NOTE_NO_SEG_MULTI_FRAME_CLASS = (
+    "no SEG: the source holds one frame but is of a multi-frame storage class, for which no SEG "
+    "is built; the outline is this report's polygon"
+)
 
 _DESCRIPTIONS = {"seg": "SEG", "sr": "SR", "heatmap": "Grad-CAM"}
 
@@ -136,7 +141,12 @@ def build_outputs(
 
     outputs: dict[str, Dataset] = {}
     comments: list[str] = []
-    if has_mask and frames == 1 and spec.outputs.segments:
+    # highdicom segments a multi-frame class as an enhanced multi-frame image (functional
+    # groups), which US multi-frame and multi-frame SC instances are not, even with one frame
+    multi_frame_class = str(clean.SOPClassUID) in MULTI_FRAME_CLASSES
+    if has_mask and frames == 1 and multi_frame_class and spec.outputs.segments:
+        comments.append(NOTE_NO_SEG_MULTI_FRAME_CLASS)
+    elif has_mask and frames == 1 and spec.outputs.segments:
         spacing = segment_pixel_spacing(source, prediction.mask)  # type: ignore[arg-type]
         if spacing is None:
             comments.append(NOTE_NO_SEG_UNCALIBRATED)

@@ -21,6 +21,7 @@ from inference.prediction import Call
 from inference.regions import tissue_box
 from phantom.us_dicom import US_IMAGE_STORAGE
 from tests.support.predictions import lesion_spec, model_spec
+from tests.support.sr_content import content_items
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +179,36 @@ def test_outputs_source_character_set_names_read_back_dciodvfy_zero_errors(
     unsupported_set = re.compile(r"^W: .*(unsupported|not support).*SpecificCharacterSet|"
                                  r"^W: .*does not support this Specific Character Set")
     assert [e for e in dsrdump_errors(paths["sr"]) if not unsupported_set.search(e)] == []
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "frames", "number_of_frames"),
+    [
+        ("1.2.840.10008.5.1.4.1.1.3.1", 1, 1),  # US Multi-frame with one frame
+        ("1.2.840.10008.5.1.4.1.1.3", 1, 1),  # its retired class
+        ("1.2.840.10008.5.1.4.1.1.7.4", 1, 1),  # Multi-frame True Color SC
+        ("1.2.840.10008.5.1.4.1.1.3.1", 2, 0),  # NumberOfFrames 0 over two frames of data
+    ],
+    ids=["us-multi-frame", "retired-us-multi-frame", "multi-frame-true-colour-sc", "zero-frames"],
+)
+def test_outputs_one_frame_of_a_multi_frame_class_sr_outline_no_seg_dciodvfy_zero_errors(
+    phantom, make_prediction, roundtrip, tmp_path, spec, sop_class, frames, number_of_frames
+):
+    """A mask in a calibrated region on one frame of a multi-frame class: no SEG (highdicom
+    would need an enhanced multi-frame source; it raised AttributeError and failed the job),
+    the SR's polygon is the outline and says why."""
+    _need("dciodvfy")
+    source, mask = phantom(seed=8, frames=frames, sop_class_uid=sop_class, rgb=sop_class.endswith("7.4"))
+    source.NumberOfFrames = number_of_frames
+    source = roundtrip(source)
+    mask = mask[0] if mask.ndim == 3 else mask
+    outputs = build_outputs(make_prediction(source, mask), source, 38, spec=spec)
+    assert set(outputs) == {"sr", "heatmap"}
+    texts = [str(item.get("TextValue", "")) for item in content_items(outputs["sr"])]
+    assert any("multi-frame storage class" in text for text in texts)
+    assert any(item.ValueType == "SCOORD" for item in content_items(outputs["sr"]))
+    for role, path in _write(outputs, tmp_path).items():
+        assert dciodvfy_errors(path) == [], role
 
 
 def test_outputs_two_frames_single_frame_class_no_frame_number(phantom, make_prediction, spec):
