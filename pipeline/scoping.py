@@ -19,7 +19,13 @@ from db import scope as scope_db
 from db.models import Instance
 from db.mpps import ScopeOf
 from inference.registry import Registry, RegistryError
-from inference.scope import ScopeRule, SeriesAttributes, decide, series_attributes
+from inference.scope import (
+    ScopeRule,
+    ScopeVerdict,
+    SeriesAttributes,
+    decide,
+    series_attributes,
+)
 from kernel.settings import Settings
 from pipeline.context import NodeContext
 
@@ -64,6 +70,32 @@ def study_series(session: Session, study_id: int) -> list[SeriesAttributes]:
     return series
 
 
+ONE_PATIENT_RULE = "one patient per study"
+"""The node's own rule before any model's: a study whose instances name several patients (a
+merge or mislabelling error at the modality or PACS) gets no job of any model."""
+
+
+def study_patient_count(session: Session, study_id: int) -> int:
+    """How many patients the study's instances name: distinct (IssuerOfPatientID, PatientID),
+    read from every instance's header (two elements, no pixels). An empty PatientID counts as
+    a patient of its own: an anonymous instance beside a named one is not assumed the same."""
+    paths = session.scalars(select(Instance.path).where(Instance.study_id == study_id)).all()
+    patients = set()
+    for path in paths:
+        try:
+            header = pydicom.dcmread(
+                Path(path), stop_before_pixels=True, specific_tags=["IssuerOfPatientID", "PatientID"]
+            )
+        except (OSError, pydicom.errors.InvalidDicomError) as exc:
+            log.warning("scope: unreadable header", extra={"study_id": study_id, "error": str(exc)})
+            continue
+        patients.add(
+            (str(header.get("IssuerOfPatientID", "") or "").strip(),
+             str(header.get("PatientID", "") or "").strip())
+        )
+    return len(patients)
+
+
 def study_verdicts(ctx: NodeContext, study_id: int) -> dict[str, dict[str, Any]]:
     """``key@version`` -> scope verdict of every version the study would get a job of."""
     registry = Registry.from_settings(ctx.settings)
@@ -77,6 +109,22 @@ def verdicts_in(session: Session, registry: Registry, study_id: int) -> dict[str
     series = study_series(session, study_id)
     overrides = scope_db.overrides(session)
     models = [(m.model_key, m.version) for m, _ in jobs.assembly_models(session)]
+    patients = study_patient_count(session, study_id) if models else 1
+    if patients > 1:
+        log.warning(
+            "study holds instances of several patients: no model runs on it",
+            extra={"study_id": study_id, "patients": patients},
+        )
+        reason = (
+            f"the study's instances name {patients} patients (PatientID or its issuer differ): "
+            "no model runs on a study that may mix patients"
+        )
+        return {
+            f"{key}@{version}": ScopeVerdict(
+                f"{key}@{version}", False, ONE_PATIENT_RULE, "node", reason
+            ).as_dict()
+            for key, version in models
+        }
     verdicts = {}
     for key, version in models:
         try:
