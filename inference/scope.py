@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydicom.multival import MultiValue
 
 ALL = "all"
 """The rule text that matches every study."""
@@ -189,6 +190,8 @@ def series_attributes(header: object, calling_ae: str | None = None) -> SeriesAt
 
     def text(keyword: str) -> str:
         value = getattr(header, keyword, None)
+        if isinstance(value, MultiValue):  # "BREAST\\LEFT US": matched and shown as one text
+            return " ".join(str(v).strip() for v in value if str(v).strip())
         return "" if value is None else str(value).strip()
 
     codes = frozenset(

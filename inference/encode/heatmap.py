@@ -7,6 +7,7 @@ scale bar and its labels burned in on the right.
 from __future__ import annotations
 
 import logging
+from copy import deepcopy
 
 import highdicom as hd
 import numpy as np
@@ -18,7 +19,7 @@ from pydicom.pixels import apply_color_lut, pixel_array
 from inference.encode.codes import HEATMAP_DERIVATION
 from inference.encode.equipment import MANUFACTURER, model_name
 from inference.encode.seg import OutputIdentity
-from inference.encode.source import references_frames
+from inference.encode.source import PATIENT_AND_STUDY, references_frames
 from inference.registry import ModelSpec
 from kernel.errors import EncodeError
 
@@ -170,6 +171,11 @@ def build_heatmap(
         patient_orientation=("A", "F"),  # placeholder, emptied below: US has no orientation
         series_description=identity.series_description[:64],
     )
+    # highdicom's SC copies only part of the Patient and Study modules (no StudyDescription,
+    # IssuerOfPatientID, PatientAge, PatientBirthDate): the heatmap carries what the SR carries
+    for keyword in PATIENT_AND_STUDY:
+        if keyword in source and keyword not in image:
+            image.add(deepcopy(source[keyword]))
     image.PatientOrientation = ""
     image.Laterality = ""
     image.BurnedInAnnotation = "YES"

@@ -59,6 +59,17 @@ _STRINGS = {
     "StationName": 16,
     "Modality": 16,
 }
+PATIENT_AND_STUDY = (
+    *_PATIENT_TYPE2,
+    "PatientAge",
+    "IssuerOfPatientID",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    *_STUDY_TYPE2,
+    "StudyDescription",
+)
+"""The Patient (C.7.1.1) and General Study (C.7.2.1) attributes of a clean header that every
+output carries as the source has them."""
 _IMAGE_INTEGERS = (
     "Rows",
     "Columns",
@@ -92,11 +103,12 @@ def clean_time(value: object) -> str:
 
 
 def clean_string(value: object, max_length: int) -> str:
-    """A single-valued string without control characters or backslash, cut to ``max_length``."""
+    """A single-valued string without control characters or backslash, cut to ``max_length``;
+    several values (``BREAST\\LEFT US`` in a single-valued attribute) are joined by a space."""
     if value is None:
         return ""
     if not isinstance(value, str) and hasattr(value, "__iter__"):
-        value = next(iter(value), "")
+        value = " ".join(str(v).strip() for v in value if str(v).strip())
     return _CONTROL.sub(" ", str(value)).strip()[:max_length]
 
 

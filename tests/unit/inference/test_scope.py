@@ -113,3 +113,14 @@ def test_series_attributes_read_header_codes_and_calling_ae() -> None:
     assert attributes.region_codes == frozenset({"SCT:76752008"})
     assert attributes.calling_ae == "US1"
     assert attributes.descriptions[0] == "US BREAST"
+
+
+def test_series_attributes_multi_valued_description_one_text_matched_and_shown() -> None:
+    """A backslash in a description makes it two values: before, the reason showed the Python
+    list "['BREAST', 'LEFT US']"."""
+    ds = Dataset()
+    ds.Modality = "US"
+    ds.StudyDescription = "BREAST\\LEFT US"
+    attributes = series_attributes(ds, None)
+    assert attributes.descriptions[0] == "BREAST LEFT US"
+    assert "[" not in attributes.summary()

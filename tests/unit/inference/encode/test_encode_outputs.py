@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit
 
 from inference.encode.outputs import NOTE_NO_SEG_UNCALIBRATED, NOTE_NO_SEGMENTATION, build_outputs
+from inference.encode.source import PATIENT_AND_STUDY, clean_source
 from inference.measure import NOTE_NO_REGIONS, measure_axes
 from inference.prediction import Call
 from kernel.errors import EncodeError
@@ -222,6 +223,21 @@ def test_build_outputs_finding_site_spec_else_source_anatomy_laterality_from_sou
     assert sites[0].ConceptCodeSequence[0].CodeMeaning == "Axillary lymph node"
     lateralities = [i for i in content_items(sr) if i.ConceptNameCodeSequence[0].CodeValue == "272741003"]
     assert lateralities[0].ConceptCodeSequence[0].CodeValue == "7771000"
+
+
+def test_build_outputs_every_output_same_patient_and_study_attributes(phantom, make_prediction, spec):
+    """The heatmap carried no StudyDescription, IssuerOfPatientID or PatientAge (highdicom's SC
+    copies part of the modules): a PACS showed an empty study description when it came first,
+    and could file it apart where patients are told apart by issuer."""
+    source, mask = phantom(seed=3)
+    source.StudyDescription, source.IssuerOfPatientID, source.PatientAge = "US BREAST", "HOSP", "045Y"
+    outputs = build_outputs(make_prediction(source, mask), source, 1, spec=spec)
+    keywords = PATIENT_AND_STUDY
+    expected = {k: str(clean_source(source).get(k) or "") for k in keywords}
+    assert expected["StudyDescription"] == "US BREAST" and expected["IssuerOfPatientID"] == "HOSP"
+    for role, output in outputs.items():
+        assert all(k in output for k in expected if expected[k]), role
+        assert {k: str(output.get(k) or "") for k in keywords} == expected, role
 
 
 def test_build_outputs_other_model_spec_refused(phantom, make_prediction):

@@ -170,3 +170,9 @@ def test_clean_source_japanese_name_kept_with_repaired_character_set():
     clean = clean_source(source)
     assert clean.SpecificCharacterSet == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
     assert str(clean.PatientName) == "Yamada^Tarou=山田^太郎"
+
+
+def test_clean_source_multi_valued_description_values_joined_not_cut():
+    source = _defective()
+    source.StudyDescription = "BREAST\\LEFT US"
+    assert clean_source(source).StudyDescription == "BREAST LEFT US"
