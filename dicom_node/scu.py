@@ -26,7 +26,12 @@ from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import Verification
 
 from dicom_node.contexts import read_file_uids, scu_contexts
-from dicom_node.statuses import SOP_CLASS_NOT_SUPPORTED, is_failure, status_category
+from dicom_node.statuses import (
+    SOP_CLASS_NOT_SUPPORTED,
+    is_failure,
+    is_permanent_failure,
+    status_category,
+)
 from kernel.errors import InvalidInput, PeerRejected, TransientError
 from kernel.settings import Destination
 
@@ -157,25 +162,36 @@ def send_instances(
 ) -> dict[str, int]:
     """Send ``paths`` over one association; SOP Instance UID -> status of each.
 
-    Raises TransientError (association refused, aborted or timed out), PeerRejected (a store
-    answered with a failure status; sending stops there) or InvalidInput (a path is not a
-    DICOM file; nothing is sent then).
+    Every file is offered, also after a refusal: a PACS that does not take one output (a SEG
+    class it has no context for) still gets the others. Raises TransientError (association
+    refused, aborted or timed out), PeerRejected after the last file when the peer refused any
+    (its message names each refused file and how many were stored; its status is the first
+    permanent failure, else the first failure) or InvalidInput (a path is not a DICOM file;
+    nothing is sent then).
     """
     for path in paths:
         read_file_uids(path)
-    results = store_files(
-        destination, paths, calling_ae_title, timeout, stop_on_failure=True, tls=tls
-    )
+    results = store_files(destination, paths, calling_ae_title, timeout, tls=tls)
     statuses: dict[str, int] = {}
+    refused: list[StoreResult] = []
     for result in results:
         if result.status is None or result.sop_instance_uid is None:
             raise InvalidInput(f"{result.path} cannot be sent: {result.error}")
         if is_failure(result.status):
-            why = f": {result.error}" if result.error else ""
-            raise PeerRejected(
-                f"{destination} refused {result.sop_instance_uid}{why}", result.status
-            )
-        statuses[result.sop_instance_uid] = result.status
+            refused.append(result)
+        else:
+            statuses[result.sop_instance_uid] = result.status
+    if refused:
+        worst = next((r for r in refused if is_permanent_failure(r.status or 0)), refused[0])
+        named = "; ".join(
+            f"{r.path.name} ({r.sop_instance_uid}): 0x{r.status or 0:04X}"
+            + (f" {r.error}" if r.error else "")
+            for r in refused
+        )
+        raise PeerRejected(
+            f"{destination} stored {len(statuses)} of {len(results)} instances, refused {named}",
+            worst.status or 0,
+        )
     return statuses
 
 

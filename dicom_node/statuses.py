@@ -54,6 +54,18 @@ def is_failure(code: int) -> bool:
     return status_category(code) not in (SUCCESS_CATEGORY, WARNING_CATEGORY)
 
 
+def is_permanent_failure(code: int) -> bool:
+    """True for a failure that sending the same instance again cannot cure: the peer cannot
+    understand it (0xCxxx), finds it does not match its class (0xA9xx), or does not accept its
+    SOP class at all (0x0122, no presentation context): a configuration to fix, not to wait for.
+    Out of resources (0xA7xx) and processing failures are retried."""
+    return (
+        code >= CANNOT_UNDERSTAND_GENERIC
+        or 0xA900 <= code <= 0xA9FF
+        or code == SOP_CLASS_NOT_SUPPORTED
+    )
+
+
 ERROR_COMMENT_LENGTH = 64
 """Error Comment (0000,0902) is an LO in the command set (default repertoire, ASCII): at most 64
 characters, no backslash or control characters (PS3.5 6.2, PS3.7 C.4.2.1.4)."""

@@ -8,6 +8,7 @@ variants scanners send layered on top.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -112,10 +113,13 @@ def make_us_dataset(
     if sop_class_uid is None:
         sop_class_uid = US_MULTIFRAME_STORAGE if frames > 1 else US_IMAGE_STORAGE
 
+    study_instance_uid = study_instance_uid or generate_uid(entropy_srcs=["study", str(seed)])
+    # one patient and accession per study, also for instances of one study made with other seeds
+    study_number = int(hashlib.sha256(study_instance_uid.encode()).hexdigest(), 16) % 1_000_000
     identity = InstanceIdentity(
-        patient_id=f"SYN{seed:06d}",
-        accession_number=f"A{seed:06d}",
-        study_instance_uid=study_instance_uid or generate_uid(entropy_srcs=["study", str(seed)]),
+        patient_id=f"SYN{study_number:06d}",
+        accession_number=f"A{study_number:06d}",
+        study_instance_uid=study_instance_uid,
         series_instance_uid=series_instance_uid or generate_uid(entropy_srcs=["series", str(seed)]),
         sop_instance_uid=sop_instance_uid or generate_uid(),
         series_number=1,

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from db import audit, jobs
 from db.models import DeliveryState, Job, JobState
+from dicom_node.statuses import is_permanent_failure
 from kernel.errors import PeerRejected, TransientError
 from kernel.settings import Destination, StowDestination
 from pipeline.context import NodeContext
@@ -57,7 +58,7 @@ def deliver_to(
         send(ctx, destination, paths)
     except PeerRejected as exc:
         error = str(exc)
-        permanent = exc.status >= 0xC000 or 0xA900 <= exc.status <= 0xA9FF
+        permanent = is_permanent_failure(exc.status)
     except TransientError as exc:
         error = str(exc)
     with ctx.sessions.begin() as session:

@@ -79,8 +79,45 @@ def test_send_instances_store_refused_raises_peer_rejected_with_status(
     with pytest.raises(PeerRejected) as caught:
         send_instances(node.destination, files, CALLING_AE)
     assert caught.value.status == statuses.CANNOT_UNDERSTAND
-    assert ": pixel data does not decode" in str(caught.value)  # the peer's Error Comment
-    assert list(node.spool.root.glob("incoming/*/*/*.dcm")) == []  # sending stopped there
+    assert "pixel data does not decode" in str(caught.value)  # the peer's Error Comment
+    assert "stored 1 of 2 instances, refused garbage.dcm" in str(caught.value)
+    # the refusal did not stop the sending: the next file is stored
+    stored = [dcmread(p).SOPInstanceUID for p in node.spool.root.glob("incoming/*/*/*.dcm")]
+    assert stored == [dcmread(phantom_files["rle"]).SOPInstanceUID]
+
+
+def test_send_instances_class_the_peer_does_not_take_others_still_stored(
+    phantom_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A PACS without a context for one output's class (SEG here) gets the others (the SR is
+    the result itself); the refusal is 0x0122, permanent: a configuration to fix, not retried."""
+    from pydicom.uid import RLELossless, SegmentationStorage, UltrasoundImageStorage
+    from pynetdicom import AE, evt
+
+    stored: list[str] = []
+
+    def on_store(event):  # type: ignore[no-untyped-def]
+        stored.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    peer = AE(ae_title="NOSEG")
+    peer.add_supported_context(UltrasoundImageStorage, [RLELossless])
+    server = peer.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        segmentation = dcmread(phantom_files["rle"])
+        segmentation.SOPClassUID = segmentation.file_meta.MediaStorageSOPClassUID = SegmentationStorage
+        segmentation.SOPInstanceUID = segmentation.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5"
+        seg_path = tmp_path / "seg.dcm"
+        segmentation.save_as(seg_path, enforce_file_format=True)
+        destination = Destination(ae_title="NOSEG", host="127.0.0.1", port=server.server_address[1])
+        with pytest.raises(PeerRejected) as caught:
+            send_instances(destination, [seg_path, phantom_files["rle"]], CALLING_AE)
+    finally:
+        server.shutdown()
+    assert caught.value.status == statuses.SOP_CLASS_NOT_SUPPORTED
+    assert statuses.is_permanent_failure(caught.value.status)
+    assert "stored 1 of 2 instances, refused seg.dcm (1.2.3.4.5): 0x0122" in str(caught.value)
+    assert stored == [dcmread(phantom_files["rle"]).SOPInstanceUID]
 
 
 def test_send_instances_not_dicom_raises_invalid_input(node: Node, tmp_path: Path) -> None:

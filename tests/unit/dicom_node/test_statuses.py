@@ -1,3 +1,5 @@
+import pytest
+
 from dicom_node import statuses
 
 
@@ -33,3 +35,11 @@ def test_status_with_comment_carries_status_and_comment_none_when_empty() -> Non
     answer = statuses.status_with_comment(statuses.CANNOT_UNDERSTAND, "pixel data does not decode")
     assert (answer.Status, answer.ErrorComment) == (0xC210, "pixel data does not decode")
     assert "ErrorComment" not in statuses.status_with_comment(statuses.OUT_OF_RESOURCES, " \n")
+
+
+@pytest.mark.parametrize(
+    ("code", "permanent"),
+    [(0xC210, True), (0xA900, True), (0x0122, True), (0xA700, False), (0x0110, False), (0x0000, False)],
+)
+def test_is_permanent_failure_retried_only_when_a_resend_may_succeed(code: int, permanent: bool) -> None:
+    assert statuses.is_permanent_failure(code) is permanent
