@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -203,6 +204,45 @@ def set_job_state(session: Session, job: Job, state: JobState, actor: str = "wor
     audit.record(session, actor, state.value.lower(), "job", job.id, **{
         k: v for k, v in fields.items() if isinstance(v, (str, int, float, type(None)))
     })
+
+
+def newer_generation_job(session: Session, job: Job) -> Job | None:
+    """The latest job of ``job``'s study and model from a later generation of the study (one
+    assembled again after instances arrived late), unless that job failed; None when there is
+    none. ``job``'s results are then stale: the newer job reports on more of the study."""
+    return session.scalar(
+        select(Job)
+        .where(
+            Job.study_id == job.study_id,
+            Job.model_key == job.model_key,
+            Job.shadow == job.shadow,
+            Job.generation > job.generation,
+            Job.state.not_in((JobState.FAILED, JobState.FAILED_INPUT)),
+        )
+        .order_by(Job.generation.desc())
+        .limit(1)
+    )
+
+
+def previous_report(session: Session, job: Job) -> str | None:
+    """The SR file of the latest delivered job of ``job``'s study and model from an earlier
+    generation (the report ``job``'s SR replaces), if it is still on disk; else None."""
+    earlier = session.scalars(
+        select(Job)
+        .where(
+            Job.study_id == job.study_id,
+            Job.model_key == job.model_key,
+            Job.shadow.is_(False),
+            Job.generation < job.generation,
+            Job.state == JobState.DELIVERED,
+        )
+        .order_by(Job.generation.desc())
+    ).all()
+    for row in earlier:
+        path = (row.outputs or {}).get("files", {}).get("sr")
+        if path and Path(path).is_file():
+            return str(path)
+    return None
 
 
 def study_instance_paths(session: Session, study_id: int) -> list[str]:

@@ -28,7 +28,10 @@ def encode(ctx: NodeContext, job: Job, prediction: Prediction) -> dict[str, str]
     )
     outbox = ctx.spool.outbox_dir(job.id)
     source = pydicom.dcmread(prediction.source_path)
-    outputs = build_outputs(prediction, source, job.id, spec=spec)
+    with ctx.sessions() as session:
+        replaced = jobs.previous_report(session, session.get(Job, job.id))
+    replaces = pydicom.dcmread(replaced) if replaced is not None else None
+    outputs = build_outputs(prediction, source, job.id, spec=spec, replaces=replaces)
     written: dict[str, str] = {}
     uids: dict[str, str] = {}
     for role, dataset in outputs.items():

@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from db import jobs
-from db.models import Job, JobState
+from db.models import DeliveryState, Job, JobState
 from inference.gate import OutOfDomain
 from inference.prediction import Prediction
 from inference.selection import MissingInput
@@ -56,6 +56,8 @@ def process_job(ctx: NodeContext, job_id: int) -> Outcome:
 
 
 def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
+    if _supersede(ctx, job):
+        return Outcome.SKIPPED
     work = ctx.spool.work_dir(job.id)
     if job.state == JobState.ENCODED and (job.outputs or {}).get(NOT_RUN):  # skipped: send its SR
         return _deliver_not_run(ctx, job, dict(job.outputs["files"]), job.outputs[NOT_RUN])
@@ -71,7 +73,31 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
         files = dict(job.outputs["files"])
     else:
         files = encode(ctx, job, prediction)
+    if _supersede(ctx, job):  # a newer generation was assembled while this job ran
+        return Outcome.SKIPPED
     return Outcome.DELIVERED if deliver(ctx, job, files) else Outcome.DELIVERY_PENDING
+
+
+def _supersede(ctx: NodeContext, job: Job) -> bool:
+    """End ``job`` SKIPPED, its deliveries not sent, when a later generation of its study has
+    a job of the same model: a stale report is never delivered, nor after the newer one."""
+    with ctx.sessions.begin() as session:
+        row = session.get(Job, job.id)
+        newer = jobs.newer_generation_job(session, row)
+        if newer is None:
+            return False
+        reason = (
+            f"superseded by job {newer.id}: instances arrived after generation "
+            f"{row.generation} of the study was assembled, generation {newer.generation} "
+            "reports on them"
+        )
+        for delivery in row.deliveries:
+            if delivery.state != DeliveryState.SENT:
+                delivery.state, delivery.last_error = DeliveryState.FAILED, f"not sent: {reason}"
+        jobs.set_job_state(session, row, JobState.SKIPPED, reason=reason)
+        newer_id = newer.id
+    log.info("job superseded", extra={"job_id": job.id, "newer_job_id": newer_id})
+    return True
 
 
 def _deliver_not_run(ctx: NodeContext, job: Job, files: dict[str, str], reason: str) -> Outcome:

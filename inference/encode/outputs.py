@@ -36,6 +36,10 @@ NOTE_NO_SEG_UNCALIBRATED = (
     "given; the outline is this report's polygon"
 )
 NOTE_CINE_OUTLINE = "outline on frame {frame} of the cine (no SEG is built for a cine source)"
+NOTE_REPLACES = (
+    "replaces this model's earlier report on this study (Predecessor Documents): instances "
+    "arrived after that report's images were assembled"
+)
 NOTE_NO_SEG_MULTI_FRAME_CLASS = (
     "no SEG: the source holds one frame but is of a multi-frame storage class, for which no SEG "
     "is built; the outline is this report's polygon"
@@ -94,6 +98,7 @@ def build_outputs(
     *,
     spec: ModelSpec,
     sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
+    replaces: Dataset | None = None,
 ) -> dict[str, Dataset]:
     """The job's outputs by role: ``"seg"``, ``"sr"``, ``"heatmap"``.
 
@@ -115,6 +120,9 @@ def build_outputs(
         The model that made the prediction: every concept, name and parameter of the outputs.
     sr_class
         SR storage class for this destination (Comprehensive 3D by default).
+    replaces
+        The SR this job's SR replaces (the same model's on an earlier generation of the
+        study): named in its Predecessor Documents Sequence and its notes.
 
     Returns
     -------
@@ -174,6 +182,8 @@ def build_outputs(
     else:
         comments.append(NOTE_NO_SEGMENTATION)
     comments.extend(n for n in prediction.notes if n not in comments)
+    if replaces is not None:  # first: a viewer showing a few lines shows this one
+        comments.insert(0, NOTE_REPLACES)
 
     site = source_anatomy(source)
     if site is None and spec.outputs.finding.site is not None:
@@ -192,7 +202,13 @@ def build_outputs(
     )
     evidence = [outputs["seg"]] if "seg" in outputs else []
     outputs["sr"] = build_sr(
-        report, spec, clean, identity("sr"), evidence=evidence, sr_class=sr_class
+        report,
+        spec,
+        clean,
+        identity("sr"),
+        evidence=evidence,
+        sr_class=sr_class,
+        replaces=replaces,
     )
 
     frame = source_frame_rgb(source, prediction.frame_index)

@@ -256,6 +256,7 @@ def build_sr(
     *,
     evidence: list[Dataset] | None = None,
     sr_class: SRClass = SRClass.COMPREHENSIVE_3D,
+    replaces: Dataset | None = None,
 ) -> hd.sr.Comprehensive3DSR | hd.sr.ComprehensiveSR:
     """The TID 1500 Measurement Report for one finding on one source image.
 
@@ -275,6 +276,10 @@ def build_sr(
         Further instances listed as evidence (the SEG, whose segment shares the tracking UID).
     sr_class
         Comprehensive 3D SR (default) or Comprehensive SR for destinations without 88.34.
+    replaces
+        The SR of the same model on an earlier generation of the study (instances arrived
+        after it), listed in Predecessor Documents Sequence: a viewer shows this report as
+        its newer version.
     """
     measurement_report = hd.sr.MeasurementReport(
         observation_context=observation_context(spec.key, spec.version),
@@ -283,7 +288,9 @@ def build_sr(
         title=c.REPORT_TITLE,
         referenced_images=[source],
     )
-    return sr_document(measurement_report, identity, [source, *(evidence or [])], sr_class)
+    return sr_document(
+        measurement_report, identity, [source, *(evidence or [])], sr_class, replaces=replaces
+    )
 
 
 def sr_document(
@@ -291,6 +298,7 @@ def sr_document(
     identity: OutputIdentity,
     evidence: list[Dataset],
     sr_class: SRClass,
+    replaces: Dataset | None = None,
 ) -> hd.sr.Comprehensive3DSR | hd.sr.ComprehensiveSR:
     """The SR instance of class ``sr_class`` holding ``content``, in the study of ``evidence``."""
     sr_type = (
@@ -305,6 +313,7 @@ def sr_document(
         instance_number=identity.instance_number,
         manufacturer=MANUFACTURER,
         is_complete=True,
+        previous_versions=[replaces] if replaces is not None else None,
         series_description=identity.series_description[:64],
     )
     logger.debug("built SR %s", identity.series_description)
