@@ -179,6 +179,7 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
     from db import views
     from db.models import Delivery, Job, Study
     from db.session import make_sessionmaker
+    from kernel.spool import Spool
 
     settings = _settings(home)
     sessions = make_sessionmaker(settings.database_url)
@@ -188,6 +189,9 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
         counts["instances"] = {"RECEIVED": views.instance_count(session)}
         rows = views.job_rows(session, limit=50)
         studies = views.study_scope_rows(session, limit=50)
+    quarantined = Spool.under(settings.home).quarantine_count()
+    if quarantined:  # refused or conflicting instances: the status page's Errors page lists them
+        counts["instances"]["QUARANTINED"] = quarantined
     if as_json:
         print(json.dumps({"counts": counts, "jobs": [asdict(row) for row in rows], "studies": studies},
                          indent=2, default=str))

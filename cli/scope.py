@@ -182,18 +182,28 @@ def test_scope(
     """For each model: would it run on these files, and why (rule, gate score, missing input)."""
     from db import scope as scope_db
     from inference.scope import decide
-    from pipeline.scoping import effective_rule, gate_enabled
+    from pipeline.scoping import (
+        effective_rule,
+        gate_enabled,
+        mixed_patients_verdict,
+        patient_key,
+    )
 
     settings, sessions, registry = _node(home)
     headers = _headers(_study_paths(study_dir))
     series = _series(headers, calling_ae)
+    patients = len({patient_key(header) for _, header in headers})
     with sessions() as session:
         overrides = scope_db.overrides(session)
     rows = []
     for spec in _latest(registry, None):
         override = overrides.get(spec.key)
         rule, source = effective_rule(spec.scope.rule, override)
-        verdict = decide(spec.ref, rule, source, series)
+        verdict = (
+            mixed_patients_verdict(spec.ref, patients)
+            if patients > 1
+            else decide(spec.ref, rule, source, series)
+        )
         row: dict[str, Any] = {**verdict.as_dict(), "gate_score": None, "missing_input": None}
         if verdict.run:
             row.update(

@@ -75,10 +75,27 @@ ONE_PATIENT_RULE = "one patient per study"
 merge or mislabelling error at the modality or PACS) gets no job of any model."""
 
 
-def study_patient_count(session: Session, study_id: int) -> int:
-    """How many patients the study's instances name: distinct (IssuerOfPatientID, PatientID),
-    read from every instance's header (two elements, no pixels). An empty PatientID counts as
+def patient_key(header: pydicom.Dataset) -> tuple[str, str]:
+    """(IssuerOfPatientID, PatientID) of an instance: who it belongs to. An empty PatientID is
     a patient of its own: an anonymous instance beside a named one is not assumed the same."""
+    return (
+        str(header.get("IssuerOfPatientID", "") or "").strip(),
+        str(header.get("PatientID", "") or "").strip(),
+    )
+
+
+def mixed_patients_verdict(ref: str, patients: int) -> ScopeVerdict:
+    """The verdict for every model on a study whose instances name ``patients`` (> 1) patients."""
+    reason = (
+        f"the study's instances name {patients} patients (PatientID or its issuer differ): "
+        "no model runs on a study that may mix patients"
+    )
+    return ScopeVerdict(ref, False, ONE_PATIENT_RULE, "node", reason)
+
+
+def study_patient_count(session: Session, study_id: int) -> int:
+    """How many patients (:func:`patient_key`) the study's instances name, read from every
+    instance's header (two elements, no pixels)."""
     paths = session.scalars(select(Instance.path).where(Instance.study_id == study_id)).all()
     patients = set()
     for path in paths:
@@ -89,10 +106,7 @@ def study_patient_count(session: Session, study_id: int) -> int:
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             log.warning("scope: unreadable header", extra={"study_id": study_id, "error": str(exc)})
             continue
-        patients.add(
-            (str(header.get("IssuerOfPatientID", "") or "").strip(),
-             str(header.get("PatientID", "") or "").strip())
-        )
+        patients.add(patient_key(header))
     return len(patients)
 
 
@@ -115,14 +129,8 @@ def verdicts_in(session: Session, registry: Registry, study_id: int) -> dict[str
             "study holds instances of several patients: no model runs on it",
             extra={"study_id": study_id, "patients": patients},
         )
-        reason = (
-            f"the study's instances name {patients} patients (PatientID or its issuer differ): "
-            "no model runs on a study that may mix patients"
-        )
         return {
-            f"{key}@{version}": ScopeVerdict(
-                f"{key}@{version}", False, ONE_PATIENT_RULE, "node", reason
-            ).as_dict()
+            f"{key}@{version}": mixed_patients_verdict(f"{key}@{version}", patients).as_dict()
             for key, version in models
         }
     verdicts = {}

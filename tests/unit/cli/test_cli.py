@@ -61,6 +61,19 @@ def test_status_json_fresh_home_counts_nothing(tmp_path: Path) -> None:
     assert data["counts"]["studies"] == {} and data["counts"]["jobs"] == {} and data["jobs"] == []
 
 
+def test_status_counts_quarantined_instances(tmp_path: Path) -> None:
+    """Refused instances were counted only by /metrics: status said nothing of them."""
+    from kernel.spool import Spool
+
+    spool = Spool.under(tmp_path)
+    spool.quarantine(b"not dicom", "header does not parse", {"status": "0xC210"})
+    result = runner.invoke(app, ["status", "--json", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["instances"] == {"RECEIVED": 0, "QUARANTINED": 1}
+    text = runner.invoke(app, ["status", "--home", str(tmp_path)])
+    assert "instances: RECEIVED 0, QUARANTINED 1" in text.output
+
+
 def test_instances_json_fresh_home_is_empty_list(tmp_path: Path) -> None:
     result = runner.invoke(app, ["instances", "--json", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -85,6 +85,21 @@ def test_scope_test_says_why_a_study_would_not_run_and_that_it_would_once_opened
     )
 
 
+def test_scope_test_study_of_two_patients_runs_no_model_as_the_node_would(
+    home: Path, tmp_path: Path
+) -> None:
+    import pydicom
+
+    study = tmp_path / "mixed"
+    paths = write_us_study(study, seed=6, count=2, body_part="BREAST")
+    stray = pydicom.dcmread(paths[1])
+    stray.PatientID = "ANOTHER"
+    stray.save_as(paths[1], enforce_file_format=True)
+    (row,) = _json("scope", "test", str(study), "--home", str(home))
+    assert row["run"] is False and row["rule"] == "one patient per study"
+    assert "name 2 patients" in row["reason"] and "ANOTHER" not in row["reason"]
+
+
 def test_show_table_prints_a_rule_with_brackets_as_written(home: Path) -> None:
     """A description pattern's character class is text: rich once dropped '[a-z]' as markup."""
     rule = "description=(?i)\\b[a-z]*lymph[/a-z]*"
