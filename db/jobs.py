@@ -224,10 +224,10 @@ def newer_generation_job(session: Session, job: Job) -> Job | None:
     )
 
 
-def previous_report(session: Session, job: Job) -> str | None:
-    """The SR file of the latest delivered job of ``job``'s study and model from an earlier
-    generation (the report ``job``'s SR replaces), if it is still on disk; else None."""
-    earlier = session.scalars(
+def earlier_delivered_job(session: Session, job: Job) -> Job | None:
+    """The latest delivered job of ``job``'s study and model from an earlier generation (the
+    report ``job``'s would replace), or None."""
+    return session.scalar(
         select(Job)
         .where(
             Job.study_id == job.study_id,
@@ -237,12 +237,16 @@ def previous_report(session: Session, job: Job) -> str | None:
             Job.state == JobState.DELIVERED,
         )
         .order_by(Job.generation.desc())
-    ).all()
-    for row in earlier:
-        path = (row.outputs or {}).get("files", {}).get("sr")
-        if path and Path(path).is_file():
-            return str(path)
-    return None
+        .limit(1)
+    )
+
+
+def previous_report(session: Session, job: Job) -> str | None:
+    """The SR file of :func:`earlier_delivered_job` (the report ``job``'s SR replaces), if it
+    is still on disk; else None."""
+    earlier = earlier_delivered_job(session, job)
+    path = ((earlier.outputs or {}).get("files", {}).get("sr") if earlier else None) or None
+    return str(path) if path and Path(path).is_file() else None
 
 
 def study_instance_paths(session: Session, study_id: int) -> list[str]:

@@ -55,6 +55,9 @@ class Prediction:
     heatmap: np.ndarray
     measurements: AxisMeasurements | None = None
     notes: list[str] = field(default_factory=list)
+    #: what went into the network, one ``SOPInstanceUID#frame,frame`` per spec input, in order:
+    #: equal lists of one model version mean equal results
+    inputs: list[str] = field(default_factory=list)
 
     def save(self, folder: Path) -> Path:
         """Write ``prediction.json`` and ``prediction.npz`` into ``folder``; returns the JSON path."""

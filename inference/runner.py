@@ -265,4 +265,7 @@ def run_model(
         heatmap=heatmap,
         measurements=measurements,
         notes=notes,
+        inputs=[
+            f"{s.dataset.SOPInstanceUID}#{','.join(map(str, s.frame_indices))}" for s in selections
+        ],
     )

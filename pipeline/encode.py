@@ -44,6 +44,11 @@ def encode(ctx: NodeContext, job: Job, prediction: Prediction) -> dict[str, str]
         uids[role] = str(dataset.SOPInstanceUID)
     with ctx.sessions.begin() as session:
         row = session.get(Job, job.id)
-        jobs.set_job_state(session, row, JobState.ENCODED, outputs={"files": written, "sop_instance_uids": uids})
+        jobs.set_job_state(
+            session,
+            row,
+            JobState.ENCODED,
+            outputs={"files": written, "sop_instance_uids": uids, "inputs": prediction.inputs},
+        )
     log.info("encoded", extra={"job_id": job.id, "roles": sorted(written)})
     return written

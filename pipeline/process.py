@@ -67,6 +67,8 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
         except (MissingInput, OutOfDomain) as exc:  # the model is skipped, its SR says why
             log.info("job skipped", extra={"job_id": job.id, "reason": str(exc)})
             return _deliver_not_run(ctx, job, encode_not_run(ctx, job, str(exc)), str(exc))
+        if _unchanged(ctx, job, prediction):
+            return Outcome.SKIPPED
     else:
         prediction = Prediction.load(work)
     if job.state == JobState.ENCODED:
@@ -97,6 +99,33 @@ def _supersede(ctx: NodeContext, job: Job) -> bool:
         jobs.set_job_state(session, row, JobState.SKIPPED, reason=reason)
         newer_id = newer.id
     log.info("job superseded", extra={"job_id": job.id, "newer_job_id": newer_id})
+    return True
+
+
+def _unchanged(ctx: NodeContext, job: Job, prediction: Prediction) -> bool:
+    """End ``job`` SKIPPED when the report it would make is already delivered: the same model
+    version and weights ran on the same inputs in an earlier generation of the study (the
+    instances that arrived late are not this model's input), so a second report would repeat
+    the first."""
+    with ctx.sessions.begin() as session:
+        row = session.get(Job, job.id)
+        earlier = jobs.earlier_delivered_job(session, row)
+        same_model = earlier is not None and (earlier.model_version, earlier.weights_sha256) == (
+            row.model_version,
+            row.weights_sha256,
+        )
+        if not (
+            same_model
+            and prediction.inputs
+            and (earlier.outputs or {}).get("inputs") == prediction.inputs  # type: ignore[union-attr]
+        ):
+            return False
+        reason = (
+            f"unchanged: the same inputs as job {earlier.id}'s delivered report; the instances "
+            "that arrived after it are not this model's input"
+        )
+        jobs.set_job_state(session, row, JobState.SKIPPED, reason=reason)
+    log.info("job unchanged", extra={"job_id": job.id})
     return True
 
 

@@ -39,12 +39,12 @@ def _jobs(ctx) -> list[Job]:  # type: ignore[no-untyped-def]
 
 
 def test_late_instance_after_delivery_new_report_names_the_old_one(node_context, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    receive(node_context, _instance(tmp_path, 1))
+    receive(node_context, _instance(tmp_path, 2))
     sweep(node_context, make_celery(node_context.settings))
     first = _jobs(node_context)[0]
     assert process_job(node_context, first.id) is Outcome.DELIVERED
 
-    receive(node_context, _instance(tmp_path, 2))
+    receive(node_context, _instance(tmp_path, 1))  # late, and first in order: the model's input now
     assert sweep(node_context, make_celery(node_context.settings)).jobs_created == 1
     second = _jobs(node_context)[1]
     assert second.generation == 1
@@ -60,6 +60,22 @@ def test_late_instance_after_delivery_new_report_names_the_old_one(node_context,
     notes = [str(item.get("TextValue", "")) for item in content_items(new)]
     assert any("replaces this model's earlier report" in note for note in notes)
     assert dciodvfy_errors(new_path) == []
+
+
+def test_late_instance_not_the_models_input_no_second_report(node_context, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    receive(node_context, _instance(tmp_path, 1))
+    sweep(node_context, make_celery(node_context.settings))
+    first = _jobs(node_context)[0]
+    assert process_job(node_context, first.id) is Outcome.DELIVERED
+
+    receive(node_context, _instance(tmp_path, 2))  # late, after the model's input in order
+    sweep(node_context, make_celery(node_context.settings))
+    second = _jobs(node_context)[1]
+    assert process_job(node_context, second.id) is Outcome.SKIPPED
+    second = _jobs(node_context)[1]
+    assert second.state == JobState.SKIPPED
+    assert second.reason.startswith(f"unchanged: the same inputs as job {first.id}'s delivered report")
+    assert not second.outputs  # nothing encoded, so nothing to deliver
 
 
 def test_job_of_an_older_generation_not_delivered_once_a_newer_exists(node_context, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
