@@ -423,7 +423,9 @@ def cv_summary(
     ],
     dataset: Annotated[Path, typer.Option(help="The dataset the runs were trained on.")],
     size: Annotated[int, typer.Option()] = 256,
-    folds: Annotated[int, typer.Option()] = 5,
+    folds: Annotated[
+        int | None, typer.Option(min=2, help="Folds of the runs (default: each run's folds.json).")
+    ] = None,
     markdown: Annotated[Path | None, typer.Option(help="Also write the table here.")] = None,
     calibration: Annotated[
         CalibrationChoice | None,
@@ -437,10 +439,14 @@ def cv_summary(
     fold's inner validation split."""
     from training.calibrate import calibrated_out_of_fold
     from training.exclusion import run_exclusion, without_excluded
-    from training.kfold import pool
+    from training.kfold import pool, run_folds
     from training.retrain import dataset_spec, load_cases
 
     check_policy(operating_point)
+    for run in runs:
+        if not run.is_dir():
+            console.print(f"{run}: no such run folder", style="red")
+            raise typer.Exit(1)
 
     exclusions = {e.digest: e for e in map(run_exclusion, runs)}
     if len(exclusions) > 1:
@@ -452,9 +458,14 @@ def cv_summary(
     arrays = without_excluded(cases, tests, exclusion)[0]
     pooled = {}
     for run in runs:
-        summary = pool(arrays, run, folds)
+        k = folds or run_folds(run) or 5
+        try:
+            summary = pool(arrays, run, k)
+        except ValueError as exc:  # another dataset or fold count: nothing is rewritten
+            console.print(str(exc), style="red")
+            raise typer.Exit(1) from exc
         if not summary:
-            console.print(f"{run}: not every fold has predictions", style="red")
+            console.print(f"{run}: not every one of its {k} folds has predictions", style="red")
             raise typer.Exit(1)
         pooled[run.name] = summary["pooled"]
         if calibration is not None:

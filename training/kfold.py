@@ -178,8 +178,38 @@ def read_pooled(run: Path) -> dict[str, np.ndarray]:
         return {name: oof[name][order] for name in oof.files}
 
 
+def run_folds(out_dir: Path) -> int | None:
+    """How many folds the run at ``out_dir`` was split into (``folds.json``), or None."""
+    path = Path(out_dir) / FOLDS_FILE
+    return int(json.loads(path.read_text())["k"]) if path.is_file() else None
+
+
+def _check_dataset(arrays: Cases, out_dir: Path, predictions: list[dict]) -> None:
+    """``ValueError`` unless every fold's predicted cases are, in ``arrays``, of the groups
+    ``folds.json`` froze for that fold: predictions index the training dataset's cases, so
+    another dataset would pool other images under these probabilities."""
+    path = Path(out_dir) / FOLDS_FILE
+    if not path.is_file():
+        return
+    frozen = json.loads(path.read_text())["groups"]
+    for fold, (groups, result) in enumerate(zip(frozen, predictions, strict=True)):
+        index = np.asarray(result["index"])
+        if index.size and (index.min() < 0 or index.max() >= len(arrays.groups)):
+            raise ValueError(f"{out_dir}: fold {fold} predicts cases this dataset does not hold: "
+                             "not the dataset the run was trained on")  # fmt: skip
+        if not set(arrays.groups[index].tolist()) <= set(groups):
+            raise ValueError(f"{out_dir}: fold {fold}'s cases are of other groups in this "
+                             "dataset than the run froze: not the dataset it was trained on")  # fmt: skip
+
+
 def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
-    """Pool the folds' predictions under ``out_dir`` into ``oof.npz`` and ``cv_metrics.json``."""
+    """Pool the folds' predictions under ``out_dir`` into ``oof.npz`` and ``cv_metrics.json``.
+
+    Raises ValueError (writing nothing) when ``arrays`` is not the dataset the run was
+    trained on, or ``k`` is not the run's number of folds."""
+    frozen_k = run_folds(out_dir)
+    if frozen_k is not None and frozen_k != k:
+        raise ValueError(f"{out_dir} was split into {frozen_k} folds, not {k}")
     paths = [Path(out_dir) / f"fold_{fold}" / PREDICTIONS_FILE for fold in range(k)]
     if not all(path.is_file() for path in paths):
         return {}
@@ -187,6 +217,7 @@ def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
     for path in paths:
         with np.load(path) as saved:
             predictions.append({name: saved[name] for name in saved.files})
+    _check_dataset(arrays, out_dir, predictions)
     summary = summarise(arrays, predictions)
     pooled = {name: np.concatenate([r[name] for r in predictions]) for name in predictions[0]}
     pooled["fold"] = np.concatenate(

@@ -153,6 +153,18 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert "| Brier | ECE |" in table.read_text()
     assert "| run (temperature, youden) | 12 |" in table.read_text()
 
+    # another dataset never re-pools the run: before, its oof.npz was rewritten with other
+    # images' names and labels under the run's probabilities; the fold count is the run's own
+    other = write_image_folder(tmp_path / "other")
+    labels = other / "labels.csv"
+    labels.write_text(labels.read_text().replace(",g", ",other-g"))
+    pooled = (tmp_path / "run" / "oof.npz").read_bytes()
+    refused = runner.invoke(app, ["cv-summary", str(tmp_path / "run"), "--dataset", str(other),
+                                  "--size", "64"])  # fmt: skip
+    assert refused.exit_code == 1 and "notthedatasetitwastrainedon" in "".join(refused.output.split())
+    assert (tmp_path / "run" / "oof.npz").read_bytes() == pooled
+    _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64")
+
 
 def test_compare_two_evaluate_outputs_pairs_the_dice_of_lesion_images(tmp_path: Path) -> None:
     import torch
