@@ -9,7 +9,6 @@ A folder whose columns are named otherwise is read through a :class:`ColumnMap` 
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from PIL import Image
 
 from inference.transforms import to_grey_unit
 from kernel.errors import DatasetError
+from training.csv_files import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -136,30 +136,31 @@ def read_image_folder(path: Path, columns: ColumnMap | None = None) -> list[Row]
     folder = Path(path)
     labels = labels_csv(folder)
     rows: list[Row] = []
-    with labels.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
-        names = columns or detect_columns(header)
-        if names.image not in header:
-            raise DatasetError(f"{labels}: the column {names.image!r} is required")
-        for line, record in enumerate(reader, start=2):
-            image = (record.get(names.image) or "").strip()
-            if not image:
-                raise DatasetError(f"{labels} row {line}: empty {names.image!r}")
-            mask = (record.get(names.mask) or "").strip()
-            label, conflict = (
-                binary_label(record.get(column), labels, line, column)
-                for column in (names.malignant, names.label_conflict)
+    try:
+        header, records = read_csv(labels)
+    except ValueError as error:
+        raise DatasetError(str(error)) from error
+    names = columns or detect_columns(header)
+    if names.image not in header:
+        raise DatasetError(f"{labels}: the column {names.image!r} is required")
+    for line, record in records:
+        image = (record.get(names.image) or "").strip()
+        if not image:
+            raise DatasetError(f"{labels} row {line}: empty {names.image!r}")
+        mask = (record.get(names.mask) or "").strip()
+        label, conflict = (
+            binary_label(record.get(column), labels, line, column)
+            for column in (names.malignant, names.label_conflict)
+        )
+        rows.append(
+            Row(
+                image=folder / image,
+                mask=folder / mask if mask else None,
+                malignant=label,
+                group=(record.get(names.group) or "").strip() or image,
+                label_conflict=conflict == 1,
             )
-            rows.append(
-                Row(
-                    image=folder / image,
-                    mask=folder / mask if mask else None,
-                    malignant=label,
-                    group=(record.get(names.group) or "").strip() or image,
-                    label_conflict=conflict == 1,
-                )
-            )
+        )
     return rows
 
 

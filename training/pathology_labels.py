@@ -7,13 +7,13 @@ filled per row; ``outcome`` (metastatic, benign or unknown; also 1/0); optional
 
 from __future__ import annotations
 
-import csv
 import re
 from datetime import date
 from pathlib import Path
 
 from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
+from training.csv_files import read_csv
 
 UID_COLUMNS = {
     "study_instance_uid": LabelLevel.STUDY,
@@ -65,14 +65,16 @@ def _parse_row(record: dict[str, str], line: int, path: Path) -> LabelRecord:
 def read_label_file(path: Path) -> list[LabelRecord]:
     """Every row of ``path``, validated; raises ``LabelFileError`` at the first bad row."""
     path = Path(path)
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = set(reader.fieldnames or [])
-        if not header & set(UID_COLUMNS) or "outcome" not in header:
-            raise LabelFileError(
-                f"{path}: needs an 'outcome' column and one of {', '.join(UID_COLUMNS)}"
-            )
-        records = [_parse_row(record, line, path) for line, record in enumerate(reader, start=2)]
+    try:
+        names, rows = read_csv(path)
+    except ValueError as error:
+        raise LabelFileError(str(error)) from error
+    header = set(names)
+    if not header & set(UID_COLUMNS) or "outcome" not in header:
+        raise LabelFileError(
+            f"{path}: needs an 'outcome' column and one of {', '.join(UID_COLUMNS)}"
+        )
+    records = [_parse_row(record, line, path) for line, record in rows]
     seen: dict[tuple[LabelLevel, str], int] = {}
     for index, record in enumerate(records, start=2):
         key = (record.level, record.uid)

@@ -49,3 +49,23 @@ def test_read_label_file_without_uid_column_raises(tmp_path: Path) -> None:
     path.write_text("patient,outcome\nx,benign\n")
     with pytest.raises(LabelFileError, match="needs an 'outcome' column"):
         read_label_file(path)
+
+
+def test_read_label_file_as_a_spreadsheet_saves_it_bom_crlf_and_header_case(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8": a byte-order mark, CRLF line ends, the site's own header case.
+    Before, the BOM made the first column unknown: "needs an 'outcome' column"."""
+    path = tmp_path / "labels.csv"
+    text = "Study_Instance_UID,Outcome\r\n1.2.3,Metastatic\r\n1.2.4,benign\r\n,\r\n"
+    path.write_bytes(text.encode("utf-8-sig"))
+    records = read_label_file(path)
+    assert [(r.uid, r.outcome) for r in records] == [
+        ("1.2.3", PathologyOutcome.METASTATIC),
+        ("1.2.4", PathologyOutcome.BENIGN),
+    ]
+
+
+def test_read_label_file_not_utf8_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes((HEADER + "1.2.3,,,benign,Zürich,\n").encode("latin-1"))
+    with pytest.raises(LabelFileError, match="is not UTF-8 text .*save it as 'CSV UTF-8'"):
+        read_label_file(path)
