@@ -320,7 +320,11 @@ def evaluate(
         groups = set(model_holdout(spec.weights_path.parent).groups)
     elif subset is not None:
         raise typer.BadParameter("subset must be 'holdout'")
-    metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)
+    try:
+        metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)
+    except ValueError as exc:  # nothing to evaluate (no rows, none of the subset, all declined)
+        console.print(str(exc), style="red")
+        raise typer.Exit(1) from exc
     console.print_json(json.dumps(metrics, default=str))
     console.print(f"declined by the out-of-domain gate: {metrics['n_declined_out_of_domain']} image(s)")
 

@@ -173,6 +173,8 @@ def evaluate(
             progress.advance(task)
     segmenter = seg_logits is not None
     dice = dice_scores(predicted, reference) if segmenter else [float("nan")] * len(rows)
+    # a row without a mask file has no reference: no Dice (an empty mask file is "no lesion")
+    dice = [float("nan") if row.mask is None else d for row, d in zip(rows, dice, strict=True)]
     lesion = [i for i, truth in enumerate(reference) if truth.any()]
     labelled = [i for i, row in enumerate(rows) if row.malignant is not None]
     y = np.array([rows[i].malignant for i in labelled], dtype=int)
@@ -180,7 +182,7 @@ def evaluate(
     metrics = classification_summary(y, p, threshold)
     metrics.pop("n")
     lesion_dice = dice_summary([dice[i] for i in lesion] if segmenter else [])
-    all_dice = dice_summary(dice if segmenter else [])
+    all_dice = dice_summary([d for d in dice if not np.isnan(d)] if segmenter else [])
     metrics.update(
         model=model_ref,
         dataset=dataset_dir.name,
@@ -196,7 +198,8 @@ def evaluate(
         **lesion_dice,
         dice_mean_all_images=all_dice["dice_mean"],
         dice_note="dice_* over images with a non-empty reference mask; "
-        "dice_mean_all_images also counts empty masks (1 when the prediction is empty too)",
+        "dice_mean_all_images also counts empty masks (1 when the prediction is empty too); "
+        "an image without a mask file has no Dice",
         calibration=calibration_table(y, p),
         decision_curve=net_benefit(y, p, DECISION_THRESHOLDS),
     )
@@ -215,7 +218,7 @@ def evaluate(
                     "" if row.malignant is None else row.malignant,
                     f"{probability:.6f}",
                     f"{score:.6f}",
-                    int(not truth.any()),
+                    "" if row.mask is None else int(not truth.any()),
                     f"{raw:.8f}",
                 ]
             )

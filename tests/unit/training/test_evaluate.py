@@ -55,6 +55,23 @@ def test_evaluate_tiny_folder_writes_metrics_and_figures(
     assert len((tmp_path / "eval" / "cases.csv").read_text().splitlines()) == 13
 
 
+def test_evaluate_image_without_a_mask_file_has_no_dice(image_folder: Path, tmp_path: Path) -> None:
+    """A lesion image whose labels.csv row names no mask was scored Dice 0 against an empty
+    reference; it has no reference, so no Dice (an empty mask file still means "no lesion")."""
+    import csv
+
+    labels = image_folder / "labels.csv"
+    rows = list(csv.reader(labels.open()))
+    rows[1][1] = ""  # case00: no mask
+    with labels.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    metrics = evaluate(_network(), image_folder, tmp_path / "eval", size=64)
+    cases = list(csv.DictReader((tmp_path / "eval" / "cases.csv").open()))
+    unmasked = next(c for c in cases if c["image"].endswith("case00.png"))
+    assert unmasked["dice"] == "nan" and unmasked["reference_empty"] == ""
+    assert metrics["n"] == 12 and metrics["dice_n"] == 11
+
+
 def test_evaluate_subset_groups_only_those_rows(image_folder: Path, tmp_path: Path) -> None:
     metrics = evaluate(
         _network(),
