@@ -226,11 +226,12 @@ def train(
     size: SizeOption = 256,
     frames: FramesOption = None,
     folds: Annotated[
-        int | None, typer.Option(help="Folds (default: the manifest's frozen folds, else 5).")
+        int | None,
+        typer.Option(min=2, help="Folds (default: the manifest's frozen folds, else 5)."),
     ] = None,
     seed: Annotated[int, typer.Option()] = 2026,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
-    epochs: Annotated[int, typer.Option()] = 30,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
     seconds: Annotated[float | None, typer.Option(help="Time budget per fold (s).")] = None,
     patience: Annotated[
         int | None,
@@ -240,7 +241,7 @@ def train(
             "for this many epochs (default: train to --epochs or --seconds).",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option()] = 16,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
     learning_rate: Annotated[float, typer.Option()] = 1e-3,
     ema_decay: Annotated[
         float | None,
@@ -322,6 +323,8 @@ def train(
 
     if members not in ("best", "all"):
         raise typer.BadParameter("--members is 'best' or 'all'")
+    if learning_rate < 0:
+        raise typer.BadParameter("--learning-rate must not be negative")
     if pretrain is not None and pretrain_encoder_file is not None:
         raise typer.BadParameter("--pretrain and --pretrain-encoder exclude each other: choose one")
     settings = _settings(home)

@@ -290,6 +290,7 @@ def evaluate(
     from inference.registry import Registry
     from inference.selection import CeusRule
     from inference.tta import parse_tta, spec_with_tta
+    from kernel.errors import DatasetError
     from training.evaluate import evaluate as run_evaluation
     from training.evaluate import evaluate_studies
     from training.study_dataset import is_study_dataset
@@ -322,6 +323,8 @@ def evaluate(
         raise typer.BadParameter("subset must be 'holdout'")
     try:
         metrics = run_evaluation(spec, dataset, out, subset_groups=groups, device=settings.device, gate=gate)
+    except DatasetError:
+        raise  # the folder itself is unusable: reported as every command reports it
     except ValueError as exc:  # nothing to evaluate (no rows, none of the subset, all declined)
         console.print(str(exc), style="red")
         raise typer.Exit(1) from exc

@@ -124,17 +124,47 @@ def _figures(arrays: Cases, result: dict[str, np.ndarray]) -> dict:
     return figures
 
 
+RESULT_SETTINGS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "classification_weight",
+    "validation_fraction",
+    "augment",
+    "max_seconds",
+    "time_schedule",
+    "patience",
+    "ema_decay",
+)
+"""The training settings a run's results depend on: a run resumed with others would mix them
+(finished folds keep theirs), so it is refused (device and loader workers may change)."""
+
+
 def write_folds(out_dir: Path, arrays: Cases, tests: list[np.ndarray], config: TrainConfig) -> Path:
     """Write ``out_dir/folds.json`` (each fold's test groups); ``ValueError`` when the run was
     split differently before (another dataset, seed or exclusion): its folds would not match."""
     groups = [sorted(set(arrays.groups[t].tolist())) for t in tests]
     path = Path(out_dir) / FOLDS_FILE
-    if path.is_file() and json.loads(path.read_text()).get("groups") != groups:
-        raise ValueError(f"{out_dir} was split into other folds (another dataset, seed or "
-                         "exclusion): use a new --out folder")  # fmt: skip
+    if path.is_file():  # a resumed run keeps the record of the settings it was trained with
+        if json.loads(path.read_text()).get("groups") != groups:
+            raise ValueError(f"{out_dir} was split into other folds (another dataset, seed or "
+                             "exclusion): use a new --out folder")  # fmt: skip
+        return path
     record = {"k": len(tests), "seed": config.seed, "groups": groups, "config": asdict(config)}
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def changed_settings(out_dir: Path, config: TrainConfig) -> list[str]:
+    """The :data:`RESULT_SETTINGS` in which ``config`` differs from those the run at
+    ``out_dir`` was trained with (``folds.json``), as "key old, not new"; [] for a new run."""
+    path = Path(out_dir) / FOLDS_FILE
+    if not path.is_file():
+        return []
+    old, new = json.loads(path.read_text()).get("config", {}), asdict(config)
+    return [f"{key} {old[key]!r}, not {new[key]!r}" for key in RESULT_SETTINGS
+            if key in old and old[key] != new[key]]  # fmt: skip
 
 
 def cross_validate(
@@ -161,7 +191,16 @@ def cross_validate(
         tests = fold_indices(arrays, k, config.seed)
     elif len(tests) != k:
         raise ValueError(f"the manifest froze {len(tests)} folds, not {k}")
+    changed = changed_settings(out_dir, config)
     write_folds(out_dir, arrays, tests, config)
+    todo = [f for f in (folds if folds is not None else range(k))
+            if not (out_dir / f"fold_{f}" / PREDICTIONS_FILE).is_file()]  # fmt: skip
+    if changed and todo:  # the folds left would be trained otherwise than the finished ones
+        raise ValueError(f"{out_dir} was trained with other settings ({'; '.join(changed)}): "
+                         "rerun with those to resume it, or use a new --out folder")  # fmt: skip
+    if changed:
+        logger.warning("every fold of %s was already trained, with other settings (%s): "
+                       "nothing is retrained, the run's results are those", out_dir, "; ".join(changed))  # fmt: skip
     for fold in folds if folds is not None else range(k):
         fold_config = replace(config, seed=config.seed + fold)
         run_fold(make_network, arrays, tests[fold], out_dir / f"fold_{fold}", fold_config, fold)

@@ -59,7 +59,9 @@ def test_evaluate_image_without_a_mask_file_has_no_dice(image_folder: Path, tmp_
     """A lesion image whose labels.csv row names no mask was scored Dice 0 against an empty
     reference; it has no reference, so no Dice (an empty mask file still means "no lesion")."""
     import csv
+    import shutil
 
+    image_folder = Path(shutil.copytree(image_folder, tmp_path / "images"))  # the fixture is shared
     labels = image_folder / "labels.csv"
     rows = list(csv.reader(labels.open()))
     rows[1][1] = ""  # case00: no mask

@@ -65,6 +65,24 @@ def test_cross_validate_refuses_to_resume_a_run_split_into_other_folds(
         cross_validate(_make("ynet"), arrays, tmp_path, other_seed, k=2)
 
 
+def test_cross_validate_refuses_to_resume_with_other_training_settings(
+    arrays, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """Folds left to train are trained with the run's settings or not at all (a rerun with other
+    epochs or learning rate mixed them, or returned old results as if new); a finished run
+    rerun (to package it) says its results are the old ones; the device may change."""
+    first = cross_validate(_make("ynet"), arrays, tmp_path, CONFIG, k=2)
+    other = TrainConfig(epochs=3, batch_size=4, seed=3, learning_rate=0.01)
+    assert cross_validate(_make("ynet"), arrays, tmp_path, other, k=2) == first
+    assert "nothing is retrained" in caplog.text and "epochs 1, not 3" in caplog.text
+    assert json.loads((tmp_path / "folds.json").read_text())["config"]["epochs"] == 1
+    (tmp_path / "fold_1" / PREDICTIONS_FILE).unlink()
+    with pytest.raises(ValueError, match=r"other settings \(epochs 1, not 3; learning_rate 0.001, not 0.01\)"):
+        cross_validate(_make("ynet"), arrays, tmp_path, other, k=2)
+    moved = TrainConfig(epochs=1, batch_size=4, seed=3, device="cpu", num_workers=1)
+    assert cross_validate(_make("ynet"), arrays, tmp_path, moved, k=2)
+
+
 def test_cross_validate_classifier_no_dice(arrays, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     summary = cross_validate(
         _make("classifier", "resnet10-w4"), arrays, tmp_path, CONFIG, k=2
