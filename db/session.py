@@ -117,6 +117,15 @@ def check_reachable(url: str, timeouts: Timeouts | None = None) -> None:
 
 
 @contextmanager
+def startup_lock(url: str, timeouts: Timeouts | None = None) -> Iterator[None]:
+    """Hold the lock that serialises the start-up writes of node processes on the database at
+    ``url`` (the schema upgrade's lock): processes started together, such as `scp`, `beat` and
+    `worker` by compose, register the shipped models one at a time."""
+    with _upgrade_lock(url, timeouts or Timeouts()):
+        yield
+
+
+@contextmanager
 def _upgrade_lock(url: str, timeouts: Timeouts) -> Iterator[None]:
     """Hold the lock that serialises schema upgrades of the database at ``url``: an advisory
     lock on PostgreSQL, ``flock`` on ``<file>.upgrade-lock`` beside an SQLite file; none for an

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from db.session import startup_lock
 from inference.device import check_device
 from kernel.errors import NodeError
 from kernel.settings import Settings, settings_environment
@@ -58,7 +59,8 @@ def prepare(settings: Settings) -> NodeContext:
     for problem in registry.problems():  # the other models still run
         log.error("model folder left out",
                   extra={"folder": str(problem.folder), "reason": problem.reason})
-    sync_registry(ctx.sessions, registry, settings.default_model)
+    with startup_lock(settings.database_url):  # processes started together: one at a time
+        sync_registry(ctx.sessions, registry, settings.default_model)
     return ctx
 
 

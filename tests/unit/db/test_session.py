@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 
+from db.models import ModelVersion
 from db.session import alembic_config, make_sessionmaker
+from inference.registry import Registry
 from kernel.settings import load_settings
 from tests.support.databases import database_url
 
@@ -20,12 +22,15 @@ PROCESSES = 4
 
 
 def _start_like_a_node_process(home: str, url: str | None, barrier: Any, results: Any) -> None:
-    """What every `lnm-node` command does first: settings (the home, the SQLite file), then
-    the session factory (the schema upgrade)."""
+    """What every node process (`serve`, `scp`, `beat`, `worker`) does first: settings (the
+    home, the SQLite file), then :func:`pipeline.serve.prepare`: the schema upgrade and the
+    registration of the shipped models."""
+    from pipeline.serve import prepare
+
     barrier.wait(timeout=60)
     try:
         settings = load_settings(home=Path(home), database_url=url)
-        make_sessionmaker(settings.database_url)
+        prepare(settings)
         results.put("ok")
     except Exception as exc:  # noqa: BLE001 - the test reports what a process died of
         results.put(f"{type(exc).__name__}: {exc}"[:300])
@@ -59,6 +64,10 @@ def test_processes_starting_together_on_a_fresh_database_all_start(
         with engine.connect() as connection:
             assert MigrationContext.configure(connection).get_current_revision() == head
         engine.dispose()
+        with make_sessionmaker(url)() as session:  # every shipped model registered once
+            assert session.scalar(select(func.count(ModelVersion.id))) == len(
+                Registry.from_settings(load_settings(home=home)).specs()
+            )
     if kind == "sqlite":
         assert stat.S_IMODE((home / "lnm.sqlite3").stat().st_mode) == 0o600
         assert stat.S_IMODE((home / "lnm.sqlite3.upgrade-lock").stat().st_mode) == 0o600
