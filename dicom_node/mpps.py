@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.events import Event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import mpps
@@ -149,6 +149,14 @@ class MppsScp:
                     _calling_ae(event),
                     datetime.now(UTC),
                 )
+        except IntegrityError:  # a concurrent N-CREATE of the same UID committed first
+            with self._sessions() as session:
+                exists = mpps.find_step(session, str(uid)) is not None
+            if exists:
+                logger.warning("MPPS N-CREATE refused 0x0111: %s created concurrently", uid)
+                return status_with_comment(DUPLICATE_SOP_INSTANCE, "step already exists"), None
+            logger.error("MPPS N-CREATE not recorded: IntegrityError")
+            return status_with_comment(PROCESSING_FAILURE, "database error, not recorded"), None
         except SQLAlchemyError as error:
             logger.error("MPPS N-CREATE not recorded: %s", type(error).__name__)
             return status_with_comment(PROCESSING_FAILURE, "database error, not recorded"), None

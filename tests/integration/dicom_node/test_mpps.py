@@ -281,3 +281,26 @@ def test_quiet_time_does_not_assemble_a_study_whose_step_is_in_progress(
     assert node.study(study_uid).state == StudyState.RECEIVING
     _end(assoc, "COMPLETED", study_files, step_uid)
     assert node.study(study_uid).state == StudyState.READY and len(node.jobs()) == 1
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_n_creates_of_one_uid_at_once_one_success_the_others_duplicate(
+    make_node: Callable[..., Node], study_files: list[Path], database: str, tmp_path: Path
+) -> None:
+    """Six associations N-CREATE the same step at once: one 0x0000, five 0x0111 (before, a
+    create that lost the race at the insert answered 0x0110 "database error")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.databases import database_url
+
+    with database_url(database, tmp_path) as url:
+        node = make_node(**({} if database == "sqlite" else {"database_url": url}))
+        study_uid, step_uid = _study_uid(study_files), generate_uid()
+        associations = [_associate(node) for _ in range(6)]
+        try:
+            with ThreadPoolExecutor(len(associations)) as pool:
+                statuses = list(pool.map(lambda a: _create(a, study_uid, step_uid), associations))
+        finally:
+            for assoc in associations:
+                assoc.release()
+        assert sorted(statuses) == [0x0000] + [0x0111] * 5
