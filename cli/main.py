@@ -21,7 +21,13 @@ from cli.options import HomeOption, make_console, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
-from kernel.errors import DatabaseUnavailable, DatasetError, DeviceUnavailable, TransientError
+from kernel.errors import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    DatasetError,
+    DeviceUnavailable,
+    TransientError,
+)
 from kernel.logging_setup import configure_logging
 from kernel.settings import Destination, Settings
 
@@ -112,7 +118,7 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     import threading
 
     from dicom_node.scp import receive_into, start_scp
-    from pipeline.celery_app import make_celery
+    from pipeline.celery_app import check_broker, make_celery
     from pipeline.handover import queue_hand_over
     from pipeline.serve import check_can_listen, prepare
 
@@ -121,6 +127,7 @@ def scp(home: HomeOption = None, port: Annotated[int | None, typer.Option()] = N
     _print_settings(settings)
     with _exit_when_cannot_serve():
         check_can_listen(settings)
+    check_broker(settings)
     ctx = prepare(settings)
     receive_into(ctx.spool)
     server = start_scp(settings, ctx.spool, ctx.sessions,
@@ -158,12 +165,13 @@ def beat(home: HomeOption = None) -> None:
     import signal
     import threading
 
-    from pipeline.celery_app import make_celery
+    from pipeline.celery_app import check_broker, make_celery
     from pipeline.serve import prepare
     from pipeline.sweeper import run_sweeper
 
     configure_logging()
     settings = _settings(home)
+    check_broker(settings)
     ctx = prepare(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -403,7 +411,8 @@ def main() -> None:
     """The ``lnm-node`` command: :data:`app`, with what the operator must fix told in one line
     and exit 1: a dataset a command cannot use (``DatasetError``: no labels.csv, a bad label, a
     missing pack), a model reference that does not resolve or a packaged model that is unusable
-    (``RegistryError``), a database it cannot reach (``DatabaseUnavailable``), a GPU this host
+    (``RegistryError``), a database or broker it cannot reach (``DatabaseUnavailable``,
+    ``BrokerUnavailable``), a GPU this host
     cannot use (``DeviceUnavailable``), or a file or folder it cannot read or write
     (``OSError``)."""
     from inference.registry import RegistryError
@@ -413,7 +422,7 @@ def main() -> None:
     except DatasetError as exc:
         console.print(f"cannot use the dataset: {exc}", style="red")
         raise SystemExit(1) from exc
-    except (RegistryError, DatabaseUnavailable, DeviceUnavailable) as exc:
+    except (RegistryError, DatabaseUnavailable, BrokerUnavailable, DeviceUnavailable) as exc:
         console.print(str(exc), style="red")
         raise SystemExit(1) from exc
     except OSError as exc:  # a file or folder named on the command line: missing, unreadable

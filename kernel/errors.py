@@ -21,6 +21,11 @@ class TransientError(NodeError):
     """Temporary: retry later (peer down, database busy, disk momentarily full)."""
 
 
+class BrokerUnavailable(TransientError):
+    """The message broker a process starts on cannot be reached (server down, wrong URL); the
+    message names it without its password."""
+
+
 class DatabaseUnavailable(TransientError):
     """The database a process starts on cannot be reached or used (server down, wrong host,
     credentials refused); the message names it without its password."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from celery import Celery
 from kombu import Queue
 
+from kernel.errors import BrokerUnavailable
 from kernel.settings import Settings
 from kernel.spool import make_dirs
 from pipeline import folder_queue
@@ -37,6 +38,23 @@ def broker_options(settings: Settings) -> dict[str, object]:
             "polling_interval": FOLDER_POLL_SECONDS,
         }
     return {"visibility_timeout": settings.redis_visibility_timeout_seconds}
+
+
+def check_broker(settings: Settings, timeout: float = 5.0) -> None:
+    """Connect once to the broker of ``settings`` (a production process checks this when it
+    starts, as it checks the database); raises :class:`kernel.errors.BrokerUnavailable` naming
+    the broker without its password. The embedded folder queue needs no check."""
+    if settings.broker_url.startswith("filesystem://"):
+        return
+    connection = make_celery(settings).connection_for_write()
+    try:
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+    except Exception as exc:
+        raise BrokerUnavailable(
+            f"cannot reach the broker {connection.as_uri()}: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        connection.release()
 
 
 def make_celery(settings: Settings, context: Callable[[], NodeContext] | None = None) -> Celery:

@@ -17,7 +17,7 @@ from db.session import check_reachable
 from inference.device import check_device
 from kernel.settings import Profile, Settings, available_cpus
 from kernel.spool import make_dirs, replace_file
-from pipeline.celery_app import make_celery
+from pipeline.celery_app import check_broker, make_celery
 from pipeline.context import NodeContext, database_timeouts
 from pipeline.routing import known_queues
 from pipeline.warmup import import_job_modules, live_model_refs, warm_models
@@ -164,6 +164,7 @@ def run_worker(
 
     check_device(settings.device)
     check_reachable(settings.database_url, database_timeouts(settings))
+    check_broker(settings)
     app = make_celery(settings, context)
     argv = worker_argv(settings, concurrency, queues)
     if settings.profile is Profile.EMBEDDED or settings.batching():  # one process warms itself

@@ -101,6 +101,22 @@ def test_database_that_cannot_be_reached_one_line_without_password(
     assert "pw-not-shown" not in output and "Traceback" not in output
 
 
+@pytest.mark.parametrize("command", [["worker"], ["beat"], ["scp", "--port", "0"]])
+def test_broker_that_cannot_be_reached_one_line_without_password(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A worker with a wrong broker URL warmed its models, logged "worker ready" and retried
+    for ever; scp and beat started without a word."""
+    result = _lnm_node(tmp_path / "home", *command, LNM_PROFILE="production",
+                       LNM_DATABASE_URL=f"sqlite:///{tmp_path / 'lnm.sqlite3'}",
+                       LNM_BROKER_URL="redis://:pw-not-shown@127.0.0.1:1/13")  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert "cannot reach the broker redis://:**@127.0.0.1:1/13: " in output
+    assert "pw-not-shown" not in output and "Traceback" not in output
+    assert "worker ready" not in output
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a usable GPU")
 @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
 def test_gpu_device_on_a_host_without_one_stops_before_any_worker(
