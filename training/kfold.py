@@ -159,10 +159,10 @@ def write_folds(out_dir: Path, arrays: Cases, tests: list[np.ndarray], config: T
 def changed_settings(out_dir: Path, config: TrainConfig) -> list[str]:
     """The :data:`RESULT_SETTINGS` in which ``config`` differs from those the run at
     ``out_dir`` was trained with (``folds.json``), as "key old, not new"; [] for a new run."""
-    path = Path(out_dir) / FOLDS_FILE
-    if not path.is_file():
+    record = _folds_record(out_dir)
+    if record is None:
         return []
-    old, new = json.loads(path.read_text()).get("config", {}), asdict(config)
+    old, new = record.get("config", {}), asdict(config)
     return [f"{key} {old[key]!r}, not {new[key]!r}" for key in RESULT_SETTINGS
             if key in old and old[key] != new[key]]  # fmt: skip
 
@@ -217,20 +217,23 @@ def read_pooled(run: Path) -> dict[str, np.ndarray]:
         return {name: oof[name][order] for name in oof.files}
 
 
+def _folds_record(out_dir: Path) -> dict | None:
+    path = Path(out_dir) / FOLDS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def run_folds(out_dir: Path) -> int | None:
     """How many folds the run at ``out_dir`` was split into (``folds.json``), or None."""
-    path = Path(out_dir) / FOLDS_FILE
-    return int(json.loads(path.read_text())["k"]) if path.is_file() else None
+    record = _folds_record(out_dir)
+    return None if record is None else int(record["k"])
 
 
-def _check_dataset(arrays: Cases, out_dir: Path, predictions: list[dict]) -> None:
+def _check_dataset(
+    arrays: Cases, out_dir: Path, frozen: list[list[str]], predictions: list[dict]
+) -> None:
     """``ValueError`` unless every fold's predicted cases are, in ``arrays``, of the groups
-    ``folds.json`` froze for that fold: predictions index the training dataset's cases, so
-    another dataset would pool other images under these probabilities."""
-    path = Path(out_dir) / FOLDS_FILE
-    if not path.is_file():
-        return
-    frozen = json.loads(path.read_text())["groups"]
+    ``frozen`` (``folds.json``) for that fold: predictions index the training dataset's cases,
+    so another dataset would pool other images under these probabilities."""
     for fold, (groups, result) in enumerate(zip(frozen, predictions, strict=True)):
         index = np.asarray(result["index"])
         if index.size and (index.min() < 0 or index.max() >= len(arrays.groups)):
@@ -246,9 +249,9 @@ def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
 
     Raises ValueError (writing nothing) when ``arrays`` is not the dataset the run was
     trained on, or ``k`` is not the run's number of folds."""
-    frozen_k = run_folds(out_dir)
-    if frozen_k is not None and frozen_k != k:
-        raise ValueError(f"{out_dir} was split into {frozen_k} folds, not {k}")
+    record = _folds_record(out_dir)
+    if record is not None and int(record["k"]) != k:
+        raise ValueError(f"{out_dir} was split into {record['k']} folds, not {k}")
     paths = [Path(out_dir) / f"fold_{fold}" / PREDICTIONS_FILE for fold in range(k)]
     if not all(path.is_file() for path in paths):
         return {}
@@ -256,7 +259,8 @@ def pool(arrays: Cases, out_dir: Path, k: int) -> dict:
     for path in paths:
         with np.load(path) as saved:
             predictions.append({name: saved[name] for name in saved.files})
-    _check_dataset(arrays, out_dir, predictions)
+    if record is not None:
+        _check_dataset(arrays, out_dir, record["groups"], predictions)
     summary = summarise(arrays, predictions)
     pooled = {name: np.concatenate([r[name] for r in predictions]) for name in predictions[0]}
     pooled["fold"] = np.concatenate(
