@@ -130,16 +130,19 @@ def assemble_study(
 def jobs_to_enqueue(session: Session, now: datetime, requeue_after: timedelta) -> list[int]:
     """Jobs that need a (new) queue message.
 
-    QUEUED jobs never sent; unfinished jobs whose last message is older than ``requeue_after``
-    and that no worker holds (lost message, or a worker that died: its lease expired); jobs
+    QUEUED jobs never sent; unfinished jobs that no worker holds whose last message is older
+    than ``requeue_after`` (a lost message) or was sent before their lease ran out (the worker
+    died: a live worker renews its lease, :func:`renew_lease`, and releases it at the end); jobs
     with a delivery whose retry time has come.
     """
     resend_before = now - requeue_after
     unheld = (Job.lease_until.is_(None)) | (Job.lease_until < now)
+    # a lease that ran out without a release: its worker died, and no message was sent since
+    abandoned = Job.lease_until.is_not(None) & (Job.enqueued_at < Job.lease_until)
     lost = select(Job.id).where(
         Job.state.in_(RESUMABLE),
         unheld,
-        (Job.enqueued_at.is_(None)) | (Job.enqueued_at < resend_before),
+        (Job.enqueued_at.is_(None)) | (Job.enqueued_at < resend_before) | abandoned,
     )
     retry = (
         select(Job.id)
@@ -188,6 +191,18 @@ def claim_job(session: Session, job_id: int, now: datetime, lease: timedelta) ->
     session.commit()
     session.refresh(job)
     return job
+
+
+def renew_lease(session: Session, job_id: int, attempt: int, until: datetime) -> bool:
+    """Extend the lease of claim ``attempt`` of ``job_id`` to ``until``; commits. False when
+    that claim no longer holds the job (released, or claimed again after the lease ran out)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts == attempt, Job.lease_until.is_not(None))
+        .values(lease_until=until)
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 def release_job(session: Session, job: Job) -> None:

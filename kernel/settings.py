@@ -246,6 +246,9 @@ class Settings(BaseSettings):
     commit_wait_seconds: float = Field(default=30.0, gt=0)
     broker_url: str = ""
     task_time_limit_seconds: int = Field(default=1800, ge=10)
+    #: a worker holds a job for this long and renews the hold every third of it while the job
+    #: runs: a worker that dies (killed, out of memory) frees its job within this time
+    job_lease_seconds: float = Field(default=60.0, ge=3)
     redis_visibility_timeout_seconds: int = Field(default=3600, ge=60)
     #: the queue jobs go to unless ``queue_routes`` names another for their model
     default_queue: str = Field(default="lnm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")

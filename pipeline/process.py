@@ -16,6 +16,7 @@ from pipeline.context import NodeContext
 from pipeline.deliver import deliver
 from pipeline.encode import encode
 from pipeline.infer import infer
+from pipeline.lease import JobLease, LeaseLost
 from pipeline.skip import NOT_RUN, encode_not_run
 
 log = logging.getLogger(__name__)
@@ -34,14 +35,19 @@ class Outcome(StrEnum):
 
 def process_job(ctx: NodeContext, job_id: int) -> Outcome:
     """Run every remaining stage of ``job_id``; never raises for a job's own failure."""
-    lease = timedelta(seconds=ctx.settings.task_time_limit_seconds)
+    lease_time = timedelta(seconds=ctx.settings.job_lease_seconds)
     with ctx.sessions() as session:
-        job = jobs.claim_job(session, job_id, ctx.clock(), lease)
+        job = jobs.claim_job(session, job_id, ctx.clock(), lease_time)
     if job is None:
         log.info("job not claimed (finished or held)", extra={"job_id": job_id})
         return Outcome.NOT_CLAIMED
+    time_limit = timedelta(seconds=ctx.settings.task_time_limit_seconds)
     try:
-        outcome = _run_stages(ctx, job)
+        with JobLease(ctx.sessions, job_id, job.attempts, lease_time, time_limit, ctx.clock) as lease:
+            outcome = _run_stages(ctx, job, lease)
+    except LeaseLost as exc:  # another worker may run it now: leave the job to that claim
+        log.warning("job left: lease lost", extra={"job_id": job_id, "reason": str(exc)})
+        return Outcome.NOT_CLAIMED
     except InvalidInput as exc:
         _finish(ctx, job_id, JobState.FAILED_INPUT, str(exc))
         log.warning("job input unusable", extra={"job_id": job_id, "reason": str(exc)})
@@ -55,7 +61,9 @@ def process_job(ctx: NodeContext, job_id: int) -> Outcome:
     return outcome
 
 
-def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
+def _run_stages(ctx: NodeContext, job: Job, lease: JobLease) -> Outcome:
+    """Each stage starts only while this worker's lease holds (:meth:`JobLease.check`)."""
+    lease.check()
     if _supersede(ctx, job):
         return Outcome.SKIPPED
     work = ctx.spool.work_dir(job.id)
@@ -66,7 +74,9 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
             prediction = infer(ctx, job)
         except (MissingInput, OutOfDomain) as exc:  # the model is skipped, its SR says why
             log.info("job skipped", extra={"job_id": job.id, "reason": str(exc)})
+            lease.check()
             return _deliver_not_run(ctx, job, encode_not_run(ctx, job, str(exc)), str(exc))
+        lease.check()
         if _unchanged(ctx, job, prediction):
             return Outcome.SKIPPED
     else:
@@ -75,6 +85,7 @@ def _run_stages(ctx: NodeContext, job: Job) -> Outcome:
         files = dict(job.outputs["files"])
     else:
         files = encode(ctx, job, prediction)
+    lease.check()
     if _supersede(ctx, job):  # a newer generation was assembled while this job ran
         return Outcome.SKIPPED
     return Outcome.DELIVERED if deliver(ctx, job, files) else Outcome.DELIVERY_PENDING

@@ -1,6 +1,7 @@
-"""`kill -9` of the worker process while a job is in progress, then a new worker: the job's
-lease (settings.task_time_limit_seconds) expires, the sweeper re-sends it, and it finishes
-exactly once: each output instance reaches a real Orthanc once, one Delivery row, SENT.
+"""`kill -9` of the worker process while a job is in progress, then a new worker: the dead
+worker stops renewing the job's short lease (settings.job_lease_seconds), the sweeper re-sends
+the job as soon as the lease runs out (not after the task time limit, nor requeue_after), and it
+finishes exactly once: each output instance reaches a real Orthanc once, one Delivery row, SENT.
 
 The worker is frozen with SIGSTOP the moment the job turns RUNNING (so the state seen is the
 state it dies in), then killed with SIGKILL; no test hook in the product code."""
@@ -33,7 +34,7 @@ __all__ = ["tiny_models_dir"]
 
 pytestmark = pytest.mark.integration
 
-LEASE_SECONDS = 10
+LEASE_SECONDS = 6
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -67,9 +68,9 @@ def test_worker_kill9_while_running_job_finishes_exactly_once(
             tmp_path / "home",
             tiny_models_dir,
             destinations=[pacs.destination],
-            task_time_limit_seconds=LEASE_SECONDS,
-            requeue_after_seconds=1,
+            job_lease_seconds=LEASE_SECONDS,
         )
+        assert settings.task_time_limit_seconds >= 1800 and settings.requeue_after_seconds >= 300
         ctx, app = prepare(settings), make_celery(settings)
         receive(ctx, write_us_study(tmp_path / "study", seed=71, count=2))
         assert sweep(ctx, app).enqueued == 1
@@ -87,6 +88,8 @@ def test_worker_kill9_while_running_job_finishes_exactly_once(
         workers[0].wait(timeout=30)
         assert frozen.state not in FINAL, "the job finished before the worker could be stopped"
         assert frozen.lease_until is not None and frozen.attempts == 1
+        held_for = (_aware(frozen.lease_until) - utc_now()).total_seconds()
+        assert held_for <= LEASE_SECONDS, "the lease is the short one, renewed while running"
         assert pacs.instance_ids() == []
 
         # nothing re-sends the job while the dead worker's lease holds (clock just before expiry)

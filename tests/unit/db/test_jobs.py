@@ -87,6 +87,49 @@ def test_jobs_to_enqueue_new_lost_and_held_jobs(sessions) -> None:  # type: igno
         assert jobs.jobs_to_enqueue(session, NOW + timedelta(minutes=40), requeue) == [job_id]
 
 
+def test_dead_workers_lease_resends_job_once_it_runs_out_not_after_requeue_time(sessions) -> None:  # type: ignore[no-untyped-def]
+    """A worker renews its short lease while it runs; one that died stops renewing, and its
+    job is re-sent as soon as the lease runs out, not requeue_after later; once."""
+    study_id = _study_with_model(sessions)
+    requeue, lease = timedelta(minutes=5), timedelta(seconds=60)
+    with sessions.begin() as session:
+        job_id = jobs.assemble_study(session, study_id, forced=False)[0].id
+        jobs.mark_enqueued(session, [job_id], NOW)
+    with sessions() as session:
+        claimed = jobs.claim_job(session, job_id, NOW, lease)
+        assert claimed is not None
+        attempt = claimed.attempts
+    with sessions() as session:  # the live worker renews at 40 s: held at 90 s
+        assert jobs.renew_lease(session, job_id, attempt, NOW + timedelta(seconds=100))
+    with sessions.begin() as session:
+        assert jobs.jobs_to_enqueue(session, NOW + timedelta(seconds=90), requeue) == []
+    # it died: one resend just after the lease ran out (well before requeue_after), then none
+    after = NOW + timedelta(seconds=101)
+    with sessions.begin() as session:
+        assert jobs.jobs_to_enqueue(session, after, requeue) == [job_id]
+        jobs.mark_enqueued(session, [job_id], after)
+    with sessions.begin() as session:
+        assert jobs.jobs_to_enqueue(session, after + timedelta(seconds=10), requeue) == []
+    with sessions() as session:  # a new claim takes it; the dead claim cannot renew any more
+        assert jobs.claim_job(session, job_id, after + timedelta(seconds=1), lease) is not None
+    with sessions() as session:
+        assert not jobs.renew_lease(session, job_id, attempt, after + timedelta(seconds=60))
+        assert jobs.renew_lease(session, job_id, attempt + 1, after + timedelta(seconds=60))
+
+
+def test_released_job_lease_cannot_be_renewed(sessions) -> None:  # type: ignore[no-untyped-def]
+    study_id = _study_with_model(sessions)
+    with sessions.begin() as session:
+        job_id = jobs.assemble_study(session, study_id, forced=False)[0].id
+    with sessions() as session:
+        attempt = jobs.claim_job(session, job_id, NOW, timedelta(seconds=60)).attempts
+    with sessions.begin() as session:
+        jobs.release_job(session, session.get(Job, job_id))
+    with sessions() as session:
+        assert not jobs.renew_lease(session, job_id, attempt, NOW + timedelta(seconds=60))
+        assert session.get(Job, job_id).lease_until is None
+
+
 def test_counts_by_state_after_assembly(sessions) -> None:  # type: ignore[no-untyped-def]
     study_id = _study_with_model(sessions)
     with sessions.begin() as session:
