@@ -72,7 +72,7 @@ def assembly_models(session: Session) -> list[tuple[ModelVersion, bool]]:
 
 def assemble_study(
     session: Session, study_id: int, forced: bool,
-    scope: dict[str, dict[str, Any]] | None = None,
+    scope: dict[str, dict[str, Any]] | None = None, actor: str = "sweeper",
 ) -> list[Job]:
     """Mark a study READY and create one QUEUED job per enabled model for its generation.
 
@@ -80,7 +80,8 @@ def assemble_study(
     ``key@version`` to its scope verdict (``inference.scope.ScopeVerdict.as_dict``): a version
     whose verdict says not to run gets no job; the verdicts are kept on the study and audited.
 
-    Idempotent: a (study, model, version, generation) job is created once.
+    Idempotent: a (study, model, version, generation) job is created once. ``actor`` is who
+    decided the study was complete, for the audit: the quiet timer (``sweeper``) or ``mpps``.
     """
     study = session.get(Study, study_id, with_for_update=True)
     if study is None or study.state != StudyState.RECEIVING:
@@ -116,13 +117,13 @@ def assemble_study(
     study.assembled_generation = study.generation
     session.flush()
     audit.record(
-        session, "sweeper", "assemble", "study", study.id,
+        session, actor, "assemble", "study", study.id,
         generation=study.generation, forced=forced, jobs=[j.id for j in created],
     )
     for job in created:
         ref = f"{job.model_key}@{job.model_version}"
         rule = (scope or {}).get(ref, {}).get("rule")
-        audit.record(session, "sweeper", "queue", "job", job.id, model=ref, shadow=job.shadow,
+        audit.record(session, actor, "queue", "job", job.id, model=ref, shadow=job.shadow,
                      **({} if rule is None else {"rule": rule, "rule_source": scope[ref]["source"]}))
     return created
 

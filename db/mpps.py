@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -143,6 +143,7 @@ def act_on_step(
     step: Mpps,
     discontinued_rule: str,
     now: datetime,
+    max_wait: timedelta,
     scope_of: ScopeOf | None = None,
 ) -> StepOutcome | None:
     """Act on a final step whose listed instances have all arrived; None when it cannot yet.
@@ -152,18 +153,25 @@ def act_on_step(
     without jobs (READY for its generation: only a later instance reopens it). The step is
     marked acted, with an audit event; the caller commits, then enqueues the jobs. ``scope_of``
     gives each study's routing verdicts, so a model outside its scope gets no job here either.
+
+    A study that another step still reports IN PROGRESS (updated within ``max_wait``: an
+    older one is abandoned) waits for that step too: two exams, or one step per series, under
+    one study. The step is acted on once the last of them ends.
     """
     if step.status not in FINAL or step.acted_at is not None or missing_instances(session, step):
         return None
+    study_ids = step_study_ids(session, step)
+    if set(study_ids) & studies_in_progress(session, since=now - max_wait):
+        return None
     skip = step.status == MppsStatus.DISCONTINUED and discontinued_rule == "skip"
     job_ids: list[int] = []
-    study_ids = step_study_ids(session, step)
     for study_id in study_ids:
         if skip:
             _close_without_jobs(session, study_id, step.id)
         else:
             scope = scope_of(session, study_id) if scope_of is not None else None
-            job_ids += [job.id for job in assemble_study(session, study_id, False, scope)]
+            created = assemble_study(session, study_id, False, scope, actor=ACTOR)
+            job_ids += [job.id for job in created]
     step.acted_at = now
     step.action = "skipped" if skip else "assembled"
     audit.record(

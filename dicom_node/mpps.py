@@ -11,8 +11,10 @@ sweeper's pass (:func:`pipeline.sweeper.sweep`, the safety net), acts on it.
 
 Statuses answered:
 
-- N-CREATE: 0x0000; 0x0111 a step with that SOP Instance UID exists; 0x0106 the status is
-  not IN PROGRESS; 0x0110 the attribute list cannot be read or recorded.
+- N-CREATE: 0x0000; 0x0111 a step with that SOP Instance UID exists; 0x0120 a Type 1
+  attribute the node acts on is missing (the status, the Scheduled Step Attributes Sequence or
+  an item's Study Instance UID: without them the step cannot hold its study); 0x0106 the status
+  is not IN PROGRESS; 0x0110 the attribute list cannot be read or recorded.
 - N-SET: 0x0000; 0x0112 no such step; 0x0110 the step is already COMPLETED or DISCONTINUED
   ("may no longer be updated"), or the modification cannot be read or recorded; 0x0106 the
   status is not one of IN PROGRESS, COMPLETED, DISCONTINUED.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -45,6 +47,7 @@ INVALID_ATTRIBUTE_VALUE = 0x0106
 PROCESSING_FAILURE = 0x0110
 DUPLICATE_SOP_INSTANCE = 0x0111
 NO_SUCH_SOP_INSTANCE = 0x0112
+MISSING_ATTRIBUTE = 0x0120
 #: Error Comment and Error ID the standard gives for an N-SET of a final step (PS3.4 F.7.2.2.4)
 NO_LONGER_UPDATED = "Performed Procedure Step Object may no longer be updated"
 NO_LONGER_UPDATED_ERROR_ID = 0xA710
@@ -60,6 +63,17 @@ OnAssembled = Callable[[list[int]], None]
 
 class InvalidStatus(ValueError):
     """The Performed Procedure Step Status is missing or not a defined term."""
+
+
+def missing_create_attributes(dataset: Dataset) -> list[str]:
+    """The Type 1 N-CREATE attributes (PS3.4 Table F.7.2-1) the node acts on that ``dataset``
+    lacks or leaves empty: the status, and the study each scheduled step names."""
+    missing = [name for name in ("PerformedProcedureStepStatus", "ScheduledStepAttributesSequence")
+               if not dataset.get(name)]
+    items = dataset.get("ScheduledStepAttributesSequence") or []
+    if any(not item.get("StudyInstanceUID") for item in items):
+        missing.append("ScheduledStepAttributesSequence>StudyInstanceUID")
+    return missing
 
 
 def step_content(dataset: Dataset) -> mpps.StepContent:
@@ -92,19 +106,22 @@ def _calling_ae(event: Event) -> str:
 class MppsScp:
     """``evt.EVT_N_CREATE`` / ``evt.EVT_N_SET`` handlers, and the hook the C-STORE path calls.
 
-    ``discontinued_rule`` is ``settings.mpps_discontinued`` (``run`` or ``skip``).
+    ``discontinued_rule`` is ``settings.mpps_discontinued`` (``run`` or ``skip``); ``max_wait``
+    is ``settings.max_wait_seconds`` (a step not updated for that long is abandoned).
     """
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         discontinued_rule: str,
+        max_wait: timedelta,
         on_assembled: OnAssembled | None = None,
         scope_of: mpps.ScopeOf | None = None,
     ) -> None:
         self._sessions = sessions
         self._scope_of = scope_of
         self._rule = discontinued_rule
+        self._max_wait = max_wait
         self._on_assembled = on_assembled
         self._lock = threading.Lock()
         #: SOP Instance UID -> step SOP Instance UID, for final steps still missing instances
@@ -120,13 +137,18 @@ class MppsScp:
         """N-CREATE: record a new IN PROGRESS step."""
         try:
             dataset = event.attribute_list
-            content = step_content(dataset)
+            missing = missing_create_attributes(dataset)
+            content = step_content(dataset) if not missing else None
         except InvalidStatus as error:
             logger.warning("MPPS N-CREATE refused 0x0106: %s", error)
             return status_with_comment(INVALID_ATTRIBUTE_VALUE, str(error)), None
         except Exception as error:  # noqa: BLE001  (an undecodable attribute list)
             logger.warning("MPPS N-CREATE refused 0x0110: %s", type(error).__name__)
             return status_with_comment(PROCESSING_FAILURE, "attribute list does not decode"), None
+        if content is None:
+            why = "missing: " + ", ".join(missing)  # Error Comment is 64 characters at most
+            logger.warning("MPPS N-CREATE refused 0x0120: %s", why)
+            return status_with_comment(MISSING_ATTRIBUTE, why), None
         if content.status != MppsStatus.IN_PROGRESS:
             logger.warning("MPPS N-CREATE refused 0x0106: status %s", content.status.value)
             why = f"N-CREATE status must be IN PROGRESS, not {content.status.value}"
@@ -213,7 +235,9 @@ class MppsScp:
         self._hand_over(outcome)
 
     def _act(self, session: Session, step: Mpps) -> mpps.StepOutcome | None:
-        outcome = mpps.act_on_step(session, step, self._rule, datetime.now(UTC), self._scope_of)
+        outcome = mpps.act_on_step(
+            session, step, self._rule, datetime.now(UTC), self._max_wait, self._scope_of
+        )
         if outcome is None and step.status in mpps.FINAL and step.acted_at is None:
             self._await(step.sop_instance_uid, mpps.missing_instances(session, step))
         return outcome

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from datetime import timedelta
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.events import Event
@@ -142,7 +143,11 @@ def start_scp(
     from pipeline.scoping import scope_in_session  # the registry: only when the SCP starts
 
     steps = MppsScp(
-        sessions, settings.mpps_discontinued.value, on_assembled, scope_in_session(settings)
+        sessions,
+        settings.mpps_discontinued.value,
+        timedelta(seconds=settings.max_wait_seconds),
+        on_assembled,
+        scope_in_session(settings),
     )
     handlers = [
         (evt.EVT_C_STORE, StoreThenNotify(ReceiveHandler(settings, spool, sessions), steps)),

@@ -77,7 +77,8 @@ def act_on_pending_steps(ctx: NodeContext) -> int:
         with ctx.sessions.begin() as session:
             step = session.scalar(mpps.select_step(uid).with_for_update())
             rule = ctx.settings.mpps_discontinued.value
-            outcome = mpps.act_on_step(session, step, rule, ctx.clock(), scope_of)
+            max_wait = timedelta(seconds=ctx.settings.max_wait_seconds)
+            outcome = mpps.act_on_step(session, step, rule, ctx.clock(), max_wait, scope_of)
         if outcome is not None:
             acted += 1
             log.info("MPPS acted on by the sweeper", extra={"action": outcome.action})

@@ -304,3 +304,64 @@ def test_n_creates_of_one_uid_at_once_one_success_the_others_duplicate(
             for assoc in associations:
                 assoc.release()
         assert sorted(statuses) == [0x0000] + [0x0111] * 5
+
+
+def test_study_of_two_steps_waits_for_both_to_end(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    """Two steps name one study (two exams, or one step per series): the first COMPLETED does
+    not assemble it while the other is IN PROGRESS; the second's end does, once. Before, the
+    first step assembled the study and the second exam's images came late, as a new generation."""
+    node = make_node()
+    first, study_uid, first_uid = _perform(node, study_files, study_files[:2])
+    second = _associate(node)
+    second_uid = generate_uid()
+    assert _create(second, study_uid, second_uid) == 0x0000
+    _end(first, "COMPLETED", study_files[:2], first_uid)
+    assert node.study(study_uid).state == StudyState.RECEIVING
+    assert node.jobs() == [] and node.handed == []
+    app = make_celery(node.ctx.settings)
+    assert sweep(node.ctx, app).jobs_created == 0  # the sweeper's pass waits as well
+
+    node.store(study_files[2:])
+    _end(second, "COMPLETED", study_files[2:], second_uid)
+    study = node.study(study_uid)
+    assert study.state == StudyState.READY and study.generation == 0
+    jobs = node.jobs()
+    assert len(jobs) == 1 and node.handed == [[jobs[0].id]]
+    sweep(node.ctx, app)  # the first step is acted on too, with nothing left to do
+    with node.ctx.sessions() as session:
+        assert sorted(step.action for step in session.scalars(select(Mpps))) == ["assembled"] * 2
+        assembled = session.scalars(
+            select(AuditEvent).where(AuditEvent.action.in_(["assemble", "queue"]))
+        ).all()
+    assert len(node.jobs()) == 1
+    assert {event.actor for event in assembled} == {"mpps"}  # not the quiet timer's "sweeper"
+
+
+def test_n_create_without_the_attributes_the_node_acts_on_is_refused_missing_attribute(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    """PS3.4 Table F.7.2-1: the status and the scheduled steps' Study Instance UIDs are Type 1;
+    without them a step cannot hold its study. Answered 0x0120 naming them, nothing recorded."""
+    node = make_node()
+    assoc = _associate(node)
+    study_uid = _study_uid(study_files)
+    no_steps = _in_progress(study_uid)
+    del no_steps.ScheduledStepAttributesSequence
+    no_study = _in_progress(study_uid)
+    del no_study.ScheduledStepAttributesSequence[0].StudyInstanceUID
+    no_status = _in_progress(study_uid)
+    del no_status.PerformedProcedureStepStatus
+    answers = []
+    for dataset in (no_steps, no_study, no_status):
+        status, _ = assoc.send_n_create(dataset, ModalityPerformedProcedureStep, generate_uid())
+        answers.append((int(status.Status), str(status.ErrorComment)))
+    assoc.release()
+    assert answers == [
+        (0x0120, "missing: ScheduledStepAttributesSequence"),
+        (0x0120, "missing: ScheduledStepAttributesSequence>StudyInstanceUID"),
+        (0x0120, "missing: PerformedProcedureStepStatus"),
+    ]
+    with node.ctx.sessions() as session:
+        assert session.scalars(select(Mpps)).all() == []
