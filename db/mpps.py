@@ -205,14 +205,14 @@ def _close_without_jobs(session: Session, study_id: int, step_id: int) -> None:
     )
 
 
-def studies_in_progress(session: Session, since: datetime) -> set[int]:
+def studies_in_progress(session: Session, since: datetime | None = None) -> set[int]:
     """Ids of received studies named by a step still IN PROGRESS and updated after ``since``
-    (an older one is taken as abandoned): their quiet time does not make them complete."""
+    (an older one is taken as abandoned): their quiet time does not make them complete.
+    Without ``since``: named by any step still IN PROGRESS, abandoned ones included."""
+    recent = Mpps.updated_at >= since if since is not None else True
     named: set[str] = set()
     for uids in session.scalars(
-        select(Mpps.study_instance_uids).where(
-            Mpps.status == MppsStatus.IN_PROGRESS, Mpps.updated_at >= since
-        )
+        select(Mpps.study_instance_uids).where(Mpps.status == MppsStatus.IN_PROGRESS, recent)
     ):
         named.update(uids)
     if not named:

@@ -28,16 +28,19 @@ def decide_assembly(
     quiet: timedelta,
     max_wait: timedelta,
     held: Collection[int] = (),
+    abandoned: Collection[int] = (),
 ) -> list[AssemblyDecision]:
     """Which receiving studies are complete at ``now``.
 
     ``held``: studies a modality's Modality Performed Procedure Step still reports IN PROGRESS;
     their quiet time does not count (the step's end does), only ``max_wait`` forces them.
+    ``abandoned``: studies named only by steps IN PROGRESS but not updated within ``max_wait``;
+    the quiet time counts again, and the study is recorded forced (its step never ended).
     """
     decisions = []
     for study in studies:
         if study.study_id not in held and now - study.last_received_at >= quiet:
-            decisions.append(AssemblyDecision(study.study_id, forced=False))
+            decisions.append(AssemblyDecision(study.study_id, forced=study.study_id in abandoned))
         elif now - study.first_received_at >= max_wait:
             decisions.append(AssemblyDecision(study.study_id, forced=True))
     return decisions

@@ -50,7 +50,9 @@ def sweep(ctx: NodeContext, app: Celery) -> SweepResult:
     with ctx.sessions() as session:
         studies = jobs.receiving_studies(session)
         held = mpps.studies_in_progress(session, since=now - max_wait) if studies else set()
-    decisions = decide_assembly(studies, now, quiet=quiet, max_wait=max_wait, held=held)
+        abandoned = mpps.studies_in_progress(session) - held if studies else set()
+    decisions = decide_assembly(studies, now, quiet=quiet, max_wait=max_wait, held=held,
+                                abandoned=abandoned)
     created = 0
     for decision in decisions:
         scope = study_verdicts(ctx, decision.study_id)

@@ -365,3 +365,22 @@ def test_n_create_without_the_attributes_the_node_acts_on_is_refused_missing_att
     ]
     with node.ctx.sessions() as session:
         assert session.scalars(select(Mpps)).all() == []
+
+
+def test_study_of_an_abandoned_step_is_assembled_at_its_quiet_time_and_audited_forced(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    node = make_node(quiet_seconds=0, max_wait_seconds=600)
+    app = make_celery(node.ctx.settings)
+    assoc, study_uid, _ = _perform(node, study_files, study_files)
+    assoc.release()  # the modality never ends its step
+    assert sweep(node.ctx, app).assembled == 0
+    with node.ctx.sessions.begin() as session:  # last updated longer ago than max_wait
+        session.scalar(select(Mpps)).updated_at = datetime.now(UTC) - timedelta(seconds=601)
+    assert sweep(node.ctx, app).assembled == 1
+    assert node.study(study_uid).state == StudyState.READY
+    with node.ctx.sessions() as session:
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "assemble"))
+    assert event.actor == "sweeper" and event.details["forced"] is True

@@ -39,3 +39,13 @@ def test_a_study_held_by_an_mpps_in_progress_ignores_its_quiet_time_until_max_wa
     assert next_deadline([study], QUIET, MAX_WAIT, held={4}) == T0 + MAX_WAIT
     forced = T0 + MAX_WAIT
     assert decide_assembly([study], forced, QUIET, MAX_WAIT, held={4}) == [AssemblyDecision(4, True)]
+
+
+def test_a_study_whose_step_was_abandoned_is_released_by_its_quiet_time_recorded_forced() -> None:
+    """A step IN PROGRESS not updated within max_wait no longer holds its study; the study is
+    then assembled at its quiet time, and recorded forced: the modality never ended its step
+    (before, such a release at max wait was audited as an ordinary quiet-time assembly)."""
+    study = StudyTiming(5, T0, T0 + timedelta(minutes=10))
+    now = T0 + MAX_WAIT + timedelta(seconds=1)
+    assert decide_assembly([study], now, QUIET, MAX_WAIT, abandoned={5}) == [AssemblyDecision(5, True)]
+    assert decide_assembly([study], now, QUIET, MAX_WAIT) == [AssemblyDecision(5, False)]
