@@ -82,6 +82,7 @@ def measure(count: int, folder: Path) -> dict[str, list[float]]:
             syntax,
             str(target),
             size,
+            patient_key=header.patient_key,
         )
         work = partial(record_or_find, item=item)
         if index % 2:

@@ -182,12 +182,8 @@ def test_scope(
     """For each model: would it run on these files, and why (rule, gate score, missing input)."""
     from db import scope as scope_db
     from inference.scope import decide
-    from pipeline.scoping import (
-        effective_rule,
-        gate_enabled,
-        mixed_patients_verdict,
-        patient_key,
-    )
+    from kernel.patient import patient_key
+    from pipeline.scoping import effective_rule, gate_enabled, mixed_patients_verdict
 
     settings, sessions, registry = _node(home)
     headers = _headers(_study_paths(study_dir))

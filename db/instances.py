@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, distinct, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,8 @@ class ReceivedInstance:
     modality: str | None = None
     series_description: str | None = None
     calling_ae_title: str | None = None
+    patient_key: str | None = None
+    """:func:`kernel.patient.patient_key` of the instance's header."""
     may_be_input: bool = True
     """False for an instance no model can take (not an image class a model reads, or a result
     of this node): it never reopens an assembled study."""
@@ -184,6 +186,7 @@ def record_instance(session: Session, item: ReceivedInstance, now: datetime | No
             "path": item.path,
             "size_bytes": item.size_bytes,
             "calling_ae_title": item.calling_ae_title,
+            "patient_key": item.patient_key,
             "received_at": now,
         },
     )
@@ -237,3 +240,32 @@ def study_counts_by_state(session: Session) -> dict[str, int]:
     """How many studies are in each state (states with no study are left out)."""
     rows = session.execute(select(Study.state, func.count(Study.id)).group_by(Study.state)).all()
     return {str(state): count for state, count in rows}
+
+
+# built once: the one-patient rule asks it at every assembly, also in an MPPS N-SET transaction
+_STUDY_PATIENTS = select(
+    func.count(distinct(Instance.patient_key)),
+    func.count(Instance.id) - func.count(Instance.patient_key),
+).where(Instance.study_id == bindparam("study"))
+
+
+def patient_key_count(session: Session, study_id: int) -> tuple[int, int]:
+    """(distinct patient keys among the study's instances, instances without a key: recorded
+    before migration 0005); one statement, nothing read from the spool."""
+    keys, unkeyed = session.execute(_STUDY_PATIENTS, {"study": study_id}).one()
+    return int(keys), int(unkeyed)
+
+
+def patient_keys(session: Session, study_id: int) -> tuple[set[str], list[str]]:
+    """(the distinct patient keys of the study's instances, the paths of those without one)."""
+    keys = session.scalars(
+        select(distinct(Instance.patient_key)).where(
+            Instance.study_id == study_id, Instance.patient_key.is_not(None)
+        )
+    ).all()
+    paths = session.scalars(
+        select(Instance.path)
+        .where(Instance.study_id == study_id, Instance.patient_key.is_(None))
+        .order_by(Instance.id)
+    ).all()
+    return {key for key in keys if key is not None}, list(paths)

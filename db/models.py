@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SqlEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from kernel.patient import PATIENT_KEY_LENGTH
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -107,6 +109,9 @@ class Instance(Base):
     path: Mapped[str] = mapped_column(Text)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     calling_ae_title: Mapped[str | None] = mapped_column(String(16))
+    #: whose instance it is (:func:`kernel.patient.patient_key`, a digest); None for rows
+    #: recorded before migration 0005, whose files say it
+    patient_key: Mapped[str | None] = mapped_column(String(PATIENT_KEY_LENGTH))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     state: Mapped[InstanceState] = mapped_column(_enum(InstanceState), default=InstanceState.RECEIVED)
 

@@ -32,7 +32,8 @@ answer 0xC211) and never runs inference. For each request, in order:
 6. the received bytes (file meta + dataset: a DICOM Part 10 file) are placed durably at
    ``Spool.incoming_path(study, series, sop)`` (pynetdicom's temporary file is fsynced and
    linked there, :meth:`kernel.spool.Spool.place`: exclusively, a file already there is never
-   overwritten), then a short transaction records them (:func:`db.instances.record_or_find`),
+   overwritten), then a short transaction records them (:func:`db.instances.record_or_find`,
+   with the instance's patient key, :func:`kernel.patient.patient_key`),
    shared with concurrent associations (:class:`db.group_commit.GroupCommit`: one commit for
    all, after one fsync of each folder the transaction's new files were linked into, so a
    file's name is durable before its row); only after the commit is 0x0000 answered. Placing
@@ -102,6 +103,7 @@ from dicom_node.statuses import (
 )
 from dicom_node.stream_guard import take_refusal
 from kernel.errors import InvalidInput
+from kernel.patient import patient_key
 from kernel.provenance import is_node_result
 from kernel.settings import Settings
 from kernel.spool import Spool
@@ -136,6 +138,8 @@ class InstanceHeader:
     modality: str | None
     series_description: str | None
     patient_id: str | None = None
+    patient_key: str | None = None
+    """:func:`kernel.patient.patient_key`: recorded on the instance row for the one-patient rule."""
     may_be_input: bool = True
     """An image class a model reads, not a result of this node (:mod:`kernel.provenance`)."""
 
@@ -184,6 +188,7 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         frames, modality = frame_count(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
         patient_id = _text(ds, "PatientID", 64)
+        patient = patient_key(ds)
     except Exception as exc:  # a value that does not convert (pydicom reads lazily)
         raise InstanceRefused(
             f"header does not parse: {type(exc).__name__}: {exc}", CANNOT_UNDERSTAND
@@ -213,6 +218,7 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         modality=modality,
         series_description=description,
         patient_id=patient_id,
+        patient_key=patient,
         may_be_input=is_processable(sop_class_uid) and not is_node_result(ds),
     )
 
@@ -372,6 +378,7 @@ class ReceiveHandler:
             modality=header.modality,
             series_description=header.series_description,
             calling_ae_title=details["calling_ae_title"],
+            patient_key=header.patient_key,
             may_be_input=header.may_be_input,
         )
         try:  # the database decides, one writer at a time: check and write cannot race

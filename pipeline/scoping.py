@@ -14,6 +14,7 @@ import pydicom
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from db import instances as instances_db
 from db import jobs
 from db import scope as scope_db
 from db.models import Instance
@@ -26,6 +27,7 @@ from inference.scope import (
     decide,
     series_attributes,
 )
+from kernel.patient import patient_key
 from kernel.settings import Settings
 from pipeline.context import NodeContext
 
@@ -75,15 +77,6 @@ ONE_PATIENT_RULE = "one patient per study"
 merge or mislabelling error at the modality or PACS) gets no job of any model."""
 
 
-def patient_key(header: pydicom.Dataset) -> tuple[str, str]:
-    """(IssuerOfPatientID, PatientID) of an instance: who it belongs to. An empty PatientID is
-    a patient of its own: an anonymous instance beside a named one is not assumed the same."""
-    return (
-        str(header.get("IssuerOfPatientID", "") or "").strip(),
-        str(header.get("PatientID", "") or "").strip(),
-    )
-
-
 def mixed_patients_verdict(ref: str, patients: int) -> ScopeVerdict:
     """The verdict for every model on a study whose instances name ``patients`` (> 1) patients."""
     reason = (
@@ -94,10 +87,16 @@ def mixed_patients_verdict(ref: str, patients: int) -> ScopeVerdict:
 
 
 def study_patient_count(session: Session, study_id: int) -> int:
-    """How many patients (:func:`patient_key`) the study's instances name, read from every
-    instance's header (two elements, no pixels)."""
-    paths = session.scalars(select(Instance.path).where(Instance.study_id == study_id)).all()
-    patients = set()
+    """How many patients (:func:`kernel.patient.patient_key`) the study's instances name.
+
+    The key recorded on each instance row at receive is counted in the database (one
+    statement). Rows recorded before migration 0005 have none: their files' headers are read
+    (two elements, no pixels), theirs alone; an unreadable one is left out, with a warning.
+    """
+    patients, unkeyed = instances_db.patient_key_count(session, study_id)
+    if not unkeyed:
+        return patients
+    keys, paths = instances_db.patient_keys(session, study_id)
     for path in paths:
         try:
             header = pydicom.dcmread(
@@ -106,8 +105,8 @@ def study_patient_count(session: Session, study_id: int) -> int:
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             log.warning("scope: unreadable header", extra={"study_id": study_id, "error": str(exc)})
             continue
-        patients.add(patient_key(header))
-    return len(patients)
+        keys.add(patient_key(header))
+    return len(keys)
 
 
 def study_verdicts(ctx: NodeContext, study_id: int) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.instances import ReceivedInstance, record_instance, study_counts_by_state
+from db.instances import (
+    ReceivedInstance,
+    patient_key_count,
+    patient_keys,
+    record_instance,
+    study_counts_by_state,
+)
 from db.models import AuditEvent, Instance, Series, Study, StudyState
 from db.session import make_sessionmaker
 from db.views import instance_rows
@@ -135,3 +141,26 @@ def test_instance_rows_and_counts_two_studies_listed(sessions: sessionmaker[Sess
     assert rows[0]["sop_class_uid"] == "1.2.840.10008.5.1.4.1.1.6.1"
     assert rows[0]["received_at"].replace(tzinfo=UTC) == T0
     assert counts == {"RECEIVING": 1, "READY": 1}
+
+
+def test_patient_key_count_distinct_keys_of_the_study_and_rows_without_one(
+    sessions: sessionmaker[Session],
+) -> None:
+    for sop, key in [("1.2.3.1.1", "a" * 64), ("1.2.3.1.2", "a" * 64), ("1.2.3.1.3", "b" * 64)]:
+        _record(sessions, replace(_item(sop), patient_key=key))
+    other = replace(_item("1.2.4.1.1", study="1.2.4", series="1.2.4.1"), patient_key="c" * 64)
+    _record(sessions, other)
+    with sessions() as session:
+        study = session.scalars(select(Study.id).where(Study.study_instance_uid == "1.2.3")).one()
+        assert patient_key_count(session, study) == (2, 0)
+        assert patient_keys(session, study) == ({"a" * 64, "b" * 64}, [])
+        assert patient_key_count(session, study + 100) == (0, 0)  # no such study
+
+    _record(sessions, _item("1.2.3.1.4"))  # recorded without a key: as before migration 0005
+    _record(sessions, _item("1.2.3.1.5"))
+    with sessions() as session:
+        assert patient_key_count(session, study) == (2, 2)
+        assert patient_keys(session, study) == (
+            {"a" * 64, "b" * 64},
+            ["/spool/1.2.3.1.4.dcm", "/spool/1.2.3.1.5.dcm"],
+        )

@@ -22,6 +22,7 @@ from kernel.settings import Destination, Settings
 from phantom.us_dicom import write_us_study
 from pipeline.celery_app import make_celery
 from pipeline.context import NodeContext
+from pipeline.scoping import ONE_PATIENT_RULE
 from pipeline.serve import prepare
 from pipeline.sweeper import sweep
 from tests.support.models import package_model
@@ -197,6 +198,29 @@ def test_completed_step_waits_for_its_last_instance_then_assembles_on_its_arriva
     node.store(study_files[2:])
     assert node.study(study_uid).state == StudyState.READY
     assert node.handed == [[job.id for job in node.jobs()]] and node.handed[0]
+
+
+def test_completed_step_of_a_study_of_two_patients_no_job_counted_from_rows_not_files(
+    make_node: Callable[..., Node], study_files: list[Path]
+) -> None:
+    """The N-SET transaction applies the one-patient rule on the patient keys recorded at
+    receive: the stored files are not read (here they are gone; before, every file was read in
+    the transaction, and with them gone the study counted no patient)."""
+    for path, patient in zip(study_files, ["PAT-A", "PAT-A", "PAT-B"], strict=True):
+        ds = pydicom.dcmread(path)
+        ds.PatientID = patient
+        ds.save_as(path, enforce_file_format=True)
+    node = make_node()
+    assoc, study_uid, step_uid = _perform(node, study_files, study_files)
+    for stored in node.ctx.spool.root.glob("incoming/*/*/*.dcm"):
+        stored.unlink()
+    _end(assoc, "COMPLETED", study_files, step_uid)
+
+    study = node.study(study_uid)
+    assert study.state == StudyState.READY and node.jobs() == [] and node.handed == []
+    verdicts = study.scope["models"]
+    assert verdicts and {v["rule"] for v in verdicts} == {ONE_PATIENT_RULE}
+    assert "name 2 patients" in verdicts[0]["reason"]
 
 
 @pytest.mark.parametrize(("rule", "jobs_expected"), [("skip", 0), ("run", 1)])
