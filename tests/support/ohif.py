@@ -123,11 +123,17 @@ class OhifServer:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def viewer_url(self, study_instance_uid: str, series_instance_uid: str | None = None) -> str:
-        """The basic viewer on one study, optionally opening one series first."""
+    def viewer_url(
+        self, study_instance_uid: str, series_instance_uid: str | None = None, only: bool = False
+    ) -> str:
+        """The basic viewer on one study, optionally opening one series first; with ``only``,
+        OHIF loads that series alone (its ``SeriesInstanceUIDs`` filter), so what the viewer
+        shows of the patient comes from that series."""
         url = f"{self.origin}/viewer?StudyInstanceUIDs={study_instance_uid}"
         if series_instance_uid:
             url += f"&initialSeriesInstanceUID={series_instance_uid}"
+            if only:
+                url += f"&SeriesInstanceUIDs={series_instance_uid}"
         return url
 
 

@@ -2,8 +2,10 @@
 and the node's results, and OHIF (``@ohif/app`` from npm, served with Orthanc's DICOMweb on one
 origin) opens them in headless Chromium. What a reader sees is asserted: the SR's outline text
 (call in words with its threshold, probability in %, axes in mm where calibrated), the SEG drawn
-without a console error, the heatmap opened. Screenshots are kept under ``LNM_TEST_ARTEFACTS``
-(else pytest's temporary folder).
+without a console error, the heatmap opened; the patient's name as the source has it on every
+output, for a UTF-8 and a Japanese (ISO 2022) name; the report that replaces an earlier one
+after a late instance, with its note, both listed. Screenshots are kept under
+``LNM_TEST_ARTEFACTS`` (else pytest's temporary folder).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from selenium.webdriver.common.by import By
 
-from phantom.us_dicom import write_us_study
+from inference.encode.outputs import NOTE_REPLACES
+from phantom.us_dicom import make_us_dataset, write_us_study
 from tests.support.browser import colour_pixels, headless_chromium, png_array
 from tests.support.network import wait_until
 from tests.support.node import start_node
@@ -38,6 +42,19 @@ REAL_FILES = (
 out: OHIF fails on their lookup tables (``_getPaletteColor``) before any output is drawn."""
 CALL = "Malignant neoplastic disease: {} (threshold 28.5 %)"
 SEG_RED = (230, 80, 80)  # OHIF's first segment colour, blended over the grey image
+NAMED = {
+    # study: (Specific Character Set, PatientName, what OHIF's header shows of it)
+    "utf8": ("ISO_IR 192", "Müller-Łukasz^Zoë Ωμέγα", "Müller-Łukasz, Zoë Ωμέγα"),
+    # as Japanese scanners write it (first value empty); the name is PS3.5 H.3.1's example
+    "japanese": (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう", "Yamada, Tarou"),
+}
+"""Non-ASCII patient names. OHIF 3.13 shows only a name's alphabetic group (``formatPN``): the
+Japanese ideographic and phonetic groups are shown nowhere, for the source as for our outputs
+(OHIF's limit, not ours), so for those the test reads the outputs from the PACS, and compares
+the DICOMweb metadata OHIF receives with the source's. Orthanc's study list (QIDO) drops what its
+DefaultEncoding (Latin-1 unless configured) cannot hold, of the source's name as well ("Ł" and
+the Greek letters; the kanji): the viewer header, which OHIF fills from a series' own metadata,
+is what is checked."""
 
 
 @dataclass
@@ -46,10 +63,25 @@ class Processed:
 
     orthanc: Orthanc
     ohif: OhifServer
-    outputs: dict[str, dict[str, pydicom.Dataset]]
+    outputs: dict[str, dict[str, list[pydicom.Dataset]]]
     calibrated: dict[str, bool]
     generated: dict[str, str]
+    named: dict[str, str]
+    replaced: str
+    """The study whose first report a late instance replaced: two of each output."""
     shots: Path
+
+    def single(self, study: str) -> dict[str, pydicom.Dataset]:
+        """The study's outputs by role, where the node reported on it once."""
+        found = self.outputs[study]
+        assert all(len(datasets) == 1 for datasets in found.values()), found
+        return {role: datasets[0] for role, datasets in found.items()}
+
+    def series(self, study: str) -> dict[str, dict[str, object]]:
+        """The study's series as Orthanc's DICOMweb metadata (what OHIF reads) of their first
+        instance, by Series Instance UID."""
+        found = self.orthanc.get_json(f"/dicom-web/studies/{study}/metadata")
+        return {item["0020000E"]["Value"][0]: item for item in found}  # type: ignore[union-attr]
 
 
 def _store(port: int, files: list[Path], called_ae: str) -> None:
@@ -58,17 +90,46 @@ def _store(port: int, files: list[Path], called_ae: str) -> None:
     assert not refused, refused
 
 
-def _results(orthanc: Orthanc) -> dict[str, dict[str, pydicom.Dataset]]:
-    """The node's outputs in the PACS, by study and role (SEG, SR, heatmap)."""
+def _results(orthanc: Orthanc) -> dict[str, dict[str, list[pydicom.Dataset]]]:
+    """The node's outputs in the PACS, by study and role (SEG, SR, heatmap): one of each per
+    report the node delivered on the study."""
     roles = {"SEG": "seg", "SR": "sr", "Grad-CAM": "heatmap"}
-    found: dict[str, dict[str, pydicom.Dataset]] = {}
+    found: dict[str, dict[str, list[pydicom.Dataset]]] = {}
     for instance in orthanc.get_json("/instances"):  # type: ignore[union-attr]
         data = orthanc.get_bytes(f"/instances/{instance}/file")
         dataset = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         role = roles.get(str(dataset.get("SeriesDescription", "")).split(" ")[0])
         if role:
-            found.setdefault(str(dataset.StudyInstanceUID), {})[role] = dataset
+            found.setdefault(str(dataset.StudyInstanceUID), {}).setdefault(role, []).append(dataset)
     return found
+
+
+def _rename(paths: list[Path], charset: str | list[str], name: str) -> list[Path]:
+    """Give the instances at ``paths`` the patient name ``name`` in ``charset``."""
+    for path in paths:
+        dataset = pydicom.dcmread(path)
+        dataset.SpecificCharacterSet = charset
+        dataset.PatientName = name
+        dataset.save_as(path, enforce_file_format=True)
+    return paths
+
+
+def _late_study(folder: Path) -> tuple[Path, Path]:
+    """A study's instance 2, sent first, and its instance 1, sent after the node reported on
+    instance 2: first in its series, so the model's input of the study's next generation."""
+    study = generate_uid(entropy_srcs=["ohif-late-study"])
+    series = generate_uid(entropy_srcs=["ohif-late-series"])
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number in (2, 1):
+        dataset, _, _ = make_us_dataset(
+            seed=60 + number, malignant=True, study_instance_uid=study,
+            series_instance_uid=series, instance_number=number,
+        )
+        path = folder / f"{number}.dcm"
+        dataset.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths[0], paths[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +147,22 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processed]:
             transfer_syntax=ExplicitVRLittleEndian,
         ),
     }
-    real = [SHARED_US_DICOM / name for name in REAL_FILES if (SHARED_US_DICOM / name).is_file()]
-    files = [p for paths in sources.values() for p in paths] + real
-    generated = {
-        str(pydicom.dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID): name
-        for name, paths in sources.items()
+    named_sources = {
+        key: _rename(
+            write_us_study(root / key, seed=23 + index, count=1, malignant=True), charset, name
+        )
+        for index, (key, (charset, name, _)) in enumerate(NAMED.items())
     }
+    first, late = _late_study(root / "late")
+    real = [SHARED_US_DICOM / name for name in REAL_FILES if (SHARED_US_DICOM / name).is_file()]
+    files = [p for group in (sources, named_sources) for paths in group.values() for p in paths]
+    files += [first, *real]
+
+    def study_of(path: Path) -> str:
+        return str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
+
+    generated = {study_of(paths[0]): name for name, paths in sources.items()}
+    named = {study_of(paths[0]): key for key, paths in named_sources.items()}
     calibrated = {}
     for path in files:
         header = pydicom.dcmread(path, stop_before_pixels=True)
@@ -105,14 +176,28 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processed]:
         _store(orthanc.dicom_port, files, "ORTHANC")
         _store(node.port, files, node.ae_title)
 
-        def delivered() -> bool:
+        def delivered(count: int) -> bool:
             states = node.cli_json("status")["counts"]["jobs"]  # type: ignore[index]
-            assert not {k for k in states if k.startswith("FAILED")}, node.log()[-3000:]
-            return states.get("DELIVERED", 0) == len(calibrated)
+            assert not {k for k in states if k.startswith(("FAILED", "SKIPPED"))}, (
+                states, node.log()[-3000:]
+            )
+            return states.get("DELIVERED", 0) == count
 
-        wait_until(delivered, timeout=300, interval=2, what="every study's results in the PACS")
+        wait_until(
+            lambda: delivered(len(calibrated)), timeout=300, interval=2,
+            what="every study's results in the PACS",
+        )
+        _store(orthanc.dicom_port, [late], "ORTHANC")
+        _store(node.port, [late], node.ae_title)
+        wait_until(
+            lambda: delivered(len(calibrated) + 1), timeout=300, interval=2,
+            what="the report of the late instance's generation in the PACS",
+        )
         with serve_ohif(orthanc.http_port) as ohif:
-            yield Processed(orthanc, ohif, _results(orthanc), calibrated, generated, shots)
+            yield Processed(
+                orthanc, ohif, _results(orthanc), calibrated, generated, named,
+                study_of(first), shots,
+            )
     finally:
         node.stop()
         orthanc.stop()
@@ -140,8 +225,35 @@ def _errors(driver) -> list[str]:  # type: ignore[no-untyped-def]
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def _patient_header(driver) -> str:  # type: ignore[no-untyped-def]
+    """What OHIF's viewer header shows of the patient (name, ID, sex), opened as a reader opens
+    it: a click on "Patient". OHIF fills it from the series whose display sets it added last."""
+    button = driver.find_element(By.XPATH, "//div[text()='Patient']")
+    panel = button.find_element(By.XPATH, "./ancestor::*[3]")
+    button.click()
+    text = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = panel.text
+        if text and not text.startswith("Patient"):
+            return text
+        time.sleep(0.3)
+    raise AssertionError(f"OHIF's patient panel did not open; it shows {text!r}")
+
+
+def _sr_text(processed: Processed, study: str, text: str) -> None:
+    """The SR's outline text as every report shows it: call, probability, axes where calibrated."""
+    assert "Lymph node" not in text and "Metastasis" not in text
+    assert CALL.format("present") in text or CALL.format("absent") in text
+    assert re.search(r"Probability of cancer: \d{1,3}\.\d\d %", text), text
+    if processed.calibrated[study]:
+        assert "Long axis: " in text and "Short axis: " in text and " mm" in text
+    else:
+        assert "Long axis" not in text
+
+
 def _check_study(driver, processed: Processed, study: str, name: str) -> None:  # type: ignore[no-untyped-def]
-    outputs = processed.outputs[study]
+    outputs = processed.single(study)
     sr = outputs["sr"]
     if "SCOORD" not in str(sr):
         # nothing segmented: the SR holds no outline, and OHIF draws an SR's text only at one
@@ -155,13 +267,8 @@ def _check_study(driver, processed: Processed, study: str, name: str) -> None:  
         "Probability of cancer: ",
     )
     driver.save_screenshot(str(processed.shots / f"{name}-sr.png"))
-    assert "Lymph node" not in text and "Metastasis" not in text
-    assert CALL.format("present") in text or CALL.format("absent") in text
-    assert re.search(r"Probability of cancer: \d{1,3}\.\d\d %", text), text
-    if processed.calibrated[study]:
-        assert "Long axis: " in text and "Short axis: " in text and " mm" in text
-    else:
-        assert "Long axis" not in text
+    _sr_text(processed, study, text)
+    assert NOTE_REPLACES not in text
     assert _errors(driver) == []
 
     if "seg" in outputs:
@@ -196,3 +303,95 @@ def test_ohif_real_files_sr_seg_heatmap_read_right(processed: Processed) -> None
             study = str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID)
             assert study in processed.outputs, f"no results for {path.name}"
             _check_study(driver, processed, study, f"real-{path.stem}")
+
+
+def _source_series(processed: Processed, study: str) -> str:
+    """The one series of ``study`` that is not the node's."""
+    ours = {str(dataset.SeriesInstanceUID) for dataset in processed.single(study).values()}
+    sources = [uid for uid in processed.series(study) if uid not in ours]
+    assert len(sources) == 1, sources
+    return sources[0]
+
+
+def test_ohif_non_ascii_patient_names_shown_as_the_source_on_every_output(processed: Processed) -> None:
+    with headless_chromium(1700, 850) as driver:
+        for study, key in processed.named.items():
+            _, written, shown = NAMED[key]
+            _check_study(driver, processed, study, f"name-{key}")
+            outputs = processed.single(study)
+            metadata = processed.series(study)
+            source = _source_series(processed, study)
+            for role, series in [("source", source)] + [
+                (role, str(dataset.SeriesInstanceUID)) for role, dataset in outputs.items()
+            ]:
+                # OHIF loads this series alone, so its header shows this series' name
+                description = metadata[series]["0008103E"]["Value"][0]  # type: ignore[index]
+                _open(driver, processed.ohif.viewer_url(study, series, only=True), description)
+                header = _patient_header(driver)
+                driver.save_screenshot(str(processed.shots / f"name-{key}-{role}-header.png"))
+                assert header.splitlines()[0] == shown, (role, header)
+                assert _errors(driver) == [], role
+            for role, dataset in outputs.items():
+                # every group of the name, also those OHIF does not show, in the PACS's copy
+                assert str(dataset.PatientName) == written, role
+                if key != "japanese":  # see the expected failure below
+                    assert metadata[str(dataset.SeriesInstanceUID)]["00100010"] == (
+                        metadata[source]["00100010"]
+                    ), role
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: the outputs of a Japanese study declare 'ISO 2022 IR 6\\ISO 2022 IR 87' where "
+    "the source has '\\ISO 2022 IR 87' (both valid); Orthanc 1.10 decodes a text by the first "
+    "non-empty value only (FromDcmtkBridge::DetectEncoding), so it reads the outputs as ASCII and "
+    "serves their ideographic and phonetic name groups as '$B;3ED(B^$BB@O:(B' while the source's "
+    "read '山田^太郎'",
+)
+def test_ohif_japanese_name_of_outputs_reaches_the_viewer_as_the_source(processed: Processed) -> None:
+    study = next(study for study, key in processed.named.items() if key == "japanese")
+    metadata = processed.series(study)
+    source = metadata[_source_series(processed, study)]["00100010"]
+    for role, dataset in processed.single(study).items():
+        assert metadata[str(dataset.SeriesInstanceUID)]["00100010"] == source, role
+
+
+def test_ohif_report_replacing_an_earlier_one_reads_right_both_listed(processed: Processed) -> None:
+    study = processed.replaced
+    reports = processed.outputs[study]["sr"]
+    assert len(reports) == 2, [str(r.SOPInstanceUID) for r in reports]
+    newer = next(r for r in reports if "PredecessorDocumentsSequence" in r)
+    older = next(r for r in reports if r is not newer)
+    listed = newer.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0]
+    assert listed.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == older.SOPInstanceUID
+    with headless_chromium(1700, 850) as driver:
+        for sr, name, instance in ((newer, "newer", "I:1 (1/2)"), (older, "older", "I:2 (2/2)")):
+            text = _open(
+                driver,
+                processed.ohif.viewer_url(study, str(sr.SeriesInstanceUID)),
+                "Probability of cancer: ",
+            )
+            driver.save_screenshot(str(processed.shots / f"replaced-{name}-sr.png"))
+            _sr_text(processed, study, text)
+            # the newer report outlines the late instance (first in its series), the older one
+            # the instance it had; only the newer one says it replaces a report
+            assert instance in text, text
+            assert (NOTE_REPLACES in text) is (sr is newer), text
+            assert _errors(driver) == []
+            # the study panel lists both reports (and both SEGs and heatmaps)
+            for dataset in processed.outputs[study].values():
+                entry = f"{dataset[0].SeriesDescription}\nS:{dataset[0].SeriesNumber}"
+                assert text.count(entry) == 2, (entry, text)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: a newer generation's SEG, SR and heatmap carry the same SeriesNumber (9001-9003) "
+    "and SeriesDescription as those they replace, and no SeriesDate/SeriesTime, so OHIF's study "
+    "panel lists two identical entries of each and a reader cannot tell which is current "
+    "without opening the SRs (the SEG and heatmap say it nowhere)",
+)
+def test_ohif_replaced_outputs_told_apart_in_the_study_panel(processed: Processed) -> None:
+    for role, datasets in processed.outputs[processed.replaced].items():
+        entries = {(str(d.SeriesDescription), str(d.SeriesNumber)) for d in datasets}
+        assert len(entries) == len(datasets), (role, entries)
