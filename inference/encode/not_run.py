@@ -20,7 +20,7 @@ from inference.encode import codes as c
 from inference.encode.equipment import add_air_equipment
 from inference.encode.outputs import output_identity, tracking_uid
 from inference.encode.seg import OutputIdentity
-from inference.encode.source import clean_source, restore_source_class
+from inference.encode.source import clean_source, restore_source
 from inference.encode.sr import SRClass, observation_context, sr_document
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def build_not_run_outputs(
         numbers=numbers,
         sr_class=sr_class,
     )
-    restore_source_class(sr, source)
+    restore_source(sr, source)
     add_air_equipment(sr, model_key, model_name, model_version)
     logger.info("built a 'not run' SR for job %s", job_id)
     return {"sr": sr}

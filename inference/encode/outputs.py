@@ -14,7 +14,7 @@ from inference.encode.seg import OutputIdentity, build_seg
 from inference.encode.source import (
     MULTI_FRAME_CLASSES,
     clean_source,
-    restore_source_class,
+    restore_source,
     source_anatomy,
     source_laterality,
 )
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 ROLES = ("seg", "sr", "heatmap")
 """Output roles, in the order of their series numbers (base + 1, + 2, + 3)."""
+REVISION_STEP = 10
+"""A report that replaces an earlier one (revision n) numbers its series base + 10 n + 1..3."""
 NOTE_NO_SEGMENTATION = "no outline and no measurement: nothing was segmented"
 NOTE_NO_SEG_UNCALIBRATED = (
     "no SEG: the segmentation lies in no calibrated ultrasound region, so no pixel size can be "
@@ -49,20 +51,39 @@ _DESCRIPTIONS = {"seg": "SEG", "sr": "SR", "heatmap": "Grad-CAM"}
 
 
 def output_identity(
-    role: str, job_id: int, model_key: str, model_version: str, series_number_base: int
+    role: str,
+    job_id: int,
+    model_key: str,
+    model_version: str,
+    series_number_base: int,
+    revision: int = 0,
 ) -> OutputIdentity:
     """Deterministic UIDs, numbers and SeriesDescription of the ``role`` output of a job.
 
     The description starts with the role, then the model's name: "SEG AI ynet-busi@1.0.0"
-    (cut at 64 characters, so the role always shows).
+    (cut at 64 characters, so the role always shows). Outputs whose report replaces earlier
+    ones (``revision`` n > 0, :func:`report_revision`) end their description with
+    "(revision n)" and number their series ``REVISION_STEP`` n higher, so a viewer's series
+    list tells them from the outputs they replace.
     """
+    suffix = f" (revision {revision})" if revision else ""
+    name = f"{_DESCRIPTIONS[role]} AI {model_name(model_key, model_version)}"
     return OutputIdentity(
         series_instance_uid=str(derive_uid(job_id, role, "series")),
         sop_instance_uid=str(derive_uid(job_id, role, "instance")),
-        series_number=series_number_base + ROLES.index(role) + 1,
+        series_number=series_number_base + REVISION_STEP * revision + ROLES.index(role) + 1,
         instance_number=1,
-        series_description=f"{_DESCRIPTIONS[role]} AI {model_name(model_key, model_version)}"[:64],
+        series_description=name[: 64 - len(suffix)] + suffix,
     )
+
+
+def report_revision(replaces: Dataset | None, series_number_base: int) -> int:
+    """The revision of a report that replaces the SR ``replaces`` (0: it replaces none): one
+    more than that SR's own, which its SeriesNumber says (:func:`output_identity`)."""
+    if replaces is None:
+        return 0
+    number = int(replaces.get("SeriesNumber") or 0) - series_number_base - ROLES.index("sr") - 1
+    return max(number // REVISION_STEP, 0) + 1
 
 
 def tracking_uid(job_id: int) -> str:
@@ -144,8 +165,10 @@ def build_outputs(
     has_mask = _has_foreground(prediction.mask)
     uid, identifier = tracking_uid(job_id), tracking_id(spec)
 
+    revision = report_revision(replaces, series_number_base)
+
     def identity(role: str) -> OutputIdentity:
-        return output_identity(role, job_id, spec.key, spec.version, series_number_base)
+        return output_identity(role, job_id, spec.key, spec.version, series_number_base, revision)
 
     outputs: dict[str, Dataset] = {}
     comments: list[str] = []
@@ -221,7 +244,7 @@ def build_outputs(
         frame_index=prediction.frame_index,
     )
     for dataset in outputs.values():
-        restore_source_class(dataset, source)
+        restore_source(dataset, source)
         add_air_equipment(dataset, spec.key, spec.name, spec.version)
     logger.info("built outputs %s for job %s", sorted(outputs), job_id)
     return outputs

@@ -151,7 +151,7 @@ def clean_source(source: Dataset) -> Dataset:
         every Type 2 attribute present; the UIDs, General Equipment and Image Pixel
         description needed to reference the source. A retired US SOP class is replaced by
         its current equivalent (highdicom only knows current IODs); use
-        :func:`restore_source_class` on each output to reference the true class.
+        :func:`restore_source` on each output to reference the true class.
     """
     clean = Dataset()
     for keyword in _UIDS:
@@ -230,11 +230,15 @@ def _as_terms(value: object) -> list[str]:
     return [str(term or "").strip() for term in values]
 
 
+#: the term an empty first value of a multi-valued Specific Character Set stands for
+_DEFAULT_REPERTOIRE = "ISO 2022 IR 6"
+
+
 def _repaired(terms: list[str]) -> str | list[str] | None:
     """``terms`` as highdicom takes them: an empty first value of a multi-valued set is the
     default repertoire "ISO 2022 IR 6"; a lone code-extension term is its plain form."""
     if len(terms) > 1:
-        return [terms[0] or "ISO 2022 IR 6", *terms[1:]]
+        return [terms[0] or _DEFAULT_REPERTOIRE, *terms[1:]]
     term = terms[0] if terms else ""
     if term in {"", "ISO_IR 6", "ISO 2022 IR 6"}:
         return None
@@ -315,6 +319,31 @@ def _walk(dataset: Dataset) -> Iterator[Dataset]:
         if element.VR == "SQ" and isinstance(element.value, Sequence):
             for item in element.value:
                 yield from _walk(item)
+
+
+def restore_source(output: Dataset, source: Dataset) -> None:
+    """Give a built ``output`` back what :func:`clean_source` changed for highdicom's sake:
+    the source's true SOP class in its references (:func:`restore_source_class`) and the
+    source's own spelling of its character set (:func:`restore_character_set`)."""
+    restore_source_class(output, source)
+    restore_character_set(output, source)
+
+
+def restore_character_set(output: Dataset, source: Dataset) -> None:
+    """Write the source's Specific Character Set back where :func:`_repaired` filled an empty
+    first value for highdicom (``\\ISO 2022 IR 87`` as Japanese scanners write it, which
+    highdicom refuses, became ``ISO 2022 IR 6\\ISO 2022 IR 87``).
+
+    Both spellings are valid and encode the values to the same bytes, but a reader that takes
+    the repertoire from the first non-empty value (Orthanc 1.10) reads the repaired form as
+    ASCII and shows Japanese names as escape sequences; with the source's spelling it reads
+    the outputs as it reads the source.
+    """
+    terms = _as_terms(source.get("SpecificCharacterSet"))
+    if len(terms) < 2 or terms[0]:
+        return
+    if _as_terms(output.get("SpecificCharacterSet")) == [_DEFAULT_REPERTOIRE, *terms[1:]]:
+        output.SpecificCharacterSet = terms
 
 
 def restore_source_class(output: Dataset, source: Dataset) -> None:

@@ -173,7 +173,11 @@ def test_outputs_source_character_set_names_read_back_dciodvfy_zero_errors(
     assert set(paths) == {"seg", "sr", "heatmap"}
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
-        assert str(pydicom.dcmread(path).PatientName) == name, role
+        written = pydicom.dcmread(path)
+        assert str(written.PatientName) == name, role
+        if charset == ["", "ISO 2022 IR 87"]:  # the source's spelling: Orthanc 1.10 decodes by
+            # the first non-empty value, and read 'ISO 2022 IR 6\ISO 2022 IR 87' as ASCII
+            assert list(written.SpecificCharacterSet) == charset, role
     # DCMTK's iconv build cannot convert ISO 2022 code extensions: it warns about the set, as
     # it does on the source itself, and parses the tree
     unsupported_set = re.compile(r"^W: .*(unsupported|not support).*SpecificCharacterSet|"

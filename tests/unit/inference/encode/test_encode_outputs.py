@@ -95,6 +95,24 @@ def test_build_outputs_series_numbers_from_base_and_descriptions(phantom, make_p
         assert dataset.SeriesInstanceUID != source.SeriesInstanceUID
 
 
+def test_outputs_replacing_earlier_ones_numbered_and_described_as_revisions(phantom, make_prediction, spec):
+    """A viewer's series list tells a replacing report's outputs from those they replace (OHIF
+    listed two identical "SR AI ... S:9002"): revision n numbers them 10 n higher and says so."""
+    source, mask = phantom(seed=5)
+    prediction = make_prediction(source, mask)
+    first = build_outputs(prediction, source, 21, spec=spec)
+    second = build_outputs(prediction, source, 22, spec=spec, replaces=first["sr"])
+    third = build_outputs(prediction, source, 23, spec=spec, replaces=second["sr"])
+    numbers = [[o[r].SeriesNumber for r in ("seg", "sr", "heatmap")] for o in (first, second, third)]
+    assert numbers == [[9001, 9002, 9003], [9011, 9012, 9013], [9021, 9022, 9023]]
+    assert [o["sr"].SeriesDescription for o in (first, second, third)] == [
+        "SR AI tiny-ynet@0.1.0",
+        "SR AI tiny-ynet@0.1.0 (revision 1)",
+        "SR AI tiny-ynet@0.1.0 (revision 2)",
+    ]
+    assert second["heatmap"].SeriesDescription == "Grad-CAM AI tiny-ynet@0.1.0 (revision 1)"
+
+
 def test_build_outputs_every_output_air_equipment(phantom, make_prediction, spec):
     source, mask = phantom(seed=5)
     for dataset in build_outputs(make_prediction(source, mask), source, 15, spec=spec).values():
