@@ -40,3 +40,19 @@ def database_url(kind: str, folder: Path) -> Iterator[str]:
     else:
         with postgres_database() as url:
             yield url
+
+
+def study_with_enabled_model(sessions, received_at) -> int:  # type: ignore[no-untyped-def]
+    """Add a receiving study and register and enable one model version (``ynet-busi@1.0.0``,
+    family segcls), so that assembling the study makes one job; returns the study's id."""
+    from db import model_versions
+    from db.models import Study
+
+    with sessions.begin() as session:
+        row, _ = model_versions.register_version(session, "ynet-busi", "1.0.0", "segcls", "0" * 64, {})
+        model_versions.enable(session, row, actor="test")
+        study = Study(study_instance_uid="1.2.3", first_received_at=received_at,
+                      last_received_at=received_at)
+        session.add(study)
+        session.flush()
+        return study.id

@@ -252,6 +252,19 @@ def _sr_text(processed: Processed, study: str, text: str) -> None:
         assert "Long axis" not in text
 
 
+def _read_sr(driver, processed: Processed, study: str, sr: pydicom.Dataset, shot: str) -> str:  # type: ignore[no-untyped-def]
+    """Open the report ``sr`` with an outline in OHIF, keep a screenshot named ``shot``, check
+    its text as a reader sees it (:func:`_sr_text`) and return that text."""
+    text = _open(
+        driver,
+        processed.ohif.viewer_url(study, str(sr.SeriesInstanceUID)),
+        "Probability of cancer: ",
+    )
+    driver.save_screenshot(str(processed.shots / f"{shot}.png"))
+    _sr_text(processed, study, text)
+    return text
+
+
 def _check_study(driver, processed: Processed, study: str, name: str) -> None:  # type: ignore[no-untyped-def]
     outputs = processed.single(study)
     sr = outputs["sr"]
@@ -261,13 +274,7 @@ def _check_study(driver, processed: Processed, study: str, name: str) -> None:  
         driver.save_screenshot(str(processed.shots / f"{name}-sr-no-outline.png"))
         assert _errors(driver) == []
         return
-    text = _open(
-        driver,
-        processed.ohif.viewer_url(study, str(sr.SeriesInstanceUID)),
-        "Probability of cancer: ",
-    )
-    driver.save_screenshot(str(processed.shots / f"{name}-sr.png"))
-    _sr_text(processed, study, text)
+    text = _read_sr(driver, processed, study, sr, f"{name}-sr")
     assert NOTE_REPLACES not in text
     assert _errors(driver) == []
 
@@ -358,13 +365,7 @@ def test_ohif_report_replacing_an_earlier_one_reads_right_both_listed(processed:
     assert listed.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == older.SOPInstanceUID
     with headless_chromium(1700, 850) as driver:
         for sr, name, instance in ((newer, "newer", "I:1 (1/2)"), (older, "older", "I:2 (2/2)")):
-            text = _open(
-                driver,
-                processed.ohif.viewer_url(study, str(sr.SeriesInstanceUID)),
-                "Probability of cancer: ",
-            )
-            driver.save_screenshot(str(processed.shots / f"replaced-{name}-sr.png"))
-            _sr_text(processed, study, text)
+            text = _read_sr(driver, processed, study, sr, f"replaced-{name}-sr")
             # the newer report outlines the late instance (first in its series), the older one
             # the instance it had; only the newer one says it replaces a report
             assert instance in text, text

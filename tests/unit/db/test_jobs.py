@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db import jobs, model_versions, views
+from db import jobs, views
 from db.models import AuditEvent, Job, JobState, Study, StudyState
 from db.session import make_sessionmaker
-from tests.support.databases import database_url
+from tests.support.databases import database_url, study_with_enabled_model
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -23,13 +23,7 @@ def sessions(request, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def _study_with_model(sessions) -> int:  # type: ignore[no-untyped-def]
-    with sessions.begin() as session:
-        row, _ = model_versions.register_version(session, "ynet-busi", "1.0.0", "segcls", "0" * 64, {})
-        model_versions.enable(session, row, actor="test")
-        study = Study(study_instance_uid="1.2.3", first_received_at=NOW, last_received_at=NOW)
-        session.add(study)
-        session.flush()
-        return study.id
+    return study_with_enabled_model(sessions, NOW)
 
 
 def test_assemble_study_twice_creates_one_job(sessions) -> None:  # type: ignore[no-untyped-def]

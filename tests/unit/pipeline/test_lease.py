@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from db import jobs, model_versions
-from db.models import Job, Study
+from db import jobs
+from db.models import Job
 from db.session import make_sessionmaker
 from pipeline.lease import JobLease, LeaseLost
+from tests.support.databases import study_with_enabled_model
 
 LEASE = timedelta(seconds=3)
 
@@ -25,13 +26,9 @@ def _aware(value: datetime) -> datetime:
 def claimed(tmp_path: Path):  # type: ignore[no-untyped-def]
     sessions = make_sessionmaker(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     now = datetime.now(UTC)
+    study_id = study_with_enabled_model(sessions, now)
     with sessions.begin() as session:
-        row, _ = model_versions.register_version(session, "m", "1.0.0", "segcls", "0" * 64, {})
-        model_versions.enable(session, row, actor="test")
-        study = Study(study_instance_uid="1.2.3", first_received_at=now, last_received_at=now)
-        session.add(study)
-        session.flush()
-        job_id = jobs.assemble_study(session, study.id, forced=False)[0].id
+        job_id = jobs.assemble_study(session, study_id, forced=False)[0].id
     with sessions() as session:
         job = jobs.claim_job(session, job_id, now, LEASE)
         yield sessions, job.id, job.attempts
