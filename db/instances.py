@@ -220,20 +220,32 @@ class Recorded:
     path: str
     study_instance_uid: str
     series_instance_uid: str
+    #: its patient key (:func:`kernel.patient.patient_key`); None for a row recorded before
+    #: migration 0005
+    patient_key: str | None = None
 
 
 def record_or_find(session: Session, item: ReceivedInstance) -> Recorded:
     """:func:`record_instance`, then the recorded copy: ``item`` itself when it was new, else
     the row that was there first (perhaps under another study or series)."""
     if record_instance(session, item):
-        return Recorded(True, item.path, item.study_instance_uid, item.series_instance_uid)
+        return Recorded(
+            True, item.path, item.study_instance_uid, item.series_instance_uid, item.patient_key
+        )
     row = session.execute(
-        select(Instance.path, Study.study_instance_uid, Series.series_instance_uid)
+        select(
+            Instance.path,
+            Study.study_instance_uid,
+            Series.series_instance_uid,
+            Instance.patient_key,
+        )
         .join(Study, Instance.study_id == Study.id)
         .join(Series, Instance.series_id == Series.id)
         .where(Instance.sop_instance_uid == item.sop_instance_uid)
     ).one()
-    return Recorded(False, row.path, row.study_instance_uid, row.series_instance_uid)
+    return Recorded(
+        False, row.path, row.study_instance_uid, row.series_instance_uid, row.patient_key
+    )
 
 
 def study_counts_by_state(session: Session) -> dict[str, int]:

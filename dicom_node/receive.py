@@ -137,7 +137,6 @@ class InstanceHeader:
     number_of_frames: int
     modality: str | None
     series_description: str | None
-    patient_id: str | None = None
     patient_key: str | None = None
     """:func:`kernel.patient.patient_key`: recorded on the instance row for the one-patient rule."""
     may_be_input: bool = True
@@ -187,7 +186,6 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         transfer_syntax = str(ds.file_meta.TransferSyntaxUID)
         frames, modality = frame_count(ds), _text(ds, "Modality", 16)
         description = _text(ds, "SeriesDescription", 64)
-        patient_id = _text(ds, "PatientID", 64)
         patient = patient_key(ds)
     except Exception as exc:  # a value that does not convert (pydicom reads lazily)
         raise InstanceRefused(
@@ -217,7 +215,6 @@ def read_header(ds: Dataset, sop_class_uid: str, sop_instance_uid: str) -> Insta
         number_of_frames=frames,
         modality=modality,
         series_description=description,
-        patient_id=patient_id,
         patient_key=patient,
         may_be_input=is_processable(sop_class_uid) and not is_node_result(ds),
     )
@@ -494,17 +491,21 @@ class KeyedLocks:
 
 def _conflict(recorded: Recorded, header: InstanceHeader) -> str | None:
     """How the recorded copy of a re-sent SOP instance differs in study, series or patient
-    from this one; None for a plain re-send."""
+    (:func:`kernel.patient.patient_key`: issuer and ID) from this one; None for a plain
+    re-send. The first copy's key is its row's; a row recorded before migration 0005 has
+    none, and its file says it."""
     if recorded.study_instance_uid != header.study_instance_uid:
         return "under another study"
     if recorded.series_instance_uid != header.series_instance_uid:
         return "under another series"
-    try:
-        first = dcmread(recorded.path, stop_before_pixels=True, specific_tags=["PatientID"])
-        patient = _text(first, "PatientID", 64)
-    except Exception:  # noqa: BLE001 (the first copy was checked when it arrived)
-        return None
-    return "for another patient" if patient != header.patient_id else None
+    first = recorded.patient_key
+    if first is None:
+        try:
+            tags = ["PatientID", "IssuerOfPatientID", "SpecificCharacterSet"]
+            first = patient_key(dcmread(recorded.path, stop_before_pixels=True, specific_tags=tags))
+        except Exception:  # noqa: BLE001 (the first copy was checked when it arrived)
+            return None
+    return "for another patient" if first != header.patient_key else None
 
 
 def _chunked(event: Event) -> bool:

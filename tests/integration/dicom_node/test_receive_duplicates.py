@@ -60,6 +60,9 @@ def _sha(path: Path) -> str:
         ("other-study", {"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.77.9"}),
         ("other-series", {"SeriesInstanceUID": "1.2.826.0.1.3680043.8.498.77.8"}),
         ("other-patient", {"PatientID": "P2"}),
+        # the same ID from another issuer is another patient (compared by the rows' patient
+        # keys since 2026-12-07; before, the first copy's file was read for its PatientID alone)
+        ("other-issuer", {"IssuerOfPatientID": "HOSPITAL-B"}),
     ],
 )
 def test_scp_sop_instance_reused_elsewhere_first_kept_conflict_quarantined_b006(
@@ -83,6 +86,20 @@ def test_scp_sop_instance_reused_elsewhere_first_kept_conflict_quarantined_b006(
     assert "SOP Instance UID already stored" in str(record["reason"])
     kept = node.spool.quarantine_dir / str(record["file"])
     assert _sha(kept) == _sha(conflicting)
+
+
+def test_scp_sop_instance_reused_for_another_patient_first_row_without_key_file_says_it(
+    node: Node, tmp_path: Path
+) -> None:
+    """A first copy recorded before migration 0005 has no patient key on its row: its file is
+    read instead, and another patient is still a conflict; the same patient a plain re-send."""
+    first = _instance(tmp_path, "first")
+    assert _status(node, first) == statuses.SUCCESS
+    with node.sessions.begin() as session:
+        session.query(Instance).one().patient_key = None
+    assert _status(node, first) == statuses.SUCCESS
+    other = _instance(tmp_path, "other", PatientID="P2")
+    assert _status(node, other) == statuses.DUPLICATE_SOP_INSTANCE
 
 
 def test_scp_sop_instance_reused_dcmtk_storescu_sees_warning(node: Node, tmp_path: Path) -> None:
