@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -22,6 +22,13 @@ def make_console() -> Console:
     peer's reasons hold brackets (``[a-z]``, ``[/x]``) that markup would drop or fail on; colour
     comes from ``style=`` and :class:`rich.text.Text` instead."""
     return Console(markup=False)
+
+
+def fail(console: Console, message: object, code: int = 1) -> NoReturn:
+    """Print ``message`` as one red line and exit ``code`` (1: an operational failure; the
+    CLI's exit statuses are those of :func:`model_spec`)."""
+    console.print(str(message), style="red")
+    raise typer.Exit(code)
 
 
 def settings_or_exit(console: Console, home: Path | None, **overrides: object) -> Settings:
