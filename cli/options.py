@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from inference.registry import ModelSpec, parse_policy
+from inference.registry import BadReference, ModelSpec, NotRegistered, Registry, parse_policy
 from kernel.settings import Settings, load_settings
 
 HomeOption = Annotated[
@@ -22,6 +22,23 @@ def make_console() -> Console:
     peer's reasons hold brackets (``[a-z]``, ``[/x]``) that markup would drop or fail on; colour
     comes from ``style=`` and :class:`rich.text.Text` instead."""
     return Console(markup=False)
+
+
+def model_spec(registry: Registry, ref: str, default_key: str) -> ModelSpec:
+    """The spec ``ref`` names (``Registry.get``); a reference that is malformed or names no
+    registered model is a usage error.
+
+    The CLI's exit statuses: 2, a usage error, what the user typed names nothing or is not
+    allowed (a flag value out of range, a model reference or key that is not registered, a
+    folder that does not exist), raised as ``typer.BadParameter`` (or from typer's own checks:
+    ``min=``, ``exists=True``); 1, an operational failure, what was named cannot be used or
+    done (a dataset without labels, a packaged model that is unusable, a refused state
+    change, a database that cannot be reached), one line (:func:`fail`, ``cli.main.main``).
+    """
+    try:
+        return registry.get(ref, default_key)
+    except (NotRegistered, BadReference) as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def fail(console: Console, message: object, code: int = 1) -> NoReturn:

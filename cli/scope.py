@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.options import HomeOption, make_console, settings_or_exit
+from cli.options import HomeOption, make_console, model_spec, settings_or_exit
 
 scope_app = typer.Typer(
     help="Routing rules and out-of-domain gates of the models (changes are audited).",
@@ -38,13 +38,8 @@ def _node(home: Path | None):  # type: ignore[no-untyped-def]
 
 def _latest(registry, key: str | None):  # type: ignore[no-untyped-def]
     """The highest version of each key (or of ``key`` alone)."""
-    from inference.registry import RegistryError
-
     keys = [key] if key else sorted({spec.key for spec in registry.specs()})
-    try:
-        return [registry.get(k, k) for k in keys]
-    except RegistryError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return [model_spec(registry, k, k) for k in keys]
 
 
 def _number(value: float | None) -> str:

@@ -97,6 +97,35 @@ def test_models_shadow_live_version_refused_candidate_flagged(node: Path) -> Non
         assert row.shadow and not row.enabled
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "{ref}", "{folder}", "--out", "{out}"],
+        ["compare", "{ref}", "tiny-ynet@0.1.0", "{folder}", "--out", "{out}"],
+        ["models", "promote", "{ref}"],
+        ["models", "retire", "{ref}"],
+        ["models", "shadow", "{ref}"],
+        ["models", "calibrate", "{ref}", "{folder}", "--version", "9.9.9", "--out", "{out}"],
+        ["scope", "show", "{key}"],
+        ["scope", "fit-gate", "{key}", "phantom"],
+        ["models", "show", "{key}"],
+    ],
+)
+@pytest.mark.parametrize(("ref", "key"), [("tiny-ynet@9.9.9", "nosuch"), ("Bad@1", "Bad")])
+def test_model_reference_not_registered_exits_2_in_every_command(
+    node: Path, tmp_path: Path, command: list[str], ref: str, key: str
+) -> None:
+    """A model reference or key the user typed that names no model is a usage error (exit 2);
+    `evaluate` and `compare` exited 1, the `models` and `scope` commands 2."""
+    folder = write_image_folder(tmp_path / "images")
+    args = [a.format(ref=ref, key=key, folder=folder, out=tmp_path / "out") for a in command]
+    result = runner.invoke(app, [*args, "--home", str(node)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert ("not registered" in result.output or "not 'key'" in result.output
+            or "neither in the database nor in the registry" in result.output)  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def test_models_rollback_without_history_exits_1(node: Path) -> None:
     _invoke("models", "promote", "tiny-ynet@0.2.0", "--home", str(node))
     result = runner.invoke(app, ["models", "rollback", "tiny-ynet", "--home", str(node)])
