@@ -126,6 +126,23 @@ def test_model_reference_not_registered_exits_2_in_every_command(
     assert not (tmp_path / "out").exists()
 
 
+def test_models_rollback_twice_goes_back_through_the_promotions(node: Path, tmp_path: Path) -> None:
+    """A second rollback went back to the version just rolled back from (0.3.0, 0.2.0, 0.3.0 ...)."""
+    package_model(tmp_path / "models" / "tiny-ynet-0.3.0", seed=2, version="0.3.0")
+    home = ["--home", str(node)]
+    for version in ("0.1.0", "0.2.0", "0.3.0"):
+        _invoke("models", "promote", f"tiny-ynet@{version}", *home)
+    assert "rolled back tiny-ynet to 0.2.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    nowhere = runner.invoke(app, ["models", "rollback", "tiny-ynet", *home])
+    assert nowhere.exit_code == 1 and "tiny-ynet@0.1.0 has no earlier enabled version" in nowhere.output
+    _invoke("models", "promote", "tiny-ynet@0.3.0", *home)  # promoted again: back to 0.1.0
+    assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    with make_sessionmaker(_database_url(node))() as session:
+        live = session.scalars(select(ModelVersion).where(ModelVersion.enabled.is_(True))).all()
+    assert [r.version for r in live] == ["0.1.0"]
+
+
 def test_models_rollback_without_history_exits_1(node: Path) -> None:
     _invoke("models", "promote", "tiny-ynet@0.2.0", "--home", str(node))
     result = runner.invoke(app, ["models", "rollback", "tiny-ynet", "--home", str(node)])
