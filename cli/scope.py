@@ -167,7 +167,10 @@ def _study_paths(folder: Path) -> list[Path]:
 
 @scope_app.command("test")
 def test_scope(
-    study_dir: Annotated[Path, typer.Argument(help="A folder of one study's DICOM files.")],
+    study_dir: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A folder of one study's DICOM files."),
+    ],
     calling_ae: Annotated[
         str | None, typer.Option("--calling-ae", help="As if sent by this AE.")
     ] = None,

@@ -108,3 +108,12 @@ def test_show_table_prints_a_rule_with_brackets_as_written(home: Path) -> None:
     shown = runner.invoke(app, ["scope", "show", "--home", str(home)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert rule in shown.output
+
+
+def test_scope_test_folder_that_does_not_exist_exits_2(home: Path, tmp_path: Path) -> None:
+    """It printed every model's "no readable series" and exited 0."""
+    missing = tmp_path / "no-such-study"
+    result = runner.invoke(app, ["scope", "test", str(missing), "--home", str(home)],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "does not exist" in result.output and "no readable series" not in result.output
