@@ -30,10 +30,11 @@ def model_spec(registry: Registry, ref: str, default_key: str) -> ModelSpec:
 
     The CLI's exit statuses: 2, a usage error, what the user typed names nothing or is not
     allowed (a flag value out of range, a model reference or key that is not registered, a
-    folder that does not exist), raised as ``typer.BadParameter`` (or from typer's own checks:
-    ``min=``, ``exists=True``); 1, an operational failure, what was named cannot be used or
-    done (a dataset without labels, a packaged model that is unusable, a refused state
-    change, a database that cannot be reached), one line (:func:`fail`, ``cli.main.main``).
+    path argument that does not exist), raised as ``typer.BadParameter`` (or by typer's own
+    checks: ``min=``, ``exists=True``); 1, an operational failure, what was named cannot be
+    used or done (a dataset it cannot use, ``DatasetError``; a packaged model that is
+    unusable; a refused state change; a database that cannot be reached), in one line
+    (:func:`fail`, ``cli.main.main``).
     """
     try:
         return registry.get(ref, default_key)
