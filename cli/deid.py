@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli.options import make_console
+from cli.options import make_console, settings_or_exit
 from deid.options import StructuredContent
 
 console = make_console()
@@ -28,9 +28,7 @@ def _secret(from_stdin: bool) -> str | None:
             console.print("--uid-secret-stdin: standard input gave no key", style="red")
             raise typer.Exit(2)
         return secret
-    from kernel.settings import Settings
-
-    return Settings().deid_uid_secret or None
+    return settings_or_exit(console, None, make_home=False).deid_uid_secret or None
 
 
 def deidentify(

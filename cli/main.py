@@ -262,8 +262,8 @@ def send(
         raise typer.BadParameter("--ca, --cert and --key need a DICOM TLS peer: AE@HOST:PORT+tls")
     if (cert is None) != (key is None):
         raise typer.BadParameter("--cert and --key go together")
-    given = {"tls_ca_certificates": ca, "tls_certificate": cert, "tls_private_key": key}
-    settings = Settings(**{name: value for name, value in given.items() if value is not None})
+    settings = settings_or_exit(console, None, make_home=False, tls_ca_certificates=ca,
+                                tls_certificate=cert, tls_private_key=key)  # fmt: skip
     try:
         report = send_paths(
             destination, paths, calling_ae, tls=client_context_for(settings, destination)
