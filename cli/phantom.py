@@ -31,7 +31,7 @@ def _body_part(value: str | None) -> str | None:
 def phantom(
     out: Annotated[Path, typer.Argument(help="Folder to write the studies into.")],
     studies: Annotated[int, typer.Option("--studies", min=1, help="How many studies.")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first study.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first study.")] = 0,
     doppler: Annotated[bool, typer.Option("--doppler/--no-doppler")] = True,
     cine: Annotated[bool, typer.Option("--cine/--no-cine")] = True,
     ceus: Annotated[bool, typer.Option("--ceus/--no-ceus")] = True,

@@ -29,3 +29,12 @@ def test_body_part_not_a_cs_value_exits_2_nothing_written(
     assert isinstance(result.exception, SystemExit), result.exception
     assert "--body-part" in result.output and "must be 1 to 16 characters" in result.output
     assert not out.exists()
+
+
+def test_phantom_negative_seed_exits_2_nothing_written(tmp_path: Path) -> None:
+    """numpy takes no negative seed: it ended in a ValueError traceback."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["phantom", str(out), "--seed", "-5"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "--seed" in result.output and not out.exists()
