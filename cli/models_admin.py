@@ -183,7 +183,11 @@ def calibrate(
     calibration: CalibrationOption = CalibrationChoice.TEMPERATURE,
     groups: Annotated[
         Path | None,
-        typer.Option(help="JSON with a 'groups' list (as holdout.json): only those groups."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="JSON with a 'groups' list (as holdout.json): only those groups.",
+        ),
     ] = None,
     description: Annotated[
         str, typer.Option(help="What the images are, for the spec and card (default: counted).")
@@ -197,6 +201,7 @@ def calibrate(
     image folder the site names, as a NEW version in HOME/models (not live: shadow, evaluate,
     then promote). Fit on cases the model was not trained on, and measure it on others."""
     from inference.registry import RegistryError, site_models_dir
+    from training.exclusion import read_excluded_groups
     from training.recalibrate import recalibrate
 
     check_policy(operating_point)
@@ -210,7 +215,10 @@ def calibrate(
         raise typer.BadParameter(str(exc)) from exc
     named = None
     if groups is not None:
-        named = set(map(str, json.loads(groups.read_text())["groups"]))
+        try:
+            named = set(read_excluded_groups([groups]).groups)
+        except ValueError as exc:  # not JSON, no 'groups' list
+            fail(console, exc)
     try:
         packaged = recalibrate(
             spec, dataset, version, site_models_dir(settings), out,

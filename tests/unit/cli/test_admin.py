@@ -299,3 +299,29 @@ def test_models_calibrate_repackages_same_weights_as_new_version_not_live(
     assert not (tmp_path / "fit3").exists() and not (node / "models" / "tiny-ynet-0.1.0").exists()
     reloaded = Registry.from_settings(load_settings(home=node))  # still loads
     assert reloaded.get("tiny-ynet@0.1.0", "x").folder == base.folder
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "told"),
+    [
+        ('{"groups": [', 1, "not a hold-out file with a 'groups' list (Expecting value: line 1"),
+        ('{"group": ["g0"]}', 1, "not a hold-out file with a 'groups' list ('groups')"),
+        (None, 2, "does not exist"),
+    ],
+)
+def test_models_calibrate_groups_file_not_usable_one_line_nothing_packaged(
+    node: Path, tmp_path: Path, text: str | None, code: int, told: str
+) -> None:
+    """Malformed JSON (or no 'groups' list) ended in a JSONDecodeError (KeyError) traceback."""
+    folder = write_image_folder(tmp_path / "images")
+    groups = tmp_path / "groups.json"
+    if text is not None:
+        groups.write_text(text)
+    result = runner.invoke(app, ["models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version",
+                                 "0.1.1", "--groups", str(groups), "--out", str(tmp_path / "fit"),
+                                 "--home", str(node)], env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    output = " ".join(result.output.split())
+    assert str(groups) in output and told in output
+    assert not (tmp_path / "fit").exists() and not (node / "models").exists()
