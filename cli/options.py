@@ -61,7 +61,8 @@ def settings_or_exit(
     command that only reads a setting or two)."""
     try:
         if not make_home:
-            return Settings(**{k: v for k, v in {"home": home, **overrides}.items() if v is not None})
+            given = {"home": home, **overrides}
+            return Settings(**{name: value for name, value in given.items() if value is not None})
         return load_settings(home=home, **overrides)
     except ValidationError as exc:
         for line in settings_problems(exc, [k for k, v in overrides.items() if v is not None]):

@@ -124,7 +124,9 @@ def wrap(
     body_part: Annotated[
         str,
         typer.Option(
-            "--body-part", callback=_body_part, help="BodyPartExamined and description, e.g. BREAST."
+            "--body-part",
+            callback=_body_part,
+            help="BodyPartExamined and description, e.g. BREAST.",
         ),
     ],
 ) -> None:

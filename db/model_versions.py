@@ -90,9 +90,9 @@ def _live_history(session: Session, model_key: str) -> list[str]:
     from db.models import AuditEvent
 
     events = session.scalars(
-        select(AuditEvent).where(
-            AuditEvent.entity == "model_version", AuditEvent.action.in_(("enable", "rollback"))
-        ).order_by(AuditEvent.id)
+        select(AuditEvent)
+        .where(AuditEvent.entity == "model_version", AuditEvent.action.in_(("enable", "rollback")))
+        .order_by(AuditEvent.id)
     )
     history: list[str] = []
     pushed = False  # the last event put its version on top

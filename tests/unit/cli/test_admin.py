@@ -135,7 +135,8 @@ def test_models_rollback_twice_goes_back_through_the_promotions(node: Path, tmp_
     assert "rolled back tiny-ynet to 0.2.0" in _invoke("models", "rollback", "tiny-ynet", *home)
     assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
     nowhere = runner.invoke(app, ["models", "rollback", "tiny-ynet", *home])
-    assert nowhere.exit_code == 1 and "tiny-ynet@0.1.0 has no earlier enabled version" in nowhere.output
+    assert nowhere.exit_code == 1
+    assert "tiny-ynet@0.1.0 has no earlier enabled version" in nowhere.output
     _invoke("models", "promote", "tiny-ynet@0.3.0", *home)  # promoted again: back to 0.1.0
     assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
     with make_sessionmaker(_database_url(node))() as session:

@@ -64,4 +64,5 @@ def test_jobs_replay_refused_changes_no_delivery(tmp_path: Path, why: str) -> No
 
     assert result.exit_code == 1, result.output
     assert told in result.output
-    assert _deliveries_and_replays(home) == before == ([(d, DeliveryState.SENT, 1) for d in destinations], 0)
+    unchanged = ([(d, DeliveryState.SENT, 1) for d in destinations], 0)
+    assert _deliveries_and_replays(home) == before == unchanged
