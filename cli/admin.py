@@ -20,6 +20,7 @@ from cli.options import (
     OperatingPointOption,
     check_policy,
     make_console,
+    model_spec,
     print_operating_point,
     settings_or_exit,
 )
@@ -583,7 +584,7 @@ def _evaluate_pair(a: str, b: str, dataset: Path, out: Path, settings: Settings)
 
     registry = Registry.from_settings(settings)
     for ref, folder in ((a, out / "a"), (b, out / "b")):
-        spec = registry.get(ref, settings.default_model)
+        spec = model_spec(registry, ref, settings.default_model)
         if is_study_dataset(dataset):  # each study through run_model, as `evaluate` does
             evaluate_studies(
                 spec, dataset, folder, settings.device, CeusRule.from_settings(settings)

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli.options import make_console
+from cli.options import fail, make_console, settings_or_exit
 from deid.options import StructuredContent
 
 console = make_console()
@@ -28,9 +28,7 @@ def _secret(from_stdin: bool) -> str | None:
             console.print("--uid-secret-stdin: standard input gave no key", style="red")
             raise typer.Exit(2)
         return secret
-    from kernel.settings import Settings
-
-    return Settings().deid_uid_secret or None
+    return settings_or_exit(console, None, make_home=False).deid_uid_secret or None
 
 
 def deidentify(
@@ -49,7 +47,8 @@ def deidentify(
              "NOT blanked).")] = False,
 ) -> None:
     """Remove identifying attributes, remap UIDs, clean SR content, blank pixels outside the
-    tissue regions. Exits 1 when a file failed (the others are written)."""
+    tissue regions. Exits 1 when a file failed (the others are written), or when SOURCE is not
+    a DICOM file or a folder holding one."""
     from deid.files import deidentify_tree
     from deid.options import DeidOptions
     from kernel.logging_setup import configure_logging
@@ -61,6 +60,11 @@ def deidentify(
                       "another run's", style="yellow")
     options = DeidOptions(structured_content=structured_content, keep_unmasked=keep_unmasked)
     report = deidentify_tree(source, out, secret or secrets.token_hex(16), options)
+    if not (report.written or report.withheld or report.failed):  # nothing was DICOM
+        if source.is_file():
+            fail(console, f"{source} is not a DICOM file")
+        others = f"{len(report.skipped)} other file(s)" if report.skipped else "no file at all"
+        fail(console, f"no DICOM file in {source}: {others}")
     for path, reason in report.withheld:
         console.print(Text.assemble(("withheld", "yellow"), f" {path}: {reason}"), soft_wrap=True)
     for path, error in report.failed:

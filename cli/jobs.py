@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import HomeOption, make_console, settings_or_exit
+from cli.options import HomeOption, fail, make_console, settings_or_exit
 
 jobs_app = typer.Typer(help="Requeue, cancel or replay jobs (every change is audited).",
                        no_args_is_help=True)
@@ -31,8 +31,7 @@ def requeue(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") 
         with sessions.begin() as session:
             state = requeue_job(session, job_id, outputs_present=present, actor=actor)
     except AdminRefused as exc:
-        console.print(f"refused: {exc}", style="red")
-        raise typer.Exit(1) from exc
+        fail(console, f"refused: {exc}")
     console.print(f"job {job_id} requeued as {state.value}")
 
 
@@ -48,8 +47,7 @@ def cancel(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") -
         with sessions.begin() as session:
             cancel_job(session, job_id, utcnow(), actor=actor)
     except AdminRefused as exc:
-        console.print(f"refused: {exc}", style="red")
-        raise typer.Exit(1) from exc
+        fail(console, f"refused: {exc}")
     console.print(f"job {job_id} cancelled")
 
 
@@ -61,33 +59,37 @@ def replay(
     home: HomeOption = None,
     actor: ActorOption = "admin",
 ) -> None:
-    """Send a DELIVERED job's outputs again (same UIDs) to its destinations or to ``--to``."""
-    from db.jobs_admin import AdminRefused, job_destinations, prepare_replay
+    """Send a DELIVERED job's outputs again (same UIDs) to its destinations or to ``--to``.
+
+    Everything is checked first (the job's state, the destinations, the output files), so a
+    refused replay changes nothing."""
+    from db.jobs_admin import AdminRefused, job_destinations, prepare_replay, replay_files
     from db.models import DeliveryState
     from pipeline.context import NodeContext
     from pipeline.deliver import deliver_to
 
     settings = settings_or_exit(console, home)
     ctx = NodeContext.build(settings)
-    with ctx.sessions() as session:
-        names = [to] if to else job_destinations(session, job_id) or [str(d) for d in settings.destinations]
-    if not names:
-        console.print("refused: no destination: give --to", style="red")
-        raise typer.Exit(1)
+    try:
+        with ctx.sessions() as session:
+            files = replay_files(session, job_id)
+            names = [to] if to else job_destinations(session, job_id) or [str(d) for d in settings.destinations]
+        destinations = [settings.destination_named(name) for name in names]
+    except (AdminRefused, ValueError) as exc:
+        fail(console, f"refused: {exc}")
+    if not destinations:
+        fail(console, "refused: no destination: give --to")
+    paths = [Path(files[role]) for role in sorted(files)]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        fail(console, f"refused: output files are gone: {', '.join(missing)}")
     failed = 0
-    for name in names:
+    for destination in destinations:
         try:
-            destination = settings.destination_named(name)
             with ctx.sessions.begin() as session:
-                files = prepare_replay(session, job_id, str(destination), actor=actor)
-        except (AdminRefused, ValueError) as exc:
-            console.print(f"refused: {exc}", style="red")
-            raise typer.Exit(1) from exc
-        paths = [Path(files[role]) for role in sorted(files)]
-        missing = [str(path) for path in paths if not path.is_file()]
-        if missing:
-            console.print(f"refused: output files are gone: {', '.join(missing)}", style="red")
-            raise typer.Exit(1)
+                prepare_replay(session, job_id, str(destination), actor=actor)
+        except AdminRefused as exc:  # the job changed since it was checked
+            fail(console, f"refused: {exc}")
         state, error = deliver_to(ctx, job_id, destination, paths, actor=actor)
         failed += state != DeliveryState.SENT
         reason = f" ({error})" if error else ""

@@ -17,7 +17,7 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
-from cli.options import HomeOption, make_console, settings_or_exit
+from cli.options import HomeOption, make_console, model_spec, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
@@ -262,8 +262,8 @@ def send(
         raise typer.BadParameter("--ca, --cert and --key need a DICOM TLS peer: AE@HOST:PORT+tls")
     if (cert is None) != (key is None):
         raise typer.BadParameter("--cert and --key go together")
-    given = {"tls_ca_certificates": ca, "tls_certificate": cert, "tls_private_key": key}
-    settings = Settings(**{name: value for name, value in given.items() if value is not None})
+    settings = settings_or_exit(console, None, make_home=False, tls_ca_certificates=ca,
+                                tls_certificate=cert, tls_private_key=key)  # fmt: skip
     try:
         report = send_paths(
             destination, paths, calling_ae, tls=client_context_for(settings, destination)
@@ -306,7 +306,7 @@ def evaluate(
     configure_logging(json_lines=False)
     settings = _settings(home)
     registry = Registry.from_settings(settings)
-    spec = registry.get(model_ref, settings.default_model)
+    spec = model_spec(registry, model_ref, settings.default_model)
     if tta is not None:
         try:
             spec = spec_with_tta(spec, parse_tta(tta))
@@ -410,8 +410,9 @@ def models_verify(home: HomeOption = None) -> None:
 def main() -> None:
     """The ``lnm-node`` command: :data:`app`, with what the operator must fix told in one line
     and exit 1: a dataset a command cannot use (``DatasetError``: no labels.csv, a bad label, a
-    missing pack), a model reference that does not resolve or a packaged model that is unusable
-    (``RegistryError``), a database or broker it cannot reach (``DatabaseUnavailable``,
+    missing pack), a packaged model that is unusable (``RegistryError``: registered twice, a
+    spec that does not load; a reference that names no model is a usage error, exit 2:
+    ``cli.options.model_spec``), a database or broker it cannot reach (``DatabaseUnavailable``,
     ``BrokerUnavailable``), a GPU this host
     cannot use (``DeviceUnavailable``), or a file or folder it cannot read or write
     (``OSError``)."""

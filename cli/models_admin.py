@@ -19,7 +19,9 @@ from cli.options import (
     HomeOption,
     OperatingPointOption,
     check_policy,
+    fail,
     make_console,
+    model_spec,
     print_operating_point,
     settings_or_exit,
 )
@@ -40,7 +42,6 @@ def _context(home: Path | None):  # type: ignore[no-untyped-def]
 def _row(session, registry, ref: str):  # type: ignore[no-untyped-def]
     """The DB row of ``key@version``, registered from the registry when the node has not yet."""
     from db import model_versions
-    from inference.registry import RegistryError
 
     key, _, version = ref.partition("@")
     if not version:
@@ -48,19 +49,11 @@ def _row(session, registry, ref: str):  # type: ignore[no-untyped-def]
     try:
         return model_versions.find_version(session, key, version)
     except model_versions.VersionError:
-        try:
-            spec = registry.get(ref, key)
-        except RegistryError as exc:
-            raise typer.BadParameter(str(exc)) from exc
+        spec = model_spec(registry, ref, key)
         row, _ = model_versions.register_version(
             session, spec.key, spec.version, spec.family, spec.weights_sha256, dict(spec.metrics)
         )
         return row
-
-
-def _fail(exc: Exception) -> None:
-    console.print(str(exc), style="red")
-    raise typer.Exit(1) from exc
 
 
 def promote(
@@ -77,7 +70,7 @@ def promote(
         try:
             previous = model_versions.promote(session, row, actor)
         except model_versions.VersionError as exc:
-            _fail(exc)
+            fail(console, exc)
         replaced = f" (was {previous.model_key}@{previous.version})" if previous else ""
     console.print(f"promoted {ref}{replaced}")
 
@@ -95,7 +88,7 @@ def rollback(
         try:
             row = model_versions.rollback(session, key, actor)
         except model_versions.VersionError as exc:
-            _fail(exc)
+            fail(console, exc)
         console.print(f"rolled back {key} to {row.version}")
 
 
@@ -127,7 +120,7 @@ def shadow(
         try:
             model_versions.set_shadow(session, _row(session, registry, ref), not off, actor)
         except model_versions.VersionError as exc:
-            _fail(exc)
+            fail(console, exc)
     console.print(f"{ref} {'is no longer' if off else 'now runs as'} a shadow")
 
 
@@ -156,7 +149,7 @@ def show(
             "in_registry": spec is not None,
         })  # fmt: skip
     if not versions and not specs:
-        _fail(ValueError(f"model {key!r} is neither in the database nor in the registry"))
+        raise typer.BadParameter(f"model {key!r} is neither in the database nor in the registry")
     data = {"key": key, "versions": versions, "labelled_comparison": comparison}
     if as_json:
         print(json.dumps(data, indent=2, default=str))
@@ -190,7 +183,11 @@ def calibrate(
     calibration: CalibrationOption = CalibrationChoice.TEMPERATURE,
     groups: Annotated[
         Path | None,
-        typer.Option(help="JSON with a 'groups' list (as holdout.json): only those groups."),
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="JSON with a 'groups' list (as holdout.json): only those groups.",
+        ),
     ] = None,
     description: Annotated[
         str, typer.Option(help="What the images are, for the spec and card (default: counted).")
@@ -204,20 +201,24 @@ def calibrate(
     image folder the site names, as a NEW version in HOME/models (not live: shadow, evaluate,
     then promote). Fit on cases the model was not trained on, and measure it on others."""
     from inference.registry import RegistryError, site_models_dir
+    from training.exclusion import read_excluded_groups
     from training.recalibrate import recalibrate
 
     check_policy(operating_point)
     settings, _, registry = _context(home)
     if "@" not in ref:
         raise typer.BadParameter(f"{ref!r}: give key@version")
+    spec = model_spec(registry, ref, settings.default_model)
     try:
-        spec = registry.get(ref, settings.default_model)
         registry.check_version_free(spec.key, version)
     except RegistryError as exc:
         raise typer.BadParameter(str(exc)) from exc
     named = None
     if groups is not None:
-        named = set(map(str, json.loads(groups.read_text())["groups"]))
+        try:
+            named = set(read_excluded_groups([groups]).groups)
+        except ValueError as exc:  # not JSON, no 'groups' list
+            fail(console, exc)
     try:
         packaged = recalibrate(
             spec, dataset, version, site_models_dir(settings), out,
@@ -225,7 +226,7 @@ def calibrate(
             description=description, device=settings.device,
         )  # fmt: skip
     except (OSError, ValueError) as exc:  # exists, no labels.csv, one class only
-        _fail(exc)
+        fail(console, exc)
     console.print(f"packaged {packaged.ref} into {packaged.folder} (not live)")
     print_operating_point(console, packaged)
     console.print(

@@ -16,10 +16,22 @@ TRUTH_FILE = ".truth.json"
 """Ground truth beside each study; hidden, so ``lnm-node send OUT`` does not send it."""
 
 
+def _body_part(value: str | None) -> str | None:
+    """--body-part, checked before anything is written (``phantom.header.body_part_name``)."""
+    from phantom.header import body_part_name
+
+    if value is not None:
+        try:
+            body_part_name(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    return value
+
+
 def phantom(
     out: Annotated[Path, typer.Argument(help="Folder to write the studies into.")],
     studies: Annotated[int, typer.Option("--studies", min=1, help="How many studies.")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the first study.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first study.")] = 0,
     doppler: Annotated[bool, typer.Option("--doppler/--no-doppler")] = True,
     cine: Annotated[bool, typer.Option("--cine/--no-cine")] = True,
     ceus: Annotated[bool, typer.Option("--ceus/--no-ceus")] = True,
@@ -35,6 +47,7 @@ def phantom(
         str | None,
         typer.Option(
             "--body-part",
+            callback=_body_part,
             help="BodyPartExamined and description of every instance, e.g. NECK, AXILLA, BREAST.",
         ),
     ] = None,
@@ -109,7 +122,12 @@ def wrap(
     images: Annotated[list[Path], typer.Argument(help="Image files (PNG), e.g. busi-dev images.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write one study per image into.")],
     body_part: Annotated[
-        str, typer.Option("--body-part", help="BodyPartExamined and description, e.g. BREAST.")
+        str,
+        typer.Option(
+            "--body-part",
+            callback=_body_part,
+            help="BodyPartExamined and description, e.g. BREAST.",
+        ),
     ],
 ) -> None:
     """Wrap image files as one-instance ultrasound studies labelled with a body part (demos,

@@ -16,7 +16,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cli.options import HomeOption, make_console, settings_or_exit
+from cli.options import HomeOption, fail, make_console, model_spec, settings_or_exit
+from kernel.errors import DatasetError
 
 scope_app = typer.Typer(
     help="Routing rules and out-of-domain gates of the models (changes are audited).",
@@ -38,13 +39,8 @@ def _node(home: Path | None):  # type: ignore[no-untyped-def]
 
 def _latest(registry, key: str | None):  # type: ignore[no-untyped-def]
     """The highest version of each key (or of ``key`` alone)."""
-    from inference.registry import RegistryError
-
     keys = [key] if key else sorted({spec.key for spec in registry.specs()})
-    try:
-        return [registry.get(k, k) for k in keys]
-    except RegistryError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return [model_spec(registry, k, k) for k in keys]
 
 
 def _number(value: float | None) -> str:
@@ -172,7 +168,10 @@ def _study_paths(folder: Path) -> list[Path]:
 
 @scope_app.command("test")
 def test_scope(
-    study_dir: Annotated[Path, typer.Argument(help="A folder of one study's DICOM files.")],
+    study_dir: Annotated[
+        Path,
+        typer.Argument(exists=True, file_okay=False, help="A folder of one study's DICOM files."),
+    ],
     calling_ae: Annotated[
         str | None, typer.Option("--calling-ae", help="As if sent by this AE.")
     ] = None,
@@ -284,7 +283,9 @@ def fit_gate(
         list[str] | None,
         typer.Option("--ood-dicom", help="NAME=FOLDER out-of-domain DICOM files (repeatable)."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Images per out-of-domain folder.")] = 200,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Images per out-of-domain folder.")
+    ] = 200,
     layers: Annotated[
         list[str] | None,
         typer.Option(
@@ -301,28 +302,39 @@ def fit_gate(
     the threshold on an inner-validation split; the figures are AUROC per out-of-domain set
     against the hold-out and the false-decline rate on the hold-out.
     """
-    from training.gate_data import refit_gate
+    from inference.registry import Registry
+    from training.gate_data import UnknownLayer, refit_gate
 
     settings = settings_or_exit(console, home)
-    from inference.registry import Registry
-
     spec = _latest(Registry.from_settings(settings), key)[0]
 
-    def named(values: list[str] | None) -> dict[str, Path]:
+    def named(values: list[str] | None, option: str) -> dict[str, Path]:
         pairs = [v.partition("=") for v in values or []]
         if any(not sep for _, sep, _ in pairs):
-            raise typer.BadParameter("write NAME=FOLDER")
-        return {name: Path(folder) for name, _, folder in pairs}
+            raise typer.BadParameter("write NAME=FOLDER", param_hint=option)
+        folders = {name: Path(folder) for name, _, folder in pairs}
+        for folder in folders.values():
+            if not folder.is_dir():
+                raise typer.BadParameter(f"{folder} is not a folder", param_hint=option)
+        return folders
 
-    result = refit_gate(
-        spec,
-        dataset,
-        out_of_domain_folders=named(ood_images),
-        dicom_folders=named(ood_dicom),
-        folder_limit=limit,
-        layers=layers,
-        device=settings.device,
-    )
+    out_of_domain, dicom = named(ood_images, "--ood-images"), named(ood_dicom, "--ood-dicom")
+    try:
+        result = refit_gate(
+            spec,
+            dataset,
+            out_of_domain_folders=out_of_domain,
+            dicom_folders=dicom,
+            folder_limit=limit,
+            layers=layers,
+            device=settings.device,
+        )
+    except UnknownLayer as exc:
+        raise typer.BadParameter(str(exc), param_hint="--layer") from exc
+    except DatasetError:
+        raise  # the folder itself is unusable: reported as every command reports it
+    except ValueError as exc:  # no holdout.json, too few images, a set without images
+        fail(console, f"no gate fitted: {exc}")
     console.print(f"{result.spec.ref}: gate written to {result.spec.gate_path}")
     print(json.dumps(result.figures, indent=2))
 

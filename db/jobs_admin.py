@@ -93,17 +93,25 @@ def cancel_job(session: Session, job_id: int, now: datetime, actor: str = "admin
     session.refresh(job)
 
 
-def prepare_replay(session: Session, job_id: int, destination: str, actor: str = "admin") -> dict[str, str]:
-    """Reset the (job, destination) delivery of a DELIVERED job to PENDING for a replay.
-
-    Returns the job's output files (role -> path); raises AdminRefused for other states.
-    """
+def replay_files(session: Session, job_id: int) -> dict[str, str]:
+    """The output files (role -> path) a replay of the job sends; raises AdminRefused unless
+    it is a DELIVERED job with recorded files. Changes nothing: a caller checks before it
+    changes anything (:func:`prepare_replay`)."""
     job = _job(session, job_id)
     if job.state != JobState.DELIVERED:
         raise AdminRefused(f"job {job_id} is {job.state.value}: only DELIVERED jobs are replayed")
     files = dict(job.outputs.get("files") or {})
     if not files:
         raise AdminRefused(f"job {job_id} has no recorded output files")
+    return files
+
+
+def prepare_replay(session: Session, job_id: int, destination: str, actor: str = "admin") -> dict[str, str]:
+    """Reset the (job, destination) delivery of a DELIVERED job to PENDING for a replay.
+
+    Returns the job's output files (role -> path); raises AdminRefused for other states.
+    """
+    files = replay_files(session, job_id)
     delivery = delivery_for(session, job_id, destination)
     previous = delivery.state.value
     delivery.state, delivery.attempts, delivery.retry_at = DeliveryState.PENDING, 0, None

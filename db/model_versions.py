@@ -80,30 +80,50 @@ def promote(session: Session, row: ModelVersion, actor: str) -> ModelVersion | N
     return previous
 
 
-def _promotion_history(session: Session, model_key: str) -> list[str]:
-    """Versions of ``model_key`` in the order they were enabled (newest last), from the audit log."""
+def _live_history(session: Session, model_key: str) -> list[str]:
+    """Versions of ``model_key`` that were live in turn, the live one last, from the audit log.
+
+    Each enable (a promotion, the registry's first default) puts its version on top; a
+    rollback takes the versions it went back past off again, so a second rollback goes further
+    back instead of returning to the version just rolled back from.
+    """
     from db.models import AuditEvent
 
     events = session.scalars(
-        select(AuditEvent).where(AuditEvent.entity == "model_version", AuditEvent.action == "enable")
+        select(AuditEvent)
+        .where(AuditEvent.entity == "model_version", AuditEvent.action.in_(("enable", "rollback")))
         .order_by(AuditEvent.id)
     )
-    history = []
+    history: list[str] = []
+    pushed = False  # the last event put its version on top
     for event in events:
         key, _, version = str(event.details.get("model", "")).partition("@")
-        if key == model_key:
+        if key != model_key:
+            continue
+        if event.action == "enable":
+            pushed = not history or history[-1] != version
+            if pushed:
+                history.append(version)
+            continue
+        if pushed:  # a rollback to ``version`` comes right after its own enable of it
+            history.pop()
+        pushed = False
+        if version in history:  # back to where it was live: what came after is left
+            del history[len(history) - history[::-1].index(version):]
+        else:
             history.append(version)
     return history
 
 
 def rollback(session: Session, model_key: str, actor: str) -> ModelVersion:
-    """Re-enable the version enabled before the live one (skipping retired ones); returns it."""
+    """Re-enable the version that was live before the live one (skipping retired ones); a
+    second rollback goes back one further, never to the version it rolled back from."""
     live = session.scalar(
         select(ModelVersion).where(ModelVersion.model_key == model_key, ModelVersion.enabled.is_(True))
     )
     if live is None:
         raise VersionError(f"no version of {model_key} is enabled: nothing to roll back")
-    for version in reversed(_promotion_history(session, model_key)):
+    for version in reversed(_live_history(session, model_key)):
         if version == live.version:
             continue
         candidate = find_version(session, model_key, version)

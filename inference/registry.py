@@ -42,6 +42,10 @@ class NotRegistered(RegistryError):
     """No registered model answers a reference (as against one that is registered but unusable)."""
 
 
+class BadReference(RegistryError):
+    """A model reference that is not ``key``, ``key@version`` or ``default``."""
+
+
 class WeightsMismatch(RegistryError):
     """A weights file's sha256 differs from the one its spec was registered with."""
 
@@ -585,7 +589,7 @@ class Registry:
             text = default_key.strip()
         key, _, version = text.partition("@")
         if not re.match(_KEY_RE, key):
-            raise RegistryError(f"model reference {ref!r} is not 'key', 'key@version' or 'default'")
+            raise BadReference(f"model reference {ref!r} is not 'key', 'key@version' or 'default'")
         if version:
             if (key, version) in self._twice:
                 raise RegistryError(self._twice[key, version])

@@ -132,12 +132,19 @@ PAIRED_BODY_PARTS = frozenset(
 )
 
 
-def label_body_part(ds: Dataset, body_part: str) -> Dataset:
-    """Set BodyPartExamined and a StudyDescription that names it, e.g. NECK ->
-    "SYNTHETIC PHANTOM - NECK", so a routing rule (``inference.scope``) sees that anatomy."""
+def body_part_name(body_part: str) -> str:
+    """``body_part`` as a BodyPartExamined value (upper case, no spaces, e.g. "neck" -> NECK);
+    ``ValueError`` unless that is 1 to 16 characters."""
     name = body_part.strip().upper().replace(" ", "")
     if not name or len(name) > 16:
         raise ValueError(f"body part {body_part!r} must be 1 to 16 characters (a CS value)")
+    return name
+
+
+def label_body_part(ds: Dataset, body_part: str) -> Dataset:
+    """Set BodyPartExamined and a StudyDescription that names it, e.g. NECK ->
+    "SYNTHETIC PHANTOM - NECK", so a routing rule (``inference.scope``) sees that anatomy."""
+    name = body_part_name(body_part)
     ds.BodyPartExamined = name
     ds.StudyDescription = f"SYNTHETIC PHANTOM - {name}"
     if name in PAIRED_BODY_PARTS:

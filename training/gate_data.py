@@ -47,6 +47,10 @@ PHANTOM_AMBIGUOUS = 0.5
 NOISE_IMAGES = 60
 
 
+class UnknownLayer(ValueError):
+    """A layer asked for as a gate feature that the model's network does not have."""
+
+
 def split_groups(
     rows: list[Row], holdout: set[str], seed: int = INNER_SEED, fraction: float = INNER_FRACTION
 ) -> tuple[list[Row], list[Row], list[Row]]:
@@ -55,7 +59,8 @@ def split_groups(
     rest = [row for row in rows if row.group not in holdout]
     groups = sorted({row.group for row in rest})
     rng = np.random.default_rng(seed)
-    chosen = set(rng.choice(groups, size=max(1, round(fraction * len(groups))), replace=False))
+    size = min(len(groups), max(1, round(fraction * len(groups))))  # none: nothing to split
+    chosen = set(rng.choice(groups, size=size, replace=False))
     return (
         [row for row in rest if row.group not in chosen],
         [row for row in rest if row.group in chosen],
@@ -129,6 +134,25 @@ def _in_network(spec: ModelSpec, layer: str) -> str:
     return member_layer(0, layer)
 
 
+def _gate_layers(spec: ModelSpec, network: torch.nn.Module, layers: list[str]) -> list[str]:
+    """The module names of ``layers`` in ``network``; :class:`UnknownLayer` names those it lacks."""
+    names = [_in_network(spec, layer) for layer in layers]
+    modules = dict(network.named_modules())
+    unknown = [layer for layer, name in zip(layers, names, strict=True) if name not in modules]
+    if unknown:
+        raise UnknownLayer(f"{spec.ref}: its network has no layer {', '.join(map(repr, unknown))}")
+    return names
+
+
+def _features(network: torch.nn.Module, layers: list[str], batches: Iterator[list[torch.Tensor]],
+              what: str) -> np.ndarray:  # fmt: skip
+    """``gate_features`` of one set of images; ``ValueError`` naming ``what`` when it is empty."""
+    try:
+        return gate_features(network, layers, batches)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from error
+
+
 def refit_gate(
     spec: ModelSpec,
     dataset: str,
@@ -148,10 +172,12 @@ def refit_gate(
     folder (``labels.csv``; at most ``folder_limit`` images, evenly spaced), each folder of DICOM
     files, ``phantom_studies`` phantom lymph-node studies (an image-folder model only) and noise.
     ``layers``: the network layers whose pooled outputs are the features (default: the layer
-    Grad-CAM hooks); an ensemble's are taken inside member 0.
+    Grad-CAM hooks); an ensemble's are taken inside member 0. Raises :class:`UnknownLayer`
+    before any work, ``ValueError`` when there is too little to fit on or a set gives no image
+    (nothing is written then).
     """
     network = load_network(spec, device)
-    layers = [_in_network(spec, layer) for layer in layers or [spec.outputs.heatmap.layer]]
+    layers = _gate_layers(spec, network, layers or [spec.outputs.heatmap.layer])
     if dataset == PHANTOM:
         fit = range(PHANTOM_FIT)
         validation = range(200_000, 200_000 + PHANTOM_VALIDATION)
@@ -173,16 +199,21 @@ def refit_gate(
             f"{INNER_FRACTION:.0%} of those groups (inner-validation, seed {INNER_SEED}); "
             f"hold-out: the {len(parts[2])} images of holdout.json's groups"
         )
-    train, val, held = (gate_features(network, layers, b) for b in batches)
+    train, val, held = (
+        _features(network, layers, b, f"the {part} images of {dataset}")
+        for b, part in zip(batches, ("inner-train", "inner-validation", "hold-out"), strict=True)
+    )
     reference, threshold = fit_gate(spec, train, val, fitted_on, quantile)
 
     ood: dict[str, np.ndarray] = {}
     for name, path in (out_of_domain_folders or {}).items():
         images = _every([row.image for row in read_image_folder(path)], folder_limit)
-        ood[name] = gate_features(network, layers, _folder_batches(spec, images))
+        ood[name] = _features(network, layers, _folder_batches(spec, images),
+                              f"out-of-domain set {name} ({path})")  # fmt: skip
     for name, path in (dicom_folders or {}).items():
         files = sorted(p for p in path.rglob("*.dcm") if p.is_file())
-        ood[name] = gate_features(network, layers, _dicom_batches(spec, files))
+        ood[name] = _features(network, layers, _dicom_batches(spec, files),
+                              f"out-of-domain set {name} ({path})")  # fmt: skip
     if dataset != PHANTOM and phantom_studies:
         with tempfile.TemporaryDirectory() as tmp:
             files = _phantom_study_files(Path(tmp), phantom_studies)

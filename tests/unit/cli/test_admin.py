@@ -97,6 +97,53 @@ def test_models_shadow_live_version_refused_candidate_flagged(node: Path) -> Non
         assert row.shadow and not row.enabled
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["evaluate", "{ref}", "{folder}", "--out", "{out}"],
+        ["compare", "{ref}", "tiny-ynet@0.1.0", "{folder}", "--out", "{out}"],
+        ["models", "promote", "{ref}"],
+        ["models", "retire", "{ref}"],
+        ["models", "shadow", "{ref}"],
+        ["models", "calibrate", "{ref}", "{folder}", "--version", "9.9.9", "--out", "{out}"],
+        ["scope", "show", "{key}"],
+        ["scope", "fit-gate", "{key}", "phantom"],
+        ["models", "show", "{key}"],
+    ],
+)
+@pytest.mark.parametrize(("ref", "key"), [("tiny-ynet@9.9.9", "nosuch"), ("Bad@1", "Bad")])
+def test_model_reference_not_registered_exits_2_in_every_command(
+    node: Path, tmp_path: Path, command: list[str], ref: str, key: str
+) -> None:
+    """A model reference or key the user typed that names no model is a usage error (exit 2);
+    `evaluate` and `compare` exited 1, the `models` and `scope` commands 2."""
+    folder = write_image_folder(tmp_path / "images")
+    args = [a.format(ref=ref, key=key, folder=folder, out=tmp_path / "out") for a in command]
+    result = runner.invoke(app, [*args, "--home", str(node)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert ("not registered" in result.output or "not 'key'" in result.output
+            or "neither in the database nor in the registry" in result.output)  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+def test_models_rollback_twice_goes_back_through_the_promotions(node: Path, tmp_path: Path) -> None:
+    """A second rollback went back to the version just rolled back from (0.3.0, 0.2.0, 0.3.0 ...)."""
+    package_model(tmp_path / "models" / "tiny-ynet-0.3.0", seed=2, version="0.3.0")
+    home = ["--home", str(node)]
+    for version in ("0.1.0", "0.2.0", "0.3.0"):
+        _invoke("models", "promote", f"tiny-ynet@{version}", *home)
+    assert "rolled back tiny-ynet to 0.2.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    nowhere = runner.invoke(app, ["models", "rollback", "tiny-ynet", *home])
+    assert nowhere.exit_code == 1
+    assert "tiny-ynet@0.1.0 has no earlier enabled version" in nowhere.output
+    _invoke("models", "promote", "tiny-ynet@0.3.0", *home)  # promoted again: back to 0.1.0
+    assert "rolled back tiny-ynet to 0.1.0" in _invoke("models", "rollback", "tiny-ynet", *home)
+    with make_sessionmaker(_database_url(node))() as session:
+        live = session.scalars(select(ModelVersion).where(ModelVersion.enabled.is_(True))).all()
+    assert [r.version for r in live] == ["0.1.0"]
+
+
 def test_models_rollback_without_history_exits_1(node: Path) -> None:
     _invoke("models", "promote", "tiny-ynet@0.2.0", "--home", str(node))
     result = runner.invoke(app, ["models", "rollback", "tiny-ynet", "--home", str(node)])
@@ -253,3 +300,29 @@ def test_models_calibrate_repackages_same_weights_as_new_version_not_live(
     assert not (tmp_path / "fit3").exists() and not (node / "models" / "tiny-ynet-0.1.0").exists()
     reloaded = Registry.from_settings(load_settings(home=node))  # still loads
     assert reloaded.get("tiny-ynet@0.1.0", "x").folder == base.folder
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "told"),
+    [
+        ('{"groups": [', 1, "not a hold-out file with a 'groups' list (Expecting value: line 1"),
+        ('{"group": ["g0"]}', 1, "not a hold-out file with a 'groups' list ('groups')"),
+        (None, 2, "does not exist"),
+    ],
+)
+def test_models_calibrate_groups_file_not_usable_one_line_nothing_packaged(
+    node: Path, tmp_path: Path, text: str | None, code: int, told: str
+) -> None:
+    """Malformed JSON (or no 'groups' list) ended in a JSONDecodeError (KeyError) traceback."""
+    folder = write_image_folder(tmp_path / "images")
+    groups = tmp_path / "groups.json"
+    if text is not None:
+        groups.write_text(text)
+    result = runner.invoke(app, ["models", "calibrate", "tiny-ynet@0.1.0", str(folder), "--version",
+                                 "0.1.1", "--groups", str(groups), "--out", str(tmp_path / "fit"),
+                                 "--home", str(node)], env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    output = " ".join(result.output.split())
+    assert str(groups) in output and told in output
+    assert not (tmp_path / "fit").exists() and not (node / "models").exists()

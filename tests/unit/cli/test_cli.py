@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -84,3 +85,33 @@ def test_serve_invalid_ae_title_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--home", str(tmp_path), "--ae-title", "WAY_TOO_LONG_AE_TITLE"])
     assert result.exit_code == 2
     assert "AE title" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "told"),
+    [
+        (["status"], {"LNM_QUIET_SECONDS": "-1", "LNM_PORT": "abc"},
+         ["invalid setting LNM_PORT: Input should be a valid integer, unable to parse string as an integer",
+          "invalid setting LNM_QUIET_SECONDS: Input should be greater than or equal to 0"]),
+        (["serve", "--quiet-seconds", "-3"], {},
+         [("invalid setting LNM_QUIET_SECONDS (given on the command line): Input should be greater "
+           "than or equal to 0")]),
+        (["deidentify", "{home}", "{home}/out"], {"LNM_QUIET_SECONDS": "-1"},
+         ["invalid setting LNM_QUIET_SECONDS: Input should be greater than or equal to 0"]),
+        (["send", "{home}", "--to", "PACS@127.0.0.1:23999"], {"LNM_QUIET_SECONDS": "-1"},
+         ["invalid setting LNM_QUIET_SECONDS: Input should be greater than or equal to 0"]),
+        (["status"], {"LNM_DESTINATIONS": "garbage"},
+         ["invalid setting LNM_DESTINATIONS: destination 'garbage' is not of the form AE@HOST:PORT[+tls]"]),
+    ],
+)  # fmt: skip
+def test_invalid_settings_one_line_each_naming_the_variable_exit_2(
+    tmp_path: Path, command: list[str], env: dict[str, str], told: list[str]
+) -> None:
+    """pydantic's report took four lines per setting (its input, a link to its docs), and
+    `deidentify` and `send` ended in a traceback."""
+    args = [arg.format(home=tmp_path) for arg in command]
+    result = runner.invoke(app, [*args, "--home", str(tmp_path)] if args[0] in ("status", "serve") else args,
+                           env={**env, "COLUMNS": "80"})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.output.splitlines() == told

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from kernel.errors import DatasetError
+from tests.support.models import package_model
 from tests.support.tls import make_pki
 from training.datasets import read_image_folder
 
@@ -57,13 +58,28 @@ def test_label_conflict_must_be_binary(tmp_path: Path) -> None:
         read_image_folder(tmp_path)
 
 
-def test_unknown_model_one_line(tmp_path: Path) -> None:
+def test_unknown_model_is_a_usage_error_exit_2(tmp_path: Path) -> None:
+    """A reference the user typed that names no model: exit 2 in every command taking one
+    (``cli.options.model_spec``); `evaluate` and `compare` exited 1, the `models` commands 2."""
     result = _lnm_node(tmp_path / "home", "evaluate", "nosuch@1.0.0", str(tmp_path), "--out",
                        str(tmp_path / "out"))  # fmt: skip
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 2, output
     assert "model nosuch@1.0.0 is not registered; known: " in output and "ynet-busi@1.0.0" in output
     assert "Traceback" not in output
+
+
+def test_model_registered_twice_is_an_operational_failure_exit_1(tmp_path: Path) -> None:
+    """A reference that names a model the node cannot use (two folders hold it): exit 1 in one
+    line, as in `evaluate`; the `models` commands exited 2 as if it were mistyped."""
+    package_model(tmp_path / "models" / "tiny-ynet")
+    package_model(tmp_path / "models" / "copied-by-hand")
+    result = _lnm_node(tmp_path / "home", "models", "promote", "tiny-ynet@0.1.0",
+                       LNM_MODELS_DIR=str(tmp_path / "models"))  # fmt: skip
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1, output
+    assert "tiny-ynet@0.1.0 is registered twice" in output
+    assert "Traceback" not in output and "│" not in output
 
 
 @pytest.mark.parametrize("command", [["status"], ["jobs", "requeue", "1"], ["models", "list"]])

@@ -108,3 +108,49 @@ def test_show_table_prints_a_rule_with_brackets_as_written(home: Path) -> None:
     shown = runner.invoke(app, ["scope", "show", "--home", str(home)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.output
     assert rule in shown.output
+
+
+def test_scope_test_folder_that_does_not_exist_exits_2(home: Path, tmp_path: Path) -> None:
+    """It printed every model's "no readable series" and exited 0."""
+    missing = tmp_path / "no-such-study"
+    result = runner.invoke(app, ["scope", "test", str(missing), "--home", str(home)],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "does not exist" in result.output and "no readable series" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "told"),
+    [
+        ("--limit 0", 2, "--limit"),
+        ("--layer nosuch", 2, "its network has no layer 'nosuch'"),
+        ("empty out-of-domain folder", 1, "no gate fitted: out-of-domain set empty ("),
+        ("empty in-domain folder", 1, "no gate fitted: the inner-train images of "),
+    ],
+)
+def test_fit_gate_bad_input_one_line_nothing_written(
+    home: Path, tmp_path: Path, case: str, code: int, told: str
+) -> None:
+    """Each ended in a traceback (ZeroDivisionError, AttributeError, ValueError)."""
+    from tests.unit.training.conftest import write_image_folder
+
+    model = tmp_path / "models" / "tiny-ynet"
+    (model / "holdout.json").write_text(json.dumps({"groups": ["g0"]}))
+    spec_before = (model / "spec.json").read_text()
+    images = write_image_folder(tmp_path / "images", count=40)
+    (tmp_path / "empty").mkdir()
+    args = {
+        "--limit 0": [str(images), "--limit", "0", "--ood-images", f"other={images}"],
+        "--layer nosuch": [str(images), "--layer", "nosuch"],
+        "empty out-of-domain folder": [str(images), "--ood-dicom", f"empty={tmp_path / 'empty'}"],
+        "empty in-domain folder": [str(tmp_path / "empty")],
+    }[case]
+    if case == "empty in-domain folder":
+        (tmp_path / "empty" / "labels.csv").write_text("image,malignant\n")
+    result = runner.invoke(app, ["scope", "fit-gate", "tiny-ynet", *args, "--home", str(home)],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert told in " ".join(result.output.split())
+    assert (model / "spec.json").read_text() == spec_before
+    assert not list(model.glob("gate-*"))

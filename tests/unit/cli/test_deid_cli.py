@@ -1,0 +1,37 @@
+"""`lnm-node deidentify` through typer's runner: a source without DICOM is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("files", "told"),
+    [
+        (["notes.txt"], "{source} is not a DICOM file"),
+        (["a/notes.txt", "b.png"], "no DICOM file in {source}: 2 other file(s)"),
+        ([], "no DICOM file in {source}: no file at all"),
+    ],
+)
+def test_deidentify_source_without_dicom_exits_1_saying_so(
+    tmp_path: Path, files: list[str], told: str
+) -> None:
+    """It said "0 written, 0 withheld, 1 skipped, 0 failed" and exited 0."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in files:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("not DICOM")
+    source = folder / files[0] if len(files) == 1 else folder
+    result = runner.invoke(app, ["deidentify", str(source), str(tmp_path / "out")],
+                           env={"LNM_DEID_UID_SECRET": "k" * 32, "COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert told.format(source=source) in result.output.splitlines()
+    assert not (tmp_path / "out").exists()
