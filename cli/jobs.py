@@ -61,8 +61,8 @@ def replay(
 ) -> None:
     """Send a DELIVERED job's outputs again (same UIDs) to its destinations or to ``--to``.
 
-    Everything is checked first (the job's state, the destinations, the output files), so a
-    refused replay changes nothing."""
+    Everything is checked first (the job's state, the destinations, the output files: there
+    and DICOM), so a refused replay changes nothing."""
     from db.jobs_admin import AdminRefused, job_destinations, prepare_replay, replay_files
     from db.models import DeliveryState
     from pipeline.context import NodeContext
@@ -83,6 +83,9 @@ def replay(
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         fail(console, f"refused: output files are gone: {', '.join(missing)}")
+    not_dicom = _not_dicom(paths)
+    if not_dicom:
+        fail(console, f"refused: output files that are not DICOM: {'; '.join(not_dicom)}")
     failed = 0
     for destination in destinations:
         try:
@@ -95,3 +98,18 @@ def replay(
         reason = f" ({error})" if error else ""
         console.print(f"job {job_id} -> {destination}: {state.value}{reason}")
     raise typer.Exit(1 if failed else 0)
+
+
+def _not_dicom(paths: list[Path]) -> list[str]:
+    """``PATH (why)`` of each of ``paths`` that is not a DICOM file: the check a send makes
+    (``dicom_node.contexts.read_file_uids``), made before a delivery is reset."""
+    from dicom_node.contexts import read_file_uids
+    from kernel.errors import InvalidInput
+
+    problems = []
+    for path in paths:
+        try:
+            read_file_uids(path)
+        except InvalidInput as exc:
+            problems.append(f"{path} ({exc})")
+    return problems

@@ -43,16 +43,24 @@ def _deliveries_and_replays(home: Path) -> tuple[list[tuple[str, DeliveryState, 
     return rows, len(replays)
 
 
-@pytest.mark.parametrize("why", ["files gone", "second destination unusable"])
+@pytest.mark.parametrize("why", ["files gone", "second destination unusable", "file not DICOM"])
 def test_jobs_replay_refused_changes_no_delivery(tmp_path: Path, why: str) -> None:
     """Before, the delivery was reset to PENDING (and audited as replayed) and then the replay
-    was refused: the files were checked, and each destination parsed, only after that."""
+    was refused: the files were checked, and each destination parsed, only after that. An
+    output file that is not DICOM was found only while sending, after the delivery was reset:
+    an ``InvalidInput`` traceback."""
     home = tmp_path / "home"
     (output,) = write_us_study(tmp_path / "outputs", seed=1, count=1)
     if why == "files gone":
         output.unlink()
         destinations = [f"PACS@127.0.0.1:{free_port()}"]
         told = f"refused: output files are gone: {output}"
+    elif why == "file not DICOM":
+        output.write_text("not a DICOM file")
+        destinations = [f"PACS@127.0.0.1:{free_port()}"]
+        told = (
+            f"refused: output files that are not DICOM: {output} ({output.name} is not a DICOM file"
+        )
     else:
         destinations = [f"PACS@127.0.0.1:{free_port()}", "not a destination"]
         told = "refused: destination 'not a destination'"
@@ -63,6 +71,7 @@ def test_jobs_replay_refused_changes_no_delivery(tmp_path: Path, why: str) -> No
                            env={"COLUMNS": "200"})  # fmt: skip
 
     assert result.exit_code == 1, result.output
-    assert told in result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    assert told in result.output and len(result.output.splitlines()) == 1
     unchanged = ([(d, DeliveryState.SENT, 1) for d in destinations], 0)
     assert _deliveries_and_replays(home) == before == unchanged
