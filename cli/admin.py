@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -19,12 +19,16 @@ from cli.options import (
     HomeOption,
     OperatingPointOption,
     check_policy,
+    fail,
     make_console,
     model_spec,
     print_operating_point,
     settings_or_exit,
 )
 from kernel.settings import Settings
+
+if TYPE_CHECKING:
+    from db.labels import LabelRecord
 
 console = make_console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
@@ -46,17 +50,23 @@ def labels_import(
     """Validate a pathology CSV and join it to the studies the node received."""
     from db.labels import upsert_labels
     from db.session import make_sessionmaker
-    from training.pathology_labels import LabelFileError, read_label_file
 
-    try:
-        records = read_label_file(file)
-    except (LabelFileError, OSError) as exc:
-        console.print(str(exc), style="red")
-        raise typer.Exit(1) from exc
+    records = _label_records(file)
     sessions = make_sessionmaker(_settings(home).database_url)
     with sessions.begin() as session:
         matched, unmatched = upsert_labels(session, records, file.name, actor)
     console.print(f"{len(records)} labels imported: {matched} matched, {unmatched} unmatched")
+
+
+def _label_records(path: Path) -> list[LabelRecord]:
+    """The rows of a pathology CSV (``read_label_file``); exit 1 in one line naming the row
+    to fix (or why the file cannot be read)."""
+    from training.pathology_labels import LabelFileError, read_label_file
+
+    try:
+        return read_label_file(path)
+    except (LabelFileError, OSError) as exc:
+        fail(console, exc)
 
 
 ModelOption = Annotated[
@@ -130,10 +140,9 @@ def dataset_build(
     if image_folder is not None:
         rows, source = mf.from_image_folder(image_folder), f"image folder {image_folder}"
     elif dicom_folder is not None:
-        from training.pathology_labels import read_label_file
-
+        records = _label_records(labels)  # type: ignore[arg-type]
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file())
-        rows, unlabelled = mf.from_dicom_files(paths, read_label_file(labels))  # type: ignore[arg-type]
+        rows, unlabelled = mf.from_dicom_files(paths, records)
         source = f"DICOM folder {dicom_folder} with {labels.name} ({unlabelled} files unlabelled)"  # type: ignore[union-attr]
     else:
         from db.labels import labelled_instances
@@ -145,8 +154,7 @@ def dataset_build(
     try:
         manifest = mf.build_manifest(rows, source, folds, seed)
     except ValueError as exc:
-        console.print(str(exc), style="red")
-        raise typer.Exit(1) from exc
+        fail(console, exc)
     path = mf.write_manifest(manifest, out)
     console.print(f"{manifest['n']} rows ({manifest['n_positive']} positive) in "
                   f"{manifest['n_groups']} groups -> {path}")  # fmt: skip
@@ -159,13 +167,7 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
     from training.study_dataset import build_study_dataset, labelled_units, write_study_dataset
 
     if dicom_folder is not None:
-        from training.pathology_labels import LabelFileError, read_label_file
-
-        try:
-            records = read_label_file(labels)  # type: ignore[arg-type]
-        except (LabelFileError, OSError) as exc:
-            console.print(str(exc), style="red")
-            raise typer.Exit(1) from exc
+        records = _label_records(labels)  # type: ignore[arg-type]
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file() and p.name[0] != ".")
         source = f"DICOM folder {dicom_folder.name} with {labels.name}"  # type: ignore[union-attr]
     else:
@@ -182,8 +184,7 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
             spec, units, source, folds, seed, CeusRule.from_settings(settings)
         )
     except ValueError as exc:
-        console.print(str(exc), style="red")
-        raise typer.Exit(1) from exc
+        fail(console, exc)
     path = write_study_dataset(manifest, tensors, out)
     for row in manifest["excluded"]:
         console.print(f"excluded {row['level']} {row['uid']}: {row['reason']}")
@@ -357,8 +358,7 @@ def train(
             encoder = check_encoder_file(spec, pretrain_encoder_file)
         summary = retrain(spec, cases, tests, out, config, folds, encoder)
     except (DatasetMismatch, ValueError) as exc:
-        console.print(str(exc), style="red")
-        raise typer.Exit(1) from exc
+        fail(console, exc)
     label = f"{spec.architecture} ({spec.backbone})" + (
         " + pretrain" if pretrain or pretrain_encoder_file else ""
     )
@@ -375,8 +375,7 @@ def train(
                             describe_dataset(dataset, note), calibration.value,
                             operating_point)  # fmt: skip
         except (FileExistsError, ValueError) as exc:
-            console.print(str(exc), style="red")
-            raise typer.Exit(1) from exc
+            fail(console, exc)
         if packaged.ensemble is not None:  # every case trained some member: none held out
             packaged = fit_packaged_gate(packaged, cases, None, settings.device)
             what = f"an ensemble of all {packaged.ensemble.members} folds"
@@ -448,15 +447,12 @@ def cv_summary(
 
     check_policy(operating_point)
     for run in runs:
-        if not run.is_dir():
-            console.print(f"{run}: no such run folder", style="red")
-            raise typer.Exit(1)
-
+        if not run.is_dir():  # a path argument that does not exist: a usage error
+            raise typer.BadParameter(f"{run}: no such run folder", param_hint="'RUNS'")
     exclusions = {e.digest: e for e in map(run_exclusion, runs)}
     if len(exclusions) > 1:
-        console.print("the runs excluded different hold-out groups (exclusion.json): "
-                      "their out-of-fold cases differ", style="red")  # fmt: skip
-        raise typer.Exit(1)
+        fail(console, "the runs excluded different hold-out groups (exclusion.json): "
+                      "their out-of-fold cases differ")  # fmt: skip
     (exclusion,) = exclusions.values()
     cases, tests = load_cases(dataset, dataset_spec(dataset, size))
     arrays = without_excluded(cases, tests, exclusion)[0]
@@ -466,18 +462,15 @@ def cv_summary(
         try:
             summary = pool(arrays, run, k)
         except ValueError as exc:  # another dataset or fold count: nothing is rewritten
-            console.print(str(exc), style="red")
-            raise typer.Exit(1) from exc
+            fail(console, exc)
         if not summary:
-            console.print(f"{run}: not every one of its {k} folds has predictions", style="red")
-            raise typer.Exit(1)
+            fail(console, f"{run}: not every one of its {k} folds has predictions")
         pooled[run.name] = summary["pooled"]
         if calibration is not None:
             try:
                 figures = calibrated_out_of_fold(run, calibration.value, operating_point)
             except FileNotFoundError as exc:
-                console.print(f"{run}: no inner-validation probabilities ({exc})", style="red")
-                raise typer.Exit(1) from exc
+                fail(console, f"{run}: no inner-validation probabilities ({exc})")
             pooled[f"{run.name} ({calibration.value}, {operating_point})"] = figures
     print_summary(pooled)
     if markdown is not None:
@@ -516,8 +509,7 @@ def compare(
     if Path(model_a, POOLED_FILE).is_file() and Path(model_b, POOLED_FILE).is_file():
         runs = [read_pooled(Path(run)) for run in (model_a, model_b)]
         if not np.array_equal(runs[0]["malignant"], runs[1]["malignant"]):
-            console.print("the two runs do not cover the same cases", style="red")
-            raise typer.Exit(1)
+            fail(console, "the two runs do not cover the same cases")
         y, pa, pb = runs[0]["malignant"], runs[0]["probability"], runs[1]["probability"]
         if all("lesion" in run for run in runs):  # pooled before the lesion flags: no Dice
             lesion = runs[0]["lesion"].astype(bool)
@@ -527,8 +519,7 @@ def compare(
         try:
             y, pa, pb, dice = _evaluated_pair(Path(model_a), Path(model_b))
         except ValueError as exc:
-            console.print(str(exc), style="red")
-            raise typer.Exit(1) from exc
+            fail(console, exc)
     else:
         if dataset is None:
             raise typer.BadParameter("comparing registered models needs DATASET")

@@ -25,8 +25,7 @@ def _secret(from_stdin: bool) -> str | None:
     if from_stdin:
         secret = sys.stdin.readline().strip()
         if not secret:
-            console.print("--uid-secret-stdin: standard input gave no key", style="red")
-            raise typer.Exit(2)
+            raise typer.BadParameter("standard input gave no key", param_hint="--uid-secret-stdin")
         return secret
     return settings_or_exit(console, None, make_home=False).deid_uid_secret or None
 

@@ -17,7 +17,7 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
-from cli.options import HomeOption, make_console, model_spec, settings_or_exit
+from cli.options import HomeOption, fail, make_console, model_spec, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
 from cli.ssl import pretrain_ssl
@@ -63,8 +63,7 @@ def _exit_when_cannot_serve() -> Iterator[None]:
     try:
         yield
     except CannotServe as exc:
-        console.print(f"cannot serve: {exc}", style="red")
-        raise typer.Exit(1) from exc
+        fail(console, f"cannot serve: {exc}")
 
 
 @app.command()
@@ -107,8 +106,7 @@ def web_user(
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 8:
-        console.print("the password needs at least 8 characters", style="red")
-        raise typer.Exit(2)
+        raise typer.BadParameter("the password needs at least 8 characters")
     print(f"{name}:{hash_password(password)}")
 
 
@@ -269,8 +267,7 @@ def send(
             destination, paths, calling_ae, tls=client_context_for(settings, destination)
         )
     except (TransientError, OSError) as exc:  # refused or lost association, unreadable PEM
-        console.print(f"not sent: {exc}", style="red")
-        raise typer.Exit(1) from exc
+        fail(console, f"not sent: {exc}")
     for result in report.results:
         mark = ("ok", "green") if result.ok else ("failed", "red")
         console.print(Text.assemble(mark, f" {result.describe()}"), highlight=False, soft_wrap=True)
@@ -318,8 +315,7 @@ def evaluate(
         try:
             metrics = evaluate_studies(spec, dataset, out, settings.device, CeusRule.from_settings(settings))
         except ValueError as exc:  # files changed since the dataset was built
-            console.print(str(exc), style="red")
-            raise typer.Exit(1) from exc
+            fail(console, exc)
         console.print_json(json.dumps(metrics, default=str))
         return
     groups = None
@@ -334,8 +330,7 @@ def evaluate(
     except DatasetError:
         raise  # the folder itself is unusable: reported as every command reports it
     except ValueError as exc:  # nothing to evaluate (no rows, none of the subset, all declined)
-        console.print(str(exc), style="red")
-        raise typer.Exit(1) from exc
+        fail(console, exc)
     console.print_json(json.dumps(metrics, default=str))
     console.print(f"declined by the out-of-domain gate: {metrics['n_declined_out_of_domain']} image(s)")
 
@@ -403,8 +398,7 @@ def models_verify(home: HomeOption = None) -> None:
     console.print(table)
     problems = _print_left_out(registry)
     if not results or problems or not all(result.ok for result in results):
-        console.print("verification failed" if results else "no registered models", style="red")
-        raise typer.Exit(1)
+        fail(console, "verification failed" if results else "no registered models")
 
 
 def main() -> None:
@@ -421,13 +415,13 @@ def main() -> None:
     try:
         app()
     except DatasetError as exc:
-        console.print(f"cannot use the dataset: {exc}", style="red")
+        console.print(f"cannot use the dataset: {exc}", style="red", soft_wrap=True)
         raise SystemExit(1) from exc
     except (RegistryError, DatabaseUnavailable, BrokerUnavailable, DeviceUnavailable) as exc:
-        console.print(str(exc), style="red")
+        console.print(str(exc), style="red", soft_wrap=True)
         raise SystemExit(1) from exc
     except OSError as exc:  # a file or folder named on the command line: missing, unreadable
-        console.print(str(exc), style="red")
+        console.print(str(exc), style="red", soft_wrap=True)
         raise SystemExit(1) from exc
 
 

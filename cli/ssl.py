@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cli.options import make_console
+from cli.options import fail, make_console
 
 console = make_console()
 
@@ -114,8 +114,7 @@ def pretrain_ssl(
                            seed=seed, device=device, max_seconds=seconds)  # fmt: skip
         outcome = run(spec, frames, out, config, extra)
     except (ValueError, FileNotFoundError) as exc:
-        console.print(str(exc), style="red")
-        raise typer.Exit(1) from exc
+        fail(console, exc)
     if outcome.history:
         first, last = outcome.history[0], outcome.history[-1]
         console.print(f"{len(outcome.history)} epochs, loss {first['loss']:.4f} -> "

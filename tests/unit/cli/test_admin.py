@@ -62,6 +62,34 @@ def test_labels_import_bad_row_exits_1_naming_row(node: Path, tmp_path: Path) ->
     assert result.exit_code == 1 and "row 3" in result.output
 
 
+@pytest.mark.parametrize("model", [[], ["--model", "tiny-ynet"]])
+def test_dataset_build_dicom_folder_bad_label_row_exits_1_naming_row(
+    node: Path, tmp_path: Path, model: list[str]
+) -> None:
+    """Without --model, a bad row of --labels ended in a LabelFileError traceback."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("study_instance_uid,outcome\n1.2.3,benign\n1.2.4,perhaps\n")
+    (tmp_path / "dicom").mkdir()
+    result = runner.invoke(app, ["dataset", "build", "--dicom-folder", str(tmp_path / "dicom"),
+                                 "--labels", str(labels), *model, "--out", str(tmp_path / "ds"),
+                                 "--home", str(node)], env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.output.splitlines() == [
+        f"{labels} row 3: outcome 'perhaps' must be metastatic, benign or unknown"
+    ]
+    assert not (tmp_path / "ds").exists()
+
+
+def test_cv_summary_run_folder_missing_is_a_usage_error_exit_2(tmp_path: Path) -> None:
+    """A run folder named that does not exist is a usage error (``cli.options.model_spec``), as
+    typer's own ``exists=True`` makes it; it exited 1."""
+    result = runner.invoke(app, ["cv-summary", str(tmp_path / "gone"), "--dataset", str(tmp_path)],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'gone'}: no such run folder" in result.output
+
+
 def _database_url(home: Path) -> str:
     from kernel.settings import load_settings
 

@@ -35,3 +35,12 @@ def test_deidentify_source_without_dicom_exits_1_saying_so(
     assert result.exit_code == 1, result.output
     assert told.format(source=source) in result.output.splitlines()
     assert not (tmp_path / "out").exists()
+
+
+def test_deidentify_uid_secret_stdin_empty_is_a_usage_error_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    result = runner.invoke(app, ["deidentify", str(tmp_path / "in"), str(tmp_path / "out"),
+                                 "--uid-secret-stdin"], input="\n", env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--uid-secret-stdin: standard input gave no key" in result.output
+    assert not (tmp_path / "out").exists()
