@@ -43,7 +43,9 @@ def _settings(home: Path | None) -> Settings:
 
 @labels_app.command("import")
 def labels_import(
-    file: Annotated[Path, typer.Argument(help="CSV: a UID column, outcome, node_station, date.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="CSV: a UID column, outcome, node_station, date.")
+    ],
     home: HomeOption = None,
     actor: Annotated[str, typer.Option("--actor")] = "admin",
 ) -> None:
@@ -218,9 +220,14 @@ def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-
 
 
 def train(
-    model_key: Annotated[str, typer.Argument(help="Key of the model to train (and package).")],
+    model_key: Annotated[
+        str, typer.Argument(metavar="MODEL_KEY", help="Key of the model to train (and package).")
+    ],
     dataset: Annotated[
-        Path, typer.Argument(help="Study-level dataset, manifest.json, image folder or .npz.")
+        Path,
+        typer.Argument(
+            metavar="DATASET", help="Study-level dataset, manifest.json, image folder or .npz."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Run folder (per-fold artefacts; resumable).")],
     network: NetworkOption = None,
@@ -422,7 +429,8 @@ def markdown_table(pooled_by_name: dict[str, dict]) -> str:
 
 def cv_summary(
     runs: Annotated[
-        list[Path], typer.Argument(help="k-fold run folders (fold_<i>/predictions.npz).")
+        list[Path],
+        typer.Argument(metavar="RUNS", help="k-fold run folders (fold_<i>/predictions.npz)."),
     ],
     dataset: Annotated[Path, typer.Option(help="The dataset the runs were trained on.")],
     size: Annotated[int, typer.Option()] = 256,
@@ -481,17 +489,22 @@ def compare(
     model_a: Annotated[
         str,
         typer.Argument(
+            metavar="MODEL_A",
             help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
         ),
     ],
     model_b: Annotated[
         str,
         typer.Argument(
+            metavar="MODEL_B",
             help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
         ),
     ],
     dataset: Annotated[
-        Path | None, typer.Argument(help="Image folder or study-level dataset (for model refs).")
+        Path | None,
+        typer.Argument(
+            metavar="DATASET", help="Image folder or study-level dataset (for model refs)."
+        ),
     ] = None,
     out: Annotated[Path, typer.Option("--out")] = Path("out/compare"),
     home: HomeOption = None,

@@ -31,8 +31,13 @@ def _secret(from_stdin: bool) -> str | None:
 
 
 def deidentify(
-    source: Annotated[Path, typer.Argument(exists=True, help="A DICOM file or a folder of them.")],
-    out: Annotated[Path, typer.Argument(help="Output folder (OUT/<study>/<sop>.dcm).")],
+    source: Annotated[
+        Path,
+        typer.Argument(exists=True, metavar="SOURCE", help="A DICOM file or a folder of them."),
+    ],
+    out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Output folder (OUT/<study>/<sop>.dcm).")
+    ],
     uid_secret_stdin: Annotated[bool, typer.Option(
         help="Read the key of the UID and Patient ID remapping from the first line of standard "
              "input (else LNM_DEID_UID_SECRET; else a new random key). The same key maps the "

@@ -13,10 +13,13 @@ jobs_app = typer.Typer(help="Requeue, cancel or replay jobs (every change is aud
                        no_args_is_help=True)
 console = make_console()
 ActorOption = Annotated[str, typer.Option("--actor", help="Who does this (kept in the audit).")]
+JobIdArgument = Annotated[
+    int, typer.Argument(metavar="JOB_ID", help="The job's id (`lnm-node status` lists them).")
+]
 
 
 @jobs_app.command("requeue")
-def requeue(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") -> None:
+def requeue(job_id: JobIdArgument, home: HomeOption = None, actor: ActorOption = "admin") -> None:
     """Put a FAILED job back in the queue (resumes at delivery when its outputs still exist)."""
     from db.jobs_admin import AdminRefused, requeue_job
     from db.models import Job
@@ -36,7 +39,7 @@ def requeue(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") 
 
 
 @jobs_app.command("cancel")
-def cancel(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") -> None:
+def cancel(job_id: JobIdArgument, home: HomeOption = None, actor: ActorOption = "admin") -> None:
     """Cancel a QUEUED job that no worker holds (it becomes SKIPPED)."""
     from db.jobs_admin import AdminRefused, cancel_job
     from db.models import utcnow
@@ -53,7 +56,7 @@ def cancel(job_id: int, home: HomeOption = None, actor: ActorOption = "admin") -
 
 @jobs_app.command("replay")
 def replay(
-    job_id: int,
+    job_id: JobIdArgument,
     to: Annotated[str | None, typer.Option("--to", help="AE@HOST:PORT or stow+http://...; "
                                            "default: the job's own destinations.")] = None,
     home: HomeOption = None,

@@ -90,7 +90,9 @@ def serve(
 
 @app.command("web-user")
 def web_user(
-    name: Annotated[str, typer.Argument(help="User name (letters, digits, . _ -).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="User name (letters, digits, . _ -).")
+    ],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
 ) -> None:
     """Print a status-page user entry NAME:HASH for LNM_WEB_USERS (only the hash is kept)."""
@@ -238,7 +240,7 @@ def instances(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--
 
 @app.command()
 def send(
-    paths: Annotated[list[Path], typer.Argument(help="DICOM files or folders.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATHS", help="DICOM files or folders.")],
     to: Annotated[str, typer.Option("--to", help="AE@HOST:PORT, or AE@HOST:PORT+tls for DICOM TLS.")],
     calling_ae: Annotated[str, typer.Option(help="Our calling AE title.")] = "LNMSEND",
     ca: Annotated[
@@ -277,8 +279,15 @@ def send(
 
 @app.command()
 def evaluate(
-    model_ref: Annotated[str, typer.Argument(help="key, key@version or 'default'.")],
-    dataset: Annotated[Path, typer.Argument(help="Image folder with labels.csv, or a study-level dataset.")],
+    model_ref: Annotated[
+        str, typer.Argument(metavar="MODEL_REF", help="key, key@version or 'default'.")
+    ],
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            metavar="DATASET", help="Image folder with labels.csv, or a study-level dataset."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
     subset: Annotated[str | None, typer.Option(help="'holdout': only the model's held-out groups.")] = None,
     gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Apply the model's out-of-domain gate.")] = True,

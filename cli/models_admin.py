@@ -57,7 +57,7 @@ def _row(session, registry, ref: str):  # type: ignore[no-untyped-def]
 
 
 def promote(
-    ref: Annotated[str, typer.Argument(help="key@version")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="key@version")],
     home: HomeOption = None,
     actor: Actor = "admin",
 ) -> None:
@@ -76,7 +76,7 @@ def promote(
 
 
 def rollback(
-    key: Annotated[str, typer.Argument(help="model key")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="model key")],
     home: HomeOption = None,
     actor: Actor = "admin",
 ) -> None:
@@ -93,7 +93,7 @@ def rollback(
 
 
 def retire(
-    ref: Annotated[str, typer.Argument(help="key@version")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="key@version")],
     home: HomeOption = None,
     actor: Actor = "admin",
 ) -> None:
@@ -107,7 +107,7 @@ def retire(
 
 
 def shadow(
-    ref: Annotated[str, typer.Argument(help="key@version")],
+    ref: Annotated[str, typer.Argument(metavar="REF", help="key@version")],
     home: HomeOption = None,
     off: Annotated[bool, typer.Option("--off", help="Stop shadowing.")] = False,
     actor: Actor = "admin",
@@ -125,7 +125,7 @@ def shadow(
 
 
 def show(
-    key: Annotated[str, typer.Argument(help="model key")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="model key")],
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -176,8 +176,13 @@ def show(
 
 
 def calibrate(
-    ref: Annotated[str, typer.Argument(help="key@version to re-package (weights unchanged).")],
-    dataset: Annotated[Path, typer.Argument(help="Labelled image folder (labels.csv).")],
+    ref: Annotated[
+        str,
+        typer.Argument(metavar="REF", help="key@version to re-package (weights unchanged)."),
+    ],
+    dataset: Annotated[
+        Path, typer.Argument(metavar="DATASET", help="Labelled image folder (labels.csv).")
+    ],
     version: Annotated[str, typer.Option("--version", help="The new version (e.g. 1.0.1).")],
     operating_point: OperatingPointOption = "youden",
     calibration: CalibrationOption = CalibrationChoice.TEMPERATURE,

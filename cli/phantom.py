@@ -29,7 +29,7 @@ def _body_part(value: str | None) -> str | None:
 
 
 def phantom(
-    out: Annotated[Path, typer.Argument(help="Folder to write the studies into.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the studies into.")],
     studies: Annotated[int, typer.Option("--studies", min=1, help="How many studies.")] = 4,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first study.")] = 0,
     doppler: Annotated[bool, typer.Option("--doppler/--no-doppler")] = True,
@@ -119,7 +119,10 @@ def write_pathology_csv(path: Path, rows: list[dict]) -> None:
 
 
 def wrap(
-    images: Annotated[list[Path], typer.Argument(help="Image files (PNG), e.g. busi-dev images.")],
+    images: Annotated[
+        list[Path],
+        typer.Argument(metavar="IMAGES", help="Image files (PNG), e.g. busi-dev images."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder to write one study per image into.")],
     body_part: Annotated[
         str,

@@ -80,7 +80,9 @@ def _scope_row(spec, override) -> dict[str, Any]:  # type: ignore[no-untyped-def
 
 @scope_app.command("show")
 def show(
-    key: Annotated[str | None, typer.Argument(help="A model key (default: every model).")] = None,
+    key: Annotated[
+        str | None, typer.Argument(metavar="KEY", help="A model key (default: every model).")
+    ] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -106,7 +108,7 @@ def show(
 
 @scope_app.command("set")
 def set_scope(
-    keys: Annotated[list[str] | None, typer.Argument(help="Model key(s).")] = None,
+    keys: Annotated[list[str] | None, typer.Argument(metavar="KEYS", help="Model key(s).")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every registered model.")] = False,
     rule: Annotated[
         str | None,
@@ -170,7 +172,12 @@ def _study_paths(folder: Path) -> list[Path]:
 def test_scope(
     study_dir: Annotated[
         Path,
-        typer.Argument(exists=True, file_okay=False, help="A folder of one study's DICOM files."),
+        typer.Argument(
+            exists=True,
+            file_okay=False,
+            metavar="STUDY_DIR",
+            help="A folder of one study's DICOM files.",
+        ),
     ],
     calling_ae: Annotated[
         str | None, typer.Option("--calling-ae", help="As if sent by this AE.")
@@ -271,9 +278,12 @@ def _try_model(spec, paths: list[Path], device: str, gated: bool) -> dict[str, A
 
 @scope_app.command("fit-gate")
 def fit_gate(
-    key: Annotated[str, typer.Argument(help="Model key (its highest version).")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Model key (its highest version).")],
     dataset: Annotated[
-        str, typer.Argument(help="In-domain image folder (labels.csv), or 'phantom'.")
+        str,
+        typer.Argument(
+            metavar="DATASET", help="In-domain image folder (labels.csv), or 'phantom'."
+        ),
     ],
     ood_images: Annotated[
         list[str] | None,

@@ -21,7 +21,10 @@ FRAMES_FILE = "frames.npz"
 
 def pretrain_ssl(
     out: Annotated[
-        Path, typer.Argument(help="Folder for encoder.pt, ssl.json, log.jsonl (resumable).")
+        Path,
+        typer.Argument(
+            metavar="OUT", help="Folder for encoder.pt, ssl.json, log.jsonl (resumable)."
+        ),
     ],
     network: Annotated[
         str, typer.Option(help="Network whose shared encoder to pretrain (`lnm-node networks`).")

@@ -115,3 +115,36 @@ def test_invalid_settings_one_line_each_naming_the_variable_exit_2(
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.output.splitlines() == told
+
+
+def test_scope_test_help_names_its_argument_study_dir() -> None:
+    """typer 0.29 prints an argument without a metavar under its parameter's name, where
+    earlier versions upper-cased it: '{study_dir}' in the usage line, "Missing argument
+    'study_dir'"."""
+    result = runner.invoke(app, ["scope", "test", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    (usage,) = [line for line in result.output.splitlines() if "Usage:" in line]
+    assert [word.strip("{}") for word in usage.split("[OPTIONS]")[1].split()] == ["STUDY_DIR"]
+    assert "study_dir" not in result.output
+    missing = runner.invoke(app, ["scope", "test"], env={"COLUMNS": "200"})
+    assert missing.exit_code == 2 and "Missing argument 'STUDY_DIR'" in missing.output
+
+
+def _leaf_commands(group, path: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_argument_is_shown_upper_case_in_its_usage_line() -> None:
+    """A new command's arguments get a metavar too (``typer.Argument(metavar=...)``)."""
+    import typer
+
+    for path, command in _leaf_commands(typer.main.get_command(app)):
+        names = [p.name.upper() for p in command.params if p.param_type_name == "argument"]
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "300"})
+        (usage,) = [line for line in result.output.splitlines() if "Usage:" in line]
+        shown = [word.strip("{}[].") for word in usage.split("[OPTIONS]")[1].split()]
+        assert shown == names, (path, usage)
