@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from inference.encode import codes as c
 from inference.encode.equipment import add_air_equipment
-from inference.encode.outputs import output_identity, tracking_uid
+from inference.encode.outputs import output_identity, stamp_timezone, tracking_uid
 from inference.encode.seg import OutputIdentity
 from inference.encode.source import clean_source, restore_source
 from inference.encode.sr import SRClass, observation_context, sr_document
@@ -140,5 +140,6 @@ def build_not_run_outputs(
     )
     restore_source(sr, source)
     add_air_equipment(sr, model_key, model_name, model_version)
+    stamp_timezone(sr)
     logger.info("built a 'not run' SR for job %s", job_id)
     return {"sr": sr}

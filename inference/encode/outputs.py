@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -84,6 +85,13 @@ def report_revision(replaces: Dataset | None, series_number_base: int) -> int:
         return 0
     number = int(replaces.get("SeriesNumber") or 0) - series_number_base - ROLES.index("sr") - 1
     return max(number // REVISION_STEP, 0) + 1
+
+
+def stamp_timezone(dataset: Dataset) -> None:
+    """State the offset from UTC of the node's local time, in which highdicom wrote the
+    output's dates and times (Timezone Offset From UTC, SOP Common module): without it a reader
+    cannot tell a node running in UTC from one in the hospital's time zone."""
+    dataset.TimezoneOffsetFromUTC = datetime.now().astimezone().strftime("%z")
 
 
 def tracking_uid(job_id: int) -> str:
@@ -246,5 +254,6 @@ def build_outputs(
     for dataset in outputs.values():
         restore_source(dataset, source)
         add_air_equipment(dataset, spec.key, spec.name, spec.version)
+        stamp_timezone(dataset)
     logger.info("built outputs %s for job %s", sorted(outputs), job_id)
     return outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import highdicom as hd
@@ -79,6 +80,7 @@ def test_not_run_sr_passes_dciodvfy_dsrdump_pixelmed(
     assert dciodvfy_errors(path) == []
     assert dsrdump_errors(path) == []
     assert pixelmed_sr_errors(path) == []
+    assert pydicom.dcmread(path).TimezoneOffsetFromUTC == time.strftime("%z")  # its local times
 
 
 def test_not_run_sr_from_non_image_header_passes_dciodvfy(

@@ -113,6 +113,23 @@ def test_outputs_replacing_earlier_ones_numbered_and_described_as_revisions(phan
     assert second["heatmap"].SeriesDescription == "Grad-CAM AI tiny-ynet@0.1.0 (revision 1)"
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York"])
+def test_outputs_state_the_offset_of_their_local_times(phantom, make_prediction, spec, monkeypatch, zone):
+    """highdicom writes local dates and times; each output says their offset from UTC."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        source, mask = phantom(seed=5)
+        expected = time.strftime("%z")
+        for dataset in build_outputs(make_prediction(source, mask), source, 16, spec=spec).values():
+            assert dataset.TimezoneOffsetFromUTC == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_build_outputs_every_output_air_equipment(phantom, make_prediction, spec):
     source, mask = phantom(seed=5)
     for dataset in build_outputs(make_prediction(source, mask), source, 15, spec=spec).values():
