@@ -31,6 +31,14 @@ BASIC_PROFILE = CodedConcept("113100", "DCM", "Basic Application Confidentiality
 CLEAN_PIXEL_DATA = CodedConcept("113101", "DCM", "Clean Pixel Data Option")
 #: repeating groups of overlays (60xx) and curves (50xx): graphics that can carry burned-in text
 _GRAPHICS_GROUPS = (range(0x6000, 0x6100, 2), range(0x5000, 0x5100, 2))
+#: sequences that identify a person or an institution (action D): every value of their items
+#: that has no action of its own (a code value, a code meaning) is replaced with a dummy too
+_IDENTITY_SEQUENCES = frozenset({
+    0x00080082,  # Institution Code Sequence
+    0x00081072,  # Operator Identification Sequence
+    0x00401101,  # Person Identification Code Sequence
+    0x0040A073,  # Verifying Observer Sequence
+})
 #: dummy values of dates and times that must stay present (D); Z empties them
 _DUMMY_TIME = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}
 
@@ -98,6 +106,15 @@ def _remap(element: DataElement, uids: UidMap) -> None:
         element.value = uids(element.value)
 
 
+def _dummy_unlisted(item: Dataset, table: ProfileTable) -> None:
+    """Replace with dummies the values of ``item`` the table gives no action (the walk applies
+    theirs to the others): sequences, UIDs and empty values are left to it."""
+    for element in item:
+        if (element.VR not in ("SQ", "UI") and not element.tag.is_private and element.value
+                and table.action(int(element.tag)) is None):
+            actions.replace_element(element)
+
+
 def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
                         options: Iterable[CodedConcept] = ()) -> None:
     """De-identify ``ds`` in place (file meta included) and record the method used: the basic
@@ -126,6 +143,9 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
                 element.value = Sequence()
             elif action == "X/Z":  # type 3 sequences: an empty one would be invalid
                 del dataset[element.tag]
+            elif int(element.tag) in _IDENTITY_SEQUENCES:
+                for item in element.value:
+                    _dummy_unlisted(item, table)
             # D, U and U* sequences stay; their items are cleaned as the walk goes down
         elif element.VR == "UI":
             if action == "Z":
@@ -145,6 +165,8 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
     ds.remove_private_tags()
     if patient_id:
         ds.PatientID = uids.pseudonym(patient_id)
+    elif "PatientID" in ds:  # no ID stays no ID: one dummy for all would make them one patient
+        ds.PatientID = ""
     ds.PatientIdentityRemoved = "YES"
     methods = [BASIC_PROFILE, *options]
     ds.DeidentificationMethod = "; ".join(code.meaning for code in methods)[:64]

@@ -25,7 +25,7 @@ SECRET = "test-secret"
 #: every planted value; none may be found in any output, in any spelling listed
 PLANTED = ("Quimbleworth", "Jaquelina", "MRN-4711-0815", "19610203", "1961-02-03",
            "Hollingsbury", "Gregorius", "Elsewhere Infirmary", "ACC99887766", "Sonographerson",
-           "OTHER-ID-31337", "Reviewerova")
+           "OTHER-ID-31337", "Reviewerova", "E-778812", "Okonkwo", "RAJ12", "Northwick")
 NAME, MRN, PHYSICIAN = "Quimbleworth^Jaquelina", "MRN-4711-0815", "Hollingsbury^Gregorius"
 FREE_TEXT = ("Jaquelina Quimbleworth (MRN-4711-0815) born 1961-02-03, seen by Dr Hollingsbury "
              "at Elsewhere Infirmary")
@@ -67,6 +67,12 @@ def _identify(ds: Dataset) -> None:
     ds.ReferencedRequestSequence = [request]
     block = ds.private_block(0x0029, "ACME SCANNER", create=True)
     block.add_new(0x10, "LO", NAME)
+    # the sonographer's staff code and the hospital's code, in the sequences that identify them
+    # (PS3.15 E.1-1: D); their items' code values have no action of their own
+    operator = Dataset()
+    operator.PersonIdentificationCodeSequence = [_code("E-778812", "Okonkwo, Chidi (sonographer)")]
+    operator.InstitutionCodeSequence = [_code("RAJ12", "Northwick General Hospital NHS Trust")]
+    ds.OperatorIdentificationSequence = [operator]
 
 
 def _image(folder: Path) -> Path:
@@ -159,6 +165,19 @@ def test_deidentify_planted_identifiers_none_survives_in_any_element_or_sr_item(
     assert finding.ContentSequence[0].TextValue == "REMOVED"  # type 1: replaced, not emptied
     assert finding.ContentSequence[3].ConceptCodeSequence[0].CodeMeaning == "nodule"  # codes kept
     assert finding.ContentSequence[2].UID == sr.StudyInstanceUID  # remapped once, consistently
+
+
+def test_deidentify_patient_without_id_keeps_no_id_not_a_shared_one(tmp_path: Path) -> None:
+    """An empty Patient ID stays empty (type 2): it became "ANONYMIZED" for every such patient,
+    so a dataset built from the output put unrelated patients into one group."""
+    paths = [*write_us_study(tmp_path / "in" / "a", seed=3), *write_us_study(tmp_path / "in" / "b", seed=4)]
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.PatientID = ""
+        ds.save_as(path)
+    report = deidentify_tree(tmp_path / "in", tmp_path / "out", SECRET)
+    assert len(report.written) == 2
+    assert [pydicom.dcmread(p).PatientID for p in report.written] == ["", ""]
 
 
 def test_deidentify_structured_content_withhold_option_withholds_the_sr(tmp_path: Path) -> None:
