@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
 from rich.console import Console
 from rich.progress import Progress
 
@@ -24,6 +27,8 @@ from inference.registry import sha256_file
 from kernel.errors import DatasetError
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
 from training.splits import fold_test_indices
+
+logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
@@ -95,17 +100,28 @@ def _outcome(record: LabelRecord | None) -> int | None:
     return int(record.outcome is PathologyOutcome.METASTATIC)
 
 
+def dicom_header(path: Path) -> pydicom.Dataset | None:
+    """The header of the DICOM file ``path``, or None (logged) for a file that is not DICOM or
+    cannot be read: folders of studies hold notes, DICOMDIRs and truth files beside them."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        logger.warning("skipping a file that is not readable DICOM: %s", Path(path).name)
+        return None
+
+
 def from_dicom_files(
     paths: Iterable[Path], labels: list[LabelRecord]
 ) -> tuple[list[ManifestRow], int]:
-    """(rows of labelled DICOM files, number of files without a label); group = patient, else study."""
-    import pydicom
-
+    """(rows of labelled DICOM files, number of files without a label); group = patient, else
+    study. A file that is not DICOM is skipped (:func:`dicom_header`)."""
     records = {(r.level, r.uid): r for r in labels}
     rows, unlabelled = [], 0
     with _progress() as progress:
         for path in progress.track(list(paths), description="read DICOM headers"):
-            header = pydicom.dcmread(path, stop_before_pixels=True)
+            header = dicom_header(path)
+            if header is None:
+                continue
             uids = (
                 str(header.StudyInstanceUID),
                 str(header.SeriesInstanceUID),

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import torch
-from pydicom.errors import InvalidDicomError
 from rich.console import Console
 from rich.progress import Progress
 
@@ -32,7 +31,7 @@ from db.models import LabelLevel, PathologyOutcome
 from inference.registry import ModelSpec, sha256_file
 from inference.selection import CeusRule
 from kernel.errors import DatasetError, InvalidInput
-from training.manifest import MANIFEST_CSV, MANIFEST_FILE
+from training.manifest import MANIFEST_CSV, MANIFEST_FILE, dicom_header
 from training.splits import fold_test_indices
 
 logger = logging.getLogger(__name__)
@@ -102,10 +101,8 @@ def labelled_units(
     labels left out and why (unknown outcome, no file). Units sort by UID."""
     by_uid: dict[tuple[LabelLevel, str], list[tuple[Path, pydicom.Dataset]]] = {}
     for path in sorted(Path(p) for p in paths):
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, EOFError):
-            logger.warning("skipping unreadable file %s", path.name)
+        header = dicom_header(path)
+        if header is None:
             continue
         for level, keyword in (
             (LabelLevel.STUDY, "StudyInstanceUID"),

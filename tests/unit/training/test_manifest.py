@@ -51,6 +51,8 @@ def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path)
         LabelRecord(LabelLevel.STUDY, study, PathologyOutcome.METASTATIC, None, None),
         LabelRecord(LabelLevel.INSTANCE, instance, PathologyOutcome.BENIGN, None, None),
     ]
-    rows, unlabelled = from_dicom_files([*labelled, *other], labels)
+    notes = tmp_path / "b" / ".truth.json"  # what a folder of studies also holds
+    notes.write_text("{}")
+    rows, unlabelled = from_dicom_files([*labelled, *other, notes], labels)
     assert [r.malignant for r in rows] == [1, 0] and unlabelled == 1
     assert rows[0].kind == "dicom" and rows[0].group == str(pydicom.dcmread(labelled[0]).PatientID)
