@@ -94,11 +94,20 @@ def _outcome(record: LabelRecord) -> int | None:
     return int(record.outcome is PathologyOutcome.METASTATIC)
 
 
+#: how specific a label is: a file takes its most specific one
+_SPECIFICITY = {LabelLevel.STUDY: 0, LabelLevel.SERIES: 1, LabelLevel.INSTANCE: 2}
+
+
 def labelled_units(
     paths: Iterable[Path], records: Iterable[LabelRecord]
 ) -> tuple[list[LabelledUnit], Counter[str]]:
     """The units the labels ``records`` name among the DICOM files ``paths``, and a count of the
-    labels left out and why (unknown outcome, no file). Units sort by UID."""
+    labels left out and why (unknown outcome, no file). Units sort by UID.
+
+    A file belongs to its most specific label (instance, then series, then study), as in
+    :func:`training.manifest.from_dicom_files`: a study labelled benign whose Doppler series is
+    labelled metastatic (another node) gives two units, the study's without that series, never
+    the same image under both outcomes."""
     by_uid: dict[tuple[LabelLevel, str], list[tuple[Path, pydicom.Dataset]]] = {}
     for path in sorted(Path(p) for p in paths):
         header = dicom_header(path)
@@ -112,14 +121,24 @@ def labelled_units(
             uid = str(header.get(keyword, "") or "")
             if uid:
                 by_uid.setdefault((level, uid), []).append((path, header))
+    records = list(records)
+    owner: dict[Path, tuple[int, str]] = {}  # file -> (specificity, uid) of its label
+    for record in records:
+        claim = (_SPECIFICITY[record.level], record.uid)
+        for path, _ in by_uid.get((record.level, record.uid), []):
+            owner[path] = max(owner.get(path, claim), claim)
     units, left_out = [], Counter[str]()
     for record in records:
         malignant = _outcome(record)
-        files = by_uid.get((record.level, record.uid), [])
+        named = by_uid.get((record.level, record.uid), [])
+        claim = (_SPECIFICITY[record.level], record.uid)
+        files = [(path, header) for path, header in named if owner[path] == claim]
         if malignant is None:
             left_out["outcome unknown"] += 1
-        elif not files:
+        elif not named:
             left_out["no file of that UID"] += 1
+        elif not files:
+            left_out["every file has a more specific label"] += 1
         else:
             first = files[0][1]
             group = str(first.get("PatientID", "") or "") or str(first.StudyInstanceUID)

@@ -131,3 +131,23 @@ def test_series_level_label_takes_only_that_series(
     units, _ = labelled_units(sorted(root.rglob("*.dcm")), [_record(series, "benign",
                                                                      LabelLevel.SERIES)])  # fmt: skip
     assert [p.name for p in units[0].paths] == ["bmode.dcm"]
+
+
+def test_a_file_belongs_to_its_most_specific_label_never_to_two_units(
+    studies: tuple[Path, list[LabelRecord]],
+) -> None:
+    """A study labelled benign whose Doppler series is labelled metastatic (another node):
+    the Doppler image was in both units, under both outcomes (found by a probe)."""
+    root, records = studies
+    import pydicom
+
+    doppler = str(pydicom.dcmread(root / "s0" / "doppler.dcm").SeriesInstanceUID)
+    study = records[0]
+    units, left_out = labelled_units(
+        sorted(root.rglob("*.dcm")), [study, _record(doppler, "metastatic", LabelLevel.SERIES)]
+    )
+    by_uid = {unit.uid: unit for unit in units}
+    assert [p.name for p in by_uid[doppler].paths] == ["doppler.dcm"]
+    assert by_uid[doppler].malignant == 1 and by_uid[study.uid].malignant == 0
+    assert "doppler.dcm" not in [p.name for p in by_uid[study.uid].paths]
+    assert left_out == {}
