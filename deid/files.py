@@ -67,7 +67,9 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     scrub_leaks(ds, terms, uids)
     if getattr(ds, "file_meta", None) is not None:
         scrub_leaks(ds.file_meta, terms, uids)
-    if masked:
+    if masked and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "YES":
+        # text outside the tissue regions is gone; a source that says YES may hold text inside
+        # one (measurements, a probe name), which is not detected: it stays YES
         ds.BurnedInAnnotation = "NO"
     target = out_dir / str(ds.get("StudyInstanceUID", "no-study")) / f"{ds.SOPInstanceUID}.dcm"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,12 @@ def test_deidentify_same_study_two_files_uids_remapped_consistently(tmp_path: Pa
         assert ds.PatientID == after[0].PatientID
 
 
-def test_deidentify_image_with_tissue_region_outside_blanked_burned_in_no(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("said", "written"), [(None, "NO"), ("NO", "NO"), ("YES", "YES")])
+def test_deidentify_image_with_tissue_region_outside_blanked_burned_in_no_unless_it_said_yes(
+    tmp_path: Path, said: str | None, written: str
+) -> None:
+    """Text inside a tissue region is not detected (here it stays, pixels of 200): a source
+    that says it has burned-in text keeps YES (it was set NO)."""
     ds, _, _ = make_us_dataset(seed=2, rows=200, cols=240)
     region = ds.SequenceOfUltrasoundRegions[0]
     x0, y0, x1, y1 = (int(region.RegionLocationMinX0), int(region.RegionLocationMinY0),
@@ -150,7 +155,8 @@ def test_deidentify_image_with_tissue_region_outside_blanked_burned_in_no(tmp_pa
     pixels = ds.pixel_array.copy()
     pixels[:] = 200  # "burned-in text" everywhere, tissue included
     ds.set_pixel_data(pixels, "MONOCHROME2", 8, generate_instance_uid=False)
-    ds.BurnedInAnnotation = "YES"
+    if said is not None:
+        ds.BurnedInAnnotation = said
     source = tmp_path / "in.dcm"
     ds.save_as(source, enforce_file_format=True)
     output = deidentify_file(source, tmp_path / "out", UidMap(SECRET), TABLE)
@@ -160,7 +166,7 @@ def test_deidentify_image_with_tissue_region_outside_blanked_burned_in_no(tmp_pa
     inside = np.zeros(out_pixels.shape, dtype=bool)
     inside[y0:y1 + 1, x0:x1 + 1] = True
     assert (out_pixels[~inside] == 0).all() and (out_pixels[inside] == 200).all()
-    assert result.BurnedInAnnotation == "NO"
+    assert result.BurnedInAnnotation == written
     assert [c.CodeValue for c in result.DeidentificationMethodCodeSequence] == ["113100", "113101"]
 
 
