@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import MediaStorageDirectoryStorage
 
 from deid.leaks import identifying_terms, scrub_leaks
 from deid.options import DEFAULT_OPTIONS, DeidOptions, StructuredContent
@@ -45,14 +46,22 @@ def _inputs(source: Path) -> list[Path]:
 
 
 def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable,
-                    options: DeidOptions = DEFAULT_OPTIONS) -> Path:
+                    options: DeidOptions = DEFAULT_OPTIONS,
+                    written: dict[Path, Path] | None = None) -> Path:
     """De-identify one file into ``out_dir/<study>/<sop>.dcm``; :class:`Withheld` when it cannot be.
+
+    ``written`` (output -> input) holds the files this run wrote, and gets this one: a second
+    input of the same SOP Instance UID is withheld instead of overwriting the first's output.
+    A DICOMDIR is withheld (its records name the files; the files themselves are exported).
 
     A file without an ultrasound tissue region cannot have its burned-in text blanked: it is
     withheld unless ``options.keep_unmasked`` (then BurnedInAnnotation is left as it was). A file
     with SR content items is withheld when ``options.structured_content`` is WITHHOLD.
     """
     ds = pydicom.dcmread(path)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
+        raise Withheld("a DICOMDIR (the media's index, not an instance)")
     structured = has_structured_content(ds)
     if structured and options.structured_content is StructuredContent.WITHHOLD:
         raise Withheld("structured content (SR content items)")
@@ -72,6 +81,9 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
         # one (measurements, a probe name), which is not detected: it stays YES
         ds.BurnedInAnnotation = "NO"
     target = out_dir / str(ds.get("StudyInstanceUID", "no-study")) / f"{ds.SOPInstanceUID}.dcm"
+    written = {} if written is None else written
+    if target in written:  # two inputs of one SOP Instance UID: the first is kept
+        raise Withheld(f"the same SOP Instance UID as {written[target].name}, already written")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     try:
@@ -81,6 +93,7 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+    written[target] = path
     return target
 
 
@@ -90,9 +103,10 @@ def deidentify_tree(source: Path, out_dir: Path, secret: str,
     fails is reported and the run goes on."""
     report = DeidReport()
     uids, table = UidMap(secret), ProfileTable.load()
+    written: dict[Path, Path] = {}
     for path in _inputs(source):
         try:
-            report.written.append(deidentify_file(path, out_dir, uids, table, options))
+            report.written.append(deidentify_file(path, out_dir, uids, table, options, written))
         except InvalidDicomError:
             report.skipped.append(path)
         except Withheld as reason:

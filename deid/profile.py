@@ -19,6 +19,7 @@ from highdicom.sr import CodedConcept
 from pydicom import Dataset, Sequence
 from pydicom.dataelem import DataElement
 from pydicom.multival import MultiValue
+from pydicom.uid import UID_dictionary
 
 TABLE_VERSION = "dicomfields_2026c"
 
@@ -99,6 +100,13 @@ class UidMap:
         return f"DEID{digest[:12].upper()}"
 
 
+def _registered(value: object) -> bool:
+    """Whether every UID of ``value`` is one the standard defines (a SOP class, a transfer
+    syntax, a coding scheme): those identify nobody and are kept; any other is remapped."""
+    values = value if isinstance(value, MultiValue | list) else [value]
+    return all(str(v).strip() in UID_dictionary for v in values)
+
+
 def _remap(element: DataElement, uids: UidMap) -> None:
     if isinstance(element.value, MultiValue | list):
         element.value = [uids(v) for v in element.value]
@@ -120,8 +128,8 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
     """De-identify ``ds`` in place (file meta included) and record the method used: the basic
     profile and the ``options`` (PS3.16 CID 7050 codes) the caller applied.
 
-    Beyond the table: overlays and curves are removed, and a person name the table does not
-    list is replaced too.
+    Beyond the table: overlays and curves are removed, and a person name or an instance UID
+    (one the standard does not define) the table does not list is replaced or remapped too.
     """
     patient_id = str(ds.get("PatientID", "") or "")
 
@@ -135,6 +143,8 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
         if action is None:
             if element.VR == "PN" and element.value:
                 actions.replace_element(element)
+            elif element.VR == "UI" and element.value and not _registered(element.value):
+                _remap(element, uids)  # an instance UID the table does not list
             return
         if action == "X":
             del dataset[element.tag]

@@ -232,3 +232,42 @@ def test_deidentify_cli_folder_writes_and_reports(tmp_path: Path, monkeypatch) -
     assert result.exit_code == 0, result.output
     assert "2 written, 0 withheld, 1 skipped, 0 failed" in result.output
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
+
+
+def test_deidentify_two_inputs_of_one_sop_instance_first_kept_second_withheld_dicomdir_withheld(
+    tmp_path: Path,
+) -> None:
+    """A second file of the same SOP Instance UID (a copy, another transfer syntax) overwrote
+    the first's output while both were reported written; a CD's DICOMDIR failed the run."""
+    from pydicom.fileset import FileSet
+
+    (tmp_path / "in").mkdir()
+    ds, _, _ = make_us_dataset(seed=4, rows=64, cols=80)
+    ds.save_as(tmp_path / "in" / "a.dcm", enforce_file_format=True)
+    ds.ImageComments = "the same instance again"
+    ds.save_as(tmp_path / "in" / "b.dcm", enforce_file_format=True)
+    media = FileSet()
+    media.add(tmp_path / "in" / "a.dcm")
+    media.write(tmp_path / "cd")
+    (tmp_path / "in" / "DICOMDIR").write_bytes((tmp_path / "cd" / "DICOMDIR").read_bytes())
+    report = deidentify_tree(tmp_path / "in", tmp_path / "out", SECRET)
+    assert len(report.written) == 1 and not report.failed
+    withheld = dict(report.withheld)
+    assert "already written" in withheld[tmp_path / "in" / "b.dcm"]
+    assert "DICOMDIR" in withheld[tmp_path / "in" / "DICOMDIR"]
+
+
+def test_deidentify_uid_attribute_the_table_does_not_list_remapped_in_a_file_alone(
+    tmp_path: Path,
+) -> None:
+    """An instance UID in an attribute the profile table does not list (Concatenation Source)
+    was remapped only when its own instance had been de-identified earlier in the same run;
+    alone it came out in clear. Standard UIDs (classes, transfer syntaxes) stay."""
+    ds, _, _ = make_us_dataset(seed=5, rows=64, cols=80)
+    source = "1.2.826.0.1.3680043.8.498.4711"  # another instance, not in this run
+    ds.SOPInstanceUIDOfConcatenationSource = source
+    ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    uids = UidMap(SECRET)
+    result = pydicom.dcmread(deidentify_file(tmp_path / "a.dcm", tmp_path / "out", uids, TABLE))
+    assert result.SOPInstanceUIDOfConcatenationSource == UidMap(SECRET)(source) != source
+    assert result.SOPClassUID == ds.SOPClassUID
