@@ -75,10 +75,14 @@ def read_label_file(path: Path) -> list[LabelRecord]:
             f"{path}: needs an 'outcome' column and one of {', '.join(UID_COLUMNS)}"
         )
     records = [_parse_row(record, line, path) for line, record in rows]
-    seen: dict[tuple[LabelLevel, str], int] = {}
-    for index, record in enumerate(records, start=2):
+    seen: dict[tuple[LabelLevel, str], tuple[int, LabelRecord]] = {}
+    for (line, _), record in zip(rows, records, strict=True):
         key = (record.level, record.uid)
         if key in seen:
-            raise LabelFileError(f"{path} row {index}: {record.uid} repeats row {seen[key]}")
-        seen[key] = index
+            first_line, first = seen[key]
+            other = "" if first.outcome == record.outcome else (
+                f" with another outcome ({record.outcome.value}, not {first.outcome.value})"
+            )
+            raise LabelFileError(f"{path} row {line}: {record.uid} repeats row {first_line}{other}")
+        seen[key] = (line, record)
     return records

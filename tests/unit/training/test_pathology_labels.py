@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -36,11 +37,14 @@ def test_read_label_file_three_levels_parsed(tmp_path: Path) -> None:
         ("1.2.3,1.2.4,,benign,,\n", "row 2: fill exactly one"),
         ("1.2.3,,,benign,,\n1.2.x,,,benign,,\n", "row 3: study_instance_uid '1.2.x' is not"),
         ("1.2.3,,,benign,,02/01/2026\n", "row 2: date '02/01/2026'"),
-        ("1.2.3,,,benign,,\n1.2.3,,,metastatic,,\n", "row 3: 1.2.3 repeats row 2"),
+        ("1.2.3,,,benign,,\n1.2.3,,,metastatic,,\n",
+         "row 3: 1.2.3 repeats row 2 with another outcome (metastatic, not benign)"),
+        # the file's own line numbers, blank lines counted (they were counted out: "row 4 ... 2")
+        ("\n1.2.3,,,benign,,\n\n1.2.3,,,benign,,\n", "row 5: 1.2.3 repeats row 3"),
     ],
 )
 def test_read_label_file_bad_row_error_names_row(tmp_path: Path, body: str, message: str) -> None:
-    with pytest.raises(LabelFileError, match=message.replace("(", r"\(")):
+    with pytest.raises(LabelFileError, match=re.escape(message)):
         read_label_file(_write(tmp_path, body))
 
 
