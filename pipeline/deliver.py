@@ -35,9 +35,13 @@ def send(ctx: NodeContext, destination: Destination | StowDestination, paths: li
     Raises TransientError (retry later) or PeerRejected (the peer refused an instance).
     """
     if isinstance(destination, StowDestination):
-        from dicom_node.stow import stow_instances
+        from dicom_node.stow import StowTls, stow_instances
 
-        stow_instances(destination, paths, timeout=ctx.settings.network_timeout_seconds)
+        settings = ctx.settings
+        client = (settings.tls_certificate, settings.tls_private_key)
+        tls = StowTls(settings.tls_ca_certificates,
+                      client if settings.tls_certificate and settings.tls_private_key else None)  # type: ignore[arg-type]
+        stow_instances(destination, paths, timeout=settings.network_timeout_seconds, tls=tls)
         return
     from dicom_node.scu import send_instances
     from dicom_node.tls import client_context_for
@@ -61,6 +65,9 @@ def deliver_to(
         permanent = is_permanent_failure(exc.status)
     except TransientError as exc:
         error = str(exc)
+    except Exception as exc:  # one destination's surprise must not stop the others
+        log.exception("delivery attempt failed unexpectedly", extra={"job_id": job_id})
+        error = f"{type(exc).__name__}: {exc}"[:2000]
     with ctx.sessions.begin() as session:
         delivery = jobs.delivery_for(session, job_id, str(destination))
         delivery.attempts += 1
