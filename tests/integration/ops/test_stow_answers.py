@@ -21,8 +21,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from dicom_node.stow import stow_instances
-StowTls = None
+from dicom_node.stow import StowTls, stow_instances
 from kernel.errors import PeerRejected, TransientError
 from kernel.settings import StowDestination
 from phantom.us_dicom import write_us_study
