@@ -21,7 +21,7 @@ import requests
 
 from dicom_node.statuses import is_permanent_failure
 from kernel.errors import PeerRejected, TransientError
-from kernel.settings import StowDestination, redact_url
+from kernel.settings import Settings, StowDestination, redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ class StowTls:
 
     ca_certificates: Path | None = None
     certificate: tuple[Path, Path] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StowTls:
+        """The node's TLS files, as :func:`dicom_node.tls.client_context` reads them."""
+        key = settings.tls_private_key
+        client = (settings.tls_certificate, key) if settings.tls_certificate and key else None
+        return cls(settings.tls_ca_certificates, client)
 
     def verify(self) -> str | bool:
         return str(self.ca_certificates) if self.ca_certificates is not None else True
@@ -147,7 +154,8 @@ def stow_instances(
         raise TransientError(f"{destination} answered HTTP {code} (some instances not stored, "
                              "or stored with warnings) without listing what it stored")
     if stored or code != 200:
-        missing = [p.name for p in paths if _sop_instance_uid(p) not in set(stored)]
+        listed = set(stored)
+        missing = [p.name for p in paths if _sop_instance_uid(p) not in listed]
         if missing:
             raise TransientError(f"{destination} stored {len(paths) - len(missing)} of "
                                  f"{len(paths)} instances; not listed: {', '.join(missing)}")

@@ -37,11 +37,8 @@ def send(ctx: NodeContext, destination: Destination | StowDestination, paths: li
     if isinstance(destination, StowDestination):
         from dicom_node.stow import StowTls, stow_instances
 
-        settings = ctx.settings
-        client = (settings.tls_certificate, settings.tls_private_key)
-        tls = StowTls(settings.tls_ca_certificates,
-                      client if settings.tls_certificate and settings.tls_private_key else None)  # type: ignore[arg-type]
-        stow_instances(destination, paths, timeout=settings.network_timeout_seconds, tls=tls)
+        tls = StowTls.from_settings(ctx.settings)
+        stow_instances(destination, paths, timeout=ctx.settings.network_timeout_seconds, tls=tls)
         return
     from dicom_node.scu import send_instances
     from dicom_node.tls import client_context_for
