@@ -18,7 +18,15 @@ class DatasetError(InvalidInput, ValueError):
 
 
 class TransientError(NodeError):
-    """Temporary: retry later (peer down, database busy, disk momentarily full)."""
+    """Temporary: retry later (peer down, database busy, disk momentarily full).
+
+    ``retry_after``: seconds the peer asked us to wait before the next try (HTTP
+    ``Retry-After``), or ``None``.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BrokerUnavailable(TransientError):

@@ -24,13 +24,26 @@ class DeliveryOutcome(NamedTuple):
     error: str | None
 
 
-def retry_delay(attempt: int) -> timedelta:
-    """Exponential backoff: 10 s, 20 s, 40 s ... capped at one hour."""
-    return timedelta(seconds=min(3600, 10 * 2 ** max(0, attempt - 1)))
+#: the longest wait between two attempts, whatever the backoff or the peer asks
+MAX_RETRY_SECONDS = 3600
 
 
-def send(ctx: NodeContext, destination: Destination | StowDestination, paths: list[Path]) -> None:
+def retry_delay(attempt: int, asked: float | None = None) -> timedelta:
+    """Exponential backoff: 10 s, 20 s, 40 s ... or longer when the peer ``asked`` for a
+    longer wait (HTTP Retry-After); capped at one hour."""
+    backoff = 10 * 2 ** max(0, attempt - 1)
+    return timedelta(seconds=min(MAX_RETRY_SECONDS, max(backoff, asked or 0)))
+
+
+def send(
+    ctx: NodeContext,
+    destination: Destination | StowDestination,
+    paths: list[Path],
+    resend: bool = False,
+) -> None:
     """Store ``paths`` at ``destination``: STOW-RS for a DICOMweb origin, else C-STORE.
+    ``resend``: an earlier attempt failed (a STOW-RS origin is first asked whether it stored
+    them after all).
 
     Raises TransientError (retry later) or PeerRejected (the peer refused an instance).
     """
@@ -38,7 +51,8 @@ def send(ctx: NodeContext, destination: Destination | StowDestination, paths: li
         from dicom_node.stow import StowTls, stow_instances
 
         tls = StowTls.from_settings(ctx.settings)
-        stow_instances(destination, paths, timeout=ctx.settings.network_timeout_seconds, tls=tls)
+        timeout = ctx.settings.network_timeout_seconds
+        stow_instances(destination, paths, timeout=timeout, tls=tls, resend=resend)
         return
     from dicom_node.scu import send_instances
     from dicom_node.tls import client_context_for
@@ -55,13 +69,17 @@ def deliver_to(
     (SENT, RETRY with backoff, or FAILED: refused, or ``max_delivery_attempts`` reached)."""
     error: str | None = None
     permanent = False
+    asked_wait: float | None = None
+    with ctx.sessions.begin() as session:
+        tried_before = jobs.delivery_for(session, job_id, str(destination)).attempts > 0
     try:
-        send(ctx, destination, paths)
+        send(ctx, destination, paths, resend=tried_before)
     except PeerRejected as exc:
         error = str(exc)
         permanent = is_permanent_failure(exc.status)
     except TransientError as exc:
         error = str(exc)
+        asked_wait = exc.retry_after
     except Exception as exc:  # one destination's surprise must not stop the others
         log.exception("delivery attempt failed unexpectedly", extra={"job_id": job_id})
         error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -80,7 +98,7 @@ def deliver_to(
             audit.record(session, actor, "deliver_failed", "delivery", delivery.id, error=error)
         else:
             delivery.state = DeliveryState.RETRY
-            delivery.retry_at = now + retry_delay(delivery.attempts)
+            delivery.retry_at = now + retry_delay(delivery.attempts, asked_wait)
             audit.record(session, actor, "deliver_retry", "delivery", delivery.id, error=error)
         state = delivery.state
     log.warning("delivery failed", extra={"job_id": job_id, "destination": str(destination), "error": error})

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Delivery, DeliveryState, Job, JobState
-from dicom_node.stow import stow_instances
+from dicom_node.stow import stored_already, stow_instances
 from kernel.errors import PeerRejected, TransientError
 from kernel.settings import StowDestination
 from phantom.us_dicom import write_us_study
@@ -32,9 +32,13 @@ def test_stow_instances_orthanc_dicomweb_stores_every_file(tmp_path: Path) -> No
     paths = write_us_study(tmp_path / "study", seed=31, count=3)
     pacs = start_orthanc(tmp_path / "orthanc", dicomweb=True)
     try:
-        stored = stow_instances(StowDestination.parse(f"stow+{pacs.dicomweb_root}/"), paths)
+        destination = StowDestination.parse(f"stow+{pacs.dicomweb_root}/")
+        assert not stored_already(destination, paths)  # Orthanc's QIDO-RS: not there yet
+        stored = stow_instances(destination, paths)
         expected = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths}
         assert set(stored) == expected == _stored_uids(pacs)
+        assert stored_already(destination, paths)  # a resend would find them and post nothing
+        assert not stored_already(destination, [*paths, *write_us_study(tmp_path / "more", seed=32, count=1)])
     finally:
         pacs.stop()
 

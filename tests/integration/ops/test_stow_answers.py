@@ -4,6 +4,9 @@ multipart upload as an origin does: what the node takes as stored, retries and r
 Found by probing (2026-12-07): a 301/302 was followed as a GET and recorded delivered with
 nothing stored; a 202 was taken as full success; an unreadable answer raised ValueError and
 failed the job; https ignored LNM_TLS_CA_CERTIFICATES; proxy variables redirected the upload.
+Left then, fixed 2026-12-08: an origin trickling its answer held the worker (the timeout bounded
+each read, not the answer); an origin slower than the timeout got every file again on each
+retry; Retry-After was ignored; an error answer's own words were dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import io
 import json
 import ssl
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,14 +26,20 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from dicom_node.stow import StowTls, stow_instances
+from db.models import DeliveryState, Job, Study
+from dicom_node.stow import StowTls, retry_after_seconds, stow_instances
 from kernel.errors import PeerRejected, TransientError
 from kernel.settings import StowDestination
 from phantom.us_dicom import write_us_study
+from pipeline.deliver import deliver_to, retry_delay
+from pipeline.serve import prepare
+from tests.integration.pipeline.conftest import make_settings
 from tests.support.network import free_port
 from tests.support.tls import make_pki
 
 pytestmark = pytest.mark.integration
+
+SLOW_ANSWER_SECONDS = 3
 
 
 def _uploaded_uids(headers: object, body: bytes) -> list[str]:
@@ -76,10 +87,45 @@ class _Origin(BaseHTTPRequestHandler):
             ]}}),
             "refused": (200, {"00081198": _sequence(uids, reason=0xC000)}),
         }
-        code, answer = answers[mode]
+        if mode == "e400":  # an error page in the origin's words
+            self._answer(400, json.dumps({"Message": "Bad file format", "Details": "x\n" * 200}))
+            return
+        if mode == "busy":
+            self._answer(503, "", {"Retry-After": "120"})
+            return
+        if mode == "slow":  # stores, then answers later than the client waits
+            time.sleep(SLOW_ANSWER_SECONDS)
+        code, answer = answers.get(mode, answers["ok"])
         data = json.dumps(answer).encode() if answer else b""
+        if mode == "trickle":  # a valid answer, a few bytes at a time, each well within the timeout
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for start in range(0, len(data), 8):
+                    self.wfile.write(data[start : start + 8])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:  # the client gave up
+                pass
+            return
+        self._answer(code, data.decode())
+
+    def do_GET(self) -> None:  # QIDO-RS: the instances of a series, as stored
+        parts = self.path.strip("/").split("/")
+        if parts[0] == "noqido":
+            self._answer(404, "")
+            return
+        stored = [uid for upload in self.server.uploads for uid in upload]  # type: ignore[attr-defined]
+        found = [{"00080018": {"vr": "UI", "Value": [uid]}} for uid in stored]
+        self._answer(200 if found else 204, json.dumps(found) if found else "")
+
+    def _answer(self, code: int, text: str, headers: dict[str, str] | None = None) -> None:
+        data = text.encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/dicom+json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -166,3 +212,82 @@ def test_https_origin_checked_against_the_nodes_ca_presented_its_certificate(
         # the system's CAs do not know the hospital's: refused for good, saying why
         with pytest.raises(PeerRejected, match="TLS failed"):
             stow_instances(destination, files, timeout=10)
+
+
+def test_answer_trickled_within_each_read_timeout_cut_off_at_the_timeout(
+    origin: ThreadingHTTPServer, files: list[Path]
+) -> None:
+    # about 40 pieces 0.2 s apart: no read waits 1 s, the whole answer takes about 8 s
+    with pytest.raises(TransientError, match="the answer did not arrive within 1 s"):
+        stow_instances(_at(origin, "trickle"), files, timeout=1)
+
+
+def test_error_answer_names_the_origins_words_on_one_line(
+    origin: ThreadingHTTPServer, files: list[Path]
+) -> None:
+    with pytest.raises(PeerRejected, match="HTTP 400: .*Bad file format") as refused:
+        stow_instances(_at(origin, "e400"), files, timeout=10)
+    assert "\n" not in str(refused.value)
+    assert len(str(refused.value)) < 400  # the start of the answer, not all of it
+
+
+def test_busy_origin_retry_after_carried_to_the_retry(
+    origin: ThreadingHTTPServer, files: list[Path]
+) -> None:
+    with pytest.raises(TransientError, match="HTTP 503") as busy:
+        stow_instances(_at(origin, "busy"), files, timeout=10)
+    assert busy.value.retry_after == 120
+    assert retry_delay(1, busy.value.retry_after) == timedelta(seconds=120)  # not 10 s
+    assert retry_delay(1, 10**6) == timedelta(hours=1)  # capped
+    assert retry_delay(5) == timedelta(seconds=160)
+
+
+def test_retry_after_http_date_and_nonsense() -> None:
+    now = datetime(2026, 12, 8, 1, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("Tue, 08 Dec 2026 01:02:00 GMT", now) == 120
+    assert retry_after_seconds("Tue, 08 Dec 2026 00:02:00 GMT", now) == 0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+def test_origin_slower_than_the_timeout_not_uploaded_again_when_qido_lists_every_file(
+    origin: ThreadingHTTPServer, files: list[Path]
+) -> None:
+    with pytest.raises(TransientError, match="ReadTimeout|did not arrive"):
+        stow_instances(_at(origin, "slow"), files, timeout=1)  # it stored, and answered too late
+    time.sleep(SLOW_ANSWER_SECONDS)  # the slow answer's handler has finished
+    stored = stow_instances(_at(origin, "slow"), files, timeout=1, resend=True)
+    assert sorted(stored) == sorted(origin.uploads[0])  # type: ignore[attr-defined]
+    assert len(origin.uploads) == 1  # type: ignore[attr-defined]
+
+
+def test_resend_uploads_again_when_the_origin_cannot_say(
+    origin: ThreadingHTTPServer, files: list[Path]
+) -> None:
+    assert len(stow_instances(_at(origin, "noqido"), files, timeout=10, resend=True)) == 2
+    assert len(stow_instances(_at(origin, "ok"), files, timeout=10, resend=True)) == 2  # listed
+    assert len(origin.uploads) == 1  # type: ignore[attr-defined]  # the second found it stored
+
+
+def test_deliver_to_second_attempt_finds_the_slow_origins_copy(
+    origin: ThreadingHTTPServer, files: list[Path], tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    destination = _at(origin, "slow")
+    settings = make_settings(tmp_path / "home", tiny_models_dir, network_timeout_seconds=1,
+                             destinations=f"stow+{destination.url}")
+    ctx = prepare(settings)
+    with ctx.sessions.begin() as session:
+        study = Study(study_instance_uid="1.2.3", first_received_at=ctx.clock(),
+                      last_received_at=ctx.clock())
+        session.add(study)
+        session.flush()
+        job = Job(study_id=study.id, model_key="ynet-busi", model_version="1.0.0")
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    first = deliver_to(ctx, job_id, destination, files)
+    assert first.state is DeliveryState.RETRY
+    time.sleep(SLOW_ANSWER_SECONDS)
+    second = deliver_to(ctx, job_id, destination, files)
+    assert second == (DeliveryState.SENT, None)
+    assert len(origin.uploads) == 1  # type: ignore[attr-defined]
