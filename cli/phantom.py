@@ -121,7 +121,12 @@ def write_pathology_csv(path: Path, rows: list[dict]) -> None:
 def wrap(
     images: Annotated[
         list[Path],
-        typer.Argument(metavar="IMAGES", help="Image files (PNG), e.g. busi-dev images."),
+        typer.Argument(
+            metavar="IMAGES",
+            exists=True,
+            dir_okay=False,
+            help="Image files (PNG), e.g. busi-dev images.",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder to write one study per image into.")],
     body_part: Annotated[

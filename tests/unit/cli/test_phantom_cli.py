@@ -38,3 +38,15 @@ def test_phantom_negative_seed_exits_2_nothing_written(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
     assert "--seed" in result.output and not out.exists()
+
+
+def test_wrap_folder_or_missing_image_exits_2_naming_it(tmp_path: Path) -> None:
+    """A folder of images ended in "[Errno 21] Is a directory" (exit 1), after nothing was
+    checked; a folder or a missing file is now a usage error naming it."""
+    missing = tmp_path / "missing.png"
+    for given, words in ((tmp_path, "is a directory"), (missing, "does not exist")):
+        result = runner.invoke(app, ["wrap", str(given), "--out", str(tmp_path / "out"),
+                                     "--body-part", "BREAST"], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, result.output
+        assert "IMAGES" in result.output and words in result.output
+    assert not (tmp_path / "out").exists()
