@@ -126,7 +126,9 @@ def build_not_run_outputs(
     ``numbers`` (optional) are figures behind the decision, written as comments.
     """
     clean = clean_source(source)
-    identity = output_identity("sr", job_id, model_key, model_version, series_number_base)
+    identity = output_identity(
+        "sr", job_id, model_key, model_version, series_number_base, not_run=True
+    )
     sr = build_not_run_sr(
         model_key=model_key,
         model_name=model_name,

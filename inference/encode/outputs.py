@@ -58,8 +58,13 @@ def output_identity(
     model_version: str,
     series_number_base: int,
     revision: int = 0,
+    not_run: bool = False,
 ) -> OutputIdentity:
     """Deterministic UIDs, numbers and SeriesDescription of the ``role`` output of a job.
+
+    A "not run" report (``not_run``) has UIDs of its own: a job encoded once as run and once
+    as not run (requeued after its scope or gate changed) must not give two different
+    objects one SOP Instance UID.
 
     The description starts with the role, then the model's name: "SEG AI ynet-busi@1.0.0"
     (cut at 64 characters, so the role always shows). Outputs whose report replaces earlier
@@ -68,10 +73,11 @@ def output_identity(
     list tells them from the outputs they replace.
     """
     suffix = f" (revision {revision})" if revision else ""
+    uid_role = f"not-run-{role}" if not_run else role
     name = f"{_DESCRIPTIONS[role]} AI {model_name(model_key, model_version)}"
     return OutputIdentity(
-        series_instance_uid=str(derive_uid(job_id, role, "series")),
-        sop_instance_uid=str(derive_uid(job_id, role, "instance")),
+        series_instance_uid=str(derive_uid(job_id, uid_role, "series")),
+        sop_instance_uid=str(derive_uid(job_id, uid_role, "instance")),
         series_number=series_number_base + REVISION_STEP * revision + ROLES.index(role) + 1,
         instance_number=1,
         series_description=name[: 64 - len(suffix)] + suffix,

@@ -13,6 +13,7 @@ OHIF draws together with the group's comments and measurements.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -316,5 +317,33 @@ def sr_document(
         previous_versions=[replaces] if replaces is not None else None,
         series_description=identity.series_description[:64],
     )
+    _code_modality_from_sources(sr.ContentSequence, {str(ds.SOPInstanceUID): ds for ds in evidence})
     logger.debug("built SR %s", identity.series_description)
     return sr
+
+
+#: CID 29 Acquisition Modality, by the Modality value it codes
+_ACQUISITION_MODALITIES = {
+    getattr(codes.cid29, name).value: getattr(codes.cid29, name) for name in codes.cid29.dir()
+}
+
+
+def _code_modality_from_sources(items: Sequence[Dataset], sources: Mapping[str, Dataset]) -> None:
+    """Code each image library entry's Modality (121139, DCM) from its image's own Modality.
+
+    highdicom codes it from the SOP class, so an ultrasound Secondary Capture (Modality US)
+    was listed as "OT" (Other); an image whose Modality CID 29 does not list keeps highdicom's.
+    """
+    for item in items:
+        children = item.get("ContentSequence") or []
+        if item.get("ValueType") == "IMAGE" and "ReferencedSOPSequence" in item:
+            source = sources.get(str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID))
+            code = _ACQUISITION_MODALITIES.get(str(source.get("Modality", ""))) if source else None
+            for child in children:
+                name = child.ConceptNameCodeSequence[0]
+                if code is not None and (name.CodeValue, name.CodingSchemeDesignator) == (
+                    "121139",
+                    "DCM",
+                ):
+                    child.ConceptCodeSequence = [hd.sr.CodedConcept.from_code(code)]
+        _code_modality_from_sources(children, sources)

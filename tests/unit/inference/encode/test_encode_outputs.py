@@ -11,6 +11,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEGBaseline8Bit
 
+from inference.encode.not_run import build_not_run_outputs
 from inference.encode.outputs import NOTE_NO_SEG_UNCALIBRATED, NOTE_NO_SEGMENTATION, build_outputs
 from inference.encode.source import PATIENT_AND_STUDY, clean_source
 from inference.measure import NOTE_NO_REGIONS, measure_axes
@@ -312,3 +313,41 @@ def test_build_outputs_seg_pixel_spacing_from_region_calibration(phantom, make_p
     seg = build_outputs(make_prediction(source, mask), source, 26, spec=spec)["seg"]
     spacing = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
     assert [float(v) for v in spacing] == pytest.approx([0.1, 0.1])
+
+
+def _library_modality(sr) -> tuple[str, str]:
+    """(CodeValue, CodeMeaning) of the image library entry's Modality (121139, DCM)."""
+    coded = [i.ConceptCodeSequence[0] for i in content_items(sr)
+             if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeValue == "121139"]
+    assert len(coded) == 1
+    return coded[0].CodeValue, coded[0].CodeMeaning
+
+
+def test_build_outputs_ultrasound_secondary_capture_listed_as_us_not_ot(
+    phantom, make_prediction, spec
+):
+    """highdicom codes an image library entry's modality from its SOP class: an ultrasound
+    Secondary Capture (Modality US) was listed as OT, "Other" (pixelmed: not in CID 29)."""
+    source, mask = phantom(seed=6, sop_class_uid="1.2.840.10008.5.1.4.1.1.7")
+    assert source.Modality == "US"
+    outputs = build_outputs(make_prediction(source, mask), source, 23, spec=spec)
+    assert _library_modality(outputs["sr"]) == ("US", "Ultrasound")
+    plain, plain_mask = phantom(seed=6)
+    assert _library_modality(build_outputs(make_prediction(plain, plain_mask), plain, 24,
+                                           spec=spec)["sr"]) == ("US", "Ultrasound")
+
+
+def test_not_run_sr_of_a_job_other_uids_than_its_run_sr(phantom, make_prediction, spec):
+    """A job encoded run and, requeued after a scope or gate change, not run gave two
+    different reports one SOP Instance UID (a PACS keeps one of them)."""
+    source, mask = phantom(seed=6)
+    run = build_outputs(make_prediction(source, mask), source, 23, spec=spec)["sr"]
+    not_run = build_not_run_outputs(model_key=spec.key, model_name=spec.key,
+                                    model_version=spec.version, reason="out of scope",
+                                    source=source, job_id=23)["sr"]
+    assert not_run.SOPInstanceUID != run.SOPInstanceUID
+    assert not_run.SeriesInstanceUID != run.SeriesInstanceUID
+    again = build_not_run_outputs(model_key=spec.key, model_name=spec.key,
+                                  model_version=spec.version, reason="out of scope",
+                                  source=source, job_id=23)["sr"]
+    assert again.SOPInstanceUID == not_run.SOPInstanceUID  # still deterministic
