@@ -13,6 +13,7 @@ from pydicom.uid import MediaStorageDirectoryStorage
 
 from deid.leaks import identifying_terms, scrub_leaks
 from deid.options import DEFAULT_OPTIONS, DeidOptions, StructuredContent
+from deid.payload import opaque_payload
 from deid.pixels import blank_outside_tissue
 from deid.profile import CLEAN_PIXEL_DATA, ProfileTable, UidMap, apply_basic_profile
 from deid.structured import (
@@ -52,7 +53,9 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
 
     ``written`` (output -> input) holds the files this run wrote, and gets this one: a second
     input of the same SOP Instance UID is withheld instead of overwriting the first's output.
-    A DICOMDIR is withheld (its records name the files; the files themselves are exported).
+    A DICOMDIR is withheld (its records name the files; the files themselves are exported), and
+    so is an object whose payload cannot be cleaned (:func:`~deid.payload.opaque_payload`: an
+    encapsulated PDF or CDA, waveform data), whatever the options.
 
     A file without an ultrasound tissue region cannot have its burned-in text blanked: it is
     withheld unless ``options.keep_unmasked`` (then BurnedInAnnotation is left as it was). A file
@@ -62,6 +65,9 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         raise Withheld("a DICOMDIR (the media's index, not an instance)")
+    opaque = opaque_payload(ds)
+    if opaque is not None:
+        raise Withheld(opaque)
     structured = has_structured_content(ds)
     if structured and options.structured_content is StructuredContent.WITHHOLD:
         raise Withheld("structured content (SR content items)")
