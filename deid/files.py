@@ -11,7 +11,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from deid.leaks import identifying_terms, scrub_leaks
+from deid.leaks import identifying_terms, scrub_leaks, source_uids
 from deid.options import DEFAULT_OPTIONS, DeidOptions, StructuredContent
 from deid.payload import opaque_payload
 from deid.pixels import blank_outside_tissue
@@ -71,7 +71,7 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     structured = has_structured_content(ds)
     if structured and options.structured_content is StructuredContent.WITHHOLD:
         raise Withheld("structured content (SR content items)")
-    terms = identifying_terms(ds, table)
+    terms, old_uids = identifying_terms(ds, table), source_uids(ds)
     masked = blank_outside_tissue(ds)
     if not masked and "PixelData" in ds and not options.keep_unmasked:
         raise Withheld("no tissue region to blank burned-in text by")
@@ -79,9 +79,9 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     apply_basic_profile(ds, uids, table, applied)
     if structured:
         clean_structured_content(ds)
-    scrub_leaks(ds, terms, uids)
+    scrub_leaks(ds, terms, uids, old_uids)
     if getattr(ds, "file_meta", None) is not None:
-        scrub_leaks(ds.file_meta, terms, uids)
+        scrub_leaks(ds.file_meta, terms, uids, old_uids)
     if masked and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "YES":
         # text outside the tissue regions is gone; a source that says YES may hold text inside
         # one (measurements, a probe name), which is not detected: it stays YES
