@@ -7,7 +7,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import MediaStorageDirectoryStorage
 
@@ -16,6 +15,7 @@ from deid.options import DEFAULT_OPTIONS, DeidOptions, StructuredContent
 from deid.payload import opaque_payload
 from deid.pixels import blank_outside_tissue
 from deid.profile import CLEAN_PIXEL_DATA, ProfileTable, UidMap, apply_basic_profile
+from deid.reading import read_instance
 from deid.structured import (
     CLEAN_STRUCTURED_CONTENT,
     clean_structured_content,
@@ -61,7 +61,7 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     withheld unless ``options.keep_unmasked`` (then BurnedInAnnotation is left as it was). A file
     with SR content items is withheld when ``options.structured_content`` is WITHHOLD.
     """
-    ds = pydicom.dcmread(path)
+    ds = read_instance(path)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         raise Withheld("a DICOMDIR (the media's index, not an instance)")
