@@ -34,6 +34,9 @@ class DeidReport:
     skipped: list[Path] = field(default_factory=list)
     #: inputs that could not be de-identified, with the error's type (never its message)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: original UID -> new UID, every UID the run remapped: it links the export back to the
+    #: source instances, so it is never shown (``repr``) and written only on request
+    uid_map: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class Withheld(Exception):
@@ -120,6 +123,7 @@ def deidentify_tree(source: Path, out_dir: Path, secret: str,
         except Exception as exc:  # noqa: BLE001 (one odd file must not end the others' export)
             logger.warning("deidentify failed", extra={"error": type(exc).__name__})
             report.failed.append((path, type(exc).__name__))
+    report.uid_map = dict(uids.mapping)
     logger.info("deidentified", extra={"written": len(report.written), "withheld": len(report.withheld),
                                         "skipped": len(report.skipped), "failed": len(report.failed)})
     return report
