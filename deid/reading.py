@@ -1,11 +1,11 @@
 """Read an input: a DICOM file (PS3.10), or a raw dataset as old archives keep them.
 
-A raw dataset has no 128-byte preamble, no ``DICM`` prefix and no file meta: pydicom refuses it
-unless forced, and forced it reads any bytes. So it is forced only when the file starts with an
-element of group 0008 (where every instance starts without file meta) in either byte order, and
-taken only when it then names its SOP class and instance; its transfer syntax is the encoding
-it was read in (raw datasets are never compressed). Anything else is not DICOM
-(:class:`~pydicom.errors.InvalidDicomError`).
+A raw dataset has no 128-byte preamble and no ``DICM`` prefix, and often no file meta: pydicom
+refuses it unless forced, and forced it reads any bytes. So it is forced only when the file
+starts with an element of group 0002 (file meta) or 0008 (where an instance without file meta
+starts), in either byte order, and taken only when it then names its SOP class and instance.
+Without file meta its transfer syntax is the encoding it was read in (a dataset without file
+meta cannot be compressed). Anything else is not DICOM (:class:`~pydicom.errors.InvalidDicomError`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pydicom
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-#: the first two bytes of a dataset starting with group 0008, little and big endian
-_GROUP_0008 = (b"\x08\x00", b"\x00\x08")
+#: the first two bytes of a dataset starting with group 0002 or 0008, little and big endian
+_FIRST_GROUPS = (b"\x02\x00", b"\x08\x00", b"\x00\x08")
 
 
 def read_instance(path: Path) -> Dataset:
@@ -29,16 +29,20 @@ def read_instance(path: Path) -> Dataset:
         return pydicom.dcmread(path)
     except InvalidDicomError:
         with open(path, "rb") as stream:
-            if stream.read(2) not in _GROUP_0008:
+            if stream.read(2) not in _FIRST_GROUPS:
                 raise
     ds = pydicom.dcmread(path, force=True)
     if not (ds.get("SOPClassUID") and ds.get("SOPInstanceUID")):
         raise InvalidDicomError(f"{path.name}: no preamble and no SOP class or instance")
-    implicit, little = ds.original_encoding
     meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-    if implicit:
-        meta.TransferSyntaxUID = ImplicitVRLittleEndian
-    else:
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    if "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        meta.TransferSyntaxUID = _syntax(implicit=bool(implicit), little=bool(little))
     ds.file_meta = meta
     return ds
+
+
+def _syntax(*, implicit: bool, little: bool) -> UID:
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian

@@ -11,7 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit
 
 from deid.files import deidentify_tree
 from deid.options import DeidOptions
@@ -39,6 +39,19 @@ def test_read_instance_raw_dataset_read_with_its_transfer_syntax(tmp_path: Path,
     assert read.file_meta.TransferSyntaxUID == syntax
     assert read.SOPInstanceUID == ds.SOPInstanceUID
     assert (read.pixel_array == ds.pixel_array).all()
+
+
+@pytest.mark.parametrize("syntax", [JPEGBaseline8Bit, ExplicitVRLittleEndian])
+def test_read_instance_file_meta_without_preamble_keeps_its_transfer_syntax(
+    tmp_path: Path, syntax: str
+) -> None:
+    """No preamble and no DICM prefix, but file meta: its transfer syntax holds, even compressed."""
+    ds, _, _ = make_us_dataset(seed=4, rows=64, cols=80, transfer_syntax=syntax)
+    ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
+    (tmp_path / "raw").write_bytes((tmp_path / "a.dcm").read_bytes()[132:])
+    read = read_instance(tmp_path / "raw")
+    assert read.file_meta.TransferSyntaxUID == syntax
+    assert read.pixel_array.shape == ds.pixel_array.shape
 
 
 @pytest.mark.parametrize("content", [b"\x08\x00 not a dataset at all", b"plain text", b""])
