@@ -15,6 +15,7 @@ import io
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,10 +31,10 @@ class SensitiveFileError(ValueError):
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` (which must not exist) readable by its owner only, whole or
     not at all."""
-    partial = path.with_name(f".{path.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    partial = Path(name)  # mkstemp: a new name, created 0600
     try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="") as stream:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
@@ -62,7 +63,7 @@ def load_or_create_key(path: Path) -> tuple[str, bool]:
             f"{path} can be read or written by others (mode {stat.S_IMODE(mode):04o}): "
             f"chmod 600 {path}"
         )
-    lines = path.read_text(encoding="ascii").splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     key = lines[0].strip() if lines else ""
     if not key:
         raise SensitiveFileError(f"{path} holds no key")

@@ -23,7 +23,13 @@ def test_load_or_create_key_absent_created_0600_then_the_same_key_read_back(
     assert created and len(key) == 64
     assert _mode(tmp_path / "deid.key") == 0o600
     assert load_or_create_key(tmp_path / "deid.key") == (key, False)
-    assert not list(tmp_path.glob(".*partial"))
+    assert [p.name for p in tmp_path.iterdir()] == ["deid.key"]  # no partial file left
+
+
+def test_load_or_create_key_stale_partial_of_a_killed_run_does_not_block(tmp_path: Path) -> None:
+    (tmp_path / ".deid.key.partial").write_text("half")
+    key, created = load_or_create_key(tmp_path / "deid.key")
+    assert created and (tmp_path / "deid.key").read_text() == key + "\n"
 
 
 @pytest.mark.parametrize(("content", "mode", "told"), [
