@@ -107,7 +107,9 @@ def _replace(element: DataElement, parent: str, leaks: Callable[[str], bool]) ->
         actions.empty_element(element)
         return
     dummy = _DUMMY.get(element.VR, REMOVED_TEXT)
-    new = [dummy if leaks(v) else v for v in _values(element)]
+    value = element.value
+    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    new = [dummy if v is not None and leaks(str(v)) else v for v in items]  # empty ones kept
     element.value = new if len(new) > 1 else new[0]
 
 

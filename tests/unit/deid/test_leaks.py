@@ -89,15 +89,16 @@ def test_scrub_leaks_uid_of_an_instance_remapped_earlier_in_the_run_found_in_tex
 
 
 def test_scrub_leaks_required_value_gets_a_dummy_per_value_not_emptied() -> None:
-    """Image Type is Type 1 and multi-valued: only the value holding a term is replaced."""
+    """Image Type is Type 1 and multi-valued: only the value holding a term is replaced, an empty
+    value stays where it was (the value multiplicity holds)."""
     ds = Dataset()
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "LONG"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "", "LONG"]
     item = Dataset()
     item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "1", "DCM", "Long axis"
     ds.AnatomicRegionSequence = [item]
     ds.InstanceNumber = "123456"
     assert scrub_leaks(ds, {"Long", "123456"}, UidMap(SECRET)) == 3
-    assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "REMOVED"]
+    assert list(ds.ImageType) == ["ORIGINAL", "PRIMARY", "", "REMOVED"]
     assert ds.AnatomicRegionSequence[0].CodeMeaning == "REMOVED"
     assert ds.InstanceNumber == 0
 
