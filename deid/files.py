@@ -7,14 +7,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import MediaStorageDirectoryStorage
 
-from deid.leaks import identifying_terms, scrub_leaks
+from deid.leaks import identifying_terms, scrub_leaks, source_uids
 from deid.options import DEFAULT_OPTIONS, DeidOptions, StructuredContent
+from deid.payload import opaque_payload
 from deid.pixels import blank_outside_tissue
 from deid.profile import CLEAN_PIXEL_DATA, ProfileTable, UidMap, apply_basic_profile
+from deid.reading import read_instance
 from deid.structured import (
     CLEAN_STRUCTURED_CONTENT,
     clean_structured_content,
@@ -33,6 +34,9 @@ class DeidReport:
     skipped: list[Path] = field(default_factory=list)
     #: inputs that could not be de-identified, with the error's type (never its message)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: original UID -> new UID, every UID the run remapped: it links the export back to the
+    #: source instances, so it is never shown (``repr``) and written only on request
+    uid_map: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class Withheld(Exception):
@@ -52,20 +56,25 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
 
     ``written`` (output -> input) holds the files this run wrote, and gets this one: a second
     input of the same SOP Instance UID is withheld instead of overwriting the first's output.
-    A DICOMDIR is withheld (its records name the files; the files themselves are exported).
+    A DICOMDIR is withheld (its records name the files; the files themselves are exported), and
+    so is an object whose payload cannot be cleaned (:func:`~deid.payload.opaque_payload`: an
+    encapsulated PDF or CDA, waveform data), whatever the options.
 
     A file without an ultrasound tissue region cannot have its burned-in text blanked: it is
     withheld unless ``options.keep_unmasked`` (then BurnedInAnnotation is left as it was). A file
     with SR content items is withheld when ``options.structured_content`` is WITHHOLD.
     """
-    ds = pydicom.dcmread(path)
+    ds = read_instance(path)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
         raise Withheld("a DICOMDIR (the media's index, not an instance)")
+    opaque = opaque_payload(ds)
+    if opaque is not None:
+        raise Withheld(opaque)
     structured = has_structured_content(ds)
     if structured and options.structured_content is StructuredContent.WITHHOLD:
         raise Withheld("structured content (SR content items)")
-    terms = identifying_terms(ds, table)
+    terms, old_uids = identifying_terms(ds, table), source_uids(ds)
     masked = blank_outside_tissue(ds)
     if not masked and "PixelData" in ds and not options.keep_unmasked:
         raise Withheld("no tissue region to blank burned-in text by")
@@ -73,9 +82,9 @@ def deidentify_file(path: Path, out_dir: Path, uids: UidMap, table: ProfileTable
     apply_basic_profile(ds, uids, table, applied)
     if structured:
         clean_structured_content(ds)
-    scrub_leaks(ds, terms, uids)
+    scrub_leaks(ds, terms, uids, old_uids)
     if getattr(ds, "file_meta", None) is not None:
-        scrub_leaks(ds.file_meta, terms, uids)
+        scrub_leaks(ds.file_meta, terms, uids, old_uids)
     if masked and str(ds.get("BurnedInAnnotation", "")).strip().upper() != "YES":
         # text outside the tissue regions is gone; a source that says YES may hold text inside
         # one (measurements, a probe name), which is not detected: it stays YES
@@ -114,6 +123,7 @@ def deidentify_tree(source: Path, out_dir: Path, secret: str,
         except Exception as exc:  # noqa: BLE001 (one odd file must not end the others' export)
             logger.warning("deidentify failed", extra={"error": type(exc).__name__})
             report.failed.append((path, type(exc).__name__))
+    report.uid_map = dict(uids.mapping)
     logger.info("deidentified", extra={"written": len(report.written), "withheld": len(report.withheld),
                                         "skipped": len(report.skipped), "failed": len(report.failed)})
     return report

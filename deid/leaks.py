@@ -1,28 +1,42 @@
 """The last net: identifying values of the source looked for in every element of the output.
 
 Before the profile runs, :func:`identifying_terms` collects what the source's identifying
-attributes hold (names split into their parts, IDs, dates in the usual spellings, UIDs).
-After it, :func:`scrub_leaks` empties any text element still holding one of them (an SR
-text item becomes :data:`~deid.structured.REMOVED_TEXT`, as it is type 1) and remaps any UID
-element still holding an old UID. Values that attributes the profile keeps also hold (a
-station named after its model) are not identifying and are left alone.
+attributes hold (names split into their parts, IDs, dates in the usual spellings) and
+:func:`source_uids` the instance UIDs it holds. After it, :func:`scrub_leaks` remaps any UID
+element still holding an old UID, and replaces any text element holding a term or an old UID
+anywhere in its value (a UID quoted in a comment, an ID in a URL's query): emptied, or, where
+the standard requires a value (Type 1 or 1C, :mod:`deid.required`), each value that holds one
+becomes a dummy (:data:`~deid.structured.REMOVED_TEXT` for text), so the output stays valid.
+Values that attributes the profile keeps also hold (a station named after its model) are not
+identifying and are left alone.
+
+A term is found only as a whole token: not next to a letter or a digit, nor to a dot and a
+digit (``123456`` is not found in ``0.123456``, ``1.2.3`` not in ``1.2.3.4``). Terms shorter
+than 3 characters, and numbers shorter than 5 digits, are not looked for: they would match
+everywhere. A UID is found as a whole dotted number.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from dicomanonymizer import simpledicomanonymizer as actions
 from pydicom import DataElement, Dataset
 from pydicom.multival import MultiValue
 
-from deid.profile import ProfileTable, UidMap
+from deid.profile import DUMMY_TIME, ProfileTable, UidMap, registered
+from deid.required import is_required
 from deid.structured import REMOVED_TEXT
 
-_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
-                       "TM", "UC", "UR", "UT"})
+_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"}
+)
+#: the dummy of a required value that held a leak, by VR; any other text VR: REMOVED_TEXT
+_DUMMY = {**DUMMY_TIME, "AS": "000Y", "DS": "0", "IS": "0", "UR": "http://anonymized.invalid"}
 _MIN_TERM = 3
+_MIN_DIGITS = 5
+_UID_TOKEN = re.compile(r"\d+(?:\.\d+)+")
 
 
 def _values(element: DataElement) -> list[str]:
@@ -53,25 +67,69 @@ def identifying_terms(ds: Dataset, table: ProfileTable) -> set[str]:
             target.update(s for s in _spellings(value, element.VR) if len(s) >= _MIN_TERM)
 
     ds.walk(collect)
-    return {term for term in changed - kept if not term.isdigit() or len(term) >= 6}
+    return {term for term in changed - kept if not term.isdigit() or len(term) >= _MIN_DIGITS}
+
+
+def source_uids(ds: Dataset) -> set[str]:
+    """Every UID ``ds`` holds (private elements included) that the standard does not define."""
+    found: set[str] = set()
+
+    def collect(_: Dataset, element: DataElement) -> None:
+        if element.VR == "UI":
+            found.update(v for v in _values(element) if not registered(v))
+
+    ds.walk(collect)
+    return found
 
 
 def _pattern(terms: set[str]) -> re.Pattern[str] | None:
     if not terms:
         return None
     words = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
-    return re.compile(rf"(?<![0-9A-Za-z])(?:{words})(?![0-9A-Za-z])", re.IGNORECASE)
+    return re.compile(
+        rf"(?<![0-9A-Za-z])(?<!\d\.)(?:{words})(?![0-9A-Za-z])(?!\.\d)", re.IGNORECASE
+    )
 
 
-def scrub_leaks(ds: Dataset, terms: set[str], uids: UidMap) -> int:
-    """Empty every element of ``ds`` that still holds one of ``terms``; remap old UIDs left.
+def _walk(ds: Dataset, parent: str, visit: Callable[[DataElement, str], None]) -> None:
+    """Call ``visit(element, keyword of the sequence holding it)`` for every element at any depth."""
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                _walk(item, element.keyword, visit)
+        else:
+            visit(element, parent)
+
+
+def _replace(element: DataElement, parent: str, leaks: Callable[[str], bool]) -> None:
+    """Empty ``element``, or, where a value is required, make each value that leaks a dummy."""
+    if not is_required(parent, element.keyword):
+        actions.empty_element(element)
+        return
+    dummy = _DUMMY.get(element.VR, REMOVED_TEXT)
+    value = element.value
+    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    new = [dummy if v is not None and leaks(str(v)) else v for v in items]  # empty ones kept
+    element.value = new if len(new) > 1 else new[0]
+
+
+def scrub_leaks(
+    ds: Dataset, terms: set[str], uids: UidMap, old_uids: Collection[str] = frozenset()
+) -> int:
+    """Replace every text element of ``ds`` that still holds one of ``terms``, or a UID of
+    ``old_uids`` or of ``uids``' map, anywhere in its value; remap old UIDs left in UID elements.
 
     Returns how many elements were changed.
     """
     pattern = _pattern(terms)
     changed = 0
 
-    def scrub(_: Dataset, element: DataElement) -> None:
+    def leaks(value: str) -> bool:
+        if pattern is not None and pattern.search(value):
+            return True
+        return any(t in old_uids or t in uids.mapping for t in _UID_TOKEN.findall(value))
+
+    def scrub(element: DataElement, parent: str) -> None:
         nonlocal changed
         if element.VR == "UI":
             values = _values(element)
@@ -80,14 +138,11 @@ def scrub_leaks(ds: Dataset, terms: set[str], uids: UidMap) -> int:
                 element.value = new if len(new) > 1 else new[0]
                 changed += 1
             return
-        if pattern is None or element.VR not in _TEXT_VRS:
+        if element.VR not in _TEXT_VRS:
             return
-        if any(pattern.search(v) for v in _values(element)):
-            if element.keyword in ("TextValue", "PersonName"):
-                element.value = REMOVED_TEXT
-            else:
-                actions.empty_element(element)
+        if any(leaks(v) for v in _values(element)):
+            _replace(element, parent, leaks)
             changed += 1
 
-    ds.walk(scrub)
+    _walk(ds, "", scrub)
     return changed

@@ -41,7 +41,7 @@ _IDENTITY_SEQUENCES = frozenset({
     0x0040A073,  # Verifying Observer Sequence
 })
 #: dummy values of dates and times that must stay present (D); Z empties them
-_DUMMY_TIME = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}
+DUMMY_TIME = {"DA": "19000101", "DT": "19000101000000", "TM": "000000"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class UidMap:
         return f"DEID{digest[:12].upper()}"
 
 
-def _registered(value: object) -> bool:
+def registered(value: object) -> bool:
     """Whether every UID of ``value`` is one the standard defines (a SOP class, a transfer
     syntax, a coding scheme): those identify nobody and are kept; any other is remapped."""
     values = value if isinstance(value, MultiValue | list) else [value]
@@ -143,7 +143,7 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
         if action is None:
             if element.VR == "PN" and element.value:
                 actions.replace_element(element)
-            elif element.VR == "UI" and element.value and not _registered(element.value):
+            elif element.VR == "UI" and element.value and not registered(element.value):
                 _remap(element, uids)  # an instance UID the table does not list
             return
         if action == "X":
@@ -162,8 +162,8 @@ def apply_basic_profile(ds: Dataset, uids: UidMap, table: ProfileTable,
                 element.value = ""
             else:
                 _remap(element, uids)
-        elif element.VR in _DUMMY_TIME:
-            element.value = _DUMMY_TIME[element.VR] if action == "D" else ""
+        elif element.VR in DUMMY_TIME:
+            element.value = DUMMY_TIME[element.VR] if action == "D" else ""
         elif action in ("Z", "X/Z"):
             actions.empty_element(element)
         elif action == "D":
