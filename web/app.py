@@ -30,7 +30,9 @@ PUBLIC_PATHS = frozenset({"/login", "/healthz", "/metrics", "/static"})
 REVOKED_SESSIONS_FILE = "web-sessions-revoked.json"
 
 
-def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, sessions: sessionmaker[Session], spool: Spool | None = None
+) -> FastAPI:
     """The status page, /metrics and /healthz for the node described by ``settings``."""
     app = FastAPI(title="lnm-node status", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -40,10 +42,13 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool
     app.state.spool = spool or Spool.under(settings.home)
     app.state.templates = templates
     app.state.authenticator = Authenticator.build(
-        settings.web_users, settings.web_session_secret, settings.web_session_seconds,
+        settings.web_users,
+        settings.web_session_secret,
+        settings.web_session_seconds,
         revoked_path=settings.home / REVOKED_SESSIONS_FILE,
-        throttle=LoginThrottle(settings.web_login_backoff_seconds,
-                               settings.web_login_max_backoff_seconds),
+        throttle=LoginThrottle(
+            settings.web_login_backoff_seconds, settings.web_login_max_backoff_seconds
+        ),
     )
     app.state.trusted_proxies = trusted_networks(settings.web_trusted_proxies)
     app.state.metrics_registry = make_registry(settings, sessions, app.state.spool)

@@ -59,15 +59,27 @@ class Authenticator:
     revoked: RevokedSessions = field(default_factory=lambda: RevokedSessions(None))
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     checks: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(CONCURRENT_CHECKS))
+        default_factory=lambda: threading.BoundedSemaphore(CONCURRENT_CHECKS)
+    )
 
     @classmethod
-    def build(cls, entries: list[str], secret: str, max_age_seconds: int,
-              revoked_path: Path | None = None, throttle: LoginThrottle | None = None) -> Authenticator:
+    def build(
+        cls,
+        entries: list[str],
+        secret: str,
+        max_age_seconds: int,
+        revoked_path: Path | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> Authenticator:
         """From settings; an empty ``secret`` gets a random one (sessions end at a restart)."""
         key = secret or secrets.token_urlsafe(32)
-        return cls(WebUsers.parse(entries), TimestampSigner(key, salt="lnm-web-session"),
-                   max_age_seconds, RevokedSessions.load(revoked_path), throttle or LoginThrottle())
+        return cls(
+            WebUsers.parse(entries),
+            TimestampSigner(key, salt="lnm-web-session"),
+            max_age_seconds,
+            RevokedSessions.load(revoked_path),
+            throttle or LoginThrottle(),
+        )
 
     def _fingerprint(self, name: str) -> str:
         encoded = self.users.hashes.get(name, "")
@@ -161,12 +173,20 @@ def not_authenticated(request: Request, _exc: Exception) -> Response:
     if wants_page:
         target = quote(safe_next(request.url.path), safe="/")
         return RedirectResponse(f"{LOGIN_PATH}?next={target}", status_code=303)
-    return Response("authentication required\n", status_code=401, media_type="text/plain",
-                    headers={"WWW-Authenticate": 'Basic realm="lnm-node"'})
+    return Response(
+        "authentication required\n",
+        status_code=401,
+        media_type="text/plain",
+        headers={"WWW-Authenticate": 'Basic realm="lnm-node"'},
+    )
 
 
 def throttled(_request: Request, exc: Exception) -> Response:
     """429 with the seconds to wait."""
     wait = int(getattr(exc, "retry_after", 1)) + 1
-    return Response("too many failed logins; try again later\n", status_code=429,
-                    media_type="text/plain", headers={"Retry-After": str(wait)})
+    return Response(
+        "too many failed logins; try again later\n",
+        status_code=429,
+        media_type="text/plain",
+        headers={"Retry-After": str(wait)},
+    )
