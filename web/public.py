@@ -62,11 +62,12 @@ def login(
         )
     except Throttled as exc:
         log.warning("login throttled", extra={"user": username[:64]})
+        busy = "The server is busy checking passwords: try again." if exc.busy else None
         return _login_page(
             request,
             next,
-            "Too many failed logins: wait and try again.",
-            429,
+            busy or "Too many failed logins: wait and try again.",
+            503 if exc.busy else 429,
             {"Retry-After": str(int(exc.retry_after) + 1)},
         )
     if not accepted:

@@ -4,6 +4,13 @@ Each failure past :attr:`LoginThrottle.free_failures` doubles the wait (from
 ``base_seconds`` up to ``max_seconds``); a success clears it. A refused try costs no
 password check (scrypt), so a flood of bad logins cannot starve the server. Keys are
 ``client:<address>`` and ``user:<name>``; the table is bounded (oldest entries go first).
+
+Parallel tries are admitted as if each one still in flight had failed: a key with ``count``
+failures and ``in_flight`` checks running admits another only when no check is running or
+``count + in_flight <= free_failures`` (the next try is due at once even if all of them
+fail). Otherwise the try waits (up to ``patience_seconds``) for the running checks to end
+instead of being refused: correct credentials sent in parallel all pass, while parallel
+guesses run no more checks than the same guesses sent one after another would.
 """
 
 from __future__ import annotations
@@ -11,53 +18,117 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 
 @dataclass
 class _Failures:
     count: int = 0
     blocked_until: float = 0.0
+    in_flight: int = 0
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a try may not run its password check now, and when to come back."""
+
+    retry_after: float
+    #: True: the checks in flight did not end within the patience (the server is loaded);
+    #: False: a key waits after failed logins
+    busy: bool = False
 
 
 @dataclass
 class LoginThrottle:
-    """Per-key failure counts and the time each key may try again."""
+    """Per-key failure counts, checks in flight, and the time each key may try again.
+
+    ``clock`` drives the back-off schedule; ``patience_seconds`` is real time that an
+    admitted-later try waits for the checks in flight on its keys.
+    """
 
     base_seconds: float = 1.0
     max_seconds: float = 300.0
     free_failures: int = 3
     max_entries: int = 10_000
+    patience_seconds: float = 15.0
     clock: Callable[[], float] = time.monotonic
     _table: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
 
-    def retry_after(self, keys: Iterable[str]) -> float:
+    def retry_after(self, keys: Sequence[str]) -> float:
         """Seconds until every one of ``keys`` may try again (0: now)."""
-        now = self.clock()
-        with self._lock:
-            waits = [entry.blocked_until - now for key in keys if (entry := self._table.get(key))]
-        return max([0.0, *waits])
+        with self._changed:
+            return self._wait(keys, self.clock())
 
-    def failed(self, keys: Iterable[str]) -> None:
+    def admit(self, keys: Sequence[str]) -> Refusal | None:
+        """Reserve one password check for ``keys``; ``None``: admitted, call :meth:`finished`.
+
+        A key waiting after failures refuses at once; a key whose checks in flight could, by
+        failing, make this try due later holds it until they end (at most
+        ``patience_seconds``, then a busy refusal).
+        """
+        deadline = time.monotonic() + self.patience_seconds
+        with self._changed:
+            while True:
+                wait = self._wait(keys, self.clock())
+                if wait > 0:
+                    return Refusal(wait)
+                if all(self._may_start(key) for key in keys):
+                    for key in keys:
+                        self._entry(key).in_flight += 1
+                    return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return Refusal(self.base_seconds, busy=True)
+                self._changed.wait(remaining)
+
+    def finished(self, keys: Sequence[str], accepted: bool) -> None:
+        """The check admitted by :meth:`admit` ended: a success clears the keys' failures."""
         now = self.clock()
-        with self._lock:
+        with self._changed:
             for key in keys:
-                entry = self._table.pop(key, None) or _Failures()
+                entry = self._entry(key)
+                entry.in_flight = max(0, entry.in_flight - 1)
+                if accepted:
+                    entry.count, entry.blocked_until = 0, 0.0
+                    if not entry.in_flight:
+                        del self._table[key]
+                    continue
                 entry.count += 1
                 extra = entry.count - self.free_failures
                 if extra > 0:
                     wait = min(self.max_seconds, self.base_seconds * 2 ** min(extra - 1, 30))
                     entry.blocked_until = now + wait
-                self._table[key] = entry
-                while len(self._table) > self.max_entries:
-                    self._table.popitem(last=False)
+            self._trim()
+            self._changed.notify_all()
 
-    def succeeded(self, keys: Iterable[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self._table.pop(key, None)
+    def _wait(self, keys: Sequence[str], now: float) -> float:
+        waits = [entry.blocked_until - now for key in keys if (entry := self._table.get(key))]
+        return max([0.0, *waits])
+
+    def _may_start(self, key: str) -> bool:
+        entry = self._table.get(key)
+        return (
+            entry is None
+            or not entry.in_flight
+            or (entry.count + entry.in_flight <= self.free_failures)
+        )
+
+    def _entry(self, key: str) -> _Failures:
+        """The key's entry, created if need be, moved to the newest end of the table."""
+        entry = self._table.pop(key, None) or _Failures()
+        self._table[key] = entry
+        return entry
+
+    def _trim(self) -> None:
+        """Drop the oldest entries beyond ``max_entries`` (never one with a check in flight)."""
+        excess = len(self._table) - self.max_entries
+        if excess > 0:
+            idle = (key for key, entry in self._table.items() if not entry.in_flight)
+            for key in list(islice(idle, excess)):
+                del self._table[key]
 
 
 def login_keys(client: str, user: str) -> tuple[str, str]:

@@ -1,0 +1,129 @@
+"""Login throttling of parallel tries: right passwords all pass, guesses run no faster.
+
+The back-off schedule runs on a frozen clock, so a key that waits keeps waiting whatever the
+machine's speed; no assertion depends on how long anything takes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from itsdangerous import TimestampSigner
+
+from web.auth import Authenticator, Throttled
+from web.passwords import WebUsers, hash_password
+from web.throttle import LoginThrottle, login_keys
+
+USER, PASSWORD = "admin", "correct horse"
+ENTRY = f"{USER}:{hash_password(PASSWORD)}"
+PARALLEL = 16
+
+
+class CountingUsers(WebUsers):
+    """WebUsers that count the password checks (scrypt) they run."""
+
+    def __init__(self, hashes: dict[str, str]) -> None:
+        object.__setattr__(self, "hashes", hashes)
+        object.__setattr__(self, "runs", Counter[str]())
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def check(self, name: str, password: str) -> bool:
+        with self._lock:  # type: ignore[attr-defined]
+            self.runs[password] += 1  # type: ignore[attr-defined]
+        return super().check(name, password)
+
+
+def _authenticator() -> tuple[Authenticator, CountingUsers]:
+    """Checks counted; a key that waits waits 600 s on a clock that stands still."""
+    users = CountingUsers(WebUsers.parse([ENTRY]).hashes)
+    throttle = LoginThrottle(base_seconds=600, clock=lambda: 1000.0)
+    return Authenticator(users, TimestampSigner("test-secret"), 3600, throttle=throttle), users
+
+
+def _in_parallel(count: int, attempt: Callable[[int], str]) -> Counter[str]:
+    """``attempt(i)`` in ``count`` threads released together; the outcomes counted."""
+    outcomes, lock, start = Counter[str](), threading.Lock(), threading.Barrier(count)
+
+    def run(index: int) -> None:
+        start.wait()
+        outcome = attempt(index)
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _try(authenticator: Authenticator, client: str, password: str) -> str:
+    try:
+        return "accepted" if authenticator.check_password(client, USER, password) else "refused"
+    except Throttled as exc:
+        return "busy" if getattr(exc, "busy", False) else "throttled"
+
+
+def test_throttle_parallel_right_passwords_all_accepted_none_throttled() -> None:
+    authenticator, users = _authenticator()
+    outcomes = _in_parallel(PARALLEL, lambda _i: _try(authenticator, "10.0.0.1", PASSWORD))
+    assert outcomes == {"accepted": PARALLEL}
+    assert users.runs[PASSWORD] == PARALLEL  # each one was checked, none refused unchecked
+
+
+def test_throttle_parallel_guesses_run_no_more_checks_than_one_after_another() -> None:
+    authenticator, users = _authenticator()
+    outcomes = _in_parallel(PARALLEL, lambda i: _try(authenticator, "10.0.0.1", f"guess {i}"))
+    free = (
+        authenticator.throttle.free_failures + 1
+    )  # the same guesses sent in turn: 4 before a wait
+    assert outcomes == {"refused": free, "throttled": PARALLEL - free}
+    assert sum(users.runs.values()) == free
+    assert _try(authenticator, "10.0.0.1", PASSWORD) == "throttled"  # the key waits after them
+
+
+def test_throttle_parallel_guesses_from_many_clients_stop_at_the_users_limit() -> None:
+    authenticator, users = _authenticator()
+    outcomes = _in_parallel(PARALLEL, lambda i: _try(authenticator, f"10.0.1.{i}", f"guess {i}"))
+    free = authenticator.throttle.free_failures + 1
+    assert outcomes == {"refused": free, "throttled": PARALLEL - free}
+    assert sum(users.runs.values()) == free
+
+
+def test_throttle_try_behind_checks_that_never_end_is_refused_busy_not_throttled() -> None:
+    throttle = LoginThrottle(free_failures=0, patience_seconds=0.05, clock=lambda: 0.0)
+    keys = login_keys("10.0.0.1", USER)
+    assert throttle.admit(keys) is None  # in flight, never finished
+    refusal = throttle.admit(keys)
+    assert refusal is not None and refusal.busy
+    throttle.finished(keys, accepted=True)
+    assert throttle.admit(keys) is None
+
+
+def test_throttle_success_clears_failures_but_keeps_other_checks_in_flight() -> None:
+    throttle = LoginThrottle(free_failures=1, patience_seconds=0.05, clock=lambda: 0.0)
+    keys = login_keys("10.0.0.1", USER)
+    assert throttle.admit(keys) is None and throttle.admit(keys) is None  # 0 + 1 <= 1
+    throttle.finished(keys, accepted=True)
+    refusal = throttle.admit(keys)  # one still in flight; another may start (0 + 1 <= 1)
+    assert refusal is None
+    throttle.finished(keys, accepted=False)
+    throttle.finished(keys, accepted=False)  # two failures: past the free one, a wait
+    assert throttle.retry_after(keys) > 0
+
+
+@pytest.mark.parametrize("max_entries", [1, 3])
+def test_throttle_table_bounded_never_drops_a_key_in_flight(max_entries: int) -> None:
+    throttle = LoginThrottle(max_entries=max_entries, clock=lambda: 0.0)
+    busy = login_keys("10.0.0.1", USER)
+    assert throttle.admit(busy) is None
+    for n in range(20):
+        keys = login_keys(f"10.0.2.{n}", f"user{n}")
+        assert throttle.admit(keys) is None
+        throttle.finished(keys, accepted=False)
+    assert len(throttle._table) <= max(max_entries, 2)
+    assert all(throttle._table[key].in_flight == 1 for key in busy)
