@@ -287,7 +287,8 @@ class Settings(BaseSettings):
     #: not run the database aggregates each time)
     metrics_cache_seconds: float = Field(default=10.0, ge=0)
     #: reverse proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed:
-    #: behind one that terminates https, session cookies are marked Secure
+    #: behind one that terminates https, session cookies are marked Secure, and the client
+    #: that logs and login throttling name is the address it forwards (else the TCP peer)
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: failed logins wait this long after the third failure (per client and per user),
     #: doubling with each further failure up to web_login_max_backoff_seconds

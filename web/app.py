@@ -57,7 +57,7 @@ def create_app(
     app.add_exception_handler(NotAuthenticated, not_authenticated)
     app.add_exception_handler(Throttled, throttled)
     app.middleware("http")(security_headers)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, trusted=app.state.trusted_proxies)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(public.router)
     app.include_router(pages.router)

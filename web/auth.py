@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -31,6 +32,8 @@ from web.clients import Networks, client_address
 from web.passwords import WebUsers
 from web.sessions import RevokedSessions
 from web.throttle import LoginThrottle, login_keys
+
+log = logging.getLogger(__name__)
 
 COOKIE = "lnm_session"
 #: password checks (scrypt: ~60 ms of CPU and 16 MiB each) that may run at the same time
@@ -124,11 +127,16 @@ class Authenticator:
         Parallel tries are admitted by :meth:`~web.throttle.LoginThrottle.admit` as if the
         checks in flight had failed, so guesses run no faster in parallel, and extra correct
         tries wait for those checks instead of being refused; at most
-        :data:`CONCURRENT_CHECKS` scrypt checks run at once, whoever asks.
+        :data:`CONCURRENT_CHECKS` scrypt checks run at once, whoever asks. Refusals and wrong
+        passwords (the login form's and HTTP Basic's) are logged with the user and ``client``.
         """
         keys = login_keys(client, name)
         refusal = self.throttle.admit(keys)
         if refusal is not None:
+            log.warning(
+                "login throttled",
+                extra={"user": name[:64], "client": client, "busy": refusal.busy},
+            )
             raise Throttled(refusal.retry_after, busy=refusal.busy)
         accepted = False
         try:
@@ -136,6 +144,8 @@ class Authenticator:
                 accepted = self.users.check(name, password)
         finally:
             self.throttle.finished(keys, accepted)
+        if not accepted:
+            log.warning("login refused", extra={"user": name[:64], "client": client})
         return accepted
 
     def basic_user(self, header: str | None, client: str = "unknown") -> str | None:

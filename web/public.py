@@ -56,12 +56,10 @@ def login(
 ) -> Response:
     authenticator: Authenticator = request.app.state.authenticator
     trusted = request.app.state.trusted_proxies
+    client = client_address(request, trusted)
     try:
-        accepted = authenticator.check_password(
-            client_address(request, trusted), username, password
-        )
+        accepted = authenticator.check_password(client, username, password)
     except Throttled as exc:
-        log.warning("login throttled", extra={"user": username[:64]})
         busy = "The server is busy checking passwords: try again." if exc.busy else None
         return _login_page(
             request,
@@ -71,9 +69,8 @@ def login(
             {"Retry-After": str(int(exc.retry_after) + 1)},
         )
     if not accepted:
-        log.warning("login refused", extra={"user": username[:64]})
         return _login_page(request, next, "Wrong user name or password.", 401)
-    log.info("login", extra={"user": username})
+    log.info("login", extra={"user": username, "client": client})
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,

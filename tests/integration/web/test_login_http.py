@@ -6,6 +6,7 @@ wait 600 s, so no assertion depends on how fast the machine is.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,19 +27,22 @@ USER, PASSWORD = "engineer", "a long test password"
 PARALLEL = 16
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[HttpServer]:
+def _start(home: Path, trusted: list[str]) -> HttpServer:
     settings = Settings(
-        home=tmp_path,
+        home=home,
         http_port=0,
         web_users=[f"{USER}:{hash_password(PASSWORD)}"],
         web_session_secret="integration-test-secret",
         web_login_backoff_seconds=600,
         web_login_max_backoff_seconds=600,
+        web_trusted_proxies=trusted,
     )
-    started = start_http_server(
-        settings, make_sessionmaker(settings.database_url), Spool.under(tmp_path)
-    )
+    return start_http_server(settings, make_sessionmaker(settings.database_url), Spool.under(home))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[HttpServer]:
+    started = _start(tmp_path, [])
     try:
         yield started
     finally:
@@ -84,3 +88,26 @@ def test_login_parallel_wrong_passwords_check_four_then_429(server: HttpServer) 
     with httpx.Client(base_url=server.url, timeout=60) as client:
         answer = client.get("/studies", auth=(USER, PASSWORD))
     assert answer.status_code == 429 and int(answer.headers["retry-after"]) > 300
+
+
+@pytest.mark.parametrize(
+    ("trusted", "expected"),
+    [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9")],
+    ids=["direct-forwarded-for-ignored", "behind-trusted-proxy"],
+)
+def test_login_refused_and_access_lines_name_the_client_over_http(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, trusted: list[str], expected: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    server = _start(tmp_path, trusted)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            forwarded = {"X-Forwarded-For": "203.0.113.9"}
+            answer = client.get("/studies", auth=(USER, "wrong"), headers=forwarded)
+    finally:
+        server.stop()
+    assert answer.status_code == 401
+    lines = {r.getMessage(): r for r in caplog.records if r.name.startswith("web.")}
+    assert getattr(lines["login refused"], "client", None) == expected
+    assert getattr(lines["http request"], "client", None) == expected
+    assert getattr(lines["http request"], "status", None) == 401
