@@ -1,9 +1,14 @@
 """Login throttling: after a few failures a client, and a user name, wait before the next try.
 
 Each failure past :attr:`LoginThrottle.free_failures` doubles the wait (from
-``base_seconds`` up to ``max_seconds``); a success clears it. A refused try costs no
-password check (scrypt), so a flood of bad logins cannot starve the server. Keys are
-``client:<address>`` and ``user:<name>``; the table is bounded (oldest entries go first).
+``base_seconds`` up to ``max_seconds``). A refused try costs no password check (scrypt), so
+a flood of bad logins cannot starve the server. Every try counts on three keys (see
+:func:`login_keys`): its client, the (client, user) pair and the user. A success clears the
+client's and the pair's failures but takes only the pair's own failures off the user's: the
+user's count is the ceiling on guessing one name from many addresses, and a login elsewhere
+must not reset it. A key's failures are forgotten after :attr:`LoginThrottle.forget_after`
+seconds without one (long enough not to speed guessing up). The table is bounded (oldest idle
+entries go first).
 
 Parallel tries are admitted as if each one still in flight had failed: a key with ``count``
 failures and ``in_flight`` checks running admits another only when no check is running or
@@ -15,12 +20,14 @@ guesses run no more checks than the same guesses sent one after another would.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import NamedTuple
 
 
 @dataclass
@@ -28,6 +35,7 @@ class _Failures:
     count: int = 0
     blocked_until: float = 0.0
     in_flight: int = 0
+    last_failure: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,9 @@ class LoginThrottle:
         deadline = time.monotonic() + self.patience_seconds
         with self._changed:
             while True:
-                wait = self._wait(keys, self.clock())
+                now = self.clock()
+                self._forget(keys, now)
+                wait = self._wait(keys, now)
                 if wait > 0:
                     return Refusal(wait)
                 if all(self._may_start(key) for key in keys):
@@ -84,25 +94,59 @@ class LoginThrottle:
                     return Refusal(self.base_seconds, busy=True)
                 self._changed.wait(remaining)
 
-    def finished(self, keys: Sequence[str], accepted: bool) -> None:
-        """The check admitted by :meth:`admit` ended: a success clears the keys' failures."""
+    def finished(self, keys: LoginKeys, accepted: bool) -> None:
+        """The check admitted by :meth:`admit` ended; a failure counts on every key.
+
+        A success clears the client's and the pair's failures, and takes only this pair's own
+        failures off the user's count: failures from other clients stay, so a user who logs
+        in (a monitor every few seconds) does not hand guessers elsewhere a fresh allowance.
+        """
         now = self.clock()
         with self._changed:
             for key in keys:
                 entry = self._entry(key)
                 entry.in_flight = max(0, entry.in_flight - 1)
-                if accepted:
-                    entry.count, entry.blocked_until = 0, 0.0
-                    if not entry.in_flight:
+            if accepted:
+                user = self._entry(keys.user)
+                user.count = max(0, user.count - self._entry(keys.pair).count)
+                if user.count <= self.free_failures:
+                    user.blocked_until = 0.0
+                for key in keys:
+                    entry = self._entry(key)
+                    if key != keys.user:
+                        entry.count, entry.blocked_until = 0, 0.0
+                    if not entry.count and not entry.in_flight:
                         del self._table[key]
-                    continue
-                entry.count += 1
-                extra = entry.count - self.free_failures
-                if extra > 0:
-                    wait = min(self.max_seconds, self.base_seconds * 2 ** min(extra - 1, 30))
-                    entry.blocked_until = now + wait
+            else:
+                for key in keys:
+                    self._failed(self._entry(key), now)
             self._trim()
             self._changed.notify_all()
+
+    @property
+    def forget_after(self) -> float:
+        """Seconds without a failure after which a key's failures are forgotten.
+
+        As long as the failures a fresh key allows before its wait reaches ``max_seconds``
+        would take at that wait, so forgetting never lets guesses run faster than the
+        ``max_seconds`` pace (300 s: 14 failures, 70 min).
+        """
+        doublings = max(0, math.ceil(math.log2(self.max_seconds / self.base_seconds))) + 1
+        return self.max_seconds * (self.free_failures + 1 + doublings)
+
+    def _forget(self, keys: Sequence[str], now: float) -> None:
+        for key in keys:
+            entry = self._table.get(key)
+            if entry and not entry.in_flight and now - entry.last_failure >= self.forget_after:
+                del self._table[key]
+
+    def _failed(self, entry: _Failures, now: float) -> None:
+        entry.count += 1
+        entry.last_failure = now
+        extra = entry.count - self.free_failures
+        if extra > 0:
+            wait = min(self.max_seconds, self.base_seconds * 2 ** min(extra - 1, 30))
+            entry.blocked_until = now + wait
 
     def _wait(self, keys: Sequence[str], now: float) -> float:
         waits = [entry.blocked_until - now for key in keys if (entry := self._table.get(key))]
@@ -131,6 +175,15 @@ class LoginThrottle:
                 del self._table[key]
 
 
-def login_keys(client: str, user: str) -> tuple[str, str]:
+class LoginKeys(NamedTuple):
+    """The throttle keys of one login attempt: its client, the (client, user) pair, the user."""
+
+    client: str
+    pair: str
+    user: str
+
+
+def login_keys(client: str, user: str) -> LoginKeys:
     """The throttle keys of one login attempt."""
-    return f"client:{client}", f"user:{user[:64]}"
+    name = user[:64]
+    return LoginKeys(f"client:{client}", f"pair:{(client, name)!r}", f"user:{name}")

@@ -125,5 +125,69 @@ def test_throttle_table_bounded_never_drops_a_key_in_flight(max_entries: int) ->
         keys = login_keys(f"10.0.2.{n}", f"user{n}")
         assert throttle.admit(keys) is None
         throttle.finished(keys, accepted=False)
-    assert len(throttle._table) <= max(max_entries, 2)
+    assert len(throttle._table) <= max(max_entries, len(busy))
     assert all(throttle._table[key].in_flight == 1 for key in busy)
+
+
+def _clocked() -> tuple[Authenticator, list[float]]:
+    """A key waits 600 s, doubling up to a day, on a clock the test moves."""
+    now = [0.0]
+    throttle = LoginThrottle(base_seconds=600, max_seconds=86400, clock=lambda: now[0])
+    return Authenticator.build([ENTRY], "test-secret", 3600, throttle=throttle), now
+
+
+def _checked_guesses_from_new_clients(authenticator: Authenticator, first: int) -> int:
+    """Guesses from fresh addresses, one after another, until one is throttled."""
+    for n in range(first, first + 10):
+        if _try(authenticator, f"203.0.113.{n}", f"guess {n}") == "throttled":
+            return n - first
+    return 10
+
+
+def test_throttle_login_elsewhere_keeps_other_clients_failures_on_the_user() -> None:
+    authenticator, now = _clocked()
+    assert _checked_guesses_from_new_clients(authenticator, 0) == 4  # then the user waits
+    now[0] = 700.0  # the wait is over
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"  # the user (a monitor) logs in
+    # the guessers' four failures still count: the next one makes the user wait again
+    assert _checked_guesses_from_new_clients(authenticator, 20) == 1
+
+
+def test_throttle_login_forgives_the_clients_own_failures_on_the_user() -> None:
+    authenticator, _now = _clocked()
+    assert [_try(authenticator, "10.0.0.2", "typo") for _ in range(3)] == ["refused"] * 3
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"
+    assert _checked_guesses_from_new_clients(authenticator, 0) == 4  # as if no typo had been made
+
+
+def test_throttle_other_clients_failures_forgotten_after_a_quiet_forget_after() -> None:
+    authenticator, now = _clocked()
+    assert _checked_guesses_from_new_clients(authenticator, 0) == 4
+    quiet = authenticator.throttle.forget_after
+    now[0] = quiet - 1  # the wait is over, the failures are not forgotten yet
+    assert _checked_guesses_from_new_clients(authenticator, 20) == 1
+    now[0] = 2 * quiet  # a quiet forget_after since the last failure
+    assert _checked_guesses_from_new_clients(authenticator, 40) == 4
+
+
+@pytest.mark.parametrize(
+    ("base", "most", "free"), [(1.0, 300.0, 3), (0.01, 300.0, 3), (600.0, 600.0, 0), (5.0, 7.0, 10)]
+)
+def test_throttle_forget_after_no_shorter_than_its_failures_at_the_slowest_pace(
+    base: float, most: float, free: int
+) -> None:
+    """Forgetting never speeds guessing up: the failures a fresh key allows before its wait
+    reaches ``max_seconds`` would take at least ``forget_after`` at that wait."""
+    now = [0.0]
+    throttle = LoginThrottle(base, most, free_failures=free, clock=lambda: now[0])
+    keys = login_keys("10.0.0.1", USER)
+    failures = 0
+    while True:
+        assert throttle.admit(keys) is None
+        throttle.finished(keys, accepted=False)
+        failures += 1
+        wait = throttle.retry_after(keys)
+        if wait >= most:
+            break
+        now[0] += wait
+    assert failures * most <= throttle.forget_after
