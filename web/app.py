@@ -47,7 +47,9 @@ def create_app(
         settings.web_session_seconds,
         revoked_path=settings.home / REVOKED_SESSIONS_FILE,
         throttle=LoginThrottle(
-            settings.web_login_backoff_seconds, settings.web_login_max_backoff_seconds
+            settings.web_login_backoff_seconds,
+            settings.web_login_max_backoff_seconds,
+            known_seconds=settings.web_session_seconds,
         ),
     )
     app.state.trusted_proxies = trusted_networks(settings.web_trusted_proxies)

@@ -10,6 +10,12 @@ must not reset it. A key's failures are forgotten after :attr:`LoginThrottle.for
 seconds without one (long enough not to speed guessing up). The table is bounded (oldest idle
 entries go first).
 
+While a user name waits (someone somewhere failed for it), a client that logged in as that
+user within ``known_seconds`` (the session lifetime) still tries, one check at a time, held
+only by its own client and pair keys; its first failure ends that. So one address cannot keep
+a user out of the clients the user works from, while the user's count still paces guesses
+from everywhere else.
+
 Parallel tries are admitted as if each one still in flight had failed: a key with ``count``
 failures and ``in_flight`` checks running admits another only when no check is running or
 ``count + in_flight <= free_failures`` (the next try is due at once even if all of them
@@ -61,8 +67,11 @@ class LoginThrottle:
     free_failures: int = 3
     max_entries: int = 10_000
     patience_seconds: float = 15.0
+    #: how long a client stays known for a user after a successful login (see _exempt)
+    known_seconds: float = 8 * 3600.0
     clock: Callable[[], float] = time.monotonic
     _table: OrderedDict[str, _Failures] = field(default_factory=OrderedDict)
+    _known: OrderedDict[str, float] = field(default_factory=OrderedDict)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def retry_after(self, keys: Sequence[str]) -> float:
@@ -70,22 +79,26 @@ class LoginThrottle:
         with self._changed:
             return self._wait(keys, self.clock())
 
-    def admit(self, keys: Sequence[str]) -> Refusal | None:
+    def admit(self, keys: LoginKeys) -> Refusal | None:
         """Reserve one password check for ``keys``; ``None``: admitted, call :meth:`finished`.
 
         A key waiting after failures refuses at once; a key whose checks in flight could, by
         failing, make this try due later holds it until they end (at most
-        ``patience_seconds``, then a busy refusal).
+        ``patience_seconds``, then a busy refusal). While only the user waits, a known
+        client (see :meth:`_exempt`) tries anyway, one check at a time.
         """
         deadline = time.monotonic() + self.patience_seconds
         with self._changed:
             while True:
                 now = self.clock()
                 self._forget(keys, now)
-                wait = self._wait(keys, now)
+                exempt = self._exempt(keys, now)
+                gated = (keys.client, keys.pair) if exempt else keys
+                wait = self._wait(gated, now)
                 if wait > 0:
                     return Refusal(wait)
-                if all(self._may_start(key) for key in keys):
+                ready = all(self._may_start(key) for key in gated)
+                if ready and not (exempt and self._in_flight(keys.pair)):
                     for key in keys:
                         self._entry(key).in_flight += 1
                     return None
@@ -93,6 +106,17 @@ class LoginThrottle:
                 if remaining <= 0:
                     return Refusal(self.base_seconds, busy=True)
                 self._changed.wait(remaining)
+
+    def _exempt(self, keys: LoginKeys, now: float) -> bool:
+        """True when the user waits but this client is known for this user.
+
+        A client is known for ``known_seconds`` after its last try for the user succeeded,
+        and no longer after a failed one: whoever keeps a user name waiting cannot keep out
+        the clients it is used from, and a guesser sharing such a client's address gets one
+        check before it waits with everyone else.
+        """
+        known = self._known.get(keys.pair, -math.inf) > now
+        return known and self._wait((keys.user,), now) > 0
 
     def finished(self, keys: LoginKeys, accepted: bool) -> None:
         """The check admitted by :meth:`admit` ended; a failure counts on every key.
@@ -107,6 +131,10 @@ class LoginThrottle:
                 entry = self._entry(key)
                 entry.in_flight = max(0, entry.in_flight - 1)
             if accepted:
+                self._known.pop(keys.pair, None)
+                self._known[keys.pair] = now + self.known_seconds
+                while len(self._known) > self.max_entries:
+                    self._known.popitem(last=False)
                 user = self._entry(keys.user)
                 user.count = max(0, user.count - self._entry(keys.pair).count)
                 if user.count <= self.free_failures:
@@ -118,6 +146,7 @@ class LoginThrottle:
                     if not entry.count and not entry.in_flight:
                         del self._table[key]
             else:
+                self._known.pop(keys.pair, None)
                 for key in keys:
                     self._failed(self._entry(key), now)
             self._trim()
@@ -151,6 +180,10 @@ class LoginThrottle:
     def _wait(self, keys: Sequence[str], now: float) -> float:
         waits = [entry.blocked_until - now for key in keys if (entry := self._table.get(key))]
         return max([0.0, *waits])
+
+    def _in_flight(self, key: str) -> int:
+        entry = self._table.get(key)
+        return entry.in_flight if entry else 0
 
     def _may_start(self, key: str) -> bool:
         entry = self._table.get(key)

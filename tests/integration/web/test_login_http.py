@@ -111,3 +111,23 @@ def test_login_refused_and_access_lines_name_the_client_over_http(
     assert getattr(lines["login refused"], "client", None) == expected
     assert getattr(lines["http request"], "client", None) == expected
     assert getattr(lines["http request"], "status", None) == 401
+
+
+def test_login_user_kept_waiting_by_one_client_still_works_from_a_known_one_over_http(
+    tmp_path: Path,
+) -> None:
+    server = _start(tmp_path, ["127.0.0.0/8"])  # loopback is the proxy; it names the clients
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+
+            def status(address: str, password: str) -> int:
+                forwarded = {"X-Forwarded-For": address}
+                return client.get("/studies", auth=(USER, password), headers=forwarded).status_code
+
+            assert status("10.0.0.2", PASSWORD) == 200  # the monitor
+            assert [status("203.0.113.9", "guess") for _ in range(4)] == [401] * 4
+            assert status("203.0.113.9", PASSWORD) == 429  # the guesser waits
+            assert status("198.51.100.1", PASSWORD) == 429  # and so does the user elsewhere
+            assert status("10.0.0.2", PASSWORD) == 200  # but the monitor keeps working
+    finally:
+        server.stop()

@@ -191,3 +191,37 @@ def test_throttle_forget_after_no_shorter_than_its_failures_at_the_slowest_pace(
             break
         now[0] += wait
     assert failures * most <= throttle.forget_after
+
+
+def test_throttle_user_kept_waiting_elsewhere_still_logs_in_from_a_known_client() -> None:
+    authenticator, _now = _clocked()
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"  # the engineer's workstation
+    assert (
+        _checked_guesses_from_new_clients(authenticator, 0) == 4
+    )  # someone keeps the user waiting
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"
+    outcomes = _in_parallel(PARALLEL, lambda _i: _try(authenticator, "10.0.0.2", PASSWORD))
+    assert outcomes == {"accepted": PARALLEL}  # a monitor and a browser there, together
+    assert _try(authenticator, "10.0.0.3", PASSWORD) == "throttled"  # a client not known waits
+    assert _checked_guesses_from_new_clients(authenticator, 20) == 0  # and so do guessers
+
+
+def test_throttle_known_client_gets_one_check_while_the_user_waits_then_waits_too() -> None:
+    authenticator, _now = _clocked()
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"
+    assert _checked_guesses_from_new_clients(authenticator, 0) == 4
+    outcomes = _in_parallel(PARALLEL, lambda i: _try(authenticator, "10.0.0.2", f"guess {i}"))
+    assert outcomes == {"refused": 1, "throttled": PARALLEL - 1}  # a guesser behind its address
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "throttled"  # no longer known
+
+
+def test_throttle_client_known_for_known_seconds_after_its_last_login() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(base_seconds=600, known_seconds=100, clock=lambda: now[0])
+    authenticator = Authenticator.build([ENTRY], "test-secret", 3600, throttle=throttle)
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"
+    assert _checked_guesses_from_new_clients(authenticator, 0) == 4  # the user waits 600 s
+    now[0] = 90.0
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "accepted"  # known until 190
+    now[0] = 200.0
+    assert _try(authenticator, "10.0.0.2", PASSWORD) == "throttled"
