@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pytest
 from itsdangerous import TimestampSigner
@@ -22,17 +23,16 @@ ENTRY = f"{USER}:{hash_password(PASSWORD)}"
 PARALLEL = 16
 
 
+@dataclass(frozen=True)
 class CountingUsers(WebUsers):
     """WebUsers that count the password checks (scrypt) they run."""
 
-    def __init__(self, hashes: dict[str, str]) -> None:
-        object.__setattr__(self, "hashes", hashes)
-        object.__setattr__(self, "runs", Counter[str]())
-        object.__setattr__(self, "_lock", threading.Lock())
+    runs: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def check(self, name: str, password: str) -> bool:
-        with self._lock:  # type: ignore[attr-defined]
-            self.runs[password] += 1  # type: ignore[attr-defined]
+        with self.lock:
+            self.runs[password] += 1
         return super().check(name, password)
 
 
