@@ -326,7 +326,9 @@ class Settings(BaseSettings):
         try:
             re.compile(value)
         except re.error as error:
-            raise ValueError(f"ceus_pattern {value!r} is not a regular expression: {error}") from error
+            raise ValueError(
+                f"ceus_pattern {value!r} is not a regular expression: {error}"
+            ) from error
         return value
 
     @field_validator("web_users", mode="before")
@@ -337,7 +339,9 @@ class Settings(BaseSettings):
             names = []
             for entry in value:
                 if not isinstance(entry, str) or not _WEB_USER_RE.match(entry.strip()):
-                    shown = entry.partition(":")[0] if isinstance(entry, str) else type(entry).__name__
+                    shown = (
+                        entry.partition(":")[0] if isinstance(entry, str) else type(entry).__name__
+                    )
                     raise ValueError(
                         f"web_users entry for {shown!r} is not NAME:scrypt$N$R$P$SALT$HASH; "
                         "make one with `lnm-node web-user NAME`"
@@ -377,7 +381,9 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             for model, queue in value.items():
                 if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", str(queue)) or not str(model).strip():
-                    raise ValueError(f"queue_routes entry {model!r}={queue!r}: bad model or queue name")
+                    raise ValueError(
+                        f"queue_routes entry {model!r}={queue!r}: bad model or queue name"
+                    )
         return value
 
     @field_validator("destinations", mode="before")
