@@ -287,7 +287,8 @@ class Settings(BaseSettings):
     #: not run the database aggregates each time)
     metrics_cache_seconds: float = Field(default=10.0, ge=0)
     #: reverse proxies (addresses or networks) whose X-Forwarded-Proto/-For are believed:
-    #: behind one that terminates https, session cookies are marked Secure
+    #: behind one that terminates https, session cookies are marked Secure, and the client
+    #: that logs and login throttling name is the address it forwards (else the TCP peer)
     web_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: failed logins wait this long after the third failure (per client and per user),
     #: doubling with each further failure up to web_login_max_backoff_seconds
@@ -325,7 +326,9 @@ class Settings(BaseSettings):
         try:
             re.compile(value)
         except re.error as error:
-            raise ValueError(f"ceus_pattern {value!r} is not a regular expression: {error}") from error
+            raise ValueError(
+                f"ceus_pattern {value!r} is not a regular expression: {error}"
+            ) from error
         return value
 
     @field_validator("web_users", mode="before")
@@ -336,7 +339,9 @@ class Settings(BaseSettings):
             names = []
             for entry in value:
                 if not isinstance(entry, str) or not _WEB_USER_RE.match(entry.strip()):
-                    shown = entry.partition(":")[0] if isinstance(entry, str) else type(entry).__name__
+                    shown = (
+                        entry.partition(":")[0] if isinstance(entry, str) else type(entry).__name__
+                    )
                     raise ValueError(
                         f"web_users entry for {shown!r} is not NAME:scrypt$N$R$P$SALT$HASH; "
                         "make one with `lnm-node web-user NAME`"
@@ -376,7 +381,9 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             for model, queue in value.items():
                 if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", str(queue)) or not str(model).strip():
-                    raise ValueError(f"queue_routes entry {model!r}={queue!r}: bad model or queue name")
+                    raise ValueError(
+                        f"queue_routes entry {model!r}={queue!r}: bad model or queue name"
+                    )
         return value
 
     @field_validator("destinations", mode="before")

@@ -1,8 +1,9 @@
 """One JSON access-log line per HTTP request, without anything a path or query could carry.
 
 The line names the matched route template (``/studies/{study_id}``), never the raw path or
-query string, so no identifier that a URL might hold reaches the log. uvicorn's own access
-log is turned off (see :mod:`web.server`).
+query string, so no identifier that a URL might hold reaches the log, and the client's
+address as :func:`web.clients.client_address` judges it (``X-Forwarded-For`` only from a
+trusted proxy). uvicorn's own access log is turned off (see :mod:`web.server`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import logging
 import time
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.clients import Networks, client_address
 
 log = logging.getLogger("web.access")
 
@@ -25,10 +29,11 @@ def _route_template(scope: Scope) -> str:
 
 
 class AccessLogMiddleware:
-    """ASGI middleware: logs method, route template, status, duration and user."""
+    """ASGI middleware: logs method, route template, status, duration, user and client."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trusted: Networks = ()) -> None:
         self.app = app
+        self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,5 +59,6 @@ class AccessLogMiddleware:
                     "status": status["code"],
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                     "user": state.get("user") if isinstance(state, dict) else None,
+                    "client": client_address(Request(scope), self.trusted),
                 },
             )

@@ -30,7 +30,9 @@ PUBLIC_PATHS = frozenset({"/login", "/healthz", "/metrics", "/static"})
 REVOKED_SESSIONS_FILE = "web-sessions-revoked.json"
 
 
-def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, sessions: sessionmaker[Session], spool: Spool | None = None
+) -> FastAPI:
     """The status page, /metrics and /healthz for the node described by ``settings``."""
     app = FastAPI(title="lnm-node status", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -40,10 +42,15 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool
     app.state.spool = spool or Spool.under(settings.home)
     app.state.templates = templates
     app.state.authenticator = Authenticator.build(
-        settings.web_users, settings.web_session_secret, settings.web_session_seconds,
+        settings.web_users,
+        settings.web_session_secret,
+        settings.web_session_seconds,
         revoked_path=settings.home / REVOKED_SESSIONS_FILE,
-        throttle=LoginThrottle(settings.web_login_backoff_seconds,
-                               settings.web_login_max_backoff_seconds),
+        throttle=LoginThrottle(
+            settings.web_login_backoff_seconds,
+            settings.web_login_max_backoff_seconds,
+            known_seconds=settings.web_session_seconds,
+        ),
     )
     app.state.trusted_proxies = trusted_networks(settings.web_trusted_proxies)
     app.state.metrics_registry = make_registry(settings, sessions, app.state.spool)
@@ -52,7 +59,7 @@ def create_app(settings: Settings, sessions: sessionmaker[Session], spool: Spool
     app.add_exception_handler(NotAuthenticated, not_authenticated)
     app.add_exception_handler(Throttled, throttled)
     app.middleware("http")(security_headers)
-    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(AccessLogMiddleware, trusted=app.state.trusted_proxies)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(public.router)
     app.include_router(pages.router)

@@ -3,7 +3,8 @@
 Every route but the login page, ``/healthz``, ``/metrics`` and static files depends on
 :func:`require_user`. Without credentials a browser page request is redirected to the login
 page; anything else is answered 401 with a Basic challenge. Password checks are throttled per
-client and per user name (429 with ``Retry-After`` while a key waits).
+client and per user name (429 with ``Retry-After`` while a key waits; parallel tries wait for
+the checks in flight, 503 if those do not end in time).
 
 The signed cookie holds ``NAME|NONCE|FINGERPRINT``: the nonce lets a logout revoke the session
 on the server (:class:`~web.sessions.RevokedSessions`), the fingerprint (of the user's password
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -31,6 +33,8 @@ from web.passwords import WebUsers
 from web.sessions import RevokedSessions
 from web.throttle import LoginThrottle, login_keys
 
+log = logging.getLogger(__name__)
+
 COOKIE = "lnm_session"
 #: password checks (scrypt: ~60 ms of CPU and 16 MiB each) that may run at the same time
 CONCURRENT_CHECKS = 2
@@ -42,11 +46,13 @@ class NotAuthenticated(Exception):
 
 
 class Throttled(Exception):
-    """Too many failed password checks from this client or for this user: wait."""
+    """No password check now: the client or user waits after failures (or ``busy``: the
+    checks in flight on its keys did not end in time); come back after ``retry_after``."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, busy: bool = False) -> None:
         super().__init__(f"retry after {retry_after:.0f} s")
         self.retry_after = retry_after
+        self.busy = busy
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,27 @@ class Authenticator:
     revoked: RevokedSessions = field(default_factory=lambda: RevokedSessions(None))
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     checks: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(CONCURRENT_CHECKS))
+        default_factory=lambda: threading.BoundedSemaphore(CONCURRENT_CHECKS)
+    )
 
     @classmethod
-    def build(cls, entries: list[str], secret: str, max_age_seconds: int,
-              revoked_path: Path | None = None, throttle: LoginThrottle | None = None) -> Authenticator:
+    def build(
+        cls,
+        entries: list[str],
+        secret: str,
+        max_age_seconds: int,
+        revoked_path: Path | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> Authenticator:
         """From settings; an empty ``secret`` gets a random one (sessions end at a restart)."""
         key = secret or secrets.token_urlsafe(32)
-        return cls(WebUsers.parse(entries), TimestampSigner(key, salt="lnm-web-session"),
-                   max_age_seconds, RevokedSessions.load(revoked_path), throttle or LoginThrottle())
+        return cls(
+            WebUsers.parse(entries),
+            TimestampSigner(key, salt="lnm-web-session"),
+            max_age_seconds,
+            RevokedSessions.load(revoked_path),
+            throttle or LoginThrottle(),
+        )
 
     def _fingerprint(self, name: str) -> str:
         encoded = self.users.hashes.get(name, "")
@@ -106,19 +124,28 @@ class Authenticator:
     def check_password(self, client: str, name: str, password: str) -> bool:
         """The password check, throttled: :class:`Throttled` while the client or user waits.
 
-        The attempt counts as a failure before the check runs (a success clears it), so a
-        burst of parallel tries is throttled as soon as a few are in flight; at most
-        :data:`CONCURRENT_CHECKS` scrypt checks run at once, whoever asks.
+        Parallel tries are admitted by :meth:`~web.throttle.LoginThrottle.admit` as if the
+        checks in flight had failed, so guesses run no faster in parallel, and extra correct
+        tries wait for those checks instead of being refused; at most
+        :data:`CONCURRENT_CHECKS` scrypt checks run at once, whoever asks. Refusals and wrong
+        passwords (the login form's and HTTP Basic's) are logged with the user and ``client``.
         """
         keys = login_keys(client, name)
-        wait = self.throttle.retry_after(keys)
-        if wait > 0:
-            raise Throttled(wait)
-        self.throttle.failed(keys)
-        with self.checks:
-            accepted = self.users.check(name, password)
-        if accepted:
-            self.throttle.succeeded(keys)
+        refusal = self.throttle.admit(keys)
+        if refusal is not None:
+            log.warning(
+                "login throttled",
+                extra={"user": name[:64], "client": client, "busy": refusal.busy},
+            )
+            raise Throttled(refusal.retry_after, busy=refusal.busy)
+        accepted = False
+        try:
+            with self.checks:
+                accepted = self.users.check(name, password)
+        finally:
+            self.throttle.finished(keys, accepted)
+        if not accepted:
+            log.warning("login refused", extra={"user": name[:64], "client": client})
         return accepted
 
     def basic_user(self, header: str | None, client: str = "unknown") -> str | None:
@@ -161,12 +188,23 @@ def not_authenticated(request: Request, _exc: Exception) -> Response:
     if wants_page:
         target = quote(safe_next(request.url.path), safe="/")
         return RedirectResponse(f"{LOGIN_PATH}?next={target}", status_code=303)
-    return Response("authentication required\n", status_code=401, media_type="text/plain",
-                    headers={"WWW-Authenticate": 'Basic realm="lnm-node"'})
+    return Response(
+        "authentication required\n",
+        status_code=401,
+        media_type="text/plain",
+        headers={"WWW-Authenticate": 'Basic realm="lnm-node"'},
+    )
 
 
 def throttled(_request: Request, exc: Exception) -> Response:
-    """429 with the seconds to wait."""
+    """429 with the seconds to wait (503 when the password checks were busy)."""
     wait = int(getattr(exc, "retry_after", 1)) + 1
-    return Response("too many failed logins; try again later\n", status_code=429,
-                    media_type="text/plain", headers={"Retry-After": str(wait)})
+    busy = bool(getattr(exc, "busy", False))
+    return Response(
+        "password checks busy; try again shortly\n"
+        if busy
+        else "too many failed logins; try again later\n",
+        status_code=503 if busy else 429,
+        media_type="text/plain",
+        headers={"Retry-After": str(wait)},
+    )

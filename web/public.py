@@ -27,15 +27,17 @@ def healthz(request: Request) -> JSONResponse:
     except SQLAlchemyError as exc:
         log.warning("health check: database unavailable", extra={"error": type(exc).__name__})
         ok = False
-    return JSONResponse({"status": "ok" if ok else "database unavailable"},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "database unavailable"}, status_code=200 if ok else 503
+    )
 
 
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     """Prometheus text exposition of the node's metrics (read from the database)."""
-    return Response(generate_latest(request.app.state.metrics_registry),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 @router.get("/login")
@@ -54,27 +56,40 @@ def login(
 ) -> Response:
     authenticator: Authenticator = request.app.state.authenticator
     trusted = request.app.state.trusted_proxies
+    client = client_address(request, trusted)
     try:
-        accepted = authenticator.check_password(client_address(request, trusted), username, password)
+        accepted = authenticator.check_password(client, username, password)
     except Throttled as exc:
-        log.warning("login throttled", extra={"user": username[:64]})
-        return _login_page(request, next, "Too many failed logins: wait and try again.", 429,
-                           {"Retry-After": str(int(exc.retry_after) + 1)})
+        busy = "The server is busy checking passwords: try again." if exc.busy else None
+        return _login_page(
+            request,
+            next,
+            busy or "Too many failed logins: wait and try again.",
+            503 if exc.busy else 429,
+            {"Retry-After": str(int(exc.retry_after) + 1)},
+        )
     if not accepted:
-        log.warning("login refused", extra={"user": username[:64]})
         return _login_page(request, next, "Wrong user name or password.", 401)
-    log.info("login", extra={"user": username})
+    log.info("login", extra={"user": username, "client": client})
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
-        COOKIE, authenticator.session_cookie(username), max_age=authenticator.max_age_seconds,
-        httponly=True, samesite="strict", secure=is_https(request, trusted),
+        COOKIE,
+        authenticator.session_cookie(username),
+        max_age=authenticator.max_age_seconds,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request, trusted),
     )
     return response
 
 
-def _login_page(request: Request, next: str, error: str, status: int,
-                headers: dict[str, str] | None = None) -> Response:
+def _login_page(
+    request: Request, next: str, error: str, status: int, headers: dict[str, str] | None = None
+) -> Response:
     return request.app.state.templates.TemplateResponse(
-        request, "login.html", {"next": safe_next(next), "error": error, "user": None},
-        status_code=status, headers=headers,
+        request,
+        "login.html",
+        {"next": safe_next(next), "error": error, "user": None},
+        status_code=status,
+        headers=headers,
     )
