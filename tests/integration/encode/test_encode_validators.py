@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,32 @@ def test_outputs_sr_axes_drawn_as_polylines_all_validators_zero_errors(
     assert dsrdump_errors(paths["sr"]) == []
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
+
+
+def _dciodvfy_laterality_messages(path: Path) -> list[str]:
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    return [line for line in (result.stdout + result.stderr).splitlines() if "Laterality" in line]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"), [("Laterality", "R"), ("ImageLaterality", "L")]
+)
+def test_outputs_source_side_on_the_heatmap_dciodvfy_silent_on_laterality(
+    phantom, make_prediction, tmp_path, spec, keyword, value
+):
+    """The heatmap carries the source's side as its series Laterality (it was empty, and
+    dciodvfy warned "only permitted to be empty when actually unknown"). The SEG carries none:
+    dciodvfy reports Laterality on a Segmentation as an error ("present when condition
+    unsatisfied"), though pixelmed asks for it."""
+    _need("dciodvfy")
+    source, mask = phantom(seed=8)
+    setattr(source, keyword, value)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 40, spec=spec), tmp_path)
+    assert pydicom.dcmread(paths["heatmap"]).Laterality == value
+    assert "Laterality" not in pydicom.dcmread(paths["seg"])
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+        assert _dciodvfy_laterality_messages(path) == [], role
 
 
 @pytest.mark.parametrize(
