@@ -19,7 +19,7 @@ from pydicom.pixels import apply_color_lut, pixel_array
 from inference.encode.codes import HEATMAP_DERIVATION
 from inference.encode.equipment import MANUFACTURER, model_name
 from inference.encode.seg import OutputIdentity
-from inference.encode.source import PATIENT_AND_STUDY, references_frames
+from inference.encode.source import PATIENT_AND_STUDY, laterality_code_string, references_frames
 from inference.registry import ModelSpec
 from kernel.errors import EncodeError
 
@@ -157,6 +157,7 @@ def build_heatmap(
         The source frame shown (0-based), referenced in SourceImageSequence for a cine.
     """
     pixels = blend_heatmap(frame_rgb, heatmap, heatmap_label(spec))
+    laterality = laterality_code_string(source)
     image = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
         pixel_array=pixels,
@@ -169,6 +170,7 @@ def build_heatmap(
         instance_number=identity.instance_number,
         manufacturer=MANUFACTURER,
         patient_orientation=("A", "F"),  # placeholder, emptied below: US has no orientation
+        laterality=laterality,
         series_description=identity.series_description[:64],
     )
     # highdicom's SC copies only part of the Patient and Study modules (no StudyDescription,
@@ -177,7 +179,8 @@ def build_heatmap(
         if keyword in source and keyword not in image:
             image.add(deepcopy(source[keyword]))
     image.PatientOrientation = ""
-    image.Laterality = ""
+    if laterality is None:  # Type 2C that dciodvfy requires of an SC: empty, i.e. unknown
+        image.Laterality = ""
     image.BurnedInAnnotation = "YES"
     image.ImageType = ["DERIVED", "SECONDARY"]
     image.Modality = "US" if str(source.get("Modality", "")) == "US" else "OT"

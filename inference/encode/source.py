@@ -283,13 +283,22 @@ def output_character_set(value: object, texts: list[str]) -> str | list[str] | N
     return UTF8
 
 
-def source_laterality(source: Dataset) -> str | None:
-    """``"right"``/``"left"`` from (Image)Laterality of the source, else ``None``."""
+def laterality_code_string(source: Dataset) -> str | None:
+    """``"R"``/``"L"``: the source's ImageLaterality, else its Laterality, when it is R or L;
+    ``None`` otherwise (absent, empty, B or U: no side to copy to an output)."""
     for keyword in ("ImageLaterality", "Laterality"):
         value = str(source.get(keyword, "") or "").strip().upper()
         if value in {"R", "L"}:
-            return "right" if value == "R" else "left"
+            return value
     return None
+
+
+def source_laterality(source: Dataset) -> str | None:
+    """``"right"``/``"left"`` from :func:`laterality_code_string`, else ``None``."""
+    value = laterality_code_string(source)
+    if value is None:
+        return None
+    return "right" if value == "R" else "left"
 
 
 def references_frames(source: Dataset) -> bool:

@@ -7,7 +7,8 @@ anatomy, else the spec's) and laterality (the source's), the algorithm with its 
 long and short axis in mm and their ratio, values rounded; the call as a qualitative
 evaluation and in words (a comment, so viewers show it), then the notes in one comment. The outline is a closed
 POLYLINE SCOORD on the source image that the first measurement is INFERRED FROM: the form
-OHIF draws together with the group's comments and measurements.
+OHIF draws together with the group's comments and measurements. Each axis is INFERRED FROM
+a POLYLINE SCOORD of its two endpoints on the same image (the calipers a viewer draws).
 """
 
 from __future__ import annotations
@@ -94,23 +95,32 @@ def outline_from_mask(mask: np.ndarray, max_points: int = MAX_OUTLINE_POINTS) ->
         simplified = approximate_polygon(contour, tolerance)
     if len(simplified) < 4:  # tiny blob: keep the raw contour (at least a triangle)
         simplified = contour
-    points = simplified[:, ::-1] + 0.5
-    rows, cols = component.shape
-    points[:, 0] = points[:, 0].clip(0.0, cols)
-    points[:, 1] = points[:, 1].clip(0.0, rows)
+    points = scoord_points(simplified[:, ::-1], component.shape)
     if not np.array_equal(points[0], points[-1]):
         points = np.vstack([points, points[:1]])
-    return points.astype(np.float32)
+    return points
+
+
+def scoord_points(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(column, row) points on the pixel grid (pixel centres at whole numbers, as
+    :mod:`inference.measure` gives them) in SCOORD image coordinates (PS3.3 C.18.6.1.1:
+    (0, 0) is the top-left corner of the top-left pixel), kept on an image of ``shape``
+    (Rows, Columns)."""
+    shifted = np.asarray(points, dtype=np.float64) + 0.5
+    rows, cols = shape
+    shifted[:, 0] = shifted[:, 0].clip(0.0, cols)
+    shifted[:, 1] = shifted[:, 1].clip(0.0, rows)
+    return shifted.astype(np.float32)
 
 
 def _measurement(
-    name: Code, value: float, unit: Code, outline: hd.sr.CoordinatesForMeasurement | None
+    name: Code, value: float, unit: Code, region: hd.sr.CoordinatesForMeasurement | None
 ) -> hd.sr.Measurement:
     return hd.sr.Measurement(
         name=name,
         value=value,
         unit=unit,
-        referenced_coordinates=[outline] if outline is not None else None,
+        referenced_coordinates=[region] if region is not None else None,
     )
 
 
@@ -129,18 +139,36 @@ def _ratio(value: float) -> hd.sr.Measurement:
     return ratio
 
 
-def _outline(report: NodeReport, source: Dataset) -> hd.sr.CoordinatesForMeasurement | None:
-    if report.outline is None:
-        return None
+def _polyline(
+    points: np.ndarray, report: NodeReport, source: Dataset
+) -> hd.sr.CoordinatesForMeasurement:
+    """A POLYLINE SCOORD of ``points`` (SCOORD image coordinates) on the report's source frame."""
     return hd.sr.CoordinatesForMeasurement(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=report.outline,
+        graphic_data=points,
         source_image=hd.sr.SourceImageForRegion(
             referenced_sop_class_uid=source.SOPClassUID,
             referenced_sop_instance_uid=source.SOPInstanceUID,
             referenced_frame_numbers=_frame_numbers(report, source),
         ),
     )
+
+
+def _outline(report: NodeReport, source: Dataset) -> hd.sr.CoordinatesForMeasurement | None:
+    if report.outline is None:
+        return None
+    return _polyline(report.outline, report, source)
+
+
+def _axis(
+    endpoints: tuple[tuple[float, float], tuple[float, float]],
+    report: NodeReport,
+    source: Dataset,
+) -> hd.sr.CoordinatesForMeasurement:
+    """The axis as a 2-point POLYLINE between its endpoints (pixel grid, see
+    :class:`inference.prediction.AxisMeasurements`)."""
+    shape = (int(source.Rows), int(source.Columns))
+    return _polyline(scoord_points(np.array(endpoints), shape), report, source)
 
 
 def _frame_numbers(report: NodeReport, source: Dataset) -> list[int] | None:
@@ -155,8 +183,18 @@ def _measurements(report: NodeReport, spec: ModelSpec, source: Dataset) -> list[
     m = report.measurements
     if m is not None:
         items += [
-            _measurement(c.LONG_AXIS, round(m.long_axis_mm, MM_DECIMALS), c.MILLIMETER, None),
-            _measurement(c.SHORT_AXIS, round(m.short_axis_mm, MM_DECIMALS), c.MILLIMETER, None),
+            _measurement(
+                c.LONG_AXIS,
+                round(m.long_axis_mm, MM_DECIMALS),
+                c.MILLIMETER,
+                _axis(m.long_axis_endpoints, report, source),
+            ),
+            _measurement(
+                c.SHORT_AXIS,
+                round(m.short_axis_mm, MM_DECIMALS),
+                c.MILLIMETER,
+                _axis(m.short_axis_endpoints, report, source),
+            ),
             _ratio(m.short_to_long_ratio),
         ]
     return items
@@ -265,7 +303,8 @@ def build_sr(
     ----------
     report
         The run's content; ``outline`` in SCOORD image coordinates (see
-        :func:`outline_from_mask`), ``None`` when nothing was segmented.
+        :func:`outline_from_mask`), ``None`` when nothing was segmented; the axes'
+        endpoints on the pixel grid of the source (written shifted by :func:`scoord_points`).
     spec
         The model: every concept of the report, its name, threshold and weights.
     source

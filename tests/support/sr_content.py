@@ -20,3 +20,16 @@ def numeric_value(sr: Dataset, code_value: str) -> float | None:
         if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == code_value:
             return float(item.MeasuredValueSequence[0].NumericValue)
     return None
+
+
+def inferred_from(sr: Dataset, code_value: str) -> list[Dataset]:
+    """The SCOORD items the first NUM item whose concept name has ``code_value`` is INFERRED
+    FROM (empty when there is no such NUM or it has none)."""
+    for item in content_items(sr):
+        if item.ValueType == "NUM" and item.ConceptNameCodeSequence[0].CodeValue == code_value:
+            return [
+                child
+                for child in item.get("ContentSequence", [])
+                if child.ValueType == "SCOORD" and child.RelationshipType == "INFERRED FROM"
+            ]
+    return []

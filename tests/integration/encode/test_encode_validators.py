@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ import pytest
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
 from inference.encode.outputs import build_outputs, segment_pixel_spacing
+from inference.encode.sr import SRClass
 from inference.encode.validate import dciodvfy_errors, dsrdump_errors, pixelmed_sr_errors
 from inference.prediction import Call
 from inference.regions import tissue_box
 from phantom.us_dicom import US_IMAGE_STORAGE
 from tests.support.predictions import lesion_spec, model_spec
-from tests.support.sr_content import content_items
+from tests.support.sr_content import content_items, inferred_from
 
 pytestmark = pytest.mark.integration
 
@@ -146,6 +148,67 @@ def test_outputs_operating_point_and_calibration_sr_pixelmed_and_dciodvfy_zero_e
     assert pixelmed_sr_errors(paths["sr"]) == []
     for role, path in paths.items():
         assert dciodvfy_errors(path) == [], role
+
+
+@pytest.mark.parametrize(
+    ("kind", "sr_class"),
+    [
+        ("grey", SRClass.COMPREHENSIVE_3D),
+        ("cine", SRClass.COMPREHENSIVE_3D),
+        ("grey", SRClass.COMPREHENSIVE),
+    ],
+    ids=["grey", "cine", "comprehensive-sr"],
+)
+def test_outputs_sr_axes_drawn_as_polylines_all_validators_zero_errors(
+    phantom, make_prediction, tmp_path, spec, kind, sr_class
+):
+    """Each axis NUM is INFERRED FROM a 2-point POLYLINE on the source (on the outlined frame
+    of a cine), and the SR stays clean under dciodvfy, dsrdump and pixelmed."""
+    _need("java")
+    _need("dciodvfy")
+    _need("dsrdump")
+    if not Path("/usr/share/java/pixelmed.jar").is_file():
+        pytest.skip("pixelmed-apps is not installed")
+    source, mask = phantom(seed=8, **PHANTOMS[kind])
+    prediction = make_prediction(source, mask, frame_index=1 if kind == "cine" else 0)
+    outputs = build_outputs(prediction, source, 39, spec=spec, sr_class=sr_class)
+    for code in ("103339001", "103340004"):  # long axis, short axis
+        (scoord,) = inferred_from(outputs["sr"], code)
+        assert scoord.GraphicType == "POLYLINE" and len(scoord.GraphicData) == 4
+        assert scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+            source.SOPInstanceUID
+        )
+    paths = _write(outputs, tmp_path)
+    assert pixelmed_sr_errors(paths["sr"]) == []
+    assert dsrdump_errors(paths["sr"]) == []
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+
+
+def _dciodvfy_laterality_messages(path: Path) -> list[str]:
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    return [line for line in (result.stdout + result.stderr).splitlines() if "Laterality" in line]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"), [("Laterality", "R"), ("ImageLaterality", "L")]
+)
+def test_outputs_source_side_on_the_heatmap_dciodvfy_silent_on_laterality(
+    phantom, make_prediction, tmp_path, spec, keyword, value
+):
+    """The heatmap carries the source's side as its series Laterality (it was empty, and
+    dciodvfy warned "only permitted to be empty when actually unknown"). The SEG carries none:
+    dciodvfy reports Laterality on a Segmentation as an error ("present when condition
+    unsatisfied"), though pixelmed asks for it."""
+    _need("dciodvfy")
+    source, mask = phantom(seed=8)
+    setattr(source, keyword, value)
+    paths = _write(build_outputs(make_prediction(source, mask), source, 40, spec=spec), tmp_path)
+    assert pydicom.dcmread(paths["heatmap"]).Laterality == value
+    assert "Laterality" not in pydicom.dcmread(paths["seg"])
+    for role, path in paths.items():
+        assert dciodvfy_errors(path) == [], role
+        assert _dciodvfy_laterality_messages(path) == [], role
 
 
 @pytest.mark.parametrize(

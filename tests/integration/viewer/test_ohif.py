@@ -1,7 +1,8 @@
 """Our outputs in a real viewer: the node processes studies, Orthanc (the PACS) holds the sources
 and the node's results, and OHIF (``@ohif/app`` from npm, served with Orthanc's DICOMweb on one
 origin) opens them in headless Chromium. What a reader sees is asserted: the SR's outline text
-(call in words with its threshold, probability in %, axes in mm where calibrated), the SEG drawn
+(call in words with its threshold, probability in %, axes in mm where calibrated) and the long
+and short axis drawn as lines on the image in the SR's proportions, the SEG drawn
 without a console error, the heatmap opened; the patient's name as the source has it on every
 output, for a UTF-8 and a Japanese (ISO 2022) name; the report that replaces an earlier one
 after a late instance, with its note, both listed. Screenshots are kept under
@@ -11,6 +12,7 @@ after a late instance, with its note, both listed. Screenshots are kept under
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import time
@@ -30,6 +32,7 @@ from tests.support.network import wait_until
 from tests.support.node import start_node
 from tests.support.ohif import OhifServer, serve_ohif
 from tests.support.orthanc import Orthanc, start_orthanc
+from tests.support.sr_content import numeric_value
 from tests.support.storescu import SHARED_US_DICOM, run_storescu
 
 pytestmark = pytest.mark.e2e
@@ -252,9 +255,55 @@ def _sr_text(processed: Processed, study: str, text: str) -> None:
         assert "Long axis" not in text
 
 
+Line = tuple[tuple[float, float], tuple[float, float]]
+
+
+TEXT_BOX_LINK_DASH = "2,3"
+"""How Cornerstone dashes the line from a shape to its text box (``textBoxLinkLineDash``)."""
+
+
+def _drawn_lines(driver) -> list[Line]:  # type: ignore[no-untyped-def]
+    """The straight lines OHIF draws in its viewports' annotation layers (screen pixels), but
+    the links to text boxes: an SR's 2-point POLYLINEs (its outline is a polyline)."""
+    script = (
+        "return Array.from(document.querySelectorAll('svg.svg-layer line'))"
+        ".map(l => [l.x1, l.y1, l.x2, l.y2].map(a => a.baseVal.value)"
+        ".concat([l.getAttribute('stroke-dasharray') || '']))"
+    )
+    return [
+        ((x1, y1), (x2, y2))
+        for x1, y1, x2, y2, dash in driver.execute_script(script)
+        if dash.replace(" ", "") != TEXT_BOX_LINK_DASH
+    ]
+
+
+def _cross(a: Line, b: Line) -> bool:
+    """Whether the segments cross at a point inside both."""
+
+    def side(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    return side(*a, b[0]) * side(*a, b[1]) < 0 and side(*b, a[0]) * side(*b, a[1]) < 0
+
+
+def _calipers(driver, sr: pydicom.Dataset) -> None:  # type: ignore[no-untyped-def]
+    """The long and short axis drawn as two lines that cross, their lengths in the SR's ratio
+    (the generated and the real calibrated files have square pixels); no line where nothing
+    was measured."""
+    long_mm, short_mm = numeric_value(sr, "103339001"), numeric_value(sr, "103340004")
+    lines = _drawn_lines(driver)
+    if long_mm is None or short_mm is None:
+        assert lines == [], lines
+        return
+    assert len(lines) == 2 and _cross(*lines), lines
+    short, long = sorted(math.dist(*line) for line in lines)
+    assert short / long == pytest.approx(short_mm / long_mm, abs=0.03), (lines, long_mm, short_mm)
+
+
 def _read_sr(driver, processed: Processed, study: str, sr: pydicom.Dataset, shot: str) -> str:  # type: ignore[no-untyped-def]
     """Open the report ``sr`` with an outline in OHIF, keep a screenshot named ``shot``, check
-    its text as a reader sees it (:func:`_sr_text`) and return that text."""
+    its text as a reader sees it (:func:`_sr_text`) and the axes drawn (:func:`_calipers`), and
+    return that text."""
     text = _open(
         driver,
         processed.ohif.viewer_url(study, str(sr.SeriesInstanceUID)),
@@ -262,6 +311,7 @@ def _read_sr(driver, processed: Processed, study: str, sr: pydicom.Dataset, shot
     )
     driver.save_screenshot(str(processed.shots / f"{shot}.png"))
     _sr_text(processed, study, text)
+    _calipers(driver, sr)
     return text
 
 

@@ -109,6 +109,28 @@ def test_build_heatmap_rgb_secondary_capture_roundtrip(phantom, roundtrip):
     assert (image.ManufacturerModelName, image.SoftwareVersions) == ("tiny-ynet@0.1.0", "0.1.0")
 
 
+@pytest.mark.parametrize(
+    ("keyword", "value", "expected"),
+    [
+        ("Laterality", "R", "R"),
+        ("ImageLaterality", "l", "L"),  # the image's own side, as the SR's finding site says
+        ("Laterality", "B", ""),  # no one side: unknown, as for no laterality at all
+        (None, None, ""),
+    ],
+)
+def test_build_heatmap_laterality_of_the_source_else_empty(phantom, roundtrip, keyword, value, expected):
+    """The heatmap's series Laterality (Type 2C, which dciodvfy requires of a Secondary Capture)
+    is the source's side; empty (unknown) only when the source names none (it was always empty,
+    and dciodvfy warned that it is "only permitted to be empty when actually unknown")."""
+    source, _ = phantom(seed=4)
+    if keyword is not None:
+        setattr(source, keyword, value)
+    frame = source_frame_rgb(source, 0)
+    heat = np.zeros((source.Rows, source.Columns))
+    image = roundtrip(build_heatmap(frame, heat, clean_source(source), IDENTITY, spec=model_spec()))
+    assert "Laterality" in image and image.Laterality == expected
+
+
 def test_heatmap_label_whole_version_and_method():
     spec = model_spec(key="a-rather-long-model-key-for-a-label", version="10.20.30rc4")
     assert heatmap_label(spec) == "Grad-CAM a-rather-long-model-key-for-a-label@10.20.30rc4"

@@ -12,6 +12,7 @@ from inference.encode.source import (
     clean_date,
     clean_source,
     clean_time,
+    laterality_code_string,
     output_character_set,
     references_frames,
     restore_source_class,
@@ -118,6 +119,19 @@ def test_source_laterality_code_to_word(value, expected):
     ds = Dataset()
     ds.ImageLaterality = value
     assert source_laterality(ds) == expected
+
+
+@pytest.mark.parametrize(
+    ("image", "series", "expected"),
+    [("L", "R", "L"), (None, "R", "R"), ("B", "L", "L"), ("U", None, None), (None, None, None)],
+)
+def test_laterality_code_string_image_side_first_r_or_l_only(image, series, expected):
+    ds = Dataset()
+    if image is not None:
+        ds.ImageLaterality = image
+    if series is not None:
+        ds.Laterality = series
+    assert laterality_code_string(ds) == expected
 
 
 def test_references_frames_multi_frame_class_only(phantom):

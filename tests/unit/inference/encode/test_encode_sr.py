@@ -13,12 +13,12 @@ from pydicom.sr.codedict import codes
 from inference.encode.codes import LATERALITIES
 from inference.encode.seg import OutputIdentity
 from inference.encode.source import clean_source
-from inference.encode.sr import NodeReport, SRClass, build_sr, outline_from_mask
+from inference.encode.sr import NodeReport, SRClass, build_sr, outline_from_mask, scoord_points
 from inference.measure import measure_axes
 from inference.prediction import Call
 from phantom.us_dicom import US_IMAGE_STORAGE
 from tests.support.predictions import lesion_spec, model_spec
-from tests.support.sr_content import content_items, numeric_value
+from tests.support.sr_content import content_items, inferred_from, numeric_value
 
 IDENTITY = OutputIdentity(
     "1.2.826.0.1.3680043.8.498.11", "1.2.826.0.1.3680043.8.498.12", 9002, 1, "AI Tiny SR"
@@ -89,6 +89,68 @@ def test_build_sr_measured_node_roundtrip_values(phantom):
     assert numeric_value(sr, "118586006") == round(measurements.short_to_long_ratio, 2)
     assert numeric_value(sr, "111047") == 75.0
     assert _texts(sr, "121050") == ["Short axis to long axis ratio"]
+
+
+def _endpoints(scoord) -> np.ndarray:
+    return np.asarray(scoord.GraphicData, dtype=float).reshape(-1, 2)
+
+
+@pytest.mark.parametrize(("code", "axis"), [("103339001", "long"), ("103340004", "short")])
+def test_build_sr_axis_inferred_from_polyline_of_its_endpoints_on_the_source(phantom, code, axis):
+    source, mask = phantom(seed=2)
+    measurements, _ = measure_axes(mask, source)
+    report = _report(outline=outline_from_mask(mask), measurements=measurements)
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    (scoord,) = inferred_from(sr, code)
+    assert scoord.GraphicType == "POLYLINE"
+    endpoints = getattr(measurements, f"{axis}_axis_endpoints")
+    # SCOORD (0, 0) is the top-left corner of the top-left pixel: pixel centres at +0.5
+    assert _endpoints(scoord) == pytest.approx(np.array(endpoints) + 0.5, abs=1e-4)
+    (image,) = scoord.ContentSequence
+    assert image.ValueType == "IMAGE" and image.RelationshipType == "SELECTED FROM"
+    assert image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert "ReferencedFrameNumber" not in image.ReferencedSOPSequence[0]
+    # the calipers are as long as the axis they draw (the phantom: 0.1 mm square pixels)
+    a, b = _endpoints(scoord)
+    mm = float(np.hypot(*(b - a))) * 0.1
+    assert mm == pytest.approx(getattr(measurements, f"{axis}_axis_mm"), abs=0.01)
+
+
+def test_build_sr_axes_lie_on_the_outline_and_cross_it(phantom):
+    source, mask = phantom(seed=2)
+    measurements, _ = measure_axes(mask, source)
+    report = _report(outline=outline_from_mask(mask), measurements=measurements)
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    (outline,) = inferred_from(sr, "111047")  # the probability's outline, as before
+    assert len(outline.GraphicData) > 4
+    rows, cols = np.nonzero(mask)
+    for code in ("103339001", "103340004"):
+        (scoord,) = inferred_from(sr, code)
+        points = _endpoints(scoord)
+        assert points[:, 0].min() >= cols.min() - 0.5 and points[:, 0].max() <= cols.max() + 1.5
+        assert points[:, 1].min() >= rows.min() - 0.5 and points[:, 1].max() <= rows.max() + 1.5
+
+
+def test_build_sr_cine_axes_reference_the_outlined_frame(phantom):
+    source, mask = phantom(seed=2, frames=3)
+    measurements, _ = measure_axes(mask, source)
+    report = _report(outline=outline_from_mask(mask), measurements=measurements, frame_index=1)
+    sr = _read(build_sr(report, SPEC, clean_source(source), IDENTITY))
+    for code in ("111047", "103339001", "103340004"):
+        (scoord,) = inferred_from(sr, code)
+        assert int(scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedFrameNumber) == 2
+
+
+def test_build_sr_no_measurement_no_axis_geometry(phantom):
+    source, mask = phantom(seed=2, mm_per_pixel=None)
+    sr = _read(build_sr(_report(outline=outline_from_mask(mask)), SPEC, clean_source(source), IDENTITY))
+    assert len([i for i in content_items(sr) if i.ValueType == "SCOORD"]) == 1  # the outline
+
+
+def test_scoord_points_shift_to_pixel_corners_and_stay_on_the_image():
+    points = np.array([[0.0, 0.0], [9.0, 4.0], [-0.7, 4.8]])
+    shifted = scoord_points(points, (5, 10))
+    assert shifted == pytest.approx(np.array([[0.5, 0.5], [9.5, 4.5], [0.0, 5.0]]))
 
 
 def test_build_sr_measured_node_group_tracking_outline_call(phantom):
