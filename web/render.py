@@ -1,7 +1,8 @@
 """Pictures for the study page: the source frame with the node outline, and the heatmap, as PNG.
 
 The outline comes from the SEG (its segment on the source frame) when there is one, else
-from the SR polygon (a cine source has no SEG). It is drawn in :data:`OUTLINE_RGB`.
+from the SR polygon (a cine source has no SEG); the long and short axis from the SR's calipers.
+Both are drawn in :data:`OUTLINE_RGB`.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def draw_mask_outline(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def draw_polygon(image: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
-    """``image`` with the closed polyline ``points`` (SCOORD column, row) drawn on it."""
+def draw_polyline(image: np.ndarray, points: list[tuple[float, float]]) -> np.ndarray:
+    """``image`` with the polyline ``points`` (SCOORD column, row) drawn on it: the outline
+    (closed: its last point is its first) or an axis (two points)."""
     picture = Image.fromarray(image)
     if len(points) >= 2:
         # SCOORD (0, 0) is the top-left corner of the top-left pixel; PIL draws on pixel centres

@@ -49,6 +49,8 @@ class Finding:
     notes: list[str] = field(default_factory=list)
     #: the outline: closed polyline (column, row) in image pixel coordinates
     outline: list[tuple[float, float]] = field(default_factory=list)
+    #: the long and short axis as measured: each its two endpoints (column, row), as the outline
+    axes: list[list[tuple[float, float]]] = field(default_factory=list)
     source_sop_instance_uid: str | None = None
     #: 1-based frame number of the source the outline (or measurements) refer to
     source_frame_number: int = 1
@@ -127,10 +129,22 @@ def _referenced_image(item: Dataset) -> tuple[str | None, int]:
     return None, 1
 
 
-def _read_scoord(finding: Finding, item: Dataset) -> None:
+def _points(item: Dataset) -> list[tuple[float, float]]:
     data = [float(v) for v in item.GraphicData]
-    finding.outline = list(zip(data[0::2], data[1::2], strict=True))
+    return list(zip(data[0::2], data[1::2], strict=True))
+
+
+def _read_scoord(finding: Finding, item: Dataset) -> None:
+    finding.outline = _points(item)
     finding.source_sop_instance_uid, finding.source_frame_number = _referenced_image(item)
+
+
+def _read_axis(finding: Finding, item: Dataset) -> float | None:
+    """The axis NUM's value; its caliper (the SCOORD it is inferred from) joins ``axes``."""
+    for child in item.get("ContentSequence", []):
+        if child.get("ValueType") == "SCOORD":
+            finding.axes.append(_points(child))
+    return _number(item)
 
 
 def _read_group(group: Dataset) -> Finding:
@@ -155,9 +169,9 @@ def _read_group(group: Dataset) -> Finding:
         elif code == c.ALGORITHM_VERSION.value:
             finding.algorithm_version = str(item.TextValue)
         elif code == _LONG:
-            finding.long_axis_mm = _number(item)
+            finding.long_axis_mm = _read_axis(finding, item)
         elif code == _SHORT:
-            finding.short_axis_mm = _number(item)
+            finding.short_axis_mm = _read_axis(finding, item)
         elif code == _RATIO:
             finding.ratio = _number(item)
         elif value_type == "NUM" and _unit(item) == c.PERCENT.value:

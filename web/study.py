@@ -99,7 +99,8 @@ def _png(data: bytes) -> Response:
 
 @router.get("/jobs/{job_id}/image.png")
 def job_image(job_id: RowId, session: DbSession) -> Response:
-    """The source frame the SR refers to, with the node outline (SEG, else SR polygon)."""
+    """The source frame the SR refers to, with the node outline (SEG, else SR polygon) and
+    the long and short axis where the node measured."""
     job, sr_path = _job_file(session, job_id, "sr")
     try:
         report = read_report(sr_path)
@@ -125,7 +126,9 @@ def job_image(job_id: RowId, session: DbSession) -> Response:
     if mask is not None and mask.shape == image.shape[:2]:
         image = render.draw_mask_outline(image, mask)
     elif finding.outline:
-        image = render.draw_polygon(image, finding.outline)
+        image = render.draw_polyline(image, finding.outline)
+    for axis in finding.axes:
+        image = render.draw_polyline(image, axis)
     return _png(render.png_bytes(image))
 
 

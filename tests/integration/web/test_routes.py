@@ -164,6 +164,7 @@ def test_study_page_shows_report_with_model_probability_call(served_node) -> Non
     assert "<th>Probability of cancer</th>" in page and "Lymph node" in page
     assert re.search(r'class="long-axis">\d+\.\d mm<', page)
     assert re.search(r'class="ratio">\d\.\d\d<', page)
+    assert "and the long and short axis where they were measured" in page  # drawn on the image
 
 
 def test_study_page_shows_each_models_scope_verdict(served_node) -> None:  # type: ignore[no-untyped-def]

@@ -38,11 +38,11 @@ def test_draw_mask_outline_paints_boundary_only() -> None:
     assert painted.sum() < mask.sum()
 
 
-def test_draw_polygon_sr_outline_paints_around_node(written_outputs) -> None:  # type: ignore[no-untyped-def]
+def test_draw_polyline_sr_outline_paints_around_node(written_outputs) -> None:  # type: ignore[no-untyped-def]
     out = written_outputs(frames=3, frame_index=1)
     (finding,) = read_report(out.files["sr"]).findings
     frame = render.source_frame(out.source_path, finding.source_frame_number)
-    painted = _outline_pixels(render.draw_polygon(frame, finding.outline))
+    painted = _outline_pixels(render.draw_polyline(frame, finding.outline))
     rows, cols = np.nonzero(painted)
     true_rows, true_cols = np.nonzero(out.mask)
     assert painted.sum() > 20
@@ -68,3 +68,14 @@ def test_heatmap_png_has_colour_scale(written_outputs) -> None:  # type: ignore[
     red = ((image[..., 0] > 180) & (image[..., 1] < 80) & (image[..., 2] < 80)).sum()
     blue = ((image[..., 2] > 180) & (image[..., 0] < 80) & (image[..., 1] < 80)).sum()
     assert red > 50 and blue > 50
+
+
+def test_draw_polyline_axes_cross_inside_the_node(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    out = written_outputs()
+    (finding,) = read_report(out.files["sr"]).findings
+    frame = render.source_frame(out.source_path, 1)
+    drawn = frame
+    for axis in finding.axes:
+        drawn = render.draw_polyline(drawn, axis)
+    painted = _outline_pixels(drawn)
+    assert painted.sum() > 10 and (painted & out.mask).sum() > 0.8 * painted.sum()

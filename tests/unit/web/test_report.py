@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from inference.prediction import Call
@@ -53,3 +56,15 @@ def test_read_report_lesion_spec_reads_lesion_breast_and_its_call(written_output
     assert (finding.finding, finding.finding_site) == ("Lesion", "Breast")
     assert finding.tracking_id == "Lesion 1"
     assert finding.call_text == "Malignant neoplastic disease: present (threshold 28.5 %)"
+
+
+def test_read_report_gives_the_calipers_the_axes_were_measured_along(written_outputs) -> None:  # type: ignore[no-untyped-def]
+    """The study page drew the outline only: the SR's axis calipers were not read."""
+    out = written_outputs()
+    (finding,) = read_report(out.files["sr"]).findings
+    assert len(finding.axes) == 2 and all(len(axis) == 2 for axis in finding.axes)
+    long_px, short_px = (math.dist(*axis) for axis in finding.axes)
+    assert short_px / long_px == pytest.approx(out.short_axis_mm / out.long_axis_mm, abs=0.01)
+    rows, cols = np.nonzero(out.mask)
+    for x, y in (point for axis in finding.axes for point in axis):  # on the node's edge
+        assert cols.min() - 1 <= x <= cols.max() + 2 and rows.min() - 1 <= y <= rows.max() + 2
