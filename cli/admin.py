@@ -201,19 +201,23 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
 
 
 def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-arg]
-    """Manifest rows of the node's labelled instances; group = patient, else study."""
+    """Manifest rows of the node's labelled instances; group = patient key, else study."""
     import pydicom
 
     from inference.registry import sha256_file
+    from training.groups import dicom_group
     from training.manifest import ManifestRow
 
     rows = []
-    for path, study_uid, outcome in found:
+    for path, _, outcome in found:
         header = pydicom.dcmread(path, stop_before_pixels=True)
-        group = str(header.get("PatientID", "") or "") or study_uid
         rows.append(
             ManifestRow(
-                str(Path(path).absolute()), sha256_file(Path(path)), "dicom", outcome, group
+                str(Path(path).absolute()),
+                sha256_file(Path(path)),
+                "dicom",
+                outcome,
+                dicom_group(header),
             )
         )
     return rows
@@ -351,15 +355,18 @@ def train(
     except ValueError as exc:  # TrainConfig says which settings it accepts
         raise typer.BadParameter(str(exc)) from exc
     try:
-        exclusion = read_excluded_groups(exclude_groups or [])
-        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), exclusion)
+        asked = read_excluded_groups(exclude_groups or [])
+        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), asked)
         record_exclusion(out, exclusion)
         if exclusion.groups:
             console.print(f"excluded {exclusion.excluded_cases} case(s) of "
                           f"{len(exclusion.groups)} hold-out group(s)")  # fmt: skip
+        if exclusion.unmatched_groups:
+            console.print(f"warning: {exclusion.unmatched_groups} hold-out group(s) match no case "
+                          f"of {dataset}")  # fmt: skip
         encoder = None
-        if pretrain is not None:
-            pretrain_cases = without_excluded(*load_cases(pretrain, spec), exclusion)[0]
+        if pretrain is not None:  # the groups as named: the pretraining data may be keyed otherwise
+            pretrain_cases = without_excluded(*load_cases(pretrain, spec), asked)[0]
             encoder = pretrain_encoder(spec, pretrain_cases, out, config)
         elif pretrain_encoder_file is not None:
             encoder = check_encoder_file(spec, pretrain_encoder_file)
@@ -490,14 +497,14 @@ def compare(
         str,
         typer.Argument(
             metavar="MODEL_A",
-            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
+            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).",
         ),
     ],
     model_b: Annotated[
         str,
         typer.Argument(
             metavar="MODEL_B",
-            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
+            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).",
         ),
     ],
     dataset: Annotated[

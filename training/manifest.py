@@ -2,7 +2,9 @@
 
 Three sources: an image folder (``labels.csv``, node or ddti columns), a folder of DICOM files
 with a pathology labels CSV, or the node's own received studies that have pathology labels.
-Folds are label-stratified and group-level (patient, else study; an image folder's ``group``).
+Folds are label-stratified and group-level: a DICOM file's group is its patient's key, else its
+study (:func:`training.groups.dicom_group`, never the PatientID in clear); an image folder's is
+its ``labels.csv`` ``group``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from db.models import LabelLevel, PathologyOutcome
 from inference.registry import sha256_file
 from kernel.errors import DatasetError
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
+from training.groups import dicom_group
 from training.splits import fold_test_indices
 
 logger = logging.getLogger(__name__)
@@ -113,8 +116,9 @@ def dicom_header(path: Path) -> pydicom.Dataset | None:
 def from_dicom_files(
     paths: Iterable[Path], labels: list[LabelRecord]
 ) -> tuple[list[ManifestRow], int]:
-    """(rows of labelled DICOM files, number of files without a label); group = patient, else
-    study. A file that is not DICOM is skipped (:func:`dicom_header`)."""
+    """(rows of labelled DICOM files, number of files without a label); group = patient key,
+    else study (:func:`training.groups.dicom_group`). A file that is not DICOM is skipped
+    (:func:`dicom_header`)."""
     records = {(r.level, r.uid): r for r in labels}
     rows, unlabelled = [], 0
     with _progress() as progress:
@@ -131,9 +135,8 @@ def from_dicom_files(
             if malignant is None:
                 unlabelled += 1
                 continue
-            group = str(header.get("PatientID", "") or "") or uids[0]
             rows.append(ManifestRow(str(Path(path).absolute()), sha256_file(Path(path)), "dicom",
-                                    malignant, group))  # fmt: skip
+                                    malignant, dicom_group(header)))  # fmt: skip
     return rows, unlabelled
 
 

@@ -6,7 +6,8 @@ level). Each unit's files go through :func:`inference.runner.study_inputs`, the 
 ``run_model`` feeds the network with (selection rules, frame sampling, crop, resampling and
 normalisation), and the resulting tensors are stored as they are (``inputs.npz``). A unit that
 lacks an input of the spec is listed as excluded with the selection's reason: nothing is
-guessed. Groups are the patient (PatientID), else the study.
+guessed. A unit's group is its patient's key, else its study (:func:`training.groups.dicom_group`:
+the PatientID is never written in clear).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from db.models import LabelLevel, PathologyOutcome
 from inference.registry import ModelSpec, sha256_file
 from inference.selection import CeusRule
 from kernel.errors import DatasetError, InvalidInput
+from training.groups import dicom_group
 from training.manifest import MANIFEST_CSV, MANIFEST_FILE, dicom_header
 from training.splits import fold_test_indices
 
@@ -140,9 +142,8 @@ def labelled_units(
         elif not files:
             left_out["every file has a more specific label"] += 1
         else:
-            first = files[0][1]
-            group = str(first.get("PatientID", "") or "") or str(first.StudyInstanceUID)
             paths_of = tuple(path for path, _ in files)
+            group = dicom_group(files[0][1])
             units.append(LabelledUnit(record.uid, record.level, paths_of, malignant, group))
     return sorted(units, key=lambda u: u.uid), left_out
 

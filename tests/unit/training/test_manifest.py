@@ -7,6 +7,7 @@ from pathlib import Path
 
 from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
+from kernel.patient import patient_key
 from phantom.us_dicom import write_us_study
 from training.datasets import DDTI_COLUMNS, detect_columns, read_image_folder
 from training.manifest import (
@@ -55,4 +56,21 @@ def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path)
     notes.write_text("{}")
     rows, unlabelled = from_dicom_files([*labelled, *other, notes], labels)
     assert [r.malignant for r in rows] == [1, 0] and unlabelled == 1
-    assert rows[0].kind == "dicom" and rows[0].group == str(pydicom.dcmread(labelled[0]).PatientID)
+    header = pydicom.dcmread(labelled[0])
+    assert rows[0].kind == "dicom" and rows[0].group == patient_key(header)
+    write_manifest(build_manifest(rows, "t", k=2, seed=0), tmp_path / "ds")
+    for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
+        assert str(header.PatientID) not in (tmp_path / "ds" / written).read_text()
+
+
+def test_from_dicom_files_without_patient_id_grouped_by_study(tmp_path: Path) -> None:
+    import pydicom
+
+    (path,) = write_us_study(tmp_path / "a", seed=3, count=1)
+    header = pydicom.dcmread(path)
+    header.PatientID = ""
+    header.save_as(path)
+    label = LabelRecord(LabelLevel.STUDY, str(header.StudyInstanceUID), PathologyOutcome.BENIGN,
+                        None, None)  # fmt: skip
+    rows, _ = from_dicom_files([path], [label])
+    assert [r.group for r in rows] == [str(header.StudyInstanceUID)]

@@ -15,6 +15,7 @@ from inference.loading import build_network
 from inference.registry import ModelSpec
 from inference.runner import run_model
 from phantom.study import write_phantom_study
+from training.groups import legacy_key
 from training.kfold import frozen_folds
 from training.networks import draft_spec
 from training.retrain import load_cases
@@ -97,8 +98,11 @@ def test_study_without_an_input_excluded_with_reason_folds_frozen(
     assert manifest["n"] == 3 and manifest["n_excluded"] == 1
     assert "no colour Doppler image" in manifest["excluded"][0]["reason"]
     assert all(len(f["sha256"]) == 64 for row in manifest["rows"] for f in row["files"])
-    assert {row["group"] for row in manifest["rows"]} == {"SYN000000", "SYN000001", "SYN000002"}
+    keys = {legacy_key(f"SYN00000{i}") for i in range(3)}  # the node's key; no issuer here
+    assert {row["group"] for row in manifest["rows"]} == keys
     write_study_dataset(manifest, tensors, tmp_path / "ds")
+    for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
+        assert "SYN00000" not in (tmp_path / "ds" / written).read_text()
     arrays, folds = load_study_arrays(tmp_path / "ds", spec)
     assert len(arrays.malignant) == 3 and arrays.inputs[1].shape[1:] == (3, 32, 32)
     tests = frozen_folds(folds)
