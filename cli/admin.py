@@ -139,27 +139,39 @@ def dataset_build(
         spec = _spec(settings, model, network, backbone, size, frames)
         _build_study_dataset(settings, spec, dicom_folder, labels, out, folds, seed)
         return
+    left_out = None
     if image_folder is not None:
         rows, source = mf.from_image_folder(image_folder), f"image folder {image_folder}"
     elif dicom_folder is not None:
         records = _label_records(labels)  # type: ignore[arg-type]
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file())
-        rows, unlabelled = mf.from_dicom_files(paths, records)
+        rows, unlabelled, left_out = mf.from_dicom_files(paths, records)
         source = f"DICOM folder {dicom_folder} with {labels.name} ({unlabelled} files unlabelled)"  # type: ignore[union-attr]
     else:
-        from db.labels import labelled_instances
-        from db.session import make_sessionmaker
-
-        with make_sessionmaker(settings.database_url)() as session:
-            found = labelled_instances(session)
+        found, _, left_out = _node_labels(settings)
         rows, source = _node_rows(found), "node database"
     try:
-        manifest = mf.build_manifest(rows, source, folds, seed)
+        manifest = mf.build_manifest(rows, source, folds, seed, left_out)
     except ValueError as exc:
         fail(console, exc)
     path = mf.write_manifest(manifest, out)
     console.print(f"{manifest['n']} rows ({manifest['n_positive']} positive) in "
                   f"{manifest['n_groups']} groups -> {path}")  # fmt: skip
+    if left_out is not None:
+        console.print(left_out.summary())
+
+
+def _node_labels(settings: Settings):  # type: ignore[no-untyped-def]
+    """(labelled instances, label records, what is left out) of the node's database, after
+    matching the labels imported before their study arrived (``db.labels.rematch``)."""
+    from db.labels import label_records, labelled_instances, rematch
+    from db.session import make_sessionmaker
+    from training.coverage import node_left_out
+
+    with make_sessionmaker(settings.database_url).begin() as session:
+        rematch(session)
+        session.flush()
+        return labelled_instances(session), label_records(session), node_left_out(session)
 
 
 def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  # type: ignore[no-untyped-def]
@@ -173,31 +185,27 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file() and p.name[0] != ".")
         source = f"DICOM folder {dicom_folder.name} with {labels.name}"  # type: ignore[union-attr]
     else:
-        from db.labels import label_records, labelled_instances
-        from db.session import make_sessionmaker
-
-        with make_sessionmaker(settings.database_url)() as session:
-            paths = [Path(path) for path, _, _ in labelled_instances(session)]
-            records = label_records(session)
+        found, records, node_left = _node_labels(settings)
+        paths = [Path(path) for path, _, _ in found]
         source = "node database"
     units, left_out = labelled_units(paths, records)
+    if dicom_folder is None:
+        left_out = left_out | node_left
     try:
         manifest, tensors = build_study_dataset(
-            spec, units, source, folds, seed, CeusRule.from_settings(settings)
+            spec, units, source, folds, seed, CeusRule.from_settings(settings), left_out
         )
     except ValueError as exc:
         fail(console, exc)
     path = write_study_dataset(manifest, tensors, out)
     for row in manifest["excluded"]:
         console.print(f"excluded {row['level']} {row['uid']}: {row['reason']}")
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(left_out.items()))
     console.print(
         f"{len(records)} labels, {len(units)} labelled units: {manifest['n']} kept "
         f"({manifest['n_positive']} positive, {manifest['n_groups']} groups), "
-        f"{manifest['n_excluded']} excluded"
-        + (f"; labels left out: {skipped}" if skipped else "")
-        + f" -> {path}"
+        f"{manifest['n_excluded']} excluded -> {path}"
     )
+    console.print(left_out.summary())
 
 
 def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-arg]

@@ -105,6 +105,18 @@ def study_outcomes(session: Session) -> dict[int, int]:
     return outcomes
 
 
+def unlabelled_study_uids(session: Session) -> list[str]:
+    """StudyInstanceUIDs of the received studies that no label names, in UID order."""
+    labelled = select(PathologyLabel.study_id).where(PathologyLabel.study_id.is_not(None))
+    return list(
+        session.scalars(
+            select(Study.study_instance_uid)
+            .where(Study.id.not_in(labelled))
+            .order_by(Study.study_instance_uid)
+        )
+    )
+
+
 def label_rows(session: Session) -> list[PathologyLabel]:
     """Every label, in import order."""
     return list(session.scalars(select(PathologyLabel).order_by(PathologyLabel.id)))

@@ -27,6 +27,7 @@ from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
 from inference.registry import sha256_file
 from kernel.errors import DatasetError
+from training.coverage import LeftOut, folder_left_out
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
 from training.groups import dicom_group
 from training.splits import fold_test_indices
@@ -115,17 +116,19 @@ def dicom_header(path: Path) -> pydicom.Dataset | None:
 
 def from_dicom_files(
     paths: Iterable[Path], labels: list[LabelRecord]
-) -> tuple[list[ManifestRow], int]:
-    """(rows of labelled DICOM files, number of files without a label); group = patient key,
-    else study (:func:`training.groups.dicom_group`). A file that is not DICOM is skipped
+) -> tuple[list[ManifestRow], int, LeftOut]:
+    """(rows of labelled DICOM files, number of files without a known outcome, the studies and
+    labels left out: :func:`training.coverage.folder_left_out`); group = patient key, else
+    study (:func:`training.groups.dicom_group`). A file that is not DICOM is skipped
     (:func:`dicom_header`)."""
     records = {(r.level, r.uid): r for r in labels}
-    rows, unlabelled = [], 0
+    rows, unlabelled, headers = [], 0, []
     with _progress() as progress:
         for path in progress.track(list(paths), description="read DICOM headers"):
             header = dicom_header(path)
             if header is None:
                 continue
+            headers.append(header)
             uids = (
                 str(header.StudyInstanceUID),
                 str(header.SeriesInstanceUID),
@@ -137,14 +140,18 @@ def from_dicom_files(
                 continue
             rows.append(ManifestRow(str(Path(path).absolute()), sha256_file(Path(path)), "dicom",
                                     malignant, dicom_group(header)))  # fmt: skip
-    return rows, unlabelled
+    return rows, unlabelled, folder_left_out(headers, labels)
 
 
-def build_manifest(rows: list[ManifestRow], source: str, k: int, seed: int) -> dict:
-    """The manifest document: source, creation time, fold plan and the rows with their folds."""
+def build_manifest(
+    rows: list[ManifestRow], source: str, k: int, seed: int, left_out: LeftOut | None = None
+) -> dict:
+    """The manifest document: source, creation time, fold plan, the rows with their folds and,
+    for labelled DICOM sources, what was ``left_out``."""
     if not rows:
         raise DatasetError(f"no labelled rows from {source}: nothing to build a dataset of")
     rows = _assign_folds(rows, k, seed)
+    extra = {} if left_out is None else {"left_out": left_out.to_json()}
     return {
         "source": source,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -154,6 +161,7 @@ def build_manifest(rows: list[ManifestRow], source: str, k: int, seed: int) -> d
         "n_positive": sum(r.malignant == 1 for r in rows),
         "n_groups": len({r.group for r in rows}),
         "rows": [asdict(r) for r in rows],
+        **extra,
     }
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cli.main import app
-from db.models import AuditEvent, ModelVersion, PathologyLabel, Study
+from db.models import AuditEvent, Instance, ModelVersion, PathologyLabel, Series, Study
 from db.session import make_sessionmaker
 from inference.calibration import calibrate
 from inference.registry import Registry
@@ -206,7 +206,9 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     with np.load(fold_dir / "validation.npz") as validation:
         y, p = validation["malignant"], validation["probability"]
     assert spec.calibration is not None and spec.calibration.temperature > 0
-    assert spec.calibration.figures["n"] == len(y) and "inner validation" in spec.calibration.fitted_on
+    assert (
+        spec.calibration.figures["n"] == len(y) and "inner validation" in spec.calibration.fitted_on
+    )
     assert spec.operating_point.policy == "sensitivity=0.90"
     called = calibrate(spec.calibration, p) >= spec.threshold
     assert called[y == 1].mean() >= 0.9
@@ -236,7 +238,9 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     pooled = (tmp_path / "run" / "oof.npz").read_bytes()
     refused = runner.invoke(app, ["cv-summary", str(tmp_path / "run"), "--dataset", str(other),
                                   "--size", "64"])  # fmt: skip
-    assert refused.exit_code == 1 and "notthedatasetitwastrainedon" in "".join(refused.output.split())
+    assert refused.exit_code == 1 and "notthedatasetitwastrainedon" in "".join(
+        refused.output.split()
+    )
     assert (tmp_path / "run" / "oof.npz").read_bytes() == pooled
     _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64")
 
@@ -354,3 +358,61 @@ def test_models_calibrate_groups_file_not_usable_one_line_nothing_packaged(
     output = " ".join(result.output.split())
     assert str(groups) in output and told in output
     assert not (tmp_path / "fit").exists() and not (node / "models").exists()
+
+
+def _receive(home: Path, files: list[Path]) -> None:
+    """Record ``files`` in the node's database as the receive stage does (study, series,
+    instance rows with their paths and patient keys)."""
+    import pydicom
+
+    from kernel.patient import patient_key
+
+    with make_sessionmaker(_database_url(home)).begin() as session:
+        for path in files:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            study = session.scalar(select(Study).where(
+                Study.study_instance_uid == header.StudyInstanceUID)) or Study(
+                study_instance_uid=header.StudyInstanceUID)  # fmt: skip
+            series = session.scalar(select(Series).where(
+                Series.series_instance_uid == header.SeriesInstanceUID)) or Series(
+                study=study, series_instance_uid=header.SeriesInstanceUID)  # fmt: skip
+            session.add(Instance(study=study, series=series, sop_instance_uid=header.SOPInstanceUID,
+                                 sop_class_uid=header.SOPClassUID, transfer_syntax_uid="1.2.840.10008.1.2.1",
+                                 path=str(path), size_bytes=path.stat().st_size,
+                                 patient_key=patient_key(header)))  # fmt: skip
+
+
+def test_dataset_build_from_node_lists_what_it_left_out_by_uid_patient_ids_keyed(
+    node: Path, tmp_path: Path
+) -> None:
+    """Received studies without a label and labels matching no study were in no list; labels
+    imported before their study arrived were never matched (rematch was never called); the
+    PatientID was the group, in clear (found last session)."""
+    import pydicom
+
+    from phantom.us_dicom import write_us_study
+
+    _invoke("status", "--home", str(node))
+    studies = [
+        write_us_study(tmp_path / "dicom" / f"s{seed}", seed=seed, count=2) for seed in range(3)
+    ]
+    uids = [str(pydicom.dcmread(files[0]).StudyInstanceUID) for files in studies]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"study_instance_uid,outcome\n{uids[0]},benign\n{uids[1]},metastatic\n"
+                      "1.2.826.99,benign\n")  # fmt: skip
+    assert "3 labels imported: 0 matched, 3 unmatched" in _invoke(
+        "labels", "import", str(labels), "--home", str(node)
+    )  # before the studies arrived
+    _receive(node, [path for files in studies for path in files])
+    out = _invoke("dataset", "build", "--from-node", "--out", str(tmp_path / "ds"), "--folds", "2",
+                  "--home", str(node))  # fmt: skip
+    assert "4 rows (2 positive)" in out
+    assert "left out: 1 study without a label, 1 label matching no study" in " ".join(out.split())
+    text = (tmp_path / "ds" / "manifest.json").read_text()
+    left_out = json.loads(text)["left_out"]
+    assert left_out["studies_without_label"] == {"n": 1, "uids": [uids[2]]}
+    assert left_out["labels_without_study"]["labels"] == [{"level": "study", "uid": "1.2.826.99"}]
+    for files in studies:
+        patient = str(pydicom.dcmread(files[0]).PatientID)
+        assert patient and patient not in text
+        assert patient not in (tmp_path / "ds" / "manifest.csv").read_text()

@@ -54,11 +54,17 @@ def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path)
     ]
     notes = tmp_path / "b" / ".truth.json"  # what a folder of studies also holds
     notes.write_text("{}")
-    rows, unlabelled = from_dicom_files([*labelled, *other, notes], labels)
+    lost = LabelRecord(LabelLevel.SERIES, "1.2.826.9", PathologyOutcome.BENIGN, None, None)
+    rows, unlabelled, left_out = from_dicom_files([*labelled, *other, notes], [*labels, lost])
     assert [r.malignant for r in rows] == [1, 0] and unlabelled == 1
+    other_study = str(pydicom.dcmread(other[0]).StudyInstanceUID)
+    assert left_out.studies_without_label == (other_study,)
+    assert left_out.labels_without_study == (("series", "1.2.826.9"),)
     header = pydicom.dcmread(labelled[0])
     assert rows[0].kind == "dicom" and rows[0].group == patient_key(header)
-    write_manifest(build_manifest(rows, "t", k=2, seed=0), tmp_path / "ds")
+    write_manifest(build_manifest(rows, "t", k=2, seed=0, left_out=left_out), tmp_path / "ds")
+    written = json.loads((tmp_path / "ds" / "manifest.json").read_text())["left_out"]
+    assert written["studies_without_label"] == {"n": 1, "uids": [other_study]}
     for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
         assert str(header.PatientID) not in (tmp_path / "ds" / written).read_text()
 
@@ -72,5 +78,5 @@ def test_from_dicom_files_without_patient_id_grouped_by_study(tmp_path: Path) ->
     header.save_as(path)
     label = LabelRecord(LabelLevel.STUDY, str(header.StudyInstanceUID), PathologyOutcome.BENIGN,
                         None, None)  # fmt: skip
-    rows, _ = from_dicom_files([path], [label])
+    rows, _, _ = from_dicom_files([path], [label])
     assert [r.group for r in rows] == [str(header.StudyInstanceUID)]
