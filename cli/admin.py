@@ -48,16 +48,36 @@ def labels_import(
     ],
     home: HomeOption = None,
     actor: Annotated[str, typer.Option("--actor")] = "admin",
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Overwrite stored labels whose known outcome the file changes (each audited).",
+        ),
+    ] = False,
 ) -> None:
-    """Validate a pathology CSV and join it to the studies the node received."""
-    from db.labels import upsert_labels
+    """Validate a pathology CSV and join it to the studies the node received.
+
+    Every label whose outcome the file changes is printed (UID, old -> new) and audited. A
+    known outcome (metastatic, benign) is overwritten only with --replace: without it the
+    import stops before writing anything. An unknown outcome is filled in without it.
+    """
+    from db.labels import OutcomeConflict, upsert_labels
     from db.session import make_sessionmaker
 
     records = _label_records(file)
     sessions = make_sessionmaker(_settings(home).database_url)
-    with sessions.begin() as session:
-        matched, unmatched = upsert_labels(session, records, file.name, actor)
-    console.print(f"{len(records)} labels imported: {matched} matched, {unmatched} unmatched")
+    try:
+        with sessions.begin() as session:
+            result = upsert_labels(session, records, file.name, actor, replace)
+    except OutcomeConflict as exc:
+        for change in exc.changes:
+            console.print(f"outcome would change: {change}")
+        fail(console, exc)
+    for change in result.changed:
+        console.print(f"outcome changed: {change}")
+    console.print(f"{len(records)} labels imported: {result.matched} matched, "
+                  f"{result.unmatched} unmatched, {len(result.changed)} outcome(s) changed")  # fmt: skip
 
 
 def _label_records(path: Path) -> list[LabelRecord]:

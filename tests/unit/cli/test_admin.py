@@ -416,3 +416,41 @@ def test_dataset_build_from_node_lists_what_it_left_out_by_uid_patient_ids_keyed
         patient = str(pydicom.dcmread(files[0]).PatientID)
         assert patient and patient not in text
         assert patient not in (tmp_path / "ds" / "manifest.csv").read_text()
+
+
+def test_labels_reimport_changing_a_known_outcome_needs_replace_reported_and_audited(
+    node: Path, tmp_path: Path
+) -> None:
+    """A second import overwrote metastatic with benign silently (found last session)."""
+    _invoke("status", "--home", str(node))
+    sessions = make_sessionmaker(_database_url(node))
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("study_instance_uid,outcome\n1.2.3,metastatic\n1.2.4,unknown\n1.2.5,benign\n")
+    second.write_text("study_instance_uid,outcome\n1.2.3,benign\n1.2.4,metastatic\n1.2.5,benign\n")
+    _invoke("labels", "import", str(first), "--home", str(node))
+
+    refused = runner.invoke(app, ["labels", "import", str(second), "--home", str(node)],
+                            env={"COLUMNS": "200"})  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "outcome would change: study 1.2.3: metastatic -> benign" in refused.output
+    assert "1.2.4" not in refused.output  # unknown filled in: not a correction
+    assert "--replace" in refused.output
+
+    def outcomes() -> dict[str, str]:
+        with sessions() as session:
+            return {r.uid: r.outcome.value for r in session.scalars(select(PathologyLabel))}
+
+    assert outcomes() == {"1.2.3": "metastatic", "1.2.4": "unknown", "1.2.5": "benign"}
+
+    out = _invoke("labels", "import", str(second), "--replace", "--home", str(node))
+    assert "outcome changed: study 1.2.3: metastatic -> benign" in out
+    assert "outcome changed: study 1.2.4: unknown -> metastatic" in out
+    assert "2 outcome(s) changed" in out
+    assert outcomes() == {"1.2.3": "benign", "1.2.4": "metastatic", "1.2.5": "benign"}
+    with sessions() as session:
+        changes = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "change_label_outcome")
+            .order_by(AuditEvent.id)).all()  # fmt: skip
+        assert [(e.entity_id, e.details["old"], e.details["new"]) for e in changes] == [
+            ("1.2.3", "metastatic", "benign"), ("1.2.4", "unknown", "metastatic")]  # fmt: skip
+        assert {e.actor for e in changes} == {"admin"}
