@@ -179,6 +179,14 @@ def dataset_build(
                   f"{manifest['n_groups']} groups -> {path}")  # fmt: skip
     if left_out is not None:
         console.print(left_out.summary())
+    _warn_thin_folds(manifest)
+
+
+def _warn_thin_folds(manifest: dict) -> None:
+    """Print the manifest's thin-fold warning (``training.splits.balance_record``), if any."""
+    warning = manifest["fold_balance"]["warning"]
+    if warning:
+        console.print(warning, style="yellow", soft_wrap=True)
 
 
 def _node_labels(settings: Settings):  # type: ignore[no-untyped-def]
@@ -226,6 +234,7 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
         f"{manifest['n_excluded']} excluded -> {path}"
     )
     console.print(left_out.summary())
+    _warn_thin_folds(manifest)
 
 
 def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-arg]
@@ -355,11 +364,13 @@ def train(
         DatasetMismatch,
         check_encoder_file,
         describe_dataset,
+        fold_plan,
         load_cases,
         package_run,
         pretrain_encoder,
         retrain,
     )
+    from training.splits import fold_balance, thin_fold_warning
     from training.trainer import TrainConfig
 
     if members not in ("best", "all"):
@@ -392,6 +403,9 @@ def train(
         if exclusion.unmatched_groups:
             console.print(f"warning: {exclusion.unmatched_groups} hold-out group(s) match no case "
                           f"of {dataset}")  # fmt: skip
+        balance = fold_balance(cases.malignant.tolist(), fold_plan(cases, tests, folds, seed))
+        if (warning := thin_fold_warning(balance)) is not None:
+            console.print(warning, style="yellow", soft_wrap=True)
         encoder = None
         if pretrain is not None:  # the groups as named: the pretraining data may be keyed otherwise
             pretrain_cases = without_excluded(*load_cases(pretrain, spec), asked)[0]

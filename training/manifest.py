@@ -30,7 +30,7 @@ from kernel.errors import DatasetError
 from training.coverage import LeftOut, folder_left_out
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
 from training.groups import dicom_group
-from training.splits import fold_test_indices
+from training.splits import balance_record, fold_balance_of, fold_test_indices
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +146,13 @@ def from_dicom_files(
 def build_manifest(
     rows: list[ManifestRow], source: str, k: int, seed: int, left_out: LeftOut | None = None
 ) -> dict:
-    """The manifest document: source, creation time, fold plan, the rows with their folds and,
-    for labelled DICOM sources, what was ``left_out``."""
+    """The manifest document: source, creation time, fold plan, each fold's test cases by class
+    (``fold_balance``, thin folds flagged), the rows with their folds and, for labelled DICOM
+    sources, what was ``left_out``."""
     if not rows:
         raise DatasetError(f"no labelled rows from {source}: nothing to build a dataset of")
     rows = _assign_folds(rows, k, seed)
+    balance = fold_balance_of([r.malignant for r in rows], [r.fold for r in rows])
     extra = {} if left_out is None else {"left_out": left_out.to_json()}
     return {
         "source": source,
@@ -160,6 +162,7 @@ def build_manifest(
         "n": len(rows),
         "n_positive": sum(r.malignant == 1 for r in rows),
         "n_groups": len({r.group for r in rows}),
+        "fold_balance": balance_record(balance),
         "rows": [asdict(r) for r in rows],
         **extra,
     }

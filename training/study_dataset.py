@@ -34,7 +34,7 @@ from kernel.errors import DatasetError, InvalidInput
 from training.coverage import LeftOut, folder_left_out
 from training.groups import dicom_group
 from training.manifest import MANIFEST_CSV, MANIFEST_FILE, dicom_header
-from training.splits import fold_test_indices
+from training.splits import balance_record, fold_balance_of, fold_test_indices
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def build_study_dataset(
     """(manifest, tensors by input name) of ``units`` for ``spec``'s inputs.
 
     Every unit goes through :func:`inference.runner.study_inputs`; one that lacks an input
-    is listed under ``excluded`` with the reason; what never became a unit (``left_out``, from
+    is listed under ``excluded`` with the reason; each fold's test units by class are under
+    ``fold_balance`` (:func:`training.splits.balance_record`); what never became a unit (``left_out``, from
     :func:`labelled_units`) is listed under ``left_out``. Raises ``ValueError`` when no unit is
     left.
     """
@@ -224,6 +225,7 @@ def build_study_dataset(
         "n_positive": sum(r["malignant"] == 1 for r in rows),
         "n_groups": len({r["group"] for r in rows}),
         "n_excluded": len(excluded),
+        "fold_balance": balance_record(fold_balance_of([u.malignant for u in kept], folds)),
         "rows": rows,
         "excluded": excluded,
         "left_out": (left_out or LeftOut()).to_json(),

@@ -180,7 +180,7 @@ def test_models_rollback_without_history_exits_1(node: Path) -> None:
 
 def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path: Path) -> None:
     folder = write_image_folder(tmp_path / "images")
-    _invoke(
+    built = _invoke(
         "dataset",
         "build",
         "--image-folder",
@@ -192,6 +192,8 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     )
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["n"] == 12 and {r["fold"] for r in manifest["rows"]} == {0, 1}
+    assert manifest["fold_balance"]["thin_folds"]  # 12 images in 2 folds: too few to measure
+    assert manifest["fold_balance"]["warning"] in " ".join(built.split())
     out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
                   "--epochs", "1", "--batch-size", "4", "--package", "0.3.0",
                   "--operating-point", "sensitivity=0.90", "--calibration", "temperature",
@@ -199,6 +201,7 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(
         out.split()
     )
+    assert "folds have fewer than 5 positive or negative test cases" in " ".join(out.split())
     spec = Registry.load(node / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
     assert spec.architecture == "ynet" and "auc" in spec.metrics and "packaged_fold" in spec.metrics
     # calibration and threshold fitted on the packaged fold's inner validation split

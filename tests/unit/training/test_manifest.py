@@ -28,6 +28,9 @@ def test_build_manifest_image_folder_groups_in_one_fold(image_folder: Path, tmp_
         assert len(row["sha256"]) == 64 and row["mask_sha256"]
     assert all(len(folds) == 1 for folds in folds_of_group.values())
     assert {row["fold"] for row in manifest["rows"]} == {0, 1}
+    balance = manifest["fold_balance"]  # 12 images, 2 folds: under 5 of a class in some fold
+    assert sum(f["positive"] + f["negative"] for f in balance["folds"]) == 12
+    assert balance["thin_folds"] and "fewer than 5 positive or negative" in balance["warning"]
     path = write_manifest(manifest, tmp_path)
     assert json.loads(path.read_text())["n"] == 12 and (tmp_path / "manifest.csv").is_file()
     assert verify_manifest(manifest) == []

@@ -99,6 +99,7 @@ def test_study_without_an_input_excluded_with_reason_folds_frozen(
                                labels_outcome_unknown=(("study", records[0].uid),))  # fmt: skip
     manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0, left_out=left_out)
     assert manifest["n"] == 3 and manifest["n_excluded"] == 1
+    assert manifest["fold_balance"]["thin_folds"] == [0, 1]  # 3 studies in 2 folds
     assert "no colour Doppler image" in manifest["excluded"][0]["reason"]
     assert all(len(f["sha256"]) == 64 for row in manifest["rows"] for f in row["files"])
     keys = {legacy_key(f"SYN00000{i}") for i in range(3)}  # the node's key; no issuer here
