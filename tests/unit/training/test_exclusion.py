@@ -100,3 +100,17 @@ def test_holdout_naming_patient_ids_in_clear_leaves_their_keyed_cases_records_th
     assert again[2].digest == counted.digest and again[0].names.tolist() == ["case2"]
     old_dataset = without_excluded(_arrays(["P1", "P2"]), None, old)  # an old manifest
     assert old_dataset[0].names.tolist() == ["case1"] and old_dataset[2].digest == old.digest
+
+
+def test_the_shipped_ynet_busi_holdout_still_excludes_its_image_groups_digest_unchanged() -> None:
+    """busi-dev groups are image names, not patients: keyed groups must not change them."""
+    from tests.support.paths import REPO
+    from training.exclusion import model_holdout
+
+    holdout = model_holdout(REPO / "inference" / "models" / "ynet-busi")
+    named = sorted(holdout.groups)[:3]
+    arrays = _arrays([named[0], "benign/not-held (1).png", named[1], named[2], named[0]])
+    kept, _, counted = without_excluded(arrays, None, holdout)
+    assert kept.names.tolist() == ["case1"] and counted.excluded_cases == 4
+    assert counted.groups == holdout.groups and counted.digest == holdout.digest
+    assert counted.unmatched_groups == len(holdout.groups) - 3
