@@ -29,6 +29,7 @@ from kernel.settings import Settings
 
 if TYPE_CHECKING:
     from db.labels import LabelRecord
+    from training.coverage import LeftOut
 
 console = make_console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
@@ -189,7 +190,9 @@ def _warn_thin_folds(manifest: dict) -> None:
         console.print(warning, style="yellow", soft_wrap=True)
 
 
-def _node_labels(settings: Settings):  # type: ignore[no-untyped-def]
+def _node_labels(
+    settings: Settings,
+) -> tuple[list[tuple[str, str, int]], list[LabelRecord], LeftOut]:
     """(labelled instances, label records, what is left out) of the node's database, after
     matching the labels imported before their study arrived (``db.labels.rematch``)."""
     from db.labels import label_records, labelled_instances, rematch

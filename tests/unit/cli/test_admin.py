@@ -457,3 +457,39 @@ def test_labels_reimport_changing_a_known_outcome_needs_replace_reported_and_aud
         assert [(e.entity_id, e.details["old"], e.details["new"]) for e in changes] == [
             ("1.2.3", "metastatic", "benign"), ("1.2.4", "unknown", "metastatic")]  # fmt: skip
         assert {e.actor for e in changes} == {"admin"}
+
+
+def test_train_with_an_old_holdout_naming_patient_ids_packages_a_holdout_of_keys(
+    node: Path, tmp_path: Path
+) -> None:
+    """holdout.json beside a packaged model, which may be shared, named PatientIDs in clear;
+    an old hold-out written so still keeps its patient out of every fold (found last session)."""
+    import pydicom
+
+    from phantom.us_dicom import write_us_study
+    from training.groups import legacy_key
+
+    rows, patients = ["study_instance_uid,outcome"], []
+    for seed in range(8):
+        (path, *_) = write_us_study(tmp_path / "dicom" / f"s{seed}", seed=seed, count=2)
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        rows.append(f"{header.StudyInstanceUID},{'metastatic' if seed % 2 else 'benign'}")
+        patients.append(str(header.PatientID))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    _invoke("dataset", "build", "--dicom-folder", str(tmp_path / "dicom"), "--labels", str(labels),
+            "--out", str(tmp_path / "ds"), "--folds", "2", "--home", str(node))  # fmt: skip
+    old = tmp_path / "old-holdout.json"
+    old.write_text(json.dumps({"groups": [patients[0], "SYN-NOT-HERE"]}))
+    out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"),
+                  "--epochs", "1", "--batch-size", "4", "--exclude-groups", str(old),
+                  "--package", "0.4.0", "--members", "all", "--home", str(node))  # fmt: skip
+    said = " ".join(out.split())
+    assert "excluded 2 case(s) of 2 hold-out group(s)" in said
+    assert "warning: 1 hold-out group(s) match no case" in said
+    shipped = (node / "models" / "tiny-ynet-0.4.0" / "holdout.json").read_text()
+    assert patients[0] not in shipped and legacy_key(patients[0]) in json.loads(shipped)["groups"]
+    recorded = (tmp_path / "run" / "exclusion.json").read_text() + (
+        tmp_path / "run" / "folds.json"
+    ).read_text()
+    assert not any(patient in recorded for patient in patients)
