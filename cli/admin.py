@@ -144,7 +144,9 @@ def dataset_build(
 
     With --model KEY (DICOM sources): one row per labelled study, series or instance, holding
     the inputs KEY's spec names, selected as inference selects them; units without one are
-    listed as excluded, with the reason.
+    listed as excluded, with the reason. A DICOM case's group is its patient's key (never the
+    PatientID), else its study. Studies without a label and labels without a study are listed
+    by UID (manifest.json left_out); folds with fewer than 5 test cases of a class are warned of.
     """
     from training import manifest as mf
 
