@@ -29,6 +29,7 @@ from kernel.settings import Settings
 
 if TYPE_CHECKING:
     from db.labels import LabelRecord
+    from training.coverage import LeftOut
 
 console = make_console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
@@ -48,16 +49,36 @@ def labels_import(
     ],
     home: HomeOption = None,
     actor: Annotated[str, typer.Option("--actor")] = "admin",
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Overwrite stored labels whose known outcome the file changes (each audited).",
+        ),
+    ] = False,
 ) -> None:
-    """Validate a pathology CSV and join it to the studies the node received."""
-    from db.labels import upsert_labels
+    """Validate a pathology CSV and join it to the studies the node received.
+
+    Every label whose outcome the file changes is printed (UID, old -> new) and audited. A
+    known outcome (metastatic, benign) is overwritten only with --replace: without it the
+    import stops before writing anything. An unknown outcome is filled in without it.
+    """
+    from db.labels import OutcomeConflict, upsert_labels
     from db.session import make_sessionmaker
 
     records = _label_records(file)
     sessions = make_sessionmaker(_settings(home).database_url)
-    with sessions.begin() as session:
-        matched, unmatched = upsert_labels(session, records, file.name, actor)
-    console.print(f"{len(records)} labels imported: {matched} matched, {unmatched} unmatched")
+    try:
+        with sessions.begin() as session:
+            result = upsert_labels(session, records, file.name, actor, replace)
+    except OutcomeConflict as exc:
+        for change in exc.changes:
+            console.print(f"outcome would change: {change}")
+        fail(console, exc)
+    for change in result.changed:
+        console.print(f"outcome changed: {change}")
+    console.print(f"{len(records)} labels imported: {result.matched} matched, "
+                  f"{result.unmatched} unmatched, {len(result.changed)} outcome(s) changed")  # fmt: skip
 
 
 def _label_records(path: Path) -> list[LabelRecord]:
@@ -123,7 +144,9 @@ def dataset_build(
 
     With --model KEY (DICOM sources): one row per labelled study, series or instance, holding
     the inputs KEY's spec names, selected as inference selects them; units without one are
-    listed as excluded, with the reason.
+    listed as excluded, with the reason. A DICOM case's group is its patient's key (never the
+    PatientID), else its study. Studies without a label and labels without a study are listed
+    by UID (manifest.json left_out); folds with fewer than 5 test cases of a class are warned of.
     """
     from training import manifest as mf
 
@@ -139,27 +162,49 @@ def dataset_build(
         spec = _spec(settings, model, network, backbone, size, frames)
         _build_study_dataset(settings, spec, dicom_folder, labels, out, folds, seed)
         return
+    left_out = None
     if image_folder is not None:
         rows, source = mf.from_image_folder(image_folder), f"image folder {image_folder}"
     elif dicom_folder is not None:
         records = _label_records(labels)  # type: ignore[arg-type]
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file())
-        rows, unlabelled = mf.from_dicom_files(paths, records)
+        rows, unlabelled, left_out = mf.from_dicom_files(paths, records)
         source = f"DICOM folder {dicom_folder} with {labels.name} ({unlabelled} files unlabelled)"  # type: ignore[union-attr]
     else:
-        from db.labels import labelled_instances
-        from db.session import make_sessionmaker
-
-        with make_sessionmaker(settings.database_url)() as session:
-            found = labelled_instances(session)
+        found, _, left_out = _node_labels(settings)
         rows, source = _node_rows(found), "node database"
     try:
-        manifest = mf.build_manifest(rows, source, folds, seed)
+        manifest = mf.build_manifest(rows, source, folds, seed, left_out)
     except ValueError as exc:
         fail(console, exc)
     path = mf.write_manifest(manifest, out)
     console.print(f"{manifest['n']} rows ({manifest['n_positive']} positive) in "
                   f"{manifest['n_groups']} groups -> {path}")  # fmt: skip
+    if left_out is not None:
+        console.print(left_out.summary())
+    _warn_thin_folds(manifest)
+
+
+def _warn_thin_folds(manifest: dict) -> None:
+    """Print the manifest's thin-fold warning (``training.splits.balance_record``), if any."""
+    warning = manifest["fold_balance"]["warning"]
+    if warning:
+        console.print(warning, style="yellow", soft_wrap=True)
+
+
+def _node_labels(
+    settings: Settings,
+) -> tuple[list[tuple[str, str, int]], list[LabelRecord], LeftOut]:
+    """(labelled instances, label records, what is left out) of the node's database, after
+    matching the labels imported before their study arrived (``db.labels.rematch``)."""
+    from db.labels import label_records, labelled_instances, rematch
+    from db.session import make_sessionmaker
+    from training.coverage import node_left_out
+
+    with make_sessionmaker(settings.database_url).begin() as session:
+        rematch(session)
+        session.flush()
+        return labelled_instances(session), label_records(session), node_left_out(session)
 
 
 def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  # type: ignore[no-untyped-def]
@@ -173,47 +218,48 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file() and p.name[0] != ".")
         source = f"DICOM folder {dicom_folder.name} with {labels.name}"  # type: ignore[union-attr]
     else:
-        from db.labels import label_records, labelled_instances
-        from db.session import make_sessionmaker
-
-        with make_sessionmaker(settings.database_url)() as session:
-            paths = [Path(path) for path, _, _ in labelled_instances(session)]
-            records = label_records(session)
+        found, records, node_left = _node_labels(settings)
+        paths = [Path(path) for path, _, _ in found]
         source = "node database"
     units, left_out = labelled_units(paths, records)
+    if dicom_folder is None:
+        left_out = left_out | node_left
     try:
         manifest, tensors = build_study_dataset(
-            spec, units, source, folds, seed, CeusRule.from_settings(settings)
+            spec, units, source, folds, seed, CeusRule.from_settings(settings), left_out
         )
     except ValueError as exc:
         fail(console, exc)
     path = write_study_dataset(manifest, tensors, out)
     for row in manifest["excluded"]:
         console.print(f"excluded {row['level']} {row['uid']}: {row['reason']}")
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(left_out.items()))
     console.print(
         f"{len(records)} labels, {len(units)} labelled units: {manifest['n']} kept "
         f"({manifest['n_positive']} positive, {manifest['n_groups']} groups), "
-        f"{manifest['n_excluded']} excluded"
-        + (f"; labels left out: {skipped}" if skipped else "")
-        + f" -> {path}"
+        f"{manifest['n_excluded']} excluded -> {path}"
     )
+    console.print(left_out.summary())
+    _warn_thin_folds(manifest)
 
 
 def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-arg]
-    """Manifest rows of the node's labelled instances; group = patient, else study."""
+    """Manifest rows of the node's labelled instances; group = patient key, else study."""
     import pydicom
 
     from inference.registry import sha256_file
+    from training.groups import dicom_group
     from training.manifest import ManifestRow
 
     rows = []
-    for path, study_uid, outcome in found:
+    for path, _, outcome in found:
         header = pydicom.dcmread(path, stop_before_pixels=True)
-        group = str(header.get("PatientID", "") or "") or study_uid
         rows.append(
             ManifestRow(
-                str(Path(path).absolute()), sha256_file(Path(path)), "dicom", outcome, group
+                str(Path(path).absolute()),
+                sha256_file(Path(path)),
+                "dicom",
+                outcome,
+                dicom_group(header),
             )
         )
     return rows
@@ -323,11 +369,13 @@ def train(
         DatasetMismatch,
         check_encoder_file,
         describe_dataset,
+        fold_plan,
         load_cases,
         package_run,
         pretrain_encoder,
         retrain,
     )
+    from training.splits import fold_balance, thin_fold_warning
     from training.trainer import TrainConfig
 
     if members not in ("best", "all"):
@@ -351,15 +399,21 @@ def train(
     except ValueError as exc:  # TrainConfig says which settings it accepts
         raise typer.BadParameter(str(exc)) from exc
     try:
-        exclusion = read_excluded_groups(exclude_groups or [])
-        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), exclusion)
+        asked = read_excluded_groups(exclude_groups or [])
+        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), asked)
         record_exclusion(out, exclusion)
         if exclusion.groups:
             console.print(f"excluded {exclusion.excluded_cases} case(s) of "
                           f"{len(exclusion.groups)} hold-out group(s)")  # fmt: skip
+        if exclusion.unmatched_groups:
+            console.print(f"warning: {exclusion.unmatched_groups} hold-out group(s) match no case "
+                          f"of {dataset}")  # fmt: skip
+        balance = fold_balance(cases.malignant.tolist(), fold_plan(cases, tests, folds, seed))
+        if (warning := thin_fold_warning(balance)) is not None:
+            console.print(warning, style="yellow", soft_wrap=True)
         encoder = None
-        if pretrain is not None:
-            pretrain_cases = without_excluded(*load_cases(pretrain, spec), exclusion)[0]
+        if pretrain is not None:  # the groups as named: the pretraining data may be keyed otherwise
+            pretrain_cases = without_excluded(*load_cases(pretrain, spec), asked)[0]
             encoder = pretrain_encoder(spec, pretrain_cases, out, config)
         elif pretrain_encoder_file is not None:
             encoder = check_encoder_file(spec, pretrain_encoder_file)
@@ -490,14 +544,14 @@ def compare(
         str,
         typer.Argument(
             metavar="MODEL_A",
-            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
+            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).",
         ),
     ],
     model_b: Annotated[
         str,
         typer.Argument(
             metavar="MODEL_B",
-            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv)."
+            help="Model ref, a k-fold run folder (oof.npz) or an `evaluate` output folder (cases.csv).",
         ),
     ],
     dataset: Annotated[

@@ -40,20 +40,78 @@ def resolve_study(session: Session, level: LabelLevel, uid: str) -> int | None:
     return session.scalar(select(Instance.study_id).where(Instance.sop_instance_uid == uid))
 
 
-def upsert_labels(
-    session: Session, records: list[LabelRecord], source: str, actor: str = "admin"
-) -> tuple[int, int]:
-    """Insert or update each (level, uid) label and resolve its study; returns (matched, unmatched).
+@dataclass(frozen=True)
+class OutcomeChange:
+    """An imported label that gives a stored label another outcome."""
 
-    Audited once for the import; the caller commits.
+    level: LabelLevel
+    uid: str
+    old: PathologyOutcome
+    new: PathologyOutcome
+
+    @property
+    def replaces_known(self) -> bool:
+        """Whether a known outcome (metastatic or benign) is overwritten; an unknown one being
+        filled in is the pathology arriving, not a correction."""
+        return self.old is not PathologyOutcome.UNKNOWN
+
+    def __str__(self) -> str:
+        return f"{self.level.value} {self.uid}: {self.old.value} -> {self.new.value}"
+
+
+class OutcomeConflict(ValueError):
+    """An import that would overwrite known outcomes without ``replace``; nothing was written."""
+
+    def __init__(self, changes: list[OutcomeChange]) -> None:
+        super().__init__(
+            f"{len(changes)} label(s) would change a known pathology outcome: nothing imported; "
+            "check them, then import with --replace to overwrite them (each is audited)"
+        )
+        self.changes = changes
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: labels matched to a received study, unmatched, outcomes changed."""
+
+    matched: int
+    unmatched: int
+    changed: tuple[OutcomeChange, ...]
+
+
+def upsert_labels(
+    session: Session,
+    records: list[LabelRecord],
+    source: str,
+    actor: str = "admin",
+    replace: bool = False,
+) -> ImportResult:
+    """Insert or update each (level, uid) label and resolve its study.
+
+    A label whose outcome the import changes is listed in the result and audited one by one
+    (``change_label_outcome``: old and new outcome); overwriting a known outcome takes
+    ``replace``, else :class:`OutcomeConflict` is raised before anything is written. The
+    import is audited once more as a whole; the caller commits.
     """
+    uids = sorted({r.uid for r in records})
+    stored = {
+        (row.level, row.uid): row
+        for start in range(0, len(uids), 500)  # bound the query's parameters
+        for row in session.scalars(
+            select(PathologyLabel).where(PathologyLabel.uid.in_(uids[start : start + 500]))
+        )
+    }
+    changes = [
+        OutcomeChange(record.level, record.uid, stored[key].outcome, record.outcome)
+        for record in records
+        if (key := (record.level, record.uid)) in stored and stored[key].outcome != record.outcome
+    ]
+    refused = [change for change in changes if change.replaces_known]
+    if refused and not replace:
+        raise OutcomeConflict(refused)
     matched = 0
     for record in records:
-        row = session.scalar(
-            select(PathologyLabel).where(
-                PathologyLabel.level == record.level, PathologyLabel.uid == record.uid
-            )
-        )
+        row = stored.get((record.level, record.uid))
         if row is None:
             row = PathologyLabel(level=record.level, uid=record.uid)
             session.add(row)
@@ -65,6 +123,10 @@ def upsert_labels(
         row.study_id = resolve_study(session, record.level, record.uid)
         matched += row.study_id is not None
     session.flush()
+    for change in changes:
+        audit.record(session, actor, "change_label_outcome", "pathology_label", change.uid,
+                     level=change.level.value, old=change.old.value, new=change.new.value,
+                     source=source)  # fmt: skip
     audit.record(
         session,
         actor,
@@ -74,8 +136,9 @@ def upsert_labels(
         rows=len(records),
         matched=matched,
         unmatched=len(records) - matched,
+        changed=len(changes),
     )
-    return matched, len(records) - matched
+    return ImportResult(matched, len(records) - matched, tuple(changes))
 
 
 def rematch(session: Session) -> int:
@@ -103,6 +166,18 @@ def study_outcomes(session: Session) -> dict[int, int]:
         value = int(outcome is PathologyOutcome.METASTATIC)
         outcomes[study_id] = max(outcomes.get(study_id, 0), value)
     return outcomes
+
+
+def unlabelled_study_uids(session: Session) -> list[str]:
+    """StudyInstanceUIDs of the received studies that no label names, in UID order."""
+    labelled = select(PathologyLabel.study_id).where(PathologyLabel.study_id.is_not(None))
+    return list(
+        session.scalars(
+            select(Study.study_instance_uid)
+            .where(Study.id.not_in(labelled))
+            .order_by(Study.study_instance_uid)
+        )
+    )
 
 
 def label_rows(session: Session) -> list[PathologyLabel]:

@@ -5,6 +5,12 @@ usually the one beside a packaged model's weights. :func:`without_excluded` drop
 from the cases (and remaps a manifest's frozen folds); :func:`record_exclusion` writes what was
 left out into the run folder (``exclusion.json``) and refuses to resume a run that excluded
 something else, so one run's folds never mix two selections.
+
+A group of a DICOM dataset is a patient key (:mod:`training.groups`). A hold-out written before
+named its patients' PatientIDs in clear; such a group still leaves out the cases of its key
+(the PatientID without an issuer: :func:`training.groups.legacy_key`), and the exclusion then
+records the key, not the ID, so the clear ID goes no further (``exclusion.json``, the packaged
+model's ``holdout.json``). A group that finds no case is counted (``unmatched_groups``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from training.groups import resolve_groups
 from training.splits import HOLDOUT_FILE
 
 EXCLUSION_FILE = "exclusion.json"
@@ -28,11 +35,13 @@ C = TypeVar("C")
 
 @dataclass(frozen=True)
 class Exclusion:
-    """What was left out: the files named, their groups' digest, and how many cases fell."""
+    """What was left out: the files named, their groups' digest, how many cases fell and how
+    many of the groups found no case."""
 
     files: tuple[str, ...]
     groups: frozenset[str]
     excluded_cases: int = 0
+    unmatched_groups: int = 0
 
     @property
     def digest(self) -> str:
@@ -67,7 +76,9 @@ def read_excluded_groups(paths: Sequence[Path]) -> Exclusion:
             record = json.loads(Path(path).read_text())
             groups.update(map(str, record["groups"]))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a hold-out file with a 'groups' list ({error})") from error
+            raise ValueError(
+                f"{path}: not a hold-out file with a 'groups' list ({error})"
+            ) from error
     return Exclusion(tuple(str(p) for p in paths), frozenset(groups))
 
 
@@ -75,10 +86,16 @@ def without_excluded(
     cases: C, tests: list[np.ndarray] | None, exclusion: Exclusion
 ) -> tuple[C, list[np.ndarray] | None, Exclusion]:
     """``cases`` without the excluded groups' cases, the frozen folds ``tests`` remapped to
-    the kept cases' new indices, and the exclusion with its case count filled in."""
+    the kept cases' new indices, and the exclusion with its case and unmatched-group counts
+    filled in; a group named in clear that left out the cases of its key is replaced by the
+    key (:func:`training.groups.resolve_groups`)."""
     groups = np.asarray(cases.groups).astype(str)  # type: ignore[attr-defined]
-    keep = ~np.isin(groups, sorted(exclusion.groups))
-    counted = Exclusion(exclusion.files, exclusion.groups, int((~keep).sum()))
+    resolved = resolve_groups(exclusion.groups, groups.tolist())
+    found = {group for group in resolved.values() if group is not None}
+    keep = ~np.isin(groups, sorted(found))
+    recorded = frozenset(key or group for group, key in resolved.items())
+    counted = Exclusion(exclusion.files, recorded, int((~keep).sum()),
+                        sum(key is None for key in resolved.values()))  # fmt: skip
     if keep.all():
         return cases, tests, counted
     kept = np.flatnonzero(keep)

@@ -2,7 +2,9 @@
 
 Three sources: an image folder (``labels.csv``, node or ddti columns), a folder of DICOM files
 with a pathology labels CSV, or the node's own received studies that have pathology labels.
-Folds are label-stratified and group-level (patient, else study; an image folder's ``group``).
+Folds are label-stratified and group-level: a DICOM file's group is its patient's key, else its
+study (:func:`training.groups.dicom_group`, never the PatientID in clear); an image folder's is
+its ``labels.csv`` ``group``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
 from inference.registry import sha256_file
 from kernel.errors import DatasetError
+from training.coverage import LeftOut, folder_left_out
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
-from training.splits import fold_test_indices
+from training.groups import dicom_group
+from training.splits import balance_record, fold_balance_of, fold_test_indices
 
 logger = logging.getLogger(__name__)
 
@@ -112,16 +116,19 @@ def dicom_header(path: Path) -> pydicom.Dataset | None:
 
 def from_dicom_files(
     paths: Iterable[Path], labels: list[LabelRecord]
-) -> tuple[list[ManifestRow], int]:
-    """(rows of labelled DICOM files, number of files without a label); group = patient, else
-    study. A file that is not DICOM is skipped (:func:`dicom_header`)."""
+) -> tuple[list[ManifestRow], int, LeftOut]:
+    """(rows of labelled DICOM files, number of files without a known outcome, the studies and
+    labels left out: :func:`training.coverage.folder_left_out`); group = patient key, else
+    study (:func:`training.groups.dicom_group`). A file that is not DICOM is skipped
+    (:func:`dicom_header`)."""
     records = {(r.level, r.uid): r for r in labels}
-    rows, unlabelled = [], 0
+    rows, unlabelled, headers = [], 0, []
     with _progress() as progress:
         for path in progress.track(list(paths), description="read DICOM headers"):
             header = dicom_header(path)
             if header is None:
                 continue
+            headers.append(header)
             uids = (
                 str(header.StudyInstanceUID),
                 str(header.SeriesInstanceUID),
@@ -131,17 +138,22 @@ def from_dicom_files(
             if malignant is None:
                 unlabelled += 1
                 continue
-            group = str(header.get("PatientID", "") or "") or uids[0]
             rows.append(ManifestRow(str(Path(path).absolute()), sha256_file(Path(path)), "dicom",
-                                    malignant, group))  # fmt: skip
-    return rows, unlabelled
+                                    malignant, dicom_group(header)))  # fmt: skip
+    return rows, unlabelled, folder_left_out(headers, labels)
 
 
-def build_manifest(rows: list[ManifestRow], source: str, k: int, seed: int) -> dict:
-    """The manifest document: source, creation time, fold plan and the rows with their folds."""
+def build_manifest(
+    rows: list[ManifestRow], source: str, k: int, seed: int, left_out: LeftOut | None = None
+) -> dict:
+    """The manifest document: source, creation time, fold plan, each fold's test cases by class
+    (``fold_balance``, thin folds flagged), the rows with their folds and, for labelled DICOM
+    sources, what was ``left_out``."""
     if not rows:
         raise DatasetError(f"no labelled rows from {source}: nothing to build a dataset of")
     rows = _assign_folds(rows, k, seed)
+    balance = fold_balance_of([r.malignant for r in rows], [r.fold for r in rows])
+    extra = {} if left_out is None else {"left_out": left_out.to_json()}
     return {
         "source": source,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -150,7 +162,9 @@ def build_manifest(rows: list[ManifestRow], source: str, k: int, seed: int) -> d
         "n": len(rows),
         "n_positive": sum(r.malignant == 1 for r in rows),
         "n_groups": len({r.group for r in rows}),
+        "fold_balance": balance_record(balance),
         "rows": [asdict(r) for r in rows],
+        **extra,
     }
 
 

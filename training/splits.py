@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -71,6 +72,64 @@ def fold_test_indices(
 ) -> list[np.ndarray]:
     """Test indices of each of ``k`` label-stratified group folds (groups never straddle)."""
     return [np.sort(test) for _, test in _folds(groups, labels, k, seed)]
+
+
+#: fewer test cases of either class than this in a fold makes its AUC meaningless
+MIN_PER_CLASS = 5
+
+
+@dataclass(frozen=True)
+class FoldBalance:
+    """The labelled test cases of one fold, by class."""
+
+    fold: int
+    positive: int
+    negative: int
+
+    def is_thin(self, minimum: int = MIN_PER_CLASS) -> bool:
+        """Whether either class has fewer than ``minimum`` test cases (zero included)."""
+        return min(self.positive, self.negative) < minimum
+
+    def __str__(self) -> str:
+        return f"fold {self.fold}: {self.positive} positive, {self.negative} negative"
+
+
+def fold_balance(labels: Sequence[int | None], tests: Sequence[Sequence[int]]) -> list[FoldBalance]:
+    """Each fold's labelled test cases by class (``tests``: test indices per fold)."""
+    y = np.array([-1 if label is None else int(label) for label in labels])
+    return [
+        FoldBalance(fold, int((y[np.asarray(t, np.int64)] == 1).sum()),
+                    int((y[np.asarray(t, np.int64)] == 0).sum()))
+        for fold, t in enumerate(tests)
+    ]  # fmt: skip
+
+
+def thin_fold_warning(balance: Sequence[FoldBalance], minimum: int = MIN_PER_CLASS) -> str | None:
+    """One line naming the folds with fewer than ``minimum`` test cases of a class, or None."""
+    thin = [b for b in balance if b.is_thin(minimum)]
+    if not thin:
+        return None
+    return (f"warning: {len(thin)} of {len(balance)} folds have fewer than {minimum} positive or "
+            f"negative test cases ({'; '.join(map(str, thin))}): their AUC means little; "
+            "use fewer folds or more studies")  # fmt: skip
+
+
+def fold_balance_of(labels: Sequence[int | None], fold_of: Sequence[int]) -> list[FoldBalance]:
+    """:func:`fold_balance` of frozen folds (``fold_of[i]``: case i's fold; -1: none)."""
+    folds = np.asarray(fold_of, np.int64)
+    k = int(folds.max()) + 1 if folds.size else 0
+    return fold_balance(labels, [np.flatnonzero(folds == fold) for fold in range(k)])
+
+
+def balance_record(balance: Sequence[FoldBalance], minimum: int = MIN_PER_CLASS) -> dict:
+    """The manifest's ``fold_balance``: each fold's counts, the thin folds and the warning."""
+    return {
+        "min_per_class": minimum,
+        "warning": thin_fold_warning(balance, minimum),
+        "folds": [{"fold": b.fold, "positive": b.positive, "negative": b.negative}
+                  for b in balance],
+        "thin_folds": [b.fold for b in balance if b.is_thin(minimum)],
+    }  # fmt: skip
 
 
 #: a model's hold-out groups, beside its weights (``write_holdout``'s format)

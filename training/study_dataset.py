@@ -6,7 +6,8 @@ level). Each unit's files go through :func:`inference.runner.study_inputs`, the 
 ``run_model`` feeds the network with (selection rules, frame sampling, crop, resampling and
 normalisation), and the resulting tensors are stored as they are (``inputs.npz``). A unit that
 lacks an input of the spec is listed as excluded with the selection's reason: nothing is
-guessed. Groups are the patient (PatientID), else the study.
+guessed. A unit's group is its patient's key, else its study (:func:`training.groups.dicom_group`:
+the PatientID is never written in clear).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,8 +31,10 @@ from db.models import LabelLevel, PathologyOutcome
 from inference.registry import ModelSpec, sha256_file
 from inference.selection import CeusRule
 from kernel.errors import DatasetError, InvalidInput
+from training.coverage import LeftOut, folder_left_out
+from training.groups import dicom_group
 from training.manifest import MANIFEST_CSV, MANIFEST_FILE, dicom_header
-from training.splits import fold_test_indices
+from training.splits import balance_record, fold_balance_of, fold_test_indices
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +102,11 @@ _SPECIFICITY = {LabelLevel.STUDY: 0, LabelLevel.SERIES: 1, LabelLevel.INSTANCE: 
 
 def labelled_units(
     paths: Iterable[Path], records: Iterable[LabelRecord]
-) -> tuple[list[LabelledUnit], Counter[str]]:
-    """The units the labels ``records`` name among the DICOM files ``paths``, and a count of the
-    labels left out and why (unknown outcome, no file). Units sort by UID.
+) -> tuple[list[LabelledUnit], LeftOut]:
+    """The units the labels ``records`` name among the DICOM files ``paths``, and what is left
+    out (:func:`training.coverage.folder_left_out`: studies without a label, labels naming no
+    file, labels of unknown outcome; and labels whose every file has a more specific label).
+    Units sort by UID.
 
     A file belongs to its most specific label (instance, then series, then study), as in
     :func:`training.manifest.from_dicom_files`: a study labelled benign whose Doppler series is
@@ -127,23 +131,24 @@ def labelled_units(
         claim = (_SPECIFICITY[record.level], record.uid)
         for path, _ in by_uid.get((record.level, record.uid), []):
             owner[path] = max(owner.get(path, claim), claim)
-    units, left_out = [], Counter[str]()
+    units, overridden = [], []
     for record in records:
         malignant = _outcome(record)
         named = by_uid.get((record.level, record.uid), [])
         claim = (_SPECIFICITY[record.level], record.uid)
         files = [(path, header) for path, header in named if owner[path] == claim]
-        if malignant is None:
-            left_out["outcome unknown"] += 1
-        elif not named:
-            left_out["no file of that UID"] += 1
-        elif not files:
-            left_out["every file has a more specific label"] += 1
+        if malignant is None or not named:  # folder_left_out lists it
+            continue
+        if not files:
+            overridden.append((record.level.value, record.uid))
         else:
-            first = files[0][1]
-            group = str(first.get("PatientID", "") or "") or str(first.StudyInstanceUID)
             paths_of = tuple(path for path, _ in files)
+            group = dicom_group(files[0][1])
             units.append(LabelledUnit(record.uid, record.level, paths_of, malignant, group))
+    headers = {path: header for files in by_uid.values() for path, header in files}
+    left_out = folder_left_out(headers.values(), records) | LeftOut(
+        labels_overridden=tuple(sorted(overridden))
+    )
     return sorted(units, key=lambda u: u.uid), left_out
 
 
@@ -166,11 +171,15 @@ def build_study_dataset(
     k: int,
     seed: int,
     ceus: CeusRule | None = None,
+    left_out: LeftOut | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """(manifest, tensors by input name) of ``units`` for ``spec``'s inputs.
 
     Every unit goes through :func:`inference.runner.study_inputs`; one that lacks an input
-    is listed under ``excluded`` with the reason. Raises ``ValueError`` when no unit is left.
+    is listed under ``excluded`` with the reason; each fold's test units by class are under
+    ``fold_balance`` (:func:`training.splits.balance_record`); what never became a unit (``left_out``, from
+    :func:`labelled_units`) is listed under ``left_out``. Raises ``ValueError`` when no unit is
+    left.
     """
     from inference.runner import study_inputs
 
@@ -216,8 +225,10 @@ def build_study_dataset(
         "n_positive": sum(r["malignant"] == 1 for r in rows),
         "n_groups": len({r["group"] for r in rows}),
         "n_excluded": len(excluded),
+        "fold_balance": balance_record(fold_balance_of([u.malignant for u in kept], folds)),
         "rows": rows,
         "excluded": excluded,
+        "left_out": (left_out or LeftOut()).to_json(),
     }
     return manifest, {name: np.stack(stack) for name, stack in tensors.items() if stack}
 
@@ -240,7 +251,26 @@ def write_study_dataset(manifest: dict, tensors: dict[str, np.ndarray], out_dir:
                              row["fold"], files, ""])  # fmt: skip
         for row in manifest["excluded"]:
             writer.writerow([row["uid"], row["level"], "", "", "", "", row["reason"]])
+        for level, uid, reason in _left_out_rows(manifest.get("left_out", {})):
+            writer.writerow([uid, level, "", "", "", "", reason])
     return path
+
+
+#: the manifest.csv reason of each ``left_out`` list
+_LEFT_OUT_REASONS = {
+    "labels_without_study": "label matches no study",
+    "labels_outcome_unknown": "outcome unknown",
+    "labels_overridden": "every file has a more specific label",
+}
+
+
+def _left_out_rows(left_out: dict) -> list[tuple[str, str, str]]:
+    """(level, uid, reason) of each study and label a manifest's ``left_out`` lists."""
+    rows = [("study", uid, "no label")
+            for uid in left_out.get("studies_without_label", {}).get("uids", [])]  # fmt: skip
+    for name, reason in _LEFT_OUT_REASONS.items():
+        rows += [(r["level"], r["uid"], reason) for r in left_out.get(name, {}).get("labels", [])]
+    return rows
 
 
 def is_study_manifest(manifest: dict) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cli.main import app
-from db.models import AuditEvent, ModelVersion, PathologyLabel, Study
+from db.models import AuditEvent, Instance, ModelVersion, PathologyLabel, Series, Study
 from db.session import make_sessionmaker
 from inference.calibration import calibrate
 from inference.registry import Registry
@@ -180,7 +180,7 @@ def test_models_rollback_without_history_exits_1(node: Path) -> None:
 
 def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path: Path) -> None:
     folder = write_image_folder(tmp_path / "images")
-    _invoke(
+    built = _invoke(
         "dataset",
         "build",
         "--image-folder",
@@ -192,6 +192,8 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     )
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert manifest["n"] == 12 and {r["fold"] for r in manifest["rows"]} == {0, 1}
+    assert manifest["fold_balance"]["thin_folds"]  # 12 images in 2 folds: too few to measure
+    assert manifest["fold_balance"]["warning"] in " ".join(built.split())
     out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--folds", "2",
                   "--epochs", "1", "--batch-size", "4", "--package", "0.3.0",
                   "--operating-point", "sensitivity=0.90", "--calibration", "temperature",
@@ -199,6 +201,7 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     assert "packaged tiny-ynet@0.3.0" in out and "one fold, not an ensemble" in " ".join(
         out.split()
     )
+    assert "folds have fewer than 5 positive or negative test cases" in " ".join(out.split())
     spec = Registry.load(node / "models").get("tiny-ynet@0.3.0", "tiny-ynet")
     assert spec.architecture == "ynet" and "auc" in spec.metrics and "packaged_fold" in spec.metrics
     # calibration and threshold fitted on the packaged fold's inner validation split
@@ -206,7 +209,9 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     with np.load(fold_dir / "validation.npz") as validation:
         y, p = validation["malignant"], validation["probability"]
     assert spec.calibration is not None and spec.calibration.temperature > 0
-    assert spec.calibration.figures["n"] == len(y) and "inner validation" in spec.calibration.fitted_on
+    assert (
+        spec.calibration.figures["n"] == len(y) and "inner validation" in spec.calibration.fitted_on
+    )
     assert spec.operating_point.policy == "sensitivity=0.90"
     called = calibrate(spec.calibration, p) >= spec.threshold
     assert called[y == 1].mean() >= 0.9
@@ -236,7 +241,9 @@ def test_dataset_build_then_train_packages_loadable_version(node: Path, tmp_path
     pooled = (tmp_path / "run" / "oof.npz").read_bytes()
     refused = runner.invoke(app, ["cv-summary", str(tmp_path / "run"), "--dataset", str(other),
                                   "--size", "64"])  # fmt: skip
-    assert refused.exit_code == 1 and "notthedatasetitwastrainedon" in "".join(refused.output.split())
+    assert refused.exit_code == 1 and "notthedatasetitwastrainedon" in "".join(
+        refused.output.split()
+    )
     assert (tmp_path / "run" / "oof.npz").read_bytes() == pooled
     _invoke("cv-summary", str(tmp_path / "run"), "--dataset", str(tmp_path / "ds"), "--size", "64")
 
@@ -354,3 +361,135 @@ def test_models_calibrate_groups_file_not_usable_one_line_nothing_packaged(
     output = " ".join(result.output.split())
     assert str(groups) in output and told in output
     assert not (tmp_path / "fit").exists() and not (node / "models").exists()
+
+
+def _receive(home: Path, files: list[Path]) -> None:
+    """Record ``files`` in the node's database as the receive stage does (study, series,
+    instance rows with their paths and patient keys)."""
+    import pydicom
+
+    from kernel.patient import patient_key
+
+    with make_sessionmaker(_database_url(home)).begin() as session:
+        for path in files:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            study = session.scalar(select(Study).where(
+                Study.study_instance_uid == header.StudyInstanceUID)) or Study(
+                study_instance_uid=header.StudyInstanceUID)  # fmt: skip
+            series = session.scalar(select(Series).where(
+                Series.series_instance_uid == header.SeriesInstanceUID)) or Series(
+                study=study, series_instance_uid=header.SeriesInstanceUID)  # fmt: skip
+            session.add(Instance(study=study, series=series, sop_instance_uid=header.SOPInstanceUID,
+                                 sop_class_uid=header.SOPClassUID, transfer_syntax_uid="1.2.840.10008.1.2.1",
+                                 path=str(path), size_bytes=path.stat().st_size,
+                                 patient_key=patient_key(header)))  # fmt: skip
+
+
+def test_dataset_build_from_node_lists_what_it_left_out_by_uid_patient_ids_keyed(
+    node: Path, tmp_path: Path
+) -> None:
+    """Received studies without a label and labels matching no study were in no list; labels
+    imported before their study arrived were never matched (rematch was never called); the
+    PatientID was the group, in clear (found last session)."""
+    import pydicom
+
+    from phantom.us_dicom import write_us_study
+
+    _invoke("status", "--home", str(node))
+    studies = [
+        write_us_study(tmp_path / "dicom" / f"s{seed}", seed=seed, count=2) for seed in range(3)
+    ]
+    uids = [str(pydicom.dcmread(files[0]).StudyInstanceUID) for files in studies]
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"study_instance_uid,outcome\n{uids[0]},benign\n{uids[1]},metastatic\n"
+                      "1.2.826.99,benign\n")  # fmt: skip
+    assert "3 labels imported: 0 matched, 3 unmatched" in _invoke(
+        "labels", "import", str(labels), "--home", str(node)
+    )  # before the studies arrived
+    _receive(node, [path for files in studies for path in files])
+    out = _invoke("dataset", "build", "--from-node", "--out", str(tmp_path / "ds"), "--folds", "2",
+                  "--home", str(node))  # fmt: skip
+    assert "4 rows (2 positive)" in out
+    assert "left out: 1 study without a label, 1 label matching no study" in " ".join(out.split())
+    text = (tmp_path / "ds" / "manifest.json").read_text()
+    left_out = json.loads(text)["left_out"]
+    assert left_out["studies_without_label"] == {"n": 1, "uids": [uids[2]]}
+    assert left_out["labels_without_study"]["labels"] == [{"level": "study", "uid": "1.2.826.99"}]
+    for files in studies:
+        patient = str(pydicom.dcmread(files[0]).PatientID)
+        assert patient and patient not in text
+        assert patient not in (tmp_path / "ds" / "manifest.csv").read_text()
+
+
+def test_labels_reimport_changing_a_known_outcome_needs_replace_reported_and_audited(
+    node: Path, tmp_path: Path
+) -> None:
+    """A second import overwrote metastatic with benign silently (found last session)."""
+    _invoke("status", "--home", str(node))
+    sessions = make_sessionmaker(_database_url(node))
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("study_instance_uid,outcome\n1.2.3,metastatic\n1.2.4,unknown\n1.2.5,benign\n")
+    second.write_text("study_instance_uid,outcome\n1.2.3,benign\n1.2.4,metastatic\n1.2.5,benign\n")
+    _invoke("labels", "import", str(first), "--home", str(node))
+
+    refused = runner.invoke(app, ["labels", "import", str(second), "--home", str(node)],
+                            env={"COLUMNS": "200"})  # fmt: skip
+    assert refused.exit_code == 1, refused.output
+    assert "outcome would change: study 1.2.3: metastatic -> benign" in refused.output
+    assert "1.2.4" not in refused.output  # unknown filled in: not a correction
+    assert "--replace" in refused.output
+
+    def outcomes() -> dict[str, str]:
+        with sessions() as session:
+            return {r.uid: r.outcome.value for r in session.scalars(select(PathologyLabel))}
+
+    assert outcomes() == {"1.2.3": "metastatic", "1.2.4": "unknown", "1.2.5": "benign"}
+
+    out = _invoke("labels", "import", str(second), "--replace", "--home", str(node))
+    assert "outcome changed: study 1.2.3: metastatic -> benign" in out
+    assert "outcome changed: study 1.2.4: unknown -> metastatic" in out
+    assert "2 outcome(s) changed" in out
+    assert outcomes() == {"1.2.3": "benign", "1.2.4": "metastatic", "1.2.5": "benign"}
+    with sessions() as session:
+        changes = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "change_label_outcome")
+            .order_by(AuditEvent.id)).all()  # fmt: skip
+        assert [(e.entity_id, e.details["old"], e.details["new"]) for e in changes] == [
+            ("1.2.3", "metastatic", "benign"), ("1.2.4", "unknown", "metastatic")]  # fmt: skip
+        assert {e.actor for e in changes} == {"admin"}
+
+
+def test_train_with_an_old_holdout_naming_patient_ids_packages_a_holdout_of_keys(
+    node: Path, tmp_path: Path
+) -> None:
+    """holdout.json beside a packaged model, which may be shared, named PatientIDs in clear;
+    an old hold-out written so still keeps its patient out of every fold (found last session)."""
+    import pydicom
+
+    from phantom.us_dicom import write_us_study
+    from training.groups import legacy_key
+
+    rows, patients = ["study_instance_uid,outcome"], []
+    for seed in range(8):
+        (path, *_) = write_us_study(tmp_path / "dicom" / f"s{seed}", seed=seed, count=2)
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        rows.append(f"{header.StudyInstanceUID},{'metastatic' if seed % 2 else 'benign'}")
+        patients.append(str(header.PatientID))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    _invoke("dataset", "build", "--dicom-folder", str(tmp_path / "dicom"), "--labels", str(labels),
+            "--out", str(tmp_path / "ds"), "--folds", "2", "--home", str(node))  # fmt: skip
+    old = tmp_path / "old-holdout.json"
+    old.write_text(json.dumps({"groups": [patients[0], "SYN-NOT-HERE"]}))
+    out = _invoke("train", "tiny-ynet", str(tmp_path / "ds"), "--out", str(tmp_path / "run"),
+                  "--epochs", "1", "--batch-size", "4", "--exclude-groups", str(old),
+                  "--package", "0.4.0", "--members", "all", "--home", str(node))  # fmt: skip
+    said = " ".join(out.split())
+    assert "excluded 2 case(s) of 2 hold-out group(s)" in said
+    assert "warning: 1 hold-out group(s) match no case" in said
+    shipped = (node / "models" / "tiny-ynet-0.4.0" / "holdout.json").read_text()
+    assert patients[0] not in shipped and legacy_key(patients[0]) in json.loads(shipped)["groups"]
+    recorded = (tmp_path / "run" / "exclusion.json").read_text() + (
+        tmp_path / "run" / "folds.json"
+    ).read_text()
+    assert not any(patient in recorded for patient in patients)

@@ -81,3 +81,36 @@ def test_a_run_resumes_only_with_its_own_exclusion(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="nothing excluded"):
         record_exclusion(old, first)
     assert run_exclusion(old).groups == frozenset()
+
+
+def test_holdout_naming_patient_ids_in_clear_leaves_their_keyed_cases_records_the_keys(
+    tmp_path: Path,
+) -> None:
+    """A holdout.json written before groups were keyed names PatientIDs; the cases of a dataset
+    built now carry keys. The hold-out matched nothing and trained on (found last session)."""
+    from training.groups import legacy_key
+
+    keys = [legacy_key("P1"), legacy_key("P1"), legacy_key("P2"), "1.2.9"]
+    old = read_excluded_groups([_holdout(tmp_path / "old.json", ["P1", "1.2.9", "P7"])])
+    kept, _, counted = without_excluded(_arrays(keys), None, old)
+    assert kept.names.tolist() == ["case2"]
+    assert counted.excluded_cases == 3 and counted.unmatched_groups == 1
+    assert counted.groups == {legacy_key("P1"), "1.2.9", "P7"}  # P1 goes no further in clear
+    again = without_excluded(_arrays(keys), None, counted)  # a resumed run, a pretraining set
+    assert again[2].digest == counted.digest and again[0].names.tolist() == ["case2"]
+    old_dataset = without_excluded(_arrays(["P1", "P2"]), None, old)  # an old manifest
+    assert old_dataset[0].names.tolist() == ["case1"] and old_dataset[2].digest == old.digest
+
+
+def test_the_shipped_ynet_busi_holdout_still_excludes_its_image_groups_digest_unchanged() -> None:
+    """busi-dev groups are image names, not patients: keyed groups must not change them."""
+    from tests.support.paths import REPO
+    from training.exclusion import model_holdout
+
+    holdout = model_holdout(REPO / "inference" / "models" / "ynet-busi")
+    named = sorted(holdout.groups)[:3]
+    arrays = _arrays([named[0], "benign/not-held (1).png", named[1], named[2], named[0]])
+    kept, _, counted = without_excluded(arrays, None, holdout)
+    assert kept.names.tolist() == ["case1"] and counted.excluded_cases == 4
+    assert counted.groups == holdout.groups and counted.digest == holdout.digest
+    assert counted.unmatched_groups == len(holdout.groups) - 3

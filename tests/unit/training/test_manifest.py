@@ -7,6 +7,7 @@ from pathlib import Path
 
 from db.labels import LabelRecord
 from db.models import LabelLevel, PathologyOutcome
+from kernel.patient import patient_key
 from phantom.us_dicom import write_us_study
 from training.datasets import DDTI_COLUMNS, detect_columns, read_image_folder
 from training.manifest import (
@@ -27,6 +28,9 @@ def test_build_manifest_image_folder_groups_in_one_fold(image_folder: Path, tmp_
         assert len(row["sha256"]) == 64 and row["mask_sha256"]
     assert all(len(folds) == 1 for folds in folds_of_group.values())
     assert {row["fold"] for row in manifest["rows"]} == {0, 1}
+    balance = manifest["fold_balance"]  # 12 images, 2 folds: under 5 of a class in some fold
+    assert sum(f["positive"] + f["negative"] for f in balance["folds"]) == 12
+    assert balance["thin_folds"] and "fewer than 5 positive or negative" in balance["warning"]
     path = write_manifest(manifest, tmp_path)
     assert json.loads(path.read_text())["n"] == 12 and (tmp_path / "manifest.csv").is_file()
     assert verify_manifest(manifest) == []
@@ -53,6 +57,29 @@ def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path)
     ]
     notes = tmp_path / "b" / ".truth.json"  # what a folder of studies also holds
     notes.write_text("{}")
-    rows, unlabelled = from_dicom_files([*labelled, *other, notes], labels)
+    lost = LabelRecord(LabelLevel.SERIES, "1.2.826.9", PathologyOutcome.BENIGN, None, None)
+    rows, unlabelled, left_out = from_dicom_files([*labelled, *other, notes], [*labels, lost])
     assert [r.malignant for r in rows] == [1, 0] and unlabelled == 1
-    assert rows[0].kind == "dicom" and rows[0].group == str(pydicom.dcmread(labelled[0]).PatientID)
+    other_study = str(pydicom.dcmread(other[0]).StudyInstanceUID)
+    assert left_out.studies_without_label == (other_study,)
+    assert left_out.labels_without_study == (("series", "1.2.826.9"),)
+    header = pydicom.dcmread(labelled[0])
+    assert rows[0].kind == "dicom" and rows[0].group == patient_key(header)
+    write_manifest(build_manifest(rows, "t", k=2, seed=0, left_out=left_out), tmp_path / "ds")
+    written = json.loads((tmp_path / "ds" / "manifest.json").read_text())["left_out"]
+    assert written["studies_without_label"] == {"n": 1, "uids": [other_study]}
+    for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
+        assert str(header.PatientID) not in (tmp_path / "ds" / written).read_text()
+
+
+def test_from_dicom_files_without_patient_id_grouped_by_study(tmp_path: Path) -> None:
+    import pydicom
+
+    (path,) = write_us_study(tmp_path / "a", seed=3, count=1)
+    header = pydicom.dcmread(path)
+    header.PatientID = ""
+    header.save_as(path)
+    label = LabelRecord(LabelLevel.STUDY, str(header.StudyInstanceUID), PathologyOutcome.BENIGN,
+                        None, None)  # fmt: skip
+    rows, _, _ = from_dicom_files([path], [label])
+    assert [r.group for r in rows] == [str(header.StudyInstanceUID)]

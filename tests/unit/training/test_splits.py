@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from training.datasets import Row
-from training.splits import group_kfold, holdout_indices, holdout_split
+from training.splits import (
+    MIN_PER_CLASS,
+    balance_record,
+    fold_balance,
+    fold_balance_of,
+    group_kfold,
+    holdout_indices,
+    holdout_split,
+    thin_fold_warning,
+)
 
 
 def _rows(n: int = 60) -> list[Row]:
@@ -65,3 +74,19 @@ def test_group_kfold_every_row_tested_once_groups_whole() -> None:
 def test_group_kfold_k_one_raises() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         group_kfold(_rows(), k=1, seed=0)
+
+
+def test_fold_balance_flags_a_fold_with_few_or_no_cases_of_a_class() -> None:
+    labels = [1, 1, 0, 0, 0, 0, 0, 0, None, 1] + [1] * 5 + [0] * 5
+    tests = [[0, 1, 2, 3, 4, 5, 6, 7, 8], [9, *range(10, 20)], [2, 3, 4, 5, 6]]
+    balance = fold_balance(labels, tests)
+    assert [(b.positive, b.negative) for b in balance] == [(2, 6), (6, 5), (0, 5)]
+    assert [b.is_thin() for b in balance] == [True, False, True]
+    warning = thin_fold_warning(balance)
+    assert warning is not None and warning.startswith("warning: 2 of 3 folds have fewer than 5")
+    assert "fold 2: 0 positive, 5 negative" in warning
+    assert thin_fold_warning(balance[1:2]) is None
+    record = balance_record(fold_balance_of(labels[:10], [0, 0, 0, 0, 0, 1, 1, 1, -1, 1]))
+    assert record["thin_folds"] == [0, 1] and record["folds"][1] == {
+        "fold": 1, "positive": 1, "negative": 3}  # fmt: skip
+    assert record["min_per_class"] == MIN_PER_CLASS == 5 and record["warning"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from inference.loading import build_network
 from inference.registry import ModelSpec
 from inference.runner import run_model
 from phantom.study import write_phantom_study
+from training.coverage import LeftOut
+from training.groups import legacy_key
 from training.kfold import frozen_folds
 from training.networks import draft_spec
 from training.retrain import load_cases
@@ -92,13 +95,24 @@ def test_study_without_an_input_excluded_with_reason_folds_frozen(
     spec = _spec("dual-crossattn")
     records = [*records, _record("1.2.3.4", "benign"), _record(records[0].uid, "unknown")]
     units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records)
-    assert left_out == {"no file of that UID": 1, "outcome unknown": 1}
-    manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0)
+    assert left_out == LeftOut(labels_without_study=(("study", "1.2.3.4"),),
+                               labels_outcome_unknown=(("study", records[0].uid),))  # fmt: skip
+    manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0, left_out=left_out)
     assert manifest["n"] == 3 and manifest["n_excluded"] == 1
+    assert manifest["fold_balance"]["thin_folds"] == [0, 1]  # 3 studies in 2 folds
     assert "no colour Doppler image" in manifest["excluded"][0]["reason"]
     assert all(len(f["sha256"]) == 64 for row in manifest["rows"] for f in row["files"])
-    assert {row["group"] for row in manifest["rows"]} == {"SYN000000", "SYN000001", "SYN000002"}
+    keys = {legacy_key(f"SYN00000{i}") for i in range(3)}  # the node's key; no issuer here
+    assert {row["group"] for row in manifest["rows"]} == keys
     write_study_dataset(manifest, tensors, tmp_path / "ds")
+    for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
+        assert "SYN00000" not in (tmp_path / "ds" / written).read_text()
+    written = json.loads((tmp_path / "ds" / "manifest.json").read_text())["left_out"]
+    assert written["labels_without_study"] == {"n": 1, "labels": [{"level": "study",
+                                                                   "uid": "1.2.3.4"}]}  # fmt: skip
+    assert (
+        "1.2.3.4,study,,,,,label matches no study" in (tmp_path / "ds" / "manifest.csv").read_text()
+    )
     arrays, folds = load_study_arrays(tmp_path / "ds", spec)
     assert len(arrays.malignant) == 3 and arrays.inputs[1].shape[1:] == (3, 32, 32)
     tests = frozen_folds(folds)
@@ -150,4 +164,22 @@ def test_a_file_belongs_to_its_most_specific_label_never_to_two_units(
     assert [p.name for p in by_uid[doppler].paths] == ["doppler.dcm"]
     assert by_uid[doppler].malignant == 1 and by_uid[study.uid].malignant == 0
     assert "doppler.dcm" not in [p.name for p in by_uid[study.uid].paths]
-    assert left_out == {}
+    assert left_out.labels_overridden == () and left_out.labels_without_study == ()
+
+
+def test_studies_without_a_label_listed_by_uid_with_no_patient_identity(
+    studies: tuple[Path, list[LabelRecord]], tmp_path: Path
+) -> None:
+    """Studies received but not labelled were in no list: a site could not see them (found
+    last session)."""
+    root, records = studies
+    spec = _spec("dual-crossattn")
+    units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records[:3])
+    assert left_out.studies_without_label == (records[3].uid,)
+    assert left_out.summary() == "left out: 1 study without a label (manifest.json left_out)"
+    manifest, tensors = build_study_dataset(spec, units, "t", k=2, seed=0, left_out=left_out)
+    write_study_dataset(manifest, tensors, tmp_path / "ds")
+    text = (tmp_path / "ds" / "manifest.json").read_text()
+    assert json.loads(text)["left_out"]["studies_without_label"] == {
+        "n": 1, "uids": [records[3].uid]}  # fmt: skip
+    assert "SYN00000" not in text
