@@ -30,6 +30,7 @@ from kernel.settings import Settings
 if TYPE_CHECKING:
     from db.labels import LabelRecord
     from training.coverage import LeftOut
+    from training.groups import GroupKey
 
 console = make_console()
 labels_app = typer.Typer(help="Pathology outcomes of received studies.", no_args_is_help=True)
@@ -144,8 +145,9 @@ def dataset_build(
 
     With --model KEY (DICOM sources): one row per labelled study, series or instance, holding
     the inputs KEY's spec names, selected as inference selects them; units without one are
-    listed as excluded, with the reason. A DICOM case's group is its patient's key (never the
-    PatientID), else its study. Studies without a label and labels without a study are listed
+    listed as excluded, with the reason. A DICOM case's group is a keyed pseudonym of its
+    patient (HOME/keys/dataset-groups.key; never the PatientID, nor its plain hash), else its
+    study. Studies without a label and labels without a study are listed
     by UID (manifest.json left_out); folds with fewer than 5 test cases of a class are warned of.
     """
     from training import manifest as mf
@@ -168,11 +170,11 @@ def dataset_build(
     elif dicom_folder is not None:
         records = _label_records(labels)  # type: ignore[arg-type]
         paths = sorted(p for p in dicom_folder.rglob("*") if p.is_file())
-        rows, unlabelled, left_out = mf.from_dicom_files(paths, records)
+        rows, unlabelled, left_out = mf.from_dicom_files(paths, records, _group_key(settings))
         source = f"DICOM folder {dicom_folder} with {labels.name} ({unlabelled} files unlabelled)"  # type: ignore[union-attr]
     else:
         found, _, left_out = _node_labels(settings)
-        rows, source = _node_rows(found), "node database"
+        rows, source = _node_rows(found, _group_key(settings)), "node database"
     try:
         manifest = mf.build_manifest(rows, source, folds, seed, left_out)
     except ValueError as exc:
@@ -221,7 +223,7 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
         found, records, node_left = _node_labels(settings)
         paths = [Path(path) for path, _, _ in found]
         source = "node database"
-    units, left_out = labelled_units(paths, records)
+    units, left_out = labelled_units(paths, records, _group_key(settings))
     if dicom_folder is None:
         left_out = left_out | node_left
     try:
@@ -242,12 +244,18 @@ def _build_study_dataset(settings: Settings, spec, dicom_folder: Path | None,  #
     _warn_thin_folds(manifest)
 
 
-def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-arg]
-    """Manifest rows of the node's labelled instances; group = patient key, else study."""
+def _group_key(settings: Settings) -> GroupKey:
+    """The home's dataset group key (``HOME/keys/dataset-groups.key``, made on first use)."""
+    from training.groups import GroupKey
+
+    return GroupKey.of_home(settings.home)
+
+
+def _node_rows(found: list[tuple[str, str, int]], group_key: GroupKey) -> list:  # type: ignore[type-arg]
+    """Manifest rows of the node's labelled instances; group = patient pseudonym, else study."""
     import pydicom
 
     from inference.registry import sha256_file
-    from training.groups import dicom_group
     from training.manifest import ManifestRow
 
     rows = []
@@ -259,7 +267,7 @@ def _node_rows(found: list[tuple[str, str, int]]) -> list:  # type: ignore[type-
                 sha256_file(Path(path)),
                 "dicom",
                 outcome,
-                dicom_group(header),
+                group_key.group(header),
             )
         )
     return rows
@@ -400,7 +408,8 @@ def train(
         raise typer.BadParameter(str(exc)) from exc
     try:
         asked = read_excluded_groups(exclude_groups or [])
-        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), asked)
+        legacy = _group_key(settings).legacy if asked.groups else None  # old clear-ID hold-outs
+        cases, tests, exclusion = without_excluded(*load_cases(dataset, spec), asked, legacy)
         record_exclusion(out, exclusion)
         if exclusion.groups:
             console.print(f"excluded {exclusion.excluded_cases} case(s) of "
@@ -413,7 +422,7 @@ def train(
             console.print(warning, style="yellow", soft_wrap=True)
         encoder = None
         if pretrain is not None:  # the groups as named: the pretraining data may be keyed otherwise
-            pretrain_cases = without_excluded(*load_cases(pretrain, spec), asked)[0]
+            pretrain_cases = without_excluded(*load_cases(pretrain, spec), asked, legacy)[0]
             encoder = pretrain_encoder(spec, pretrain_cases, out, config)
         elif pretrain_encoder_file is not None:
             encoder = check_encoder_file(spec, pretrain_encoder_file)

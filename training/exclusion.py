@@ -6,10 +6,11 @@ from the cases (and remaps a manifest's frozen folds); :func:`record_exclusion` 
 left out into the run folder (``exclusion.json``) and refuses to resume a run that excluded
 something else, so one run's folds never mix two selections.
 
-A group of a DICOM dataset is a patient key (:mod:`training.groups`). A hold-out written before
-named its patients' PatientIDs in clear; such a group still leaves out the cases of its key
-(the PatientID without an issuer: :func:`training.groups.legacy_key`), and the exclusion then
-records the key, not the ID, so the clear ID goes no further (``exclusion.json``, the packaged
+A group of a DICOM dataset is a keyed pseudonym of its patient (:mod:`training.groups`). A
+hold-out written before 2026-12-08 named its patients' PatientIDs in clear; given the site's
+group key, such a group still leaves out the cases of its pseudonym (the PatientID without an
+issuer: :meth:`training.groups.GroupKey.legacy`), and the exclusion then records the
+pseudonym, not the ID, so the clear ID goes no further (``exclusion.json``, the packaged
 model's ``holdout.json``). A group that finds no case is counted (``unmatched_groups``).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -83,14 +84,18 @@ def read_excluded_groups(paths: Sequence[Path]) -> Exclusion:
 
 
 def without_excluded(
-    cases: C, tests: list[np.ndarray] | None, exclusion: Exclusion
+    cases: C,
+    tests: list[np.ndarray] | None,
+    exclusion: Exclusion,
+    legacy: Callable[[str], str] | None = None,
 ) -> tuple[C, list[np.ndarray] | None, Exclusion]:
     """``cases`` without the excluded groups' cases, the frozen folds ``tests`` remapped to
     the kept cases' new indices, and the exclusion with its case and unmatched-group counts
-    filled in; a group named in clear that left out the cases of its key is replaced by the
-    key (:func:`training.groups.resolve_groups`)."""
+    filled in; a group named in clear that left out the cases of its ``legacy`` form
+    (:meth:`training.groups.GroupKey.legacy`) is replaced by that form
+    (:func:`training.groups.resolve_groups`)."""
     groups = np.asarray(cases.groups).astype(str)  # type: ignore[attr-defined]
-    resolved = resolve_groups(exclusion.groups, groups.tolist())
+    resolved = resolve_groups(exclusion.groups, groups.tolist(), legacy)
     found = {group for group in resolved.values() if group is not None}
     keep = ~np.isin(groups, sorted(found))
     recorded = frozenset(key or group for group, key in resolved.items())

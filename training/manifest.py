@@ -2,8 +2,8 @@
 
 Three sources: an image folder (``labels.csv``, node or ddti columns), a folder of DICOM files
 with a pathology labels CSV, or the node's own received studies that have pathology labels.
-Folds are label-stratified and group-level: a DICOM file's group is its patient's key, else its
-study (:func:`training.groups.dicom_group`, never the PatientID in clear); an image folder's is
+Folds are label-stratified and group-level: a DICOM file's group is a pseudonym of its
+patient, else its study (:meth:`training.groups.GroupKey.group`, a keyed pseudonym); an image folder's is
 its ``labels.csv`` ``group``.
 """
 
@@ -29,7 +29,7 @@ from inference.registry import sha256_file
 from kernel.errors import DatasetError
 from training.coverage import LeftOut, folder_left_out
 from training.datasets import Row, TrainingArrays, arrays_from_rows, read_image_folder, resize_grey
-from training.groups import dicom_group
+from training.groups import GroupKey
 from training.splits import balance_record, fold_balance_of, fold_test_indices
 
 logger = logging.getLogger(__name__)
@@ -115,11 +115,11 @@ def dicom_header(path: Path) -> pydicom.Dataset | None:
 
 
 def from_dicom_files(
-    paths: Iterable[Path], labels: list[LabelRecord]
+    paths: Iterable[Path], labels: list[LabelRecord], group_key: GroupKey
 ) -> tuple[list[ManifestRow], int, LeftOut]:
     """(rows of labelled DICOM files, number of files without a known outcome, the studies and
-    labels left out: :func:`training.coverage.folder_left_out`); group = patient key, else
-    study (:func:`training.groups.dicom_group`). A file that is not DICOM is skipped
+    labels left out: :func:`training.coverage.folder_left_out`); group = patient pseudonym, else
+    study (:meth:`training.groups.GroupKey.group`). A file that is not DICOM is skipped
     (:func:`dicom_header`)."""
     records = {(r.level, r.uid): r for r in labels}
     rows, unlabelled, headers = [], 0, []
@@ -139,7 +139,7 @@ def from_dicom_files(
                 unlabelled += 1
                 continue
             rows.append(ManifestRow(str(Path(path).absolute()), sha256_file(Path(path)), "dicom",
-                                    malignant, dicom_group(header)))  # fmt: skip
+                                    malignant, group_key.group(header)))  # fmt: skip
     return rows, unlabelled, folder_left_out(headers, labels)
 
 

@@ -6,8 +6,8 @@ level). Each unit's files go through :func:`inference.runner.study_inputs`, the 
 ``run_model`` feeds the network with (selection rules, frame sampling, crop, resampling and
 normalisation), and the resulting tensors are stored as they are (``inputs.npz``). A unit that
 lacks an input of the spec is listed as excluded with the selection's reason: nothing is
-guessed. A unit's group is its patient's key, else its study (:func:`training.groups.dicom_group`:
-the PatientID is never written in clear).
+guessed. A unit's group is a keyed pseudonym of its patient, else its study
+(:meth:`training.groups.GroupKey.group`: the PatientID is never written, in clear or hashed).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from inference.registry import ModelSpec, sha256_file
 from inference.selection import CeusRule
 from kernel.errors import DatasetError, InvalidInput
 from training.coverage import LeftOut, folder_left_out
-from training.groups import dicom_group
+from training.groups import GroupKey
 from training.manifest import MANIFEST_CSV, MANIFEST_FILE, dicom_header
 from training.splits import balance_record, fold_balance_of, fold_test_indices
 
@@ -101,7 +101,7 @@ _SPECIFICITY = {LabelLevel.STUDY: 0, LabelLevel.SERIES: 1, LabelLevel.INSTANCE: 
 
 
 def labelled_units(
-    paths: Iterable[Path], records: Iterable[LabelRecord]
+    paths: Iterable[Path], records: Iterable[LabelRecord], group_key: GroupKey
 ) -> tuple[list[LabelledUnit], LeftOut]:
     """The units the labels ``records`` name among the DICOM files ``paths``, and what is left
     out (:func:`training.coverage.folder_left_out`: studies without a label, labels naming no
@@ -143,7 +143,7 @@ def labelled_units(
             overridden.append((record.level.value, record.uid))
         else:
             paths_of = tuple(path for path, _ in files)
-            group = dicom_group(files[0][1])
+            group = group_key.group(files[0][1])
             units.append(LabelledUnit(record.uid, record.level, paths_of, malignant, group))
     headers = {path: header for files in by_uid.values() for path, header in files}
     left_out = folder_left_out(headers.values(), records) | LeftOut(

@@ -88,17 +88,19 @@ def test_holdout_naming_patient_ids_in_clear_leaves_their_keyed_cases_records_th
 ) -> None:
     """A holdout.json written before groups were keyed names PatientIDs; the cases of a dataset
     built now carry keys. The hold-out matched nothing and trained on (found last session)."""
-    from training.groups import legacy_key
+    from training.groups import GroupKey
 
+    key = GroupKey(b"site secret")
+    legacy_key = key.legacy
     keys = [legacy_key("P1"), legacy_key("P1"), legacy_key("P2"), "1.2.9"]
     old = read_excluded_groups([_holdout(tmp_path / "old.json", ["P1", "1.2.9", "P7"])])
-    kept, _, counted = without_excluded(_arrays(keys), None, old)
+    kept, _, counted = without_excluded(_arrays(keys), None, old, key.legacy)
     assert kept.names.tolist() == ["case2"]
     assert counted.excluded_cases == 3 and counted.unmatched_groups == 1
     assert counted.groups == {legacy_key("P1"), "1.2.9", "P7"}  # P1 goes no further in clear
-    again = without_excluded(_arrays(keys), None, counted)  # a resumed run, a pretraining set
+    again = without_excluded(_arrays(keys), None, counted, key.legacy)  # a resumed run
     assert again[2].digest == counted.digest and again[0].names.tolist() == ["case2"]
-    old_dataset = without_excluded(_arrays(["P1", "P2"]), None, old)  # an old manifest
+    old_dataset = without_excluded(_arrays(["P1", "P2"]), None, old, key.legacy)  # old manifest
     assert old_dataset[0].names.tolist() == ["case1"] and old_dataset[2].digest == old.digest
 
 

@@ -10,6 +10,7 @@ from db.models import LabelLevel, PathologyOutcome
 from kernel.patient import patient_key
 from phantom.us_dicom import write_us_study
 from training.datasets import DDTI_COLUMNS, detect_columns, read_image_folder
+from training.groups import GroupKey
 from training.manifest import (
     build_manifest,
     from_dicom_files,
@@ -18,6 +19,8 @@ from training.manifest import (
     verify_manifest,
     write_manifest,
 )
+
+KEY = GroupKey(b"site secret")
 
 
 def test_build_manifest_image_folder_groups_in_one_fold(image_folder: Path, tmp_path: Path) -> None:
@@ -58,18 +61,20 @@ def test_from_dicom_files_instance_label_wins_unlabelled_counted(tmp_path: Path)
     notes = tmp_path / "b" / ".truth.json"  # what a folder of studies also holds
     notes.write_text("{}")
     lost = LabelRecord(LabelLevel.SERIES, "1.2.826.9", PathologyOutcome.BENIGN, None, None)
-    rows, unlabelled, left_out = from_dicom_files([*labelled, *other, notes], [*labels, lost])
+    rows, unlabelled, left_out = from_dicom_files([*labelled, *other, notes], [*labels, lost], KEY)
     assert [r.malignant for r in rows] == [1, 0] and unlabelled == 1
     other_study = str(pydicom.dcmread(other[0]).StudyInstanceUID)
     assert left_out.studies_without_label == (other_study,)
     assert left_out.labels_without_study == (("series", "1.2.826.9"),)
     header = pydicom.dcmread(labelled[0])
-    assert rows[0].kind == "dicom" and rows[0].group == patient_key(header)
+    assert rows[0].kind == "dicom" and rows[0].group == KEY.pseudonym(patient_key(header))
     write_manifest(build_manifest(rows, "t", k=2, seed=0, left_out=left_out), tmp_path / "ds")
     written = json.loads((tmp_path / "ds" / "manifest.json").read_text())["left_out"]
     assert written["studies_without_label"] == {"n": 1, "uids": [other_study]}
     for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
-        assert str(header.PatientID) not in (tmp_path / "ds" / written).read_text()
+        text = (tmp_path / "ds" / written).read_text()
+        assert str(header.PatientID) not in text
+        assert patient_key(header) not in text  # a plain hash of the ID: recomputable by anyone
 
 
 def test_from_dicom_files_without_patient_id_grouped_by_study(tmp_path: Path) -> None:
@@ -81,5 +86,5 @@ def test_from_dicom_files_without_patient_id_grouped_by_study(tmp_path: Path) ->
     header.save_as(path)
     label = LabelRecord(LabelLevel.STUDY, str(header.StudyInstanceUID), PathologyOutcome.BENIGN,
                         None, None)  # fmt: skip
-    rows, _, _ = from_dicom_files([path], [label])
+    rows, _, _ = from_dicom_files([path], [label], KEY)
     assert [r.group for r in rows] == [str(header.StudyInstanceUID)]

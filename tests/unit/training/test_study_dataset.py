@@ -17,7 +17,7 @@ from inference.registry import ModelSpec
 from inference.runner import run_model
 from phantom.study import write_phantom_study
 from training.coverage import LeftOut
-from training.groups import legacy_key
+from training.groups import GroupKey
 from training.kfold import frozen_folds
 from training.networks import draft_spec
 from training.retrain import load_cases
@@ -29,6 +29,8 @@ from training.study_dataset import (
     write_study_dataset,
 )
 from training.trainer import TensorBatches, TrainConfig
+
+KEY = GroupKey(b"site secret")
 
 
 def _recording(network: nn.Module) -> list[list[torch.Tensor]]:
@@ -69,7 +71,7 @@ def test_trainer_loader_and_run_model_feed_bit_identical_tensors(
 ) -> None:
     root, records = studies
     spec = _spec(network, frames)
-    units, _ = labelled_units(sorted(root.rglob("*.dcm")), records)
+    units, _ = labelled_units(sorted(root.rglob("*.dcm")), records, KEY)
     manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0)
     write_study_dataset(manifest, tensors, tmp_path / "ds")
     cases, _ = load_cases(tmp_path / "ds", spec)
@@ -94,7 +96,7 @@ def test_study_without_an_input_excluded_with_reason_folds_frozen(
     root, records = studies
     spec = _spec("dual-crossattn")
     records = [*records, _record("1.2.3.4", "benign"), _record(records[0].uid, "unknown")]
-    units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records)
+    units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records, KEY)
     assert left_out == LeftOut(labels_without_study=(("study", "1.2.3.4"),),
                                labels_outcome_unknown=(("study", records[0].uid),))  # fmt: skip
     manifest, tensors = build_study_dataset(spec, units, "test", k=2, seed=0, left_out=left_out)
@@ -102,7 +104,7 @@ def test_study_without_an_input_excluded_with_reason_folds_frozen(
     assert manifest["fold_balance"]["thin_folds"] == [0, 1]  # 3 studies in 2 folds
     assert "no colour Doppler image" in manifest["excluded"][0]["reason"]
     assert all(len(f["sha256"]) == 64 for row in manifest["rows"] for f in row["files"])
-    keys = {legacy_key(f"SYN00000{i}") for i in range(3)}  # the node's key; no issuer here
+    keys = {KEY.legacy(f"SYN00000{i}") for i in range(3)}  # keyed; no issuer here
     assert {row["group"] for row in manifest["rows"]} == keys
     write_study_dataset(manifest, tensors, tmp_path / "ds")
     for written in ("manifest.json", "manifest.csv"):  # the PatientID was the group, in clear
@@ -125,7 +127,7 @@ def test_dataset_of_other_inputs_refused(
     studies: tuple[Path, list[LabelRecord]], tmp_path: Path
 ) -> None:
     root, records = studies
-    units, _ = labelled_units(sorted(root.rglob("*.dcm")), records)
+    units, _ = labelled_units(sorted(root.rglob("*.dcm")), records, KEY)
     manifest, tensors = build_study_dataset(_spec("dual-crossattn"), units, "t", k=2, seed=0)
     write_study_dataset(manifest, tensors, tmp_path / "ds")
     with pytest.raises(ValueError, match="rebuild the dataset"):
@@ -143,7 +145,7 @@ def test_series_level_label_takes_only_that_series(
 
     series = str(pydicom.dcmread(root / "s0" / "bmode.dcm").SeriesInstanceUID)
     units, _ = labelled_units(sorted(root.rglob("*.dcm")), [_record(series, "benign",
-                                                                     LabelLevel.SERIES)])  # fmt: skip
+                                                                     LabelLevel.SERIES)], KEY)  # fmt: skip
     assert [p.name for p in units[0].paths] == ["bmode.dcm"]
 
 
@@ -158,7 +160,7 @@ def test_a_file_belongs_to_its_most_specific_label_never_to_two_units(
     doppler = str(pydicom.dcmread(root / "s0" / "doppler.dcm").SeriesInstanceUID)
     study = records[0]
     units, left_out = labelled_units(
-        sorted(root.rglob("*.dcm")), [study, _record(doppler, "metastatic", LabelLevel.SERIES)]
+        sorted(root.rglob("*.dcm")), [study, _record(doppler, "metastatic", LabelLevel.SERIES)], KEY
     )
     by_uid = {unit.uid: unit for unit in units}
     assert [p.name for p in by_uid[doppler].paths] == ["doppler.dcm"]
@@ -174,7 +176,7 @@ def test_studies_without_a_label_listed_by_uid_with_no_patient_identity(
     last session)."""
     root, records = studies
     spec = _spec("dual-crossattn")
-    units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records[:3])
+    units, left_out = labelled_units(sorted(root.rglob("*.dcm")), records[:3], KEY)
     assert left_out.studies_without_label == (records[3].uid,)
     assert left_out.summary() == "left out: 1 study without a label (manifest.json left_out)"
     manifest, tensors = build_study_dataset(spec, units, "t", k=2, seed=0, left_out=left_out)
