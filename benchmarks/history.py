@@ -263,6 +263,8 @@ class Bench:
             "lnm-node instances --json": self.cli("instances", "--json"),
             "page /": self.get("/"),
             "page /studies": self.get("/studies"),
+            "page /studies?page=300": self.get("/studies?page=300"),
+            "page /studies?uid= (search)": self.get(f"/studies?uid={self.receiving_uid[:12]}"),
             "page /jobs": self.get("/jobs"),
             "page /deliveries": self.get("/deliveries"),
             "page /errors": self.get("/errors"),
