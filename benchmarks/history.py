@@ -107,8 +107,9 @@ def rolled_back(engine: Engine) -> Iterator[sessionmaker[Session]]:
     with engine.connect() as connection:
         outer = connection.begin()
         try:
-            yield sessionmaker(bind=connection, join_transaction_mode="create_savepoint",
-                               expire_on_commit=False)
+            yield sessionmaker(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            )
         finally:
             outer.rollback()
 
@@ -143,34 +144,46 @@ class Bench:
 
     def __init__(self, engine: Engine, home: Path, now: datetime) -> None:
         self.engine, self.home, self.now = engine, home, now
-        self.settings = Settings(home=home, database_url=str(engine.url.render_as_string(False)),
-                                 web_users=[f"{USER}:{hash_password(PASSWORD)}"],
-                                 metrics_cache_seconds=0)
+        self.settings = Settings(
+            home=home,
+            database_url=str(engine.url.render_as_string(False)),
+            web_users=[f"{USER}:{hash_password(PASSWORD)}"],
+            metrics_cache_seconds=0,
+        )
         self.spool = Spool.under(home)
         self.app = _quiet_app()
         with Session(engine) as session:
-            self.receiving = session.scalar(select(Study.id).where(
-                Study.state == StudyState.RECEIVING).order_by(Study.id.desc()).limit(1))
-            self.big = session.scalar(select(Study.id).order_by(Study.id.desc()).offset(1000)
-                                      .limit(1))
-            self.queued = session.scalar(select(Job.id).where(Job.state == JobState.QUEUED)
-                                         .limit(1))
+            self.receiving = session.scalar(
+                select(Study.id)
+                .where(Study.state == StudyState.RECEIVING)
+                .order_by(Study.id.desc())
+                .limit(1)
+            )
+            self.big = session.scalar(
+                select(Study.id).order_by(Study.id.desc()).offset(1000).limit(1)
+            )
+            self.queued = session.scalar(
+                select(Job.id).where(Job.state == JobState.QUEUED).limit(1)
+            )
             self.receiving_uid = session.get(Study, self.receiving).study_instance_uid  # type: ignore[union-attr]
         self.counter = 0
         self._client: TestClient | None = None
 
     def ctx(self, sessions: sessionmaker[Session], **overrides: Any) -> NodeContext:
         settings = self.settings.model_copy(update=overrides)
-        return NodeContext(settings=settings, sessions=sessions, spool=self.spool,
-                           clock=lambda: self.now)
+        return NodeContext(
+            settings=settings, sessions=sessions, spool=self.spool, clock=lambda: self.now
+        )
 
     def client(self) -> TestClient:
         if self._client is None:
             sessions = sessionmaker(self.engine, expire_on_commit=False)
-            self._client = TestClient(create_app(self.settings, sessions, self.spool),
-                                      base_url="https://testserver")
-            answer = self._client.post("/login", data={"username": USER, "password": PASSWORD},
-                                       follow_redirects=False)
+            self._client = TestClient(
+                create_app(self.settings, sessions, self.spool), base_url="https://testserver"
+            )
+            answer = self._client.post(
+                "/login", data={"username": USER, "password": PASSWORD}, follow_redirects=False
+            )
             if answer.status_code != 303:
                 raise RuntimeError(f"login: {answer.status_code}")
         return self._client
@@ -180,6 +193,7 @@ class Bench:
             answer = self.client().get(path)
             if answer.status_code != 200:
                 raise RuntimeError(f"{path}: {answer.status_code}")
+
         return call
 
     # --- operations -------------------------------------------------------------------
@@ -190,18 +204,31 @@ class Bench:
 
     def receive_instance(self) -> None:
         self.counter += 1
-        item = ReceivedInstance(self.receiving_uid, self.receiving_uid + ".1",
-                                f"2.25.77.{self.counter}", "1.2.840.10008.5.1.4.1.1.6.1",
-                                "1.2.840.10008.1.2.4.50", "/tmp/x.dcm", 900_000,
-                                patient_key="0" * 64)
+        item = ReceivedInstance(
+            self.receiving_uid,
+            self.receiving_uid + ".1",
+            f"2.25.77.{self.counter}",
+            "1.2.840.10008.5.1.4.1.1.6.1",
+            "1.2.840.10008.1.2.4.50",
+            "/tmp/x.dcm",
+            900_000,
+            patient_key="0" * 64,
+        )
         with rolled_back(self.engine) as sessions, sessions.begin() as session:
             instances.record_or_find(session, item)
 
     def receive_new_study(self) -> None:
         self.counter += 1
         uid = f"2.25.78.{self.counter}"
-        item = ReceivedInstance(uid, uid + ".1", uid + ".1.1", "1.2.840.10008.5.1.4.1.1.6.1",
-                                "1.2.840.10008.1.2.4.50", "/tmp/x.dcm", 900_000)
+        item = ReceivedInstance(
+            uid,
+            uid + ".1",
+            uid + ".1.1",
+            "1.2.840.10008.5.1.4.1.1.6.1",
+            "1.2.840.10008.1.2.4.50",
+            "/tmp/x.dcm",
+            900_000,
+        )
         with rolled_back(self.engine) as sessions, sessions.begin() as session:
             instances.record_or_find(session, item)
 
@@ -233,6 +260,7 @@ class Bench:
             result = CliRunner().invoke(app, list(args), env=env)
             if result.exit_code != 0:
                 raise RuntimeError(f"lnm-node {' '.join(args)}: {result.output[-500:]}")
+
         return call
 
     def metrics(self) -> None:
@@ -295,8 +323,10 @@ def explain(engine: Engine, statement: str, parameters: Any) -> list[str]:
             rows = raw.execute("EXPLAIN QUERY PLAN " + statement, parameters or ()).fetchall()
             return [row[-1] for row in rows]
         with raw.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + statement,
-                           parameters or None)
+            cursor.execute(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + statement,
+                parameters or None,
+            )
             lines = [row[0] for row in cursor.fetchall()]
         raw.rollback()
         return lines
@@ -304,13 +334,24 @@ def explain(engine: Engine, statement: str, parameters: Any) -> list[str]:
 
 def full_scan(engine: Engine, line: str) -> bool:
     if engine.dialect.name == "sqlite":
-        return (line.startswith("SCAN ") and "USING COVERING INDEX" not in line
-                and "USING INDEX" not in line and "CONSTANT ROW" not in line)
+        return (
+            line.startswith("SCAN ")
+            and "USING COVERING INDEX" not in line
+            and "USING INDEX" not in line
+            and "CONSTANT ROW" not in line
+        )
     return "Seq Scan" in line
 
 
-def run(url: str, shape: HistoryShape, repeats: int, show_plans: bool, fill: bool,
-        only: list[str], skip: list[str]) -> dict[str, Any]:
+def run(
+    url: str,
+    shape: HistoryShape,
+    repeats: int,
+    show_plans: bool,
+    fill: bool,
+    only: list[str],
+    skip: list[str],
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     results: dict[str, Any] = {"database": url.split(":", 1)[0], "studies": shape.studies}
     if fill:
@@ -331,7 +372,8 @@ def run(url: str, shape: HistoryShape, repeats: int, show_plans: bool, fill: boo
         timings = {}
         for name, call in bench.operations().items():
             if (only and not any(word in name for word in only)) or any(
-                    word in name for word in skip):
+                word in name for word in skip
+            ):
                 continue
             with contextlib.redirect_stdout(io.StringIO()), statements.record() as seen:
                 call()
@@ -349,10 +391,16 @@ def run(url: str, shape: HistoryShape, repeats: int, show_plans: bool, fill: boo
                 if show_plans:
                     print(f"\n[{name}] {' '.join(statement.split())[:300]}")
                     print("\n".join("    " + line for line in plan))
-            timings[name] = {"ms": round(ms, 2), "statements": len(recorded),
-                             "full_scans": sorted(set(scans))}
-            print(f"{name:45s} {ms:10.2f} ms  {len(recorded):4d} statements"
-                  + (f"  full scans: {sorted(set(scans))}" if scans else ""), flush=True)
+            timings[name] = {
+                "ms": round(ms, 2),
+                "statements": len(recorded),
+                "full_scans": sorted(set(scans)),
+            }
+            print(
+                f"{name:45s} {ms:10.2f} ms  {len(recorded):4d} statements"
+                + (f"  full scans: {sorted(set(scans))}" if scans else ""),
+                flush=True,
+            )
         results["operations"] = timings
     engine.dispose()
     return results

@@ -94,8 +94,10 @@ class _Writer:
                 self.buffers[each] = []
 
 
-_ORDER = tuple(model.__table__ for model in (Study, Series, Instance, Job, Delivery, Mpps,
-                                                PathologyLabel, AuditEvent))
+_ORDER = tuple(
+    model.__table__
+    for model in (Study, Series, Instance, Job, Delivery, Mpps, PathologyLabel, AuditEvent)
+)
 
 
 def _instance_count(rng: random.Random) -> int:
@@ -127,73 +129,118 @@ def populate(session: Session, shape: HistoryShape, now: datetime | None = None)
     live = [(key, version) for key, version, enabled, _, _ in MODEL_VERSIONS if enabled]
     shadow = [(key, version) for key, version, _, is_shadow, _ in MODEL_VERSIONS if is_shadow]
     span = timedelta(days=shape.days)
-    ids = {"series": 0, "instance": 0, "job": 0, "delivery": 0, "mpps": 0, "audit": 0,
-           "label": 0}
+    ids = {"series": 0, "instance": 0, "job": 0, "delivery": 0, "mpps": 0, "audit": 0, "label": 0}
 
-    def audit(at: datetime, actor: str, action: str, entity: str, entity_id: int,
-              **details: Any) -> None:
+    def audit(
+        at: datetime, actor: str, action: str, entity: str, entity_id: int, **details: Any
+    ) -> None:
         ids["audit"] += 1
-        writer.add(AuditEvent, {"id": ids["audit"], "at": at, "actor": actor, "action": action,
-                                "entity": entity, "entity_id": str(entity_id),
-                                "details": details})
+        writer.add(
+            AuditEvent,
+            {
+                "id": ids["audit"],
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": str(entity_id),
+                "details": details,
+            },
+        )
 
     finished = shape.studies - shape.receiving
     for study_id in range(1, shape.studies + 1):
         is_receiving = study_id > finished
-        first = (now - timedelta(seconds=rng.uniform(1, 20)) if is_receiving else
-                 now - span + span * ((study_id - 1) / max(1, finished)))
+        first = (
+            now - timedelta(seconds=rng.uniform(1, 20))
+            if is_receiving
+            else now - span + span * ((study_id - 1) / max(1, finished))
+        )
         instances = _instance_count(rng)
         last = first + timedelta(seconds=instances * rng.uniform(2, 20))
         reopened = not is_receiving and rng.random() < 0.01
         generation = 1 if reopened else 0
-        writer.add(Study, {
-            "id": study_id, "study_instance_uid": _uid(1, study_id),
-            "state": StudyState.RECEIVING if is_receiving else StudyState.READY,
-            "first_received_at": first, "last_received_at": last, "generation": generation,
-            "assembled_generation": -1 if is_receiving else generation,
-            "scope": {} if is_receiving else {"models": [
-                {"model": f"{k}@{v}", "run": True, "rule": "spec", "reason": "in scope"}
-                for k, v in live]},
-        })
-        audit(first, "receive", "receive", "study", study_id, calling_ae_title="US1",
-              modality="US")
+        writer.add(
+            Study,
+            {
+                "id": study_id,
+                "study_instance_uid": _uid(1, study_id),
+                "state": StudyState.RECEIVING if is_receiving else StudyState.READY,
+                "first_received_at": first,
+                "last_received_at": last,
+                "generation": generation,
+                "assembled_generation": -1 if is_receiving else generation,
+                "scope": {}
+                if is_receiving
+                else {
+                    "models": [
+                        {"model": f"{k}@{v}", "run": True, "rule": "spec", "reason": "in scope"}
+                        for k, v in live
+                    ]
+                },
+            },
+        )
+        audit(first, "receive", "receive", "study", study_id, calling_ae_title="US1", modality="US")
         patient = f"{rng.getrandbits(64):016x}" * 4
         series_count = 1 if instances < 4 else rng.choice((1, 2, 2, 3))
         series_ids = []
         for index in range(series_count):
             ids["series"] += 1
             series_ids.append(ids["series"])
-            writer.add(Series, {"id": ids["series"], "study_id": study_id,
-                                "series_instance_uid": _uid(2, study_id, index),
-                                "modality": "US", "series_description": "Breast"})
+            writer.add(
+                Series,
+                {
+                    "id": ids["series"],
+                    "study_id": study_id,
+                    "series_instance_uid": _uid(2, study_id, index),
+                    "modality": "US",
+                    "series_description": "Breast",
+                },
+            )
         for index in range(instances):
             ids["instance"] += 1
             frames = 1 if rng.random() < 0.85 else rng.randint(40, 120)
-            writer.add(Instance, {
-                "id": ids["instance"], "study_id": study_id,
-                "series_id": series_ids[index % series_count],
-                "sop_instance_uid": _uid(3, study_id, index),
-                "sop_class_uid": "1.2.840.10008.5.1.4.1.1.6.1" if frames == 1
-                else "1.2.840.10008.5.1.4.1.1.3.1",
-                "transfer_syntax_uid": "1.2.840.10008.1.2.4.50", "number_of_frames": frames,
-                "path": f"/var/lib/lnm/spool/received/{study_id}/{index}.dcm",
-                "size_bytes": 900_000 if frames == 1 else 230_000 * frames,
-                "calling_ae_title": "US1", "patient_key": patient,
-                "received_at": first + (last - first) * (index / instances),
-                "state": InstanceState.RECEIVED,
-            })
+            writer.add(
+                Instance,
+                {
+                    "id": ids["instance"],
+                    "study_id": study_id,
+                    "series_id": series_ids[index % series_count],
+                    "sop_instance_uid": _uid(3, study_id, index),
+                    "sop_class_uid": "1.2.840.10008.5.1.4.1.1.6.1"
+                    if frames == 1
+                    else "1.2.840.10008.5.1.4.1.1.3.1",
+                    "transfer_syntax_uid": "1.2.840.10008.1.2.4.50",
+                    "number_of_frames": frames,
+                    "path": f"/var/lib/lnm/spool/received/{study_id}/{index}.dcm",
+                    "size_bytes": 900_000 if frames == 1 else 230_000 * frames,
+                    "calling_ae_title": "US1",
+                    "patient_key": patient,
+                    "received_at": first + (last - first) * (index / instances),
+                    "state": InstanceState.RECEIVED,
+                },
+            )
         if rng.random() < 0.3 or is_receiving:
             ids["mpps"] += 1
             done = not is_receiving
-            writer.add(Mpps, {
-                "id": ids["mpps"], "sop_instance_uid": _uid(4, study_id),
-                "status": MppsStatus.COMPLETED if done else MppsStatus.IN_PROGRESS,
-                "calling_ae_title": "US1", "study_instance_uids": [_uid(1, study_id)],
-                "referenced_sop_instance_uids": [_uid(3, study_id, i) for i in range(instances)]
-                if done else [],
-                "attributes": {}, "created_at": first, "updated_at": last,
-                "acted_at": last if done else None, "action": "assembled" if done else None,
-            })
+            writer.add(
+                Mpps,
+                {
+                    "id": ids["mpps"],
+                    "sop_instance_uid": _uid(4, study_id),
+                    "status": MppsStatus.COMPLETED if done else MppsStatus.IN_PROGRESS,
+                    "calling_ae_title": "US1",
+                    "study_instance_uids": [_uid(1, study_id)],
+                    "referenced_sop_instance_uids": [_uid(3, study_id, i) for i in range(instances)]
+                    if done
+                    else [],
+                    "attributes": {},
+                    "created_at": first,
+                    "updated_at": last,
+                    "acted_at": last if done else None,
+                    "action": "assembled" if done else None,
+                },
+            )
             audit(first, "mpps", "mpps-create", "mpps", ids["mpps"], status="IN PROGRESS")
         if is_receiving:
             continue
@@ -202,18 +249,46 @@ def populate(session: Session, shape: HistoryShape, now: datetime | None = None)
         models = live + (shadow if study_id > shape.studies // 2 else [])
         for gen in range(generation + 1):
             for key, version in models:
-                _job(writer, rng, ids, audit, study_id, key, version, gen, (key, version) in shadow,
-                     assembled, model_ids)
+                _job(
+                    writer,
+                    rng,
+                    ids,
+                    audit,
+                    study_id,
+                    key,
+                    version,
+                    gen,
+                    (key, version) in shadow,
+                    assembled,
+                    model_ids,
+                )
         if rng.random() < 0.02:
             ids["label"] += 1
-            writer.add(PathologyLabel, {
-                "id": ids["label"], "level": "study", "uid": _uid(1, study_id),
-                "outcome": rng.choice(("metastatic", "benign")), "node_station": None,
-                "outcome_date": None, "study_id": study_id, "source": "labels.csv",
-                "imported_at": last + timedelta(days=14)})
+            writer.add(
+                PathologyLabel,
+                {
+                    "id": ids["label"],
+                    "level": "study",
+                    "uid": _uid(1, study_id),
+                    "outcome": rng.choice(("metastatic", "benign")),
+                    "node_station": None,
+                    "outcome_date": None,
+                    "study_id": study_id,
+                    "source": "labels.csv",
+                    "imported_at": last + timedelta(days=14),
+                },
+            )
         if last < now - timedelta(days=RETENTION_DAYS):
-            audit(last + timedelta(days=RETENTION_DAYS), "sweeper", "expire", "study", study_id,
-                  reason="age", files=instances, bytes=instances * 900_000)
+            audit(
+                last + timedelta(days=RETENTION_DAYS),
+                "sweeper",
+                "expire",
+                "study",
+                study_id,
+                reason="age",
+                files=instances,
+                bytes=instances * 900_000,
+            )
     writer.flush()
     _live_jobs(session, writer, shape, ids, now, live[0], audit)
     writer.flush()
@@ -225,34 +300,71 @@ def populate(session: Session, shape: HistoryShape, now: datetime | None = None)
 def _model_versions(session: Session, registered: datetime) -> dict[tuple[str, str], int]:
     ids = {}
     for index, (key, version, enabled, is_shadow, retired) in enumerate(MODEL_VERSIONS, 1):
-        session.execute(insert(ModelVersion), [{
-            "id": index, "model_key": key, "version": version, "family": "segcls",
-            "weights_sha256": f"{index:064x}", "enabled": enabled, "registered_at": registered,
-            "metrics": {}, "shadow": is_shadow, "retired": retired}])
+        session.execute(
+            insert(ModelVersion),
+            [
+                {
+                    "id": index,
+                    "model_key": key,
+                    "version": version,
+                    "family": "segcls",
+                    "weights_sha256": f"{index:064x}",
+                    "enabled": enabled,
+                    "registered_at": registered,
+                    "metrics": {},
+                    "shadow": is_shadow,
+                    "retired": retired,
+                }
+            ],
+        )
         ids[(key, version)] = index
     return ids
 
 
-def _job(writer: _Writer, rng: random.Random, ids: dict[str, int], audit: Any, study_id: int,
-         key: str, version: str, generation: int, is_shadow: bool, created: datetime,
-         model_ids: dict[tuple[str, str], int]) -> None:
+def _job(
+    writer: _Writer,
+    rng: random.Random,
+    ids: dict[str, int],
+    audit: Any,
+    study_id: int,
+    key: str,
+    version: str,
+    generation: int,
+    is_shadow: bool,
+    created: datetime,
+    model_ids: dict[tuple[str, str], int],
+) -> None:
     """One finished job with its deliveries and the audit trail the worker leaves."""
     ids["job"] += 1
     job_id = ids["job"]
     state = _job_state(rng)
     done = created + timedelta(seconds=rng.uniform(8, 90))
     sent = state == JobState.DELIVERED and not is_shadow
-    writer.add(Job, {
-        "id": job_id, "study_id": study_id, "model_key": key, "model_version": version,
-        "generation": generation, "state": state, "attempts": 1 if rng.random() < 0.97 else 2,
-        "reason": None if state in (JobState.DELIVERED,) else f"{state.value.lower()}: synthetic",
-        "weights_sha256": f"{model_ids[(key, version)]:064x}",
-        "probability": round(rng.random(), 4) if state == JobState.DELIVERED else None,
-        "outputs": {"files": {"sr": f"/var/lib/lnm/spool/jobs/{job_id}/sr.dcm"}}
-        if state == JobState.DELIVERED else {},
-        "created_at": created, "updated_at": done, "enqueued_at": created, "lease_until": None,
-        "shadow": is_shadow,
-    })
+    writer.add(
+        Job,
+        {
+            "id": job_id,
+            "study_id": study_id,
+            "model_key": key,
+            "model_version": version,
+            "generation": generation,
+            "state": state,
+            "attempts": 1 if rng.random() < 0.97 else 2,
+            "reason": None
+            if state in (JobState.DELIVERED,)
+            else f"{state.value.lower()}: synthetic",
+            "weights_sha256": f"{model_ids[(key, version)]:064x}",
+            "probability": round(rng.random(), 4) if state == JobState.DELIVERED else None,
+            "outputs": {"files": {"sr": f"/var/lib/lnm/spool/jobs/{job_id}/sr.dcm"}}
+            if state == JobState.DELIVERED
+            else {},
+            "created_at": created,
+            "updated_at": done,
+            "enqueued_at": created,
+            "lease_until": None,
+            "shadow": is_shadow,
+        },
+    )
     audit(created, "sweeper", "queue", "job", job_id, model=f"{key}@{version}", shadow=is_shadow)
     audit(created, "worker", "claim", "job", job_id, attempt=1)
     audit(done, "worker", state.value.lower(), "job", job_id)
@@ -262,58 +374,122 @@ def _job(writer: _Writer, rng: random.Random, ids: dict[str, int], audit: Any, s
         ids["delivery"] += 1
         failed = state == JobState.FAILED
         if failed or rng.random() < 0.02:
-            audit(done, "worker", "deliver_retry", "delivery", ids["delivery"],
-                  destination=destination)
+            audit(
+                done,
+                "worker",
+                "deliver_retry",
+                "delivery",
+                ids["delivery"],
+                destination=destination,
+            )
         if failed:
-            audit(done, "worker", "deliver_failed", "delivery", ids["delivery"],
-                  destination=destination)
+            audit(
+                done,
+                "worker",
+                "deliver_failed",
+                "delivery",
+                ids["delivery"],
+                destination=destination,
+            )
         else:
             audit(done, "worker", "deliver", "delivery", ids["delivery"], destination=destination)
-        writer.add(Delivery, {
-            "id": ids["delivery"], "job_id": job_id, "destination": destination,
-            "state": DeliveryState.FAILED if failed else DeliveryState.SENT,
-            "attempts": 5 if failed else 1, "last_error": "association rejected" if failed else None,
-            "retry_at": None, "sent_at": None if failed else done})
+        writer.add(
+            Delivery,
+            {
+                "id": ids["delivery"],
+                "job_id": job_id,
+                "destination": destination,
+                "state": DeliveryState.FAILED if failed else DeliveryState.SENT,
+                "attempts": 5 if failed else 1,
+                "last_error": "association rejected" if failed else None,
+                "retry_at": None,
+                "sent_at": None if failed else done,
+            },
+        )
 
 
-def _live_jobs(session: Session, writer: _Writer, shape: HistoryShape, ids: dict[str, int],
-               now: datetime, model: tuple[str, str], audit: Any) -> None:
+def _live_jobs(
+    session: Session,
+    writer: _Writer,
+    shape: HistoryShape,
+    ids: dict[str, int],
+    now: datetime,
+    model: tuple[str, str],
+    audit: Any,
+) -> None:
     """Turn the newest finished studies' jobs into live work: queued, running (leased),
     encoded with a delivery waiting for its retry."""
     finished = shape.studies - shape.receiving
-    plan = ([JobState.QUEUED] * shape.queued + [JobState.RUNNING] * shape.running +
-            [JobState.ENCODED] * shape.retrying)
+    plan = (
+        [JobState.QUEUED] * shape.queued
+        + [JobState.RUNNING] * shape.running
+        + [JobState.ENCODED] * shape.retrying
+    )
     for offset, state in enumerate(plan):
         study_id = finished - offset
         ids["job"] += 1
         key, version = model
         created = now - timedelta(seconds=30 + offset)
-        writer.add(Job, {
-            "id": ids["job"], "study_id": study_id, "model_key": key, "model_version": version,
-            "generation": 5, "state": state, "attempts": 0 if state == JobState.QUEUED else 1,
-            "reason": None, "weights_sha256": None, "probability": None, "outputs": {},
-            "created_at": created, "updated_at": created,
-            "enqueued_at": created if state != JobState.QUEUED else None,
-            "lease_until": now + timedelta(seconds=60) if state == JobState.RUNNING else None,
-            "shadow": False,
-        })
+        writer.add(
+            Job,
+            {
+                "id": ids["job"],
+                "study_id": study_id,
+                "model_key": key,
+                "model_version": version,
+                "generation": 5,
+                "state": state,
+                "attempts": 0 if state == JobState.QUEUED else 1,
+                "reason": None,
+                "weights_sha256": None,
+                "probability": None,
+                "outputs": {},
+                "created_at": created,
+                "updated_at": created,
+                "enqueued_at": created if state != JobState.QUEUED else None,
+                "lease_until": now + timedelta(seconds=60) if state == JobState.RUNNING else None,
+                "shadow": False,
+            },
+        )
         audit(created, "sweeper", "queue", "job", ids["job"], model=f"{key}@{version}")
         if state == JobState.ENCODED:
             writer.flush(Job.__table__)
             ids["delivery"] += 1
-            writer.add(Delivery, {
-                "id": ids["delivery"], "job_id": ids["job"], "destination": DESTINATIONS[0],
-                "state": DeliveryState.RETRY, "attempts": 2, "last_error": "timeout",
-                "retry_at": now - timedelta(seconds=5) if offset % 2 else now + timedelta(minutes=5),
-                "sent_at": None})
+            writer.add(
+                Delivery,
+                {
+                    "id": ids["delivery"],
+                    "job_id": ids["job"],
+                    "destination": DESTINATIONS[0],
+                    "state": DeliveryState.RETRY,
+                    "attempts": 2,
+                    "last_error": "timeout",
+                    "retry_at": now - timedelta(seconds=5)
+                    if offset % 2
+                    else now + timedelta(minutes=5),
+                    "sent_at": None,
+                },
+            )
 
 
 def _advance_sequences(session: Session) -> None:
     """PostgreSQL: move each id sequence past the explicit ids written here."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for table in ("study", "series", "instance", "job", "delivery", "audit_event", "mpps",
-                  "pathology_label", "model_version"):
-        session.execute(text(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"))
+    for table in (
+        "study",
+        "series",
+        "instance",
+        "job",
+        "delivery",
+        "audit_event",
+        "mpps",
+        "pathology_label",
+        "model_version",
+    ):
+        session.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+            )
+        )

@@ -148,8 +148,10 @@ def test_migration_0005_old_rows_unkeyed_then_downgrade_keeps_rows_drops_column(
 
 
 HISTORY_INDEXES = {
-    "study": {("ix_study_state", ("state",)),
-              ("ix_study_last_received_at", ("last_received_at", "id"))},
+    "study": {
+        ("ix_study_state", ("state",)),
+        ("ix_study_last_received_at", ("last_received_at", "id")),
+    },
     "delivery": {("ix_delivery_state", ("state",))},
     "audit_event": {("ix_audit_event_action_entity", ("action", "entity", "entity_id"))},
     "mpps": {("ix_mpps_status_acted_at", ("status", "acted_at"))},

@@ -28,8 +28,9 @@ def test_populate_writes_every_state_and_only_recent_work_is_live(tmp_path: Path
         assert (job_states["QUEUED"], job_states["RUNNING"], job_states["ENCODED"]) == (2, 1, 2)
         assert min(job_states[s] for s in ("DELIVERED", "SKIPPED", "FAILED_INPUT", "FAILED")) > 0
         assert views.states(session, Delivery)["RETRY"] == 2
-        per_study = session.scalars(select(func.count()).select_from(Instance)
-                                    .group_by(Instance.study_id)).all()
+        per_study = session.scalars(
+            select(func.count()).select_from(Instance).group_by(Instance.study_id)
+        ).all()
         assert len(per_study) == 400 and max(per_study) <= 30
         assert session.scalar(select(func.count()).select_from(Mpps)) > 0
         assert session.scalar(select(func.count()).select_from(AuditEvent)) > 10 * 400

@@ -20,26 +20,36 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def _client(home: Path, studies: int) -> TestClient:
-    config = Settings(home=home, web_users=[f"{USER}:{hash_password(PASSWORD)}"],
-                      web_session_secret="unit-test-secret")
+    config = Settings(
+        home=home,
+        web_users=[f"{USER}:{hash_password(PASSWORD)}"],
+        web_session_secret="unit-test-secret",
+    )
     sessions = make_sessionmaker(config.database_url)
     with sessions.begin() as session:
         session.add_all(
-            Study(study_instance_uid=f"1.9.{n}", state=StudyState.READY,
-                  first_received_at=T0 + timedelta(minutes=n),
-                  last_received_at=T0 + timedelta(minutes=n))
+            Study(
+                study_instance_uid=f"1.9.{n}",
+                state=StudyState.READY,
+                first_received_at=T0 + timedelta(minutes=n),
+                last_received_at=T0 + timedelta(minutes=n),
+            )
             for n in range(studies)
         )
     client = TestClient(create_app(config, sessions), base_url="https://testserver")
-    answer = client.post("/login", data={"username": USER, "password": PASSWORD, "next": "/"},
-                         follow_redirects=False)
+    answer = client.post(
+        "/login", data={"username": USER, "password": PASSWORD, "next": "/"}, follow_redirects=False
+    )
     assert answer.status_code == 303
     return client
 
 
 def _listed(html: str) -> list[str]:
-    return [line.split('title="', 1)[1].split('"', 1)[0] for line in html.splitlines()
-            if line.startswith('<td title="1.9.')]
+    return [
+        line.split('title="', 1)[1].split('"', 1)[0]
+        for line in html.splitlines()
+        if line.startswith('<td title="1.9.')
+    ]
 
 
 def test_studies_page_lists_a_page_then_older_by_link(tmp_path: Path) -> None:
