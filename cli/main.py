@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -220,18 +221,29 @@ def status(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--jso
                               f"{verdict['reason']} (rule {verdict['rule']})")
 
 
+def _print_json_array(items: Iterator[object]) -> None:
+    """Print ``items`` as ``json.dumps(list(items), indent=2, default=str)`` would, one item at
+    a time (nothing held but the current item)."""
+    first = True
+    for item in items:
+        sys.stdout.write("[\n" if first else ",\n")
+        sys.stdout.write(textwrap.indent(json.dumps(item, indent=2, default=str), "  "))
+        first = False
+    sys.stdout.write("[]\n" if first else "\n]\n")
+
+
 @app.command()
 def instances(home: HomeOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every received SOP Instance UID with its study UID and state."""
     from db.session import make_sessionmaker
-    from db.views import instance_rows
+    from db.views import iter_instance_rows
 
     settings = _settings(home)
     with make_sessionmaker(settings.database_url)() as session:
-        rows = instance_rows(session)
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
-        return
+        if as_json:  # streamed: a year of history is hundreds of thousands of rows
+            _print_json_array(iter_instance_rows(session))
+            return
+        rows = list(iter_instance_rows(session))
     table = Table("SOP Instance UID", "Study Instance UID", "state")
     for row in rows:
         table.add_row(str(row["sop_instance_uid"]), str(row["study_instance_uid"]), str(row["state"]))

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -66,6 +67,12 @@ class DeliveryState(StrEnum):
 
 class Study(Base):
     __tablename__ = "study"
+    __table_args__ = (
+        # the sweeper's receiving studies, counts by state
+        Index("ix_study_state", "state"),
+        # the status pages' newest studies, retention's oldest
+        Index("ix_study_last_received_at", "last_received_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True, index=True)
@@ -181,7 +188,11 @@ class Job(Base):
 
 class Delivery(Base):
     __tablename__ = "delivery"
-    __table_args__ = (UniqueConstraint("job_id", "destination"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "destination"),
+        # retries due, problem deliveries, counts by state
+        Index("ix_delivery_state", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id"), index=True)
@@ -199,6 +210,10 @@ class AuditEvent(Base):
     """Append-only history, written in the same transaction as the change it records."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (
+        # one entity's events of an action (retention's "expired yet?"), actions counted
+        Index("ix_audit_event_action_entity", "action", "entity", "entity_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
@@ -221,10 +236,14 @@ class Mpps(Base):
     """A Modality Performed Procedure Step a modality created (N-CREATE) and updated (N-SET)."""
 
     __tablename__ = "mpps"
+    __table_args__ = (
+        # the sweeper's final steps not acted on yet, the steps in progress
+        Index("ix_mpps_status_acted_at", "status", "acted_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    status: Mapped[MppsStatus] = mapped_column(_enum(MppsStatus), index=True)
+    status: Mapped[MppsStatus] = mapped_column(_enum(MppsStatus))
     calling_ae_title: Mapped[str | None] = mapped_column(String(16))
     #: Study Instance UIDs of the Scheduled Step Attributes Sequence
     study_instance_uids: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, case, cast, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Float, Select, case, cast, func, literal, select
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from db.models import (
     AuditEvent,
@@ -28,6 +28,8 @@ from db.models import (
 QUEUE_STATES = (JobState.QUEUED, JobState.RUNNING)
 FAILED_JOB_STATES = (JobState.FAILED, JobState.FAILED_INPUT)
 PROBLEM_DELIVERY_STATES = (DeliveryState.RETRY, DeliveryState.FAILED)
+#: studies per page of the studies page
+STUDY_PAGE_SIZE = 100
 #: audit actions of a delivery attempt that did not succeed (see pipeline/deliver.py)
 DELIVERY_FAILURE_ACTIONS = ("deliver_retry", "deliver_failed")
 
@@ -190,12 +192,17 @@ def _study_row(study: Study, instances: int, jobs: int) -> StudyRow:
                     list((study.scope or {}).get("models", [])))
 
 
-def study_rows(session: Session, limit: int = 100) -> list[StudyRow]:
-    """The most recently received studies, newest first."""
-    studies = list(
-        session.scalars(select(Study).order_by(Study.last_received_at.desc(), Study.id.desc())
-                        .limit(limit))
-    )
+def study_rows(
+    session: Session, limit: int = 100, offset: int = 0, uid: str | None = None
+) -> list[StudyRow]:
+    """The most recently received studies, newest first, from the ``offset``-th on; with
+    ``uid``, only studies whose Study Instance UID starts with it."""
+    query = select(Study)
+    if uid:
+        query = query.where(Study.study_instance_uid.startswith(uid, autoescape=True))
+    studies = list(session.scalars(
+        query.order_by(Study.last_received_at.desc(), Study.id.desc()).offset(offset).limit(limit)
+    ))
     ids = [s.id for s in studies]
     instances, jobs = _instances_per_study(session, ids), _jobs_per_study(session, ids)
     return [_study_row(s, instances.get(s.id, 0), jobs.get(s.id, 0)) for s in studies]
@@ -219,6 +226,12 @@ def _job_row(job: Job) -> JobRow:
     )
 
 
+def _with_study_and_deliveries(query: Select[tuple[Job]]) -> Select[tuple[Job]]:
+    """``query`` loading each job's study and deliveries with it (two statements in all, not
+    two per job)."""
+    return query.options(joinedload(Job.study), selectinload(Job.deliveries))
+
+
 def study_detail(session: Session, study_id: int) -> StudyDetail | None:
     """One study with its series (instance counts) and its jobs (newest first), or None."""
     study = session.get(Study, study_id)
@@ -232,7 +245,8 @@ def study_detail(session: Session, study_id: int) -> StudyDetail | None:
         .group_by(Series.id)
         .order_by(Series.id)
     ).all()
-    jobs = list(session.scalars(select(Job).where(Job.study_id == study_id).order_by(Job.id.desc())))
+    jobs = list(session.scalars(_with_study_and_deliveries(
+        select(Job).where(Job.study_id == study_id).order_by(Job.id.desc()))))
     instances = sum(int(r[3]) for r in series_rows)
     return StudyDetail(
         study=_study_row(study, instances, len(jobs)),
@@ -248,12 +262,14 @@ def job_row(session: Session, job_id: int) -> JobRow | None:
 
 def job_rows(session: Session, limit: int = 100) -> list[JobRow]:
     """The most recent jobs, newest first."""
-    return [_job_row(j) for j in session.scalars(select(Job).order_by(Job.id.desc()).limit(limit))]
+    query = _with_study_and_deliveries(select(Job).order_by(Job.id.desc()).limit(limit))
+    return [_job_row(j) for j in session.scalars(query)]
 
 
 def failed_jobs(session: Session, limit: int = 100) -> list[JobRow]:
     """Jobs that ended FAILED or FAILED_INPUT, newest first, with their reasons."""
-    query = select(Job).where(Job.state.in_(FAILED_JOB_STATES)).order_by(Job.id.desc()).limit(limit)
+    query = _with_study_and_deliveries(
+        select(Job).where(Job.state.in_(FAILED_JOB_STATES)).order_by(Job.id.desc()).limit(limit))
     return [_job_row(j) for j in session.scalars(query)]
 
 
@@ -277,8 +293,9 @@ def instance_path(session: Session, sop_instance_uid: str) -> str | None:
     return session.scalar(select(Instance.path).where(Instance.sop_instance_uid == sop_instance_uid))
 
 
-def instance_rows(session: Session) -> list[dict[str, Any]]:
-    """Every received instance, oldest first, with its study UID and state."""
+def iter_instance_rows(session: Session, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every received instance, oldest first, with its study UID and state, fetched ``batch``
+    rows at a time (a year of history is hundreds of thousands: never all in memory)."""
     rows = session.execute(
         select(
             Instance.sop_instance_uid,
@@ -289,17 +306,21 @@ def instance_rows(session: Session) -> list[dict[str, Any]]:
         )
         .join(Study, Instance.study_id == Study.id)
         .order_by(Instance.received_at, Instance.id)
-    ).all()
-    return [
-        {
+        .execution_options(yield_per=batch)
+    )
+    for r in rows:
+        yield {
             "sop_instance_uid": r.sop_instance_uid,
             "study_instance_uid": r.study_instance_uid,
             "state": str(r.state),
             "sop_class_uid": r.sop_class_uid,
             "received_at": r.received_at,
         }
-        for r in rows
-    ]
+
+
+def instance_rows(session: Session) -> list[dict[str, Any]]:
+    """Every received instance, oldest first, with its study UID and state."""
+    return list(iter_instance_rows(session))
 
 
 def audit_rows(session: Session, limit: int = 200) -> list[AuditEvent]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -46,8 +46,17 @@ def overview(request: Request, session: DbSession, user: User) -> Response:
 
 
 @router.get("/studies")
-def studies(request: Request, session: DbSession, user: User) -> Response:
-    return render(request, "studies.html", user, studies=views.study_rows(session, limit=500))
+def studies(
+    request: Request, session: DbSession, user: User,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    uid: Annotated[str, Query(max_length=64)] = "",
+) -> Response:
+    """The newest studies, :data:`db.views.STUDY_PAGE_SIZE` a page; ``uid`` finds studies by
+    the start of their Study Instance UID."""
+    size = views.STUDY_PAGE_SIZE
+    rows = views.study_rows(session, limit=size + 1, offset=(page - 1) * size, uid=uid.strip())
+    return render(request, "studies.html", user, studies=rows[:size], page=page,
+                  uid=uid.strip(), more=len(rows) > size)
 
 
 @router.get("/jobs")

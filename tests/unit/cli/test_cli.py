@@ -81,6 +81,25 @@ def test_instances_json_fresh_home_is_empty_list(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == []
 
 
+def test_instances_json_streamed_is_the_json_of_the_whole_list(tmp_path: Path) -> None:
+    from db.instances import ReceivedInstance, record_instance
+    from db.session import make_sessionmaker
+    from db.views import instance_rows
+
+    sessions = make_sessionmaker(f"sqlite:///{tmp_path / 'lnm.sqlite3'}")
+    with sessions.begin() as session:
+        for n in range(3):
+            record_instance(session, ReceivedInstance(
+                "1.2.3", "1.2.3.1", f"1.2.3.1.{n}", "1.2.840.10008.5.1.4.1.1.6.1",
+                "1.2.840.10008.1.2.1", f"/spool/{n}.dcm", 10))
+    with sessions() as session:
+        whole = json.dumps(instance_rows(session), indent=2, default=str)
+    sessions.kw["bind"].dispose()
+    result = runner.invoke(app, ["instances", "--json", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == whole + "\n"
+
+
 def test_serve_invalid_ae_title_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--home", str(tmp_path), "--ae-title", "WAY_TOO_LONG_AE_TITLE"])
     assert result.exit_code == 2

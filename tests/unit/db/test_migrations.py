@@ -97,7 +97,7 @@ def test_migration_0005_old_rows_unkeyed_then_downgrade_keeps_rows_drops_column(
         before = _schema(engine, "instance")
         study = _old_rows(engine, old_file)
 
-        command.upgrade(config, "head")
+        command.upgrade(config, "0005_instance_patient_key")
         assert _revision(engine) == "0005_instance_patient_key"
         columns = {c["name"]: c for c in inspect(engine).get_columns("instance")}
         assert columns["patient_key"]["nullable"]
@@ -144,4 +144,42 @@ def test_migration_0005_old_rows_unkeyed_then_downgrade_keeps_rows_drops_column(
                 (None,),
                 (None,),
             ]
+        engine.dispose()
+
+
+HISTORY_INDEXES = {
+    "study": {
+        ("ix_study_state", ("state",)),
+        ("ix_study_last_received_at", ("last_received_at", "id")),
+    },
+    "delivery": {("ix_delivery_state", ("state",))},
+    "audit_event": {("ix_audit_event_action_entity", ("action", "entity", "entity_id"))},
+    "mpps": {("ix_mpps_status_acted_at", ("status", "acted_at"))},
+}
+
+
+def _indexes(engine: Engine, table: str) -> set[tuple[str, tuple[str, ...]]]:
+    return {(i["name"], tuple(i["column_names"])) for i in inspect(engine).get_indexes(table)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_migration_0006_indexes_over_rows_then_downgrade_restores_mpps_status(
+    tmp_path: Path, kind: str
+) -> None:
+    with database_url(kind, tmp_path) as url:
+        config, engine = alembic_config(url), create_engine(url)
+        command.upgrade(config, "0005_instance_patient_key")
+        before = {table: _schema(engine, table) for table in HISTORY_INDEXES}
+        _old_rows(engine, tmp_path / "gone.dcm")
+
+        command.upgrade(config, "head")
+        assert _revision(engine) == "0006_history_indexes"
+        for table, wanted in HISTORY_INDEXES.items():
+            assert wanted <= _indexes(engine, table)
+        assert ("ix_mpps_status", ("status",)) not in _indexes(engine, "mpps")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM instance")).scalar_one() == 1
+
+        command.downgrade(config, "0005_instance_patient_key")
+        assert {table: _schema(engine, table) for table in HISTORY_INDEXES} == before
         engine.dispose()

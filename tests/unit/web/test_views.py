@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from db import audit, views
 from db.models import Delivery, DeliveryState, Instance, Job, JobState, Series, Study, StudyState
@@ -123,3 +124,53 @@ def test_study_rows_newest_first_with_counts(sessions) -> None:  # type: ignore[
         rows = views.study_rows(session)
     assert [r.study_id for r in rows] == [ids["other"], ids["study"]]
     assert [(r.instances, r.jobs) for r in rows] == [(0, 2), (3, 2)]
+
+
+def _studies(sessions, count: int) -> None:  # type: ignore[no-untyped-def]
+    """``count`` READY studies 1.9.<n>, one a minute, each with one delivered job."""
+    with sessions.begin() as session:
+        for n in range(count):
+            study = Study(study_instance_uid=f"1.9.{n}", state=StudyState.READY,
+                          first_received_at=T0 + timedelta(minutes=n),
+                          last_received_at=T0 + timedelta(minutes=n))
+            session.add(study)
+            session.flush()
+            job = Job(study_id=study.id, model_key="m", model_version="1", generation=0,
+                      state=JobState.DELIVERED, created_at=T0, updated_at=T0)
+            session.add(job)
+            session.flush()
+            session.add(Delivery(job_id=job.id, destination="PACS@h:1", state=DeliveryState.SENT))
+
+
+def test_study_rows_offset_pages_newest_first_and_uid_prefix_finds(sessions) -> None:  # type: ignore[no-untyped-def]
+    _studies(sessions, 12)
+    with sessions() as session:
+        first = views.study_rows(session, limit=5)
+        third = views.study_rows(session, limit=5, offset=10)
+        found = views.study_rows(session, uid="1.9.1")
+        none = views.study_rows(session, uid="1.9_")  # LIKE wildcards are literal
+    assert [r.study_instance_uid for r in first] == [f"1.9.{n}" for n in (11, 10, 9, 8, 7)]
+    assert [r.study_instance_uid for r in third] == ["1.9.1", "1.9.0"]
+    assert [r.study_instance_uid for r in found] == ["1.9.11", "1.9.10", "1.9.1"]
+    assert none == []
+
+
+def test_job_rows_statements_do_not_grow_with_jobs(sessions) -> None:  # type: ignore[no-untyped-def]
+    """Each job's study and deliveries were loaded one job at a time (2 statements per row)."""
+    _studies(sessions, 30)
+    engine = sessions.kw["bind"]
+    seen: list[str] = []
+
+    def count(*args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with sessions() as session:
+            rows = views.job_rows(session, limit=30)
+            failed = views.failed_jobs(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(rows) == 30 and failed == []
+    assert rows[0].study_instance_uid == "1.9.29" and rows[0].deliveries[0].state == "SENT"
+    assert len(seen) <= 4
