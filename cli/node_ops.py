@@ -35,13 +35,13 @@ def check(
     their record, job folders without a job, pending deliveries whose outputs are gone,
     leftover partial files. Exit 0: consistent; 1: problems found."""
     from db.session import read_only_sessionmaker
-    from ops.check import DESCRIPTIONS, NotANodeDatabase, check_node
+    from ops.check import DESCRIPTIONS, UnreadableDatabase, check_node
 
     settings = _existing_home(home)
     sessions = read_only_sessionmaker(settings.database_url)
     try:
         report = check_node(settings, sessions)
-    except NotANodeDatabase as exc:
+    except UnreadableDatabase as exc:
         fail(console, f"cannot check {settings.home}: {exc}")
     if as_json:
         print(json.dumps(report.as_dict(), indent=2))

@@ -34,6 +34,7 @@ from typing import Any
 from alembic.script import ScriptDirectory
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import consistency
@@ -117,8 +118,9 @@ class CheckReport:
         }
 
 
-class NotANodeDatabase(Exception):
-    """The database has no schema revision: not a database of this node."""
+class UnreadableDatabase(Exception):
+    """The database has no schema revision (not a node's), or one whose tables the check cannot
+    read (older than revision 0002)."""
 
 
 def settle_seconds(settings: Settings) -> float:
@@ -157,7 +159,7 @@ class _Check:
         with sessions() as session:
             revision = consistency.schema_revision(session)
             if revision is None:
-                raise NotANodeDatabase("the database has no schema revision: not a node database")
+                raise UnreadableDatabase("the database has no schema revision: not a node database")
             self.rows = consistency.instance_count(session)
         head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
         self.report = CheckReport(revision, head)
@@ -312,14 +314,22 @@ def check_node(
 ) -> CheckReport:
     """Compare the database (``sessions``: read-only) with the spool of ``settings.home``;
     a rich progress bar on standard error when it is a terminal. Raises
-    :class:`NotANodeDatabase` when the database has no schema revision."""
+    :class:`UnreadableDatabase` when the database has no schema revision or its tables cannot
+    be read."""
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
         check = _Check(settings, sessions, progress, clock)
-        check.instance_rows()
-        check.incoming_files()
-        check.quarantine()
-        check.job_folders()
-        check.pending_outputs()
-        check.tmp()
+        try:
+            check.instance_rows()
+            check.incoming_files()
+            check.quarantine()
+            check.job_folders()
+            check.pending_outputs()
+            check.tmp()
+        except (ProgrammingError, OperationalError) as error:  # a column or table it lacks
+            reason = str(error.orig or error).strip().splitlines()[0]
+            raise UnreadableDatabase(
+                f"cannot read it at schema revision {check.report.revision} (this node's: "
+                f"{check.report.head}): {reason}"
+            ) from error
     return check.report

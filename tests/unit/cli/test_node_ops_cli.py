@@ -3,13 +3,16 @@ database exits 1 in one line."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from alembic import command
 from typer.testing import CliRunner
 
 from cli.main import app
+from db.session import alembic_config, make_sessionmaker
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -42,3 +45,19 @@ def test_backup_out_inside_home_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["backup", "--out", str(out), "--home", str(tmp_path / "home")])
     assert result.exit_code == 2 and "outside the home" in result.output
     assert not out.exists()
+
+
+def test_check_database_not_a_nodes_fails_in_one_line(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "lnm.sqlite3") as other:
+        other.execute("CREATE TABLE notes (text TEXT)")
+    result = runner.invoke(app, ["check", "--home", str(tmp_path)])
+    assert result.exit_code == 1 and "no schema revision: not a node database" in result.output
+
+
+def test_check_database_too_old_to_read_fails_in_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lnm.sqlite3'}"
+    make_sessionmaker(url).kw["bind"].dispose()
+    command.downgrade(alembic_config(url), "0001")  # before job.shadow
+    result = runner.invoke(app, ["check", "--home", str(tmp_path)])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "cannot read it at schema revision 0001 (this node's: 0005" in result.output
