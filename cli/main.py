@@ -18,6 +18,7 @@ from cli.admin import register as register_admin
 from cli.audit import audit_app
 from cli.deid import deidentify
 from cli.jobs import jobs_app
+from cli.node_ops import register as register_node_ops
 from cli.options import HomeOption, fail, make_console, model_spec, settings_or_exit
 from cli.phantom import phantom, wrap
 from cli.scope import register as register_scope
@@ -43,6 +44,7 @@ app.command("phantom")(phantom)
 app.command("wrap")(wrap)
 app.command("pretrain-ssl")(pretrain_ssl)
 register_scope(app)
+register_node_ops(app)  # check, backup
 register_admin(app, models_app)  # labels, dataset, train, compare, cv-summary, models show|promote|...
 console = make_console()
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
@@ -78,6 +79,42 @@ def make_engine(url: str, timeouts: Timeouts | None = None) -> Engine:
         pool_timeout=timeouts.connect_seconds,
         connect_args=connect_args,
     )
+
+
+def read_only_sessionmaker(url: str, timeouts: Timeouts | None = None) -> sessionmaker[Session]:
+    """A session factory that cannot write and migrates nothing (``lnm-node check`` on a live
+    node, or on a restored copy). SQLite: the file must exist (``mode=rw``: never created) and
+    every connection is ``query_only`` (SQLite may still make its ``-wal`` and ``-shm`` files,
+    which a reader of a WAL database needs); PostgreSQL: read-only transactions
+    (``default_transaction_read_only``) with :func:`make_engine`'s timeouts. Raises
+    :class:`DatabaseUnavailable` when the database cannot be opened."""
+    timeouts = timeouts or Timeouts()
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise DatabaseUnavailable("an in-memory SQLite database cannot be checked")
+        engine = create_engine(
+            f"sqlite:///file:{quote(parsed.database)}?mode=rw&uri=true",
+            connect_args={"timeout": 30, "check_same_thread": False},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _query_only(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_connection.execute("PRAGMA query_only=ON")
+
+    else:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": timeouts.libpq_connect_timeout,
+                "options": f"-c statement_timeout={round(timeouts.statement_seconds * 1000)} "
+                "-c default_transaction_read_only=on",
+            },
+        )
+    with _told_unavailable(url), engine.connect():
+        pass
+    return sessionmaker(engine, expire_on_commit=False)
 
 
 def alembic_config(url: str) -> Config:

@@ -38,6 +38,9 @@ STALE_AFTER_SECONDS = 3600.0
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
+#: the spool's areas, as laid out above (``tmp/`` holds only partial writes)
+AREAS = ("incoming", "quarantine", "work", "outbox", "tmp")
+
 _SAFE = re.compile(r"^[0-9A-Za-z.\-_]{1,128}$")
 
 
@@ -127,11 +130,23 @@ class Spool:
     root: Path
 
     @classmethod
+    def of(cls, home: Path) -> Spool:
+        """The spool of the node home ``home``, as it is (nothing is created)."""
+        return cls(Path(home) / "spool")
+
+    @classmethod
     def under(cls, home: Path) -> Spool:
-        spool = cls(Path(home) / "spool")
-        for sub in ("incoming", "quarantine", "work", "outbox", "tmp"):
+        """The spool of ``home``, its areas created."""
+        spool = cls.of(home)
+        for sub in AREAS:
             make_dirs(spool.root / sub)
         return spool
+
+    def area(self, name: str) -> Path:
+        """The folder of one of :data:`AREAS` (nothing is created)."""
+        if name not in AREAS:
+            raise ValueError(f"{name!r} is not an area of the spool")
+        return self.root / name
 
     @property
     def tmp_dir(self) -> Path:
