@@ -372,12 +372,12 @@ def train(
         write_model_holdout,
     )
     from training.gate_data import fit_packaged_gate
+    from training.kfold import fold_plan
     from training.package_ensemble import member_spec, package_ensemble
     from training.retrain import (
         DatasetMismatch,
         check_encoder_file,
         describe_dataset,
-        fold_plan,
         load_cases,
         package_run,
         pretrain_encoder,
@@ -417,7 +417,8 @@ def train(
         if exclusion.unmatched_groups:
             console.print(f"warning: {exclusion.unmatched_groups} hold-out group(s) match no case "
                           f"of {dataset}")  # fmt: skip
-        balance = fold_balance(cases.malignant.tolist(), fold_plan(cases, tests, folds, seed))
+        plan = fold_plan(cases, tests, folds or 5, seed)  # as retrain draws them
+        balance = fold_balance(cases.malignant.tolist(), plan)
         if (warning := thin_fold_warning(balance)) is not None:
             console.print(warning, style="yellow", soft_wrap=True)
         encoder = None

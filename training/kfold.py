@@ -167,6 +167,14 @@ def changed_settings(out_dir: Path, config: TrainConfig) -> list[str]:
             if key in old and old[key] != new[key]]  # fmt: skip
 
 
+def fold_plan(
+    arrays: Cases, tests: list[np.ndarray] | None, k: int, seed: int
+) -> list[np.ndarray]:
+    """Each fold's test indices as :func:`cross_validate` trains them: a manifest's frozen
+    folds ``tests``, else ``k`` folds drawn from the groups with ``seed``."""
+    return tests if tests is not None else fold_indices(arrays, k, seed)
+
+
 def cross_validate(
     make_network: Callable[[], nn.Module],
     arrays: Cases,
@@ -187,10 +195,9 @@ def cross_validate(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if tests is None:
-        tests = fold_indices(arrays, k, config.seed)
-    elif len(tests) != k:
+    if tests is not None and len(tests) != k:
         raise ValueError(f"the manifest froze {len(tests)} folds, not {k}")
+    tests = fold_plan(arrays, tests, k, config.seed)
     changed = changed_settings(out_dir, config)
     write_folds(out_dir, arrays, tests, config)
     todo = [f for f in (folds if folds is not None else range(k))

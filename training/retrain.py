@@ -31,7 +31,7 @@ from inference.registry import (
     sha256_file,
 )
 from kernel.errors import DatasetError
-from training.kfold import cross_validate, fold_indices, frozen_folds
+from training.kfold import cross_validate, frozen_folds
 from training.learning_curves import fold_learning_curve, run_learning_curves
 from training.torch_files import save_atomically
 from training.trainer import (
@@ -208,16 +208,6 @@ def record_encoder(run: Path, encoder: Path) -> Path:
     return path
 
 
-def fold_plan(
-    cases: Cases, tests: list[np.ndarray] | None, k: int | None, seed: int
-) -> list[np.ndarray]:
-    """Each fold's test indices as :func:`retrain` trains them: the manifest's frozen folds
-    ``tests``, else ``k`` (default 5) folds drawn from the groups with ``seed``."""
-    if tests is not None:
-        return tests
-    return fold_indices(cases, k or 5, seed)
-
-
 def retrain(
     spec: ModelSpec,
     cases: Cases,
@@ -237,8 +227,7 @@ def retrain(
     if encoder is not None:
         record_encoder(run, encoder)
     summary = cross_validate(
-        network_maker(spec, encoder), cases, run, config, k=k,
-        tests=fold_plan(cases, tests, k, config.seed),
+        network_maker(spec, encoder), cases, run, config, k=k, tests=tests,
         after_fold=fold_learning_curve,
     )  # fmt: skip
     run_learning_curves(run)
