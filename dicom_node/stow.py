@@ -227,11 +227,13 @@ def _listed_instances(content: bytes) -> set[str]:
 
 def stored_already(
     destination: StowDestination, paths: list[Path], timeout: float = 30, tls: StowTls | None = None
-) -> bool:
-    """True when the origin's QIDO-RS lists every file of ``paths`` (each series' instances
-    searched); False when it does not, or cannot say (no QIDO-RS, an error, no answer)."""
-    for (study, series), wanted in _instance_uids(paths).items():
-        url = f"{destination.url}/studies/{study}/series/{series}/instances"
+) -> list[str]:
+    """The SOP Instance UIDs of ``paths``, sorted, when the origin's QIDO-RS lists every one
+    (each series' instances searched); empty when it does not, or cannot say (no QIDO-RS, an
+    error, no answer)."""
+    series = _instance_uids(paths)
+    for (study, series_uid), wanted in series.items():
+        url = f"{destination.url}/studies/{study}/series/{series_uid}/instances"
         try:
             answer = _exchange(
                 "GET",
@@ -254,10 +256,10 @@ def stored_already(
                 "QIDO-RS could not say whether an earlier upload stored",
                 extra={"destination": str(destination), "error": str(exc)},
             )
-            return False
+            return []
         if not wanted <= listed:
-            return False
-    return True
+            return []
+    return sorted(uid for found in series.values() for uid in found)
 
 
 def stow_instances(
@@ -276,8 +278,7 @@ def stow_instances(
     when the origin's QIDO-RS lists every file, nothing is posted again.
     """
     tls = tls or StowTls()
-    if resend and stored_already(destination, paths, timeout, tls):
-        uids = sorted(uid for found in _instance_uids(paths).values() for uid in found)
+    if resend and (uids := stored_already(destination, paths, timeout, tls)):
         logger.info(
             "already stored by an earlier STOW-RS attempt (QIDO-RS lists every file)",
             extra={"destination": str(destination), "instances": len(uids)},
