@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from db.models import AuditEvent, Delivery, DeliveryState, Instance, Job, JobState, Study
-from db.retention import EXPIRE_ACTION
+from db.retention import study_expiry_events
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _expiries() -> Any:
     return (
         select(AuditEvent.entity_id.label("study_key"),
                func.min(AuditEvent.at).label("expired_at"))
-        .where(AuditEvent.action == EXPIRE_ACTION, AuditEvent.entity == "study")
+        .where(study_expiry_events())
         .group_by(AuditEvent.entity_id)
         .subquery()
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, cast, exists, func, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Exists
 
@@ -26,9 +26,14 @@ class StudyFiles:
     job_ids: list[int]
 
 
+def study_expiry_events() -> ColumnElement[bool]:
+    """The audit events that record a study's expiry (:func:`record_expired`; their
+    ``entity_id`` is the study's id as text)."""
+    return and_(AuditEvent.action == EXPIRE_ACTION, AuditEvent.entity == "study")
+
+
 def _expired() -> Exists:
-    return exists().where(AuditEvent.action == EXPIRE_ACTION, AuditEvent.entity == "study",
-                          AuditEvent.entity_id == cast(Study.id, String))
+    return exists().where(study_expiry_events(), AuditEvent.entity_id == cast(Study.id, String))
 
 
 def expirable_studies(session: Session, received_before: datetime | None = None) -> list[int]:
