@@ -25,7 +25,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +40,23 @@ DIR_MODE = 0o700
 
 #: the spool's areas, as laid out above (``tmp/`` holds only partial writes)
 AREAS = ("incoming", "quarantine", "work", "outbox", "tmp")
+
+def walk(root: Path) -> Iterator[tuple[Path, os.DirEntry[str]]]:
+    """(path relative to ``root``, its entry) of everything under ``root``, streamed, each folder
+    before its contents (links are not followed); a folder removed meanwhile (retention) is
+    skipped, a missing ``root`` gives nothing."""
+    folders = [Path()]
+    while folders:
+        relative = folders.pop()
+        try:
+            with os.scandir(root / relative) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(relative / entry.name)
+                    yield relative / entry.name, entry
+        except FileNotFoundError:
+            continue
+
 
 _SAFE = re.compile(r"^[0-9A-Za-z.\-_]{1,128}$")
 

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +35,7 @@ from db import consistency
 from db.session import read_only_sessionmaker
 from inference.registry import site_models_dir
 from kernel.settings import Settings
-from kernel.spool import AREAS, DIR_MODE, FILE_MODE, Spool, make_dirs
+from kernel.spool import AREAS, DIR_MODE, FILE_MODE, Spool, make_dirs, walk
 
 MANIFEST = "backup.json"
 DATABASE_FILE = "lnm.sqlite3"
@@ -120,24 +119,6 @@ def copy_database(source: Path, target: Path) -> None:
         raise OSError(f"the database copy {target} fails its check: {verdict}")
 
 
-def _walk(root: Path) -> Iterator[tuple[Path, bool]]:
-    """(path relative to ``root``, is a folder) of everything under ``root``, folders before
-    their contents, streamed."""
-    folders = [Path()]
-    while folders:
-        relative = folders.pop()
-        try:
-            with os.scandir(root / relative) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(relative / entry.name)
-                        yield relative / entry.name, True
-                    elif entry.is_file(follow_symlinks=False):
-                        yield relative / entry.name, False
-        except FileNotFoundError:  # removed meanwhile (retention)
-            continue
-
-
 def copy_tree(
     source: Path, target: Path, progress: Progress, label: str, expected: int | None = None
 ) -> TreeCopy:
@@ -146,10 +127,12 @@ def copy_tree(
     result = TreeCopy()
     make_dirs(target)
     task = progress.add_task(label, total=expected)
-    for relative, is_folder in _walk(source):
+    for relative, entry in walk(source):
         destination = target / relative
-        if is_folder:
+        if entry.is_dir(follow_symlinks=False):
             destination.mkdir(mode=DIR_MODE, exist_ok=True)
+            continue
+        if not entry.is_file(follow_symlinks=False):
             continue
         try:
             size = (source / relative).stat().st_size

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import consistency
 from db.session import alembic_config
 from kernel.settings import Settings
-from kernel.spool import Spool
+from kernel.spool import Spool, walk
 
 #: rows read per transaction, and files looked up per query
 CHUNK = 1000
@@ -211,13 +211,9 @@ class _Check:
 
     def _incoming_files(self) -> Iterator[str]:
         """Every file under ``incoming/`` (any depth), streamed."""
-        folders = [str(self.spool.area("incoming"))]
-        while folders:
-            for entry in _files(Path(folders.pop())):
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.path)
-                else:
-                    yield entry.path
+        for _, entry in walk(self.spool.area("incoming")):
+            if not entry.is_dir(follow_symlinks=False):
+                yield entry.path
 
     def incoming_files(self) -> None:
         """Every file under ``incoming/`` has a row that names it; those without one are read
