@@ -193,7 +193,7 @@ def _study_row(study: Study, instances: int, jobs: int) -> StudyRow:
 
 
 def study_rows(
-    session: Session, limit: int = 100, offset: int = 0, uid: str | None = None
+    session: Session, limit: int = STUDY_PAGE_SIZE, offset: int = 0, uid: str | None = None
 ) -> list[StudyRow]:
     """The most recently received studies, newest first, from the ``offset``-th on; with
     ``uid``, only studies whose Study Instance UID starts with it."""
